@@ -1,0 +1,3 @@
+from aoi_git.cli import main
+
+main()

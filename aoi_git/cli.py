@@ -1,0 +1,75 @@
+"""The `aoi` command line: a thin layer over the typed core.
+
+Library errors (`AoiError`) become one line on stderr and exit status 1 here, and only here.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from aoi_git.app import App
+from aoi_git.errors import AoiError, ValidationFailed
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class AoiGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ValidationFailed as exc:
+            for line in exc.problems:
+                click.echo(line, err=True)
+            raise click.exceptions.Exit(1) from None
+        except AoiError as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            raise click.exceptions.Exit(130) from None
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:  # a bug, not a user mistake: still one line by default
+            if os.environ.get("AOI_DEBUG"):
+                raise
+            raise click.ClickException(
+                f"internal error: {type(exc).__name__}: {exc} (AOI_DEBUG=1 shows the traceback)"
+            ) from None
+
+
+@click.group(cls=AoiGroup, context_settings=CONTEXT)
+@click.option("-C", "directory", type=click.Path(file_okay=False, path_type=Path),
+              help="Run as if aoi was started in this folder.")
+@click.version_option(package_name="aoi-git", prog_name="aoi")
+@click.pass_context
+def main(ctx: click.Context, directory: Path | None) -> None:
+    """aoi: an organisation of AI agents whose whole state is a git repository.
+
+    \b
+    Example:
+      aoi init acme && cd acme && aoi task new "Write the README" --assignee coo
+    """
+    if directory is not None and not directory.is_dir():
+        raise click.ClickException(f"-C {directory}: no such folder")
+    ctx.obj = App(Path(directory or os.getcwd()))
+
+
+def _register() -> None:
+    from aoi_git.commands import REGISTRY
+
+    for command in REGISTRY():
+        main.add_command(command)
+
+
+_register()
+
+
+def run() -> None:  # pragma: no cover - console entry point alias
+    main(prog_name="aoi")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import click
+
+from aoi_git.app import App
+from aoi_git.graph import children
+from aoi_git.history import body_text, records
+
+
+@click.command()
+@click.argument("task_id", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def log(app: App, task_id: str | None, as_json: bool) -> None:
+    """The audit trail from commit trailers: time, actor, transition, cost.
+
+    With a task id, that task and its whole subtree (a project's story), in order.
+
+    \b
+    Examples:
+      aoi log
+      aoi log t-4k2m --json
+    """
+    wanted: set[str] | None = None
+    if task_id:
+        org = app.org()
+        root = org.resolve_id(task_id)
+        kids = children(org.tasks)
+        wanted, stack = {root}, [root]
+        while stack:
+            for k in kids.get(stack.pop(), []):
+                if k not in wanted:
+                    wanted.add(k)
+                    stack.append(k)
+        for t in org.tasks.values():  # review and human tasks about the subtree
+            if t.subject in wanted or (t.extra or {}).get("about") in wanted:
+                wanted.add(t.id)
+    rows = []
+    for rec in records(app.root):
+        trans = rec.transitions if wanted is None else [
+            (t, tr) for t, tr in rec.transitions if t in wanted]
+        if not trans:
+            continue
+        rows.append((rec, trans))
+    if as_json:
+        click.echo(json.dumps([
+            {"commit": r.commit, "time": r.time, "actor": r.actor,
+             "transitions": [{"task": t, "transition": tr} for t, tr in trans],
+             "cost": r.cost, "subject": r.subject, "note": body_text(r)}
+            for r, trans in rows], indent=2))
+        return
+    for r, trans in rows:
+        when = dt.datetime.fromtimestamp(r.time).strftime("%Y-%m-%d %H:%M:%S")
+        cost = f"  ${r.cost['usd']:.4f}" if r.cost.get("usd") else ""
+        for t, tr in trans:
+            click.echo(f"{when}  {r.actor:<22}  {t:<14}  {tr:<22}{cost}")
+        note = body_text(r)
+        if note:
+            for line in note.splitlines()[:3]:
+                click.echo(f"{'':21}  {line}")

@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+
+import click
+
+from aoi_git import ops
+from aoi_git.app import App
+from aoi_git.errors import AoiError, ValidationFailed
+from aoi_git.model import Status
+from aoi_git.render import task_line
+from aoi_git.txn import Txn, commit
+from aoi_git.validate import Validator, full_task_problems
+
+
+@click.group()
+def task() -> None:
+    """Create, show, list, edit and cancel tasks.
+
+    \b
+    Example:
+      aoi task new "Build the login API" --assignee role:engineer --label backend
+    """
+
+
+@task.command("new")
+@click.argument("title")
+@click.option("--assignee", help="An employee id, role:<role>, or a person in aoi.yaml.")
+@click.option("--reviewer", help="An employee or person; `none` accepts without review.")
+@click.option("--after", "after", multiple=True, help="A task this one depends on (repeatable).")
+@click.option("--parent", help="The task this one is a subtask of.")
+@click.option("--description", default="", help="Free text for the assignee.")
+@click.option("--label", "labels", multiple=True, help="A label (repeatable).")
+@click.option("--priority", type=int, default=0, show_default=True, help="Higher runs first.")
+@click.option("--id", "task_id", help="Choose the id (file tasks/<id>.yaml) instead of a random one.")
+@click.pass_obj
+def new(app: App, title: str, assignee: str | None, reviewer: str | None, after: tuple[str, ...],
+        parent: str | None, description: str, labels: tuple[str, ...], priority: int,
+        task_id: str | None) -> None:
+    """Create a task and print its id alone.
+
+    \b
+    Examples:
+      aoi task new "Write the docs" --assignee coo
+      id=$(aoi task new "Ship it" --after t-4k2m --priority 5)
+    """
+    org = app.org()
+    deps = tuple(org.resolve_id(a) for a in after)
+    parent_id = org.resolve_id(parent) if parent else None
+
+    def build(txn: Txn) -> None:
+        created = ops.new_task(
+            txn, org.tasks, title, task_id=task_id, assignee=assignee, reviewer=reviewer,
+            depends_on=list(deps), parent=parent_id, description=description,
+            labels=list(labels), priority=priority,
+        )
+        problems = Validator.for_org(org).check(dict(txn.files), app.person)
+        if problems:
+            raise ValidationFailed(problems)
+        assert created.id in txn.written
+
+    _, txn = commit(app.store, build, app.person, org.index.paths)
+    click.echo(next(iter(txn.written)))
+
+
+@task.command("show")
+@click.argument("task_id")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def show(app: App, task_id: str, as_json: bool) -> None:
+    """Show a task (an id or a unique prefix of one) and the path of its file.
+
+    \b
+    Example:
+      aoi task show t-4k2m
+    """
+    org = app.org()
+    t = org.task(task_id)
+    path = org.path_of(t.id)
+    if as_json:
+        click.echo(json.dumps({**t.to_dict(), "path": path}, indent=2, default=str))
+        return
+    click.echo(f"# {path}")
+    data = app.store.read(path) or b""
+    click.echo(data.decode("utf-8", "replace").rstrip("\n"))
+
+
+@task.command("list")
+@click.option("--status", "statuses", multiple=True,
+              type=click.Choice([s.value for s in Status]), help="Only tasks in this status.")
+@click.option("--assignee", help="Only tasks of this assignee.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def list_(app: App, statuses: tuple[str, ...], assignee: str | None, as_json: bool) -> None:
+    """List tasks, oldest first.
+
+    \b
+    Examples:
+      aoi task list --status pending
+      aoi task list --json | jq '.[].id'
+    """
+    org = app.org()
+    rows = sorted(org.tasks.values(), key=lambda t: (t.created or "", t.id))
+    if statuses:
+        rows = [t for t in rows if t.status.value in statuses]
+    if assignee:
+        rows = [t for t in rows if t.assignee == assignee]
+    if as_json:
+        click.echo(json.dumps([{**t.to_dict(), "path": org.path_of(t.id)} for t in rows],
+                              indent=2, default=str))
+        return
+    for t in rows:
+        click.echo(task_line(t))
+
+
+task.add_command(list_, "list")
+
+
+@task.command("edit")
+@click.argument("task_id")
+@click.pass_obj
+def edit(app: App, task_id: str) -> None:
+    """Open a task's file in $EDITOR; when you save, it is validated and committed.
+
+    An invalid edit is kept in your work tree (never lost) and its problems are printed.
+
+    \b
+    Example:
+      EDITOR=nano aoi task edit t-4k2m
+    """
+    org = app.org()
+    t = org.task(task_id)
+    path = org.path_of(t.id)
+    full = app.root / path
+    if not full.exists():
+        data = app.store.read(path)
+        if data is None:
+            raise AoiError(f"{path}: missing at HEAD")
+        full.parent.mkdir(parents=True, exist_ok=True)
+        full.write_bytes(data)
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    rc = subprocess.call([*shlex.split(editor), str(full)])
+    if rc != 0:
+        raise AoiError(f"the editor `{editor}` exited {rc}; your file is left as it is: {path}")
+    data = full.read_bytes()
+    if data == app.store.read(path):
+        click.echo("no change")
+        return
+    problems = Validator.for_org(org).check({path: data}, app.person)
+    if problems:
+        raise ValidationFailed([*problems, f"{path}: kept as you saved it; fix and save again"])
+
+    new_task, _ = full_task_problems(data, path)
+    assert new_task is not None
+
+    def build(txn: Txn) -> None:
+        txn.put(new_task, path=path)
+        txn.files[path] = data  # the person's bytes exactly: comments and key order kept
+
+    commit(app.store, build, app.person, org.index.paths)
+    click.echo(f"committed {path}")
+
+
+@task.command("cancel")
+@click.argument("task_id")
+@click.option("-m", "--message", "reason", default="cancelled by a person", help="Why.")
+@click.pass_obj
+def cancel(app: App, task_id: str, reason: str) -> None:
+    """Cancel a task and, in the same commit, its subtasks and dependents.
+
+    \b
+    Example:
+      aoi task cancel t-4k2m -m "superseded by t-9xy2"
+    """
+    org = app.org()
+    tid = org.resolve_id(task_id)
+    result: list[str] = []
+
+    def build(txn: Txn) -> None:
+        result[:] = ops.cancel_cascade(txn, org.tasks, tid, reason)
+
+    commit(app.store, build, app.person, org.index.paths)
+    for c in result:
+        click.echo(f"cancelled {c}")

@@ -1,0 +1,83 @@
+"""Commit messages and trailers: `aoi: <id> <from> -> <to>: <title>` + `Aoi-*` trailers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+COST_TRAILERS = {
+    "input_tokens": "Aoi-Cost-Input-Tokens",
+    "output_tokens": "Aoi-Cost-Output-Tokens",
+    "usd": "Aoi-Cost-Usd",
+    "seconds": "Aoi-Cost-Seconds",
+}
+_TRAILER_RE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*): (.*)$")
+
+
+@dataclass
+class Transition:
+    task_id: str
+    old: str | None  # None = created
+    new: str
+    title: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.old or 'new'}->{self.new}"
+
+
+@dataclass
+class Message:
+    transitions: Sequence[Transition]
+    actor: str
+    body: str = ""
+    cost: Mapping[str, float] = field(default_factory=dict)
+    extra: Sequence[tuple[str, str]] = ()
+    subject: str | None = None
+
+    def render(self) -> str:
+        first = self.transitions[0] if self.transitions else None
+        if self.subject:
+            subject = self.subject
+        elif first is None:
+            subject = "aoi: change"
+        elif first.old == first.new:
+            subject = f"aoi: {first.task_id} edit: {first.title}"
+        else:
+            subject = f"aoi: {first.task_id} {first.old or 'new'} -> {first.new}: {first.title}"
+        if len(self.transitions) > 1 and not self.subject:
+            subject += f" (+{len(self.transitions) - 1} more)"
+        lines = [subject.replace("\n", " ")[:200], ""]
+        if self.body.strip():
+            lines += [self.body.strip(), ""]
+        for t in self.transitions:
+            lines.append(f"Aoi-Task: {t.task_id}")
+            lines.append(f"Aoi-Transition: {t.label}")
+        lines.append(f"Aoi-Actor: {self.actor}")
+        for key, name in COST_TRAILERS.items():
+            value = self.cost.get(key)
+            if value:
+                lines.append(f"{name}: {_num(value)}")
+        for k, v in self.extra:
+            lines.append(f"{k}: {v}".replace("\n", " "))
+        return "\n".join(lines) + "\n"
+
+
+def _num(v: float) -> str:
+    if isinstance(v, int) or float(v).is_integer():
+        return str(int(v))
+    return f"{v:.6f}".rstrip("0").rstrip(".")
+
+
+def parse_trailers(message: str) -> list[tuple[str, str]]:
+    """The trailer block at the end of a commit message, in order (repeats kept)."""
+    blocks = message.rstrip("\n").split("\n\n")
+    last = blocks[-1].splitlines() if blocks else []
+    out = []
+    for line in last:
+        m = _TRAILER_RE.match(line)
+        if not m:
+            return []
+        out.append((m.group(1), m.group(2)))
+    return out

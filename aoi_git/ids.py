@@ -1,0 +1,35 @@
+"""Task ids and where task files live.
+
+Generated ids are `t-` + 10 base32 characters (50 random bits), so two clones never
+mint the same id. They live in `tasks/<first two chars>/<id>.yaml`: a two-level fan-out
+whose commit cost stays flat as the org grows. People may name tasks themselves and save
+them anywhere under `tasks/`; the id is the file name.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,63}$")
+_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # 32 symbols: no l, o, 0, 1
+ID_BITS = 50
+
+
+def new_task_id() -> str:
+    n = secrets.randbits(ID_BITS)
+    chars = []
+    for _ in range(ID_BITS // 5):
+        chars.append(_ALPHABET[n & 31])
+        n >>= 5
+    return "t-" + "".join(chars)
+
+
+def is_valid_id(task_id: str) -> bool:
+    return bool(ID_RE.match(task_id))
+
+
+def shard_path(task_id: str) -> str:
+    """Repo-relative path for a task aoi creates."""
+    stem = task_id[2:] if task_id.startswith("t-") else task_id
+    return f"tasks/{stem[:2]}/{task_id}.yaml"

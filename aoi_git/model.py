@@ -1,0 +1,366 @@
+"""Typed, immutable records of the organisation: tasks, employees, talents, org config.
+
+Records are built from parsed YAML (`from_dict`) and written back (`to_dict`), which
+omits fields still at their default so files stay as short as a person would write them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Status(str, Enum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    WAITING = "waiting"
+    BLOCKED = "blocked"
+    COMPLETED = "completed"
+    ACCEPTED = "accepted"
+    FINISHED = "finished"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+TERMINAL = frozenset({Status.FINISHED, Status.CANCELLED})
+
+# Lifecycle order, used by the merge driver ("status moves to the later state").
+LIFECYCLE_ORDER: dict[Status, int] = {
+    Status.PENDING: 0,
+    Status.FAILED: 1,
+    Status.PROCESSING: 2,
+    Status.BLOCKED: 3,
+    Status.WAITING: 4,
+    Status.COMPLETED: 5,
+    Status.ACCEPTED: 6,
+    Status.FINISHED: 7,
+    Status.CANCELLED: 8,
+}
+
+
+class Kind(str, Enum):
+    WORK = "work"
+    REVIEW = "review"
+    HUMAN = "human"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class ActorKind(str, Enum):
+    AGENT = "agent"
+    HUMAN = "human"
+    DAEMON = "daemon"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    kind: ActorKind
+    name: str
+
+    @classmethod
+    def parse(cls, text: str) -> Actor:
+        kind, _, name = text.partition(":")
+        return cls(ActorKind(kind), name)
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}:{self.name}"
+
+
+EMPTY_COST: Mapping[str, float] = {
+    "input_tokens": 0,
+    "output_tokens": 0,
+    "usd": 0.0,
+    "seconds": 0.0,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    id: str
+    title: str
+    description: str = ""
+    kind: Kind = Kind.WORK
+    status: Status = Status.PENDING
+    assignee: str | None = None
+    reviewer: str | None = None
+    parent: str | None = None
+    depends_on: tuple[str, ...] = ()
+    priority: int = 0
+    labels: tuple[str, ...] = ()
+    budget: Mapping[str, float] = field(default_factory=dict)
+    attempts: int = 0
+    review_rounds: int = 0
+    retry_at: str | None = None
+    feedback: tuple[Any, ...] = ()
+    question: str | None = None
+    answer: str | None = None
+    subject: str | None = None
+    result: Mapping[str, Any] | None = None
+    cost: Mapping[str, float] = field(default_factory=dict)
+    created: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)  # aoi bookkeeping (e.g. escalation)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, default_id: str = "") -> Task:
+        d = dict(data)
+        return cls(
+            id=str(d.get("id") or default_id),
+            title=str(d.get("title") or ""),
+            description=str(d.get("description") or ""),
+            kind=Kind(d.get("kind") or "work"),
+            status=Status(d.get("status") or "pending"),
+            assignee=_opt_str(d.get("assignee")),
+            reviewer=_opt_str(d.get("reviewer")),
+            parent=_opt_str(d.get("parent")),
+            depends_on=tuple(str(x) for x in d.get("depends_on") or ()),
+            priority=int(d.get("priority") or 0),
+            labels=tuple(str(x) for x in d.get("labels") or ()),
+            budget=dict(d.get("budget") or {}),
+            attempts=int(d.get("attempts") or 0),
+            review_rounds=int(d.get("review_rounds") or 0),
+            retry_at=_opt_str(d.get("retry_at")),
+            feedback=tuple(d.get("feedback") or ()),
+            question=_opt_str(d.get("question")),
+            answer=_opt_str(d.get("answer")),
+            subject=_opt_str(d.get("subject")),
+            result=dict(d["result"]) if d.get("result") else None,
+            cost=dict(d.get("cost") or {}),
+            created=_opt_str(d.get("created")),
+            extra=dict(d.get("extra") or {}),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The task as it is written to its file, fields in SPEC order, defaults left out."""
+        out: dict[str, Any] = {"id": self.id, "title": self.title}
+        for f in dataclasses.fields(self):
+            if f.name in ("id", "title"):
+                continue
+            value = getattr(self, f.name)
+            if f.default is not dataclasses.MISSING:
+                default = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
+            else:  # pragma: no cover - every optional field has a default
+                default = None
+            if value == default:
+                continue
+            if isinstance(value, Enum):
+                value = value.value
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            out[f.name] = value
+        return out
+
+    def with_changes(self, **changes: Any) -> Task:
+        return dataclasses.replace(self, **changes)
+
+    def feedback_texts(self) -> list[str]:
+        return [fb["text"] if isinstance(fb, Mapping) else str(fb) for fb in self.feedback]
+
+
+class EmployeeStatus(str, Enum):
+    ACTIVE = "active"
+    PIP = "pip"
+    OFFBOARDED = "offboarded"
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    kind: str = "script"
+    model: str | None = None
+    command: tuple[str, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> Backend:
+        d = dict(d or {})
+        kind = str(d.pop("kind", "script"))
+        model = _opt_str(d.pop("model", None))
+        command = d.pop("command", ()) or ()
+        if isinstance(command, str):
+            command = (command,)
+        return cls(kind=kind, model=model, command=tuple(str(c) for c in command), options=d)
+
+
+@dataclass(frozen=True, slots=True)
+class Capacity:
+    concurrency: int = 1
+    usd_per_day: float | None = None
+    tokens_per_task: int | None = None
+    timeout_s: float = 1800.0
+    memory_mb: int | None = None
+    max_turns: int | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> Capacity:
+        d = d or {}
+        return cls(
+            concurrency=int(d.get("concurrency", 1)),
+            usd_per_day=_opt_float(d.get("usd_per_day")),
+            tokens_per_task=_opt_int(d.get("tokens_per_task")),
+            timeout_s=float(d.get("timeout_s", 1800)),
+            memory_mb=_opt_int(d.get("memory_mb")),
+            max_turns=_opt_int(d.get("max_turns")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Employee:
+    id: str
+    role: str
+    name: str = ""
+    talent: str | None = None
+    reports_to: str | None = None
+    status: EmployeeStatus = EmployeeStatus.ACTIVE
+    backend: Backend = field(default_factory=Backend)
+    capacity: Capacity = field(default_factory=Capacity)
+    tools: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], *, default_id: str = "") -> Employee:
+        return cls(
+            id=str(d.get("id") or default_id),
+            role=str(d.get("role") or ""),
+            name=str(d.get("name") or ""),
+            talent=_opt_str(d.get("talent")),
+            reports_to=_opt_str(d.get("reports_to")),
+            status=EmployeeStatus(d.get("status") or "active"),
+            backend=Backend.from_dict(d.get("backend")),
+            capacity=Capacity.from_dict(d.get("capacity")),
+            tools=tuple(str(t) for t in d.get("tools") or ()),
+        )
+
+    @property
+    def is_active(self) -> bool:
+        return self.status is not EmployeeStatus.OFFBOARDED
+
+
+@dataclass(frozen=True, slots=True)
+class Talent:
+    id: str
+    role: str
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    backend: Mapping[str, Any] = field(default_factory=dict)
+    tools: tuple[str, ...] = ()
+    skills: tuple[str, ...] = ()
+    prompt: str = ""
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], *, default_id: str = "", prompt: str = "") -> Talent:
+        return cls(
+            id=str(d.get("id") or default_id),
+            role=str(d.get("role") or ""),
+            description=str(d.get("description") or ""),
+            tags=tuple(str(t) for t in d.get("tags") or ()),
+            backend=dict(d.get("backend") or {}),
+            tools=tuple(str(t) for t in d.get("tools") or ()),
+            skills=tuple(str(s) for s in d.get("skills") or ()),
+            prompt=prompt,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Human:
+    id: str
+    name: str = ""
+    email: str = ""
+    role: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_agents: int = 4
+    max_attempts: int = 3
+    max_review_rounds: int = 3
+    max_depth: int = 5
+    max_fanout: int = 12
+    usd_per_day: float | None = None
+    backoff_base_s: float = 10.0
+    backoff_max_s: float = 600.0
+    breaker_failures: int = 3
+    breaker_cooldown_s: float = 300.0
+    grace_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class OrgConfig:
+    name: str = "org"
+    ceo: str = "ceo"
+    humans: Mapping[str, Human] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)
+    base_tools: tuple[str, ...] = ("Read", "Glob", "Grep")
+    gated_tools: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    workspace_repo: str = "."
+    workspace_base: str | None = None
+    commit_human_edits: bool = True
+    question_role: str | None = None
+    review_every: int = 3
+    markets: tuple[str, ...] = ()
+    sop_approval: bool = False
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> OrgConfig:
+        d = d or {}
+        humans: dict[str, Human] = {}
+        for hid, h in (d.get("humans") or {}).items():
+            h = h or {}
+            humans[str(hid)] = Human(
+                id=str(hid),
+                name=str(h.get("name") or hid),
+                email=str(h.get("email") or ""),
+                role=str(h.get("role") or ""),
+            )
+        lim = d.get("limits") or {}
+        known = {f.name for f in dataclasses.fields(Limits)}
+        limits = Limits(**{k: v for k, v in lim.items() if k in known})
+        tools = d.get("tools") or {}
+        workspace = d.get("workspace") or {}
+        daemon = d.get("daemon") or {}
+        routing = d.get("routing") or {}
+        evolution = d.get("evolution") or {}
+        return cls(
+            name=str(d.get("name") or "org"),
+            ceo=str(d.get("ceo") or "ceo"),
+            humans=humans,
+            limits=limits,
+            base_tools=tuple(tools.get("base") or ("Read", "Glob", "Grep")),
+            gated_tools={str(k): tuple(v or ()) for k, v in (tools.get("gated") or {}).items()},
+            workspace_repo=str(workspace.get("repo") or "."),
+            workspace_base=_opt_str(workspace.get("base")),
+            commit_human_edits=bool(daemon.get("commit_human_edits", True)),
+            question_role=_opt_str(routing.get("questions")),
+            review_every=int(evolution.get("review_every", 3)),
+            markets=tuple(str(m) for m in d.get("markets") or ()),
+            sop_approval=bool(evolution.get("sop_approval", False)),
+            raw=dict(d),
+        )
+
+
+def _opt_str(v: Any) -> str | None:
+    return None if v is None or v == "" else str(v)
+
+
+def _opt_int(v: Any) -> int | None:
+    return None if v is None else int(v)
+
+
+def _opt_float(v: Any) -> float | None:
+    return None if v is None else float(v)

@@ -1,0 +1,479 @@
+"""The org store: reads the org at HEAD and writes every change as exactly one commit.
+
+Writes go through pygit2 (blob + TreeBuilder along the changed paths, ~1 ms per commit
+in a sharded tree). The branch update is a compare-and-swap: `create_commit` fails when
+the branch tip is no longer our parent, and then the change is rebuilt on the new head by
+calling the caller's `build` function again, so the caller's checks (the transition
+table) run against what is really there.
+
+After a commit the person's checkout is brought along path by path: a work-tree file
+that still holds the old committed content is rewritten, one the person has edited is
+left alone; index entries are moved only where they matched the old commit. Nothing the
+person has not committed is ever swept into an aoi commit.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pygit2
+
+from aoi_git import yamlio
+from aoi_git.errors import AoiError, ConcurrentUpdate
+from aoi_git.model import Task
+
+_RETRYABLE = (
+    "current tip is not the first parent",
+    "old reference value does not match",
+    "failed to lock",
+    "failed to create locked file",
+)
+
+FILEMODE_BLOB = pygit2.enums.FileMode.BLOB if hasattr(pygit2, "enums") else 0o100644
+FILEMODE_TREE = pygit2.enums.FileMode.TREE if hasattr(pygit2, "enums") else 0o040000
+
+CACHE_VERSION = 3
+GC_EVERY_COMMITS = 2000
+
+
+@dataclass
+class Change:
+    """A change to org files: path -> new bytes (None deletes), as one commit."""
+
+    files: dict[str, bytes | None]
+    message: str
+    extra_parents: tuple[str, ...] = ()  # e.g. the task branch tip for a merge
+    base_tree: str | None = None  # a merged tree to start from instead of the head's
+
+
+class HeadView:
+    """Read-only access to the files of one commit, for building a change."""
+
+    def __init__(self, repo: pygit2.Repository, commit: pygit2.Commit | None) -> None:
+        self.repo = repo
+        self.commit = commit
+
+    @property
+    def oid(self) -> str | None:
+        return str(self.commit.id) if self.commit is not None else None
+
+    def read(self, path: str) -> bytes | None:
+        if self.commit is None:
+            return None
+        try:
+            entry = self.commit.tree[path]
+        except KeyError:
+            return None
+        obj = self.repo[entry.id]
+        if not isinstance(obj, pygit2.Blob):
+            return None
+        return obj.data
+
+    def blob_id(self, path: str) -> str | None:
+        if self.commit is None:
+            return None
+        try:
+            return str(self.commit.tree[path].id)
+        except KeyError:
+            return None
+
+    def exists(self, path: str) -> bool:
+        return self.blob_id(path) is not None
+
+
+@dataclass
+class TaskIndex:
+    """Every task file at one commit: id -> path, parsed tasks, and files that failed."""
+
+    root_tree: str | None
+    paths: dict[str, str] = field(default_factory=dict)  # id -> path
+    blobs: dict[str, str] = field(default_factory=dict)  # path -> blob id
+    tasks: dict[str, Task] = field(default_factory=dict)  # id -> task
+    errors: dict[str, tuple[int, str]] = field(default_factory=dict)  # path -> (line, msg)
+
+
+def _signature_from_env(prefix: str, fallback: pygit2.Signature) -> pygit2.Signature:
+    name = os.environ.get(f"GIT_{prefix}_NAME")
+    email = os.environ.get(f"GIT_{prefix}_EMAIL")
+    if name or email:
+        return pygit2.Signature(name or fallback.name, email or fallback.email)
+    return fallback
+
+
+def host_actor() -> str:
+    return f"daemon:{socket.gethostname()}"
+
+
+class Store:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+        try:
+            self.repo = pygit2.Repository(str(self.root))
+        except pygit2.GitError as exc:
+            raise AoiError(f"{self.root} is not a git repository: {exc}") from None
+        self.aoi_dir = self.root / ".aoi"
+        self.defer_index = False
+        self._pending_index: dict[str, tuple[str | None, str | None]] = {}
+        self._commits_since_gc = 0
+        self._task_cache: TaskIndex | None = None
+        self._tree_cache: dict[str, list[tuple[str, str, bool]]] = {}
+        self._parse_cache: dict[str, Task | tuple[int, str]] = {}
+        self._cache_loaded = False
+        self._cache_dirty = False
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def branch_ref(self) -> str:
+        try:
+            ref = self.repo.lookup_reference("HEAD").target
+        except KeyError:  # pragma: no cover
+            return "refs/heads/main"
+        return str(ref) if isinstance(ref, str) else "refs/heads/main"
+
+    @property
+    def branch(self) -> str:
+        return self.branch_ref.removeprefix("refs/heads/")
+
+    def head_commit(self) -> pygit2.Commit | None:
+        try:
+            ref = self.repo.lookup_reference(self.branch_ref)
+        except KeyError:
+            return None
+        obj = self.repo[ref.target]
+        assert isinstance(obj, pygit2.Commit)
+        return obj
+
+    def head(self) -> HeadView:
+        return HeadView(self.repo, self.head_commit())
+
+    def view(self, commit: str) -> HeadView:
+        obj = self.repo.revparse_single(commit)
+        assert isinstance(obj, pygit2.Commit)
+        return HeadView(self.repo, obj)
+
+    def read(self, path: str) -> bytes | None:
+        return self.head().read(path)
+
+    def list_dir(self, path: str, view: HeadView | None = None) -> list[str]:
+        """Names of the entries of a folder at HEAD (empty if missing)."""
+        view = view or self.head()
+        if view.commit is None:
+            return []
+        try:
+            entry = view.commit.tree[path]
+        except KeyError:
+            return []
+        tree = self.repo[entry.id]
+        if not isinstance(tree, pygit2.Tree):
+            return []
+        return [e.name for e in tree if e.name is not None]
+
+    # ------------------------------------------------------------ task loading
+    def load_tasks(self, view: HeadView | None = None) -> TaskIndex:
+        """All tasks at HEAD, parsing only blobs not seen before (cache under .aoi/)."""
+        view = view or self.head()
+        self._load_cache()
+        root_tree = view.blob_id("tasks")
+        cached = self._task_cache
+        if cached is not None and cached.root_tree == root_tree:
+            return cached
+        index = TaskIndex(root_tree=root_tree)
+        if root_tree is not None:
+            self._walk(root_tree, "tasks", index)
+        self._task_cache = index
+        self._cache_dirty = True
+        return index
+
+    def _walk(self, tree_id: str, prefix: str, index: TaskIndex) -> None:
+        entries = self._tree_cache.get(tree_id)
+        if entries is None:
+            tree = self.repo[tree_id]
+            assert isinstance(tree, pygit2.Tree)
+            entries = [
+                (e.name or "", str(e.id), e.type_str == "tree") for e in tree
+            ]
+            self._tree_cache[tree_id] = entries
+            self._cache_dirty = True
+        for name, oid, is_tree in entries:
+            path = f"{prefix}/{name}"
+            if is_tree:
+                self._walk(oid, path, index)
+                continue
+            if not name.endswith((".yaml", ".yml")):
+                continue
+            index.blobs[path] = oid
+            parsed = self._parse_cache.get(oid)
+            if parsed is None:
+                parsed = self._parse_task_blob(oid, path)
+                self._parse_cache[oid] = parsed
+                self._cache_dirty = True
+            if isinstance(parsed, Task):
+                stem = name.rsplit(".", 1)[0]
+                if parsed.id != stem:
+                    index.errors[path] = (1, f"id {parsed.id!r} must equal the file name {stem!r}")
+                    continue
+                if parsed.id in index.paths:
+                    other = index.paths[parsed.id]
+                    index.errors[path] = (1, f"duplicate task id {parsed.id!r} (also {other})")
+                    continue
+                index.paths[parsed.id] = path
+                index.tasks[parsed.id] = parsed
+            else:
+                index.errors[path] = parsed
+
+    def _parse_task_blob(self, oid: str, path: str) -> Task | tuple[int, str]:
+        from aoi_git.validate import parse_task_bytes  # local: validate imports store types
+
+        blob = self.repo[oid]
+        assert isinstance(blob, pygit2.Blob)
+        return parse_task_bytes(blob.data, path)
+
+    def note_task_written(self, path: str, blob_id: str, task: Task) -> None:
+        """Record a task we just committed so the next load need not parse it."""
+        self._parse_cache[blob_id] = task
+
+    # ------------------------------------------------------------- cache file
+    @property
+    def _cache_file(self) -> Path:
+        return self.aoi_dir / "cache" / "tasks.pickle"
+
+    def _load_cache(self) -> None:
+        if self._cache_loaded:
+            return
+        self._cache_loaded = True
+        try:
+            with open(self._cache_file, "rb") as fh:
+                data = pickle.load(fh)
+            if data.get("version") != CACHE_VERSION:
+                return
+            self._tree_cache = data["trees"]
+            self._parse_cache = data["parsed"]
+            self._task_cache = data["index"]
+        except FileNotFoundError:
+            return
+        except Exception:
+            # A stale or corrupt cache is only a cache: start over, it is rebuilt from git.
+            self._tree_cache, self._parse_cache, self._task_cache = {}, {}, None
+
+    def save_cache(self) -> None:
+        if not self._cache_dirty or self._task_cache is None:
+            return
+        live_trees: dict[str, list[tuple[str, str, bool]]] = {}
+        live_blobs = set(self._task_cache.blobs.values())
+
+        def keep(tree_id: str | None) -> None:
+            if tree_id is None or tree_id not in self._tree_cache:
+                return
+            live_trees[tree_id] = self._tree_cache[tree_id]
+            for _name, oid, is_tree in live_trees[tree_id]:
+                if is_tree:
+                    keep(oid)
+
+        keep(self._task_cache.root_tree)
+        parsed = {k: v for k, v in self._parse_cache.items() if k in live_blobs}
+        self._tree_cache, self._parse_cache = live_trees, parsed
+        data = {"version": CACHE_VERSION, "trees": live_trees, "parsed": parsed,
+                "index": self._task_cache}
+        self._cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._cache_file.with_suffix(f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            pickle.dump(data, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, self._cache_file)
+        self._cache_dirty = False
+
+    # ------------------------------------------------------------------ writing
+    def signature(self, actor: str | None = None) -> tuple[pygit2.Signature, pygit2.Signature]:
+        try:
+            default = self.repo.default_signature
+        except (KeyError, pygit2.GitError):
+            default = pygit2.Signature("aoi", "aoi@localhost")
+        committer = _signature_from_env("COMMITTER", default)
+        author = _signature_from_env("AUTHOR", default)
+        if actor and not actor.startswith("human:"):
+            kind, _, name = actor.partition(":")
+            author = pygit2.Signature(f"{name} ({kind})", f"{name}@aoi.invalid",
+                                      int(time.time()), 0)
+        return author, committer
+
+    def transact(
+        self,
+        build: Callable[[HeadView], Change | None],
+        *,
+        actor: str | None = None,
+        attempts: int = 50,
+    ) -> str | None:
+        """Build a change against the current head and commit it with a compare-and-swap.
+
+        `build` is called again on the new head whenever another writer moved the branch,
+        so its checks always see the state the commit is made on. Returns the new commit
+        id, or None when `build` decided there is nothing to do.
+        """
+        last_error = ""
+        for attempt in range(attempts):
+            head = self.head_commit()
+            view = HeadView(self.repo, head)
+            change = build(view)
+            if change is None:
+                return None
+            tree_id = self._build_tree(head, change)
+            parents = [head.id] if head is not None else []
+            parents += [pygit2.Oid(hex=p) for p in change.extra_parents]
+            author, committer = self.signature(actor)
+            try:
+                new_id = self.repo.create_commit(
+                    self.branch_ref, author, committer, change.message, tree_id, parents
+                )
+            except (pygit2.GitError, ValueError) as exc:
+                last_error = str(exc)
+                if any(r in last_error for r in _RETRYABLE):
+                    time.sleep(min(0.001 * (2**attempt), 0.05))
+                    continue
+                raise
+            self._after_commit(head, new_id, change.files.keys())
+            return str(new_id)
+        raise ConcurrentUpdate(
+            f"could not commit after {attempts} attempts, the branch keeps moving: {last_error}"
+        )
+
+    def _build_tree(self, head: pygit2.Commit | None, change: Change) -> pygit2.Oid:
+        if change.base_tree is not None:
+            base = self.repo[change.base_tree]
+        else:
+            base = head.tree if head is not None else None
+        nested: dict[str, object] = {}
+        for path, data in change.files.items():
+            parts = path.split("/")
+            node = nested
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})  # type: ignore[assignment]
+            node[parts[-1]] = data
+        return self._write_tree(base if isinstance(base, pygit2.Tree) else None, nested)
+
+    def _write_tree(self, base: pygit2.Tree | None, nested: Mapping[str, object]) -> pygit2.Oid:
+        builder = self.repo.TreeBuilder(base) if base is not None else self.repo.TreeBuilder()
+        for name, value in nested.items():
+            existing = None
+            if base is not None:
+                try:
+                    existing = base[name]
+                except KeyError:
+                    existing = None
+            if isinstance(value, dict):
+                sub = self.repo[existing.id] if existing is not None else None
+                sub_tree = sub if isinstance(sub, pygit2.Tree) else None
+                oid = self._write_tree(sub_tree, value)
+                if len(self.repo[oid]) == 0:  # type: ignore[arg-type]
+                    if existing is not None:
+                        builder.remove(name)
+                else:
+                    builder.insert(name, oid, FILEMODE_TREE)
+            elif value is None:
+                if existing is not None:
+                    builder.remove(name)
+            else:
+                assert isinstance(value, bytes)
+                blob = self.repo.create_blob(value)
+                builder.insert(name, blob, FILEMODE_BLOB)
+        return builder.write()
+
+    # ------------------------------------------------------- checkout sync
+    def _after_commit(
+        self, old: pygit2.Commit | None, new_id: pygit2.Oid, paths: Iterable[str]
+    ) -> None:
+        new = self.repo[new_id]
+        assert isinstance(new, pygit2.Commit)
+        old_view, new_view = HeadView(self.repo, old), HeadView(self.repo, new)
+        self.sync_paths(old_view, new_view, paths)
+        self._commits_since_gc += 1
+        if self._commits_since_gc >= GC_EVERY_COMMITS:
+            self._commits_since_gc = 0
+            self.maintenance()
+
+    def sync_paths(self, old: HeadView, new: HeadView, paths: Iterable[str]) -> None:
+        """Bring work tree and index from `old` to `new` for `paths`, sparing a person's edits."""
+        if self.repo.is_bare:
+            return
+        for path in paths:
+            old_blob, new_blob = old.blob_id(path), new.blob_id(path)
+            if old_blob == new_blob:
+                continue
+            full = self.root / path
+            try:
+                current = full.read_bytes()
+                current_id: str | None = str(pygit2.hash(current))
+            except (FileNotFoundError, NotADirectoryError):
+                current_id = None
+            except IsADirectoryError:
+                continue
+            if current_id == old_blob:  # untouched by the person: bring it along
+                if new_blob is None:
+                    full.unlink(missing_ok=True)
+                    _prune_empty_dirs(full.parent, self.root)
+                else:
+                    data = new.read(path)
+                    assert data is not None
+                    full.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = full.with_name(f".{full.name}.aoi-tmp")
+                    tmp.write_bytes(data)
+                    os.replace(tmp, full)
+            self._pending_index[path] = (old_blob, new_blob)
+        if not self.defer_index:
+            self.flush_index()
+
+    def flush_index(self) -> None:
+        """Move index entries that still match the old commit to the new one (one write)."""
+        if not self._pending_index or self.repo.is_bare:
+            self._pending_index.clear()
+            return
+        pending, self._pending_index = self._pending_index, {}
+        index = self.repo.index
+        index.read(False)
+        changed = False
+        for path, (old_blob, new_blob) in pending.items():
+            try:
+                entry_id: str | None = str(index[path].id)
+            except KeyError:
+                entry_id = None
+            if entry_id != old_blob and entry_id != new_blob:
+                continue  # the person staged something of their own here: leave it
+            if new_blob is None:
+                if entry_id is not None:
+                    index.remove(path)
+                    changed = True
+                continue
+            full = self.root / path
+            try:
+                on_disk = str(pygit2.hash(full.read_bytes()))
+            except OSError:
+                on_disk = None
+            if on_disk == new_blob:
+                index.add(path)  # records stat data, so `git status` stays quick and clean
+            else:
+                index.add(pygit2.IndexEntry(path, pygit2.Oid(hex=new_blob), FILEMODE_BLOB))
+            changed = True
+        if changed:
+            index.write()
+
+    def maintenance(self) -> None:
+        """Pack loose objects now and then (pygit2 never runs `git gc --auto`)."""
+        import subprocess
+
+        subprocess.Popen(
+            ["git", "gc", "--auto", "--quiet"], cwd=self.root,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+
+
+def _prune_empty_dirs(folder: Path, stop: Path) -> None:
+    while folder != stop and folder.is_dir():
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent

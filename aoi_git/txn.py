@@ -1,0 +1,140 @@
+"""Task transactions: read tasks at a head, change them through the transition table,
+and commit everything as one commit with trailers (rebuilt on a moved head)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aoi_git import yamlio
+from aoi_git.commitmsg import Message, Transition
+from aoi_git.errors import AoiError
+from aoi_git.ids import shard_path
+from aoi_git.lifecycle import check_transition
+from aoi_git.model import Actor, Status, Task
+from aoi_git.store import Change, HeadView, Store
+from aoi_git.validate import parse_task_bytes
+
+
+def now_iso(now: float | None = None) -> str:
+    t = dt.datetime.now(dt.UTC) if now is None else dt.datetime.fromtimestamp(now, dt.UTC)
+    return t.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def dump_task(task: Task) -> bytes:
+    return yamlio.dump(task.to_dict())
+
+
+class Txn:
+    """One commit's worth of changes, built against one head."""
+
+    def __init__(self, view: HeadView, paths: Mapping[str, str], actor: Actor) -> None:
+        self.view = view
+        self.paths = paths
+        self.actor = actor
+        self.files: dict[str, bytes | None] = {}
+        self.transitions: list[Transition] = []
+        self.written: dict[str, Task] = {}
+        self.body_lines: list[str] = []
+        self.cost: dict[str, float] = {}
+        self.trailers: list[tuple[str, str]] = []
+        self.subject: str | None = None
+        self.extra_parents: tuple[str, ...] = ()
+        self.base_tree: str | None = None
+
+    def path_of(self, task_id: str) -> str:
+        if task_id in self.paths:
+            return self.paths[task_id]
+        return shard_path(task_id)
+
+    def get(self, task_id: str) -> Task:
+        if task_id in self.written:
+            return self.written[task_id]
+        found = self.find(task_id)
+        if found is None:
+            raise AoiError(f"no task {task_id!r} at {self.view.oid or 'the empty repo'}")
+        return found
+
+    def find(self, task_id: str) -> Task | None:
+        if task_id in self.written:
+            return self.written[task_id]
+        path = self.path_of(task_id)
+        data = self.view.read(path)
+        if data is None:
+            return None
+        parsed = parse_task_bytes(data, path)
+        if isinstance(parsed, tuple):
+            raise AoiError(f"{path}:{parsed[0]}: {parsed[1]}")
+        return parsed
+
+    def put(self, task: Task, *, new: bool = False, path: str | None = None) -> Task:
+        """Write `task`; its status change is checked against the version at this head."""
+        old = None if new else self.find(task.id)
+        if new and self.find(task.id) is not None:
+            raise AoiError(f"task {task.id!r} already exists")
+        if not new and old is None:
+            raise AoiError(f"no task {task.id!r} to change")
+        base_status = old.status if old is not None else None
+        # the first version in this commit is what the transition is checked against
+        first = next((t for t in self.transitions if t.task_id == task.id), None)
+        if first is not None:
+            base_status = Status(first.old) if first.old else None
+        check_transition(base_status, task.status, self.actor.kind, task.kind)
+        target = path or self.path_of(task.id)
+        self.files[target] = dump_task(task)
+        self.written[task.id] = task
+        if first is not None:
+            first.new = task.status.value
+            first.title = task.title
+        else:
+            self.transitions.append(
+                Transition(task.id, base_status.value if base_status else None,
+                           task.status.value, task.title)
+            )
+        return task
+
+    def update(self, task_id: str, **changes: Any) -> Task:
+        return self.put(self.get(task_id).with_changes(**changes))
+
+    def put_file(self, path: str, data: bytes | None) -> None:
+        self.files[path] = data
+
+    def add_cost(self, cost: Mapping[str, float]) -> None:
+        for k, v in cost.items():
+            if isinstance(v, int | float) and v:
+                self.cost[k] = self.cost.get(k, 0) + v
+
+    def change(self) -> Change | None:
+        if not self.files:
+            return None
+        msg = Message(self.transitions, str(self.actor), "\n".join(self.body_lines),
+                      self.cost, self.trailers, self.subject)
+        return Change(self.files, msg.render(), self.extra_parents, self.base_tree)
+
+
+def commit(
+    store: Store,
+    fn: Callable[[Txn], Any],
+    actor: Actor,
+    paths: Mapping[str, str] | None = None,
+) -> tuple[str | None, Txn]:
+    """Run `fn` on a fresh Txn at the head (again if the head moves) and commit it."""
+    holder: list[Txn] = []
+
+    def build(view: HeadView) -> Change | None:
+        txn = Txn(view, paths if paths is not None else {}, actor)
+        holder[:] = [txn]
+        fn(txn)
+        return txn.change()
+
+    oid = store.transact(build, actor=str(actor))
+    txn = holder[0]
+    if oid is not None:
+        head = store.head()
+        for tid, task in txn.written.items():
+            path = txn.path_of(tid)
+            blob = head.blob_id(path)
+            if blob is not None:
+                store.note_task_written(path, blob, task)
+    return oid, txn

@@ -1,0 +1,23 @@
+"""Backend `script`: the employee profile's own command, run under the SPEC §4 contract."""
+
+from __future__ import annotations
+
+from aoi_git.errors import AoiError
+from aoi_git.model import Employee
+
+
+class ScriptBackend:
+    kind = "script"
+
+    def command(self, employee: Employee) -> list[str]:
+        command = [str(part) for part in employee.backend.command]
+        if not command:
+            raise AoiError(
+                f"employee {employee.id!r} has backend kind `script` but no command: set "
+                f"`backend.command` in employees/{employee.id}/profile.yaml "
+                f"(e.g. `command: [python, agent.py]`)"
+            )
+        return command
+
+    def environment(self, employee: Employee) -> dict[str, str]:
+        return {}

@@ -14,17 +14,22 @@ person has not committed is ever swept into an aoi commit.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import socket
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pygit2
 
-from aoi_git import yamlio
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
+
 from aoi_git.errors import AoiError, ConcurrentUpdate
 from aoi_git.model import Task
 
@@ -37,6 +42,12 @@ _RETRYABLE = (
 
 FILEMODE_BLOB = pygit2.enums.FileMode.BLOB if hasattr(pygit2, "enums") else 0o100644
 FILEMODE_TREE = pygit2.enums.FileMode.TREE if hasattr(pygit2, "enums") else 0o040000
+
+# libgit2 caches trees of at most 4 KB by default; the `tasks/` tree of a sharded org (one
+# entry per shard, ~30 KB) is read several times per commit, so let bigger trees be cached.
+pygit2.settings.cache_object_limit(
+    pygit2.enums.ObjectType.TREE if hasattr(pygit2, "enums") else pygit2.GIT_OBJ_TREE, 1 << 20
+)
 
 CACHE_VERSION = 3
 GC_EVERY_COMMITS = 2000
@@ -325,21 +336,41 @@ class Store:
             parents = [head.id] if head is not None else []
             parents += [pygit2.Oid(hex=p) for p in change.extra_parents]
             author, committer = self.signature(actor)
-            try:
-                new_id = self.repo.create_commit(
-                    self.branch_ref, author, committer, change.message, tree_id, parents
-                )
-            except (pygit2.GitError, ValueError) as exc:
-                last_error = str(exc)
-                if any(r in last_error for r in _RETRYABLE):
-                    time.sleep(min(0.001 * (2**attempt), 0.05))
-                    continue
-                raise
-            self._after_commit(head, new_id, change.files.keys())
-            return str(new_id)
+            # Commit and checkout sync under one lock, so two aoi processes sharing this
+            # checkout bring the work tree along in commit order.
+            with self._checkout_lock():
+                try:
+                    new_id = self.repo.create_commit(
+                        self.branch_ref, author, committer, change.message, tree_id, parents
+                    )
+                except (pygit2.GitError, ValueError, OSError) as exc:  # ref lock: OSError
+                    last_error = str(exc)
+                    if not any(r in last_error for r in _RETRYABLE):
+                        raise
+                else:
+                    self._after_commit(head, new_id, change.files.keys())
+                    return str(new_id)
+            time.sleep(min(0.001 * (2**attempt), 0.05))
         raise ConcurrentUpdate(
             f"could not commit after {attempts} attempts, the branch keeps moving: {last_error}"
         )
+
+    @contextlib.contextmanager
+    def _checkout_lock(self) -> Iterator[None]:
+        if self.repo.is_bare or fcntl is None:
+            yield
+            return
+        path = self.aoi_dir / "locks" / "checkout.lock"
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def _build_tree(self, head: pygit2.Commit | None, change: Change) -> pygit2.Oid:
         if change.base_tree is not None:
@@ -353,9 +384,12 @@ class Store:
             for part in parts[:-1]:
                 node = node.setdefault(part, {})  # type: ignore[assignment]
             node[parts[-1]] = data
-        return self._write_tree(base if isinstance(base, pygit2.Tree) else None, nested)
+        return self._write_tree(base if isinstance(base, pygit2.Tree) else None, nested)[0]
 
-    def _write_tree(self, base: pygit2.Tree | None, nested: Mapping[str, object]) -> pygit2.Oid:
+    def _write_tree(
+        self, base: pygit2.Tree | None, nested: Mapping[str, object]
+    ) -> tuple[pygit2.Oid, int]:
+        """Write `base` with `nested` applied; returns the tree id and its number of entries."""
         builder = self.repo.TreeBuilder(base) if base is not None else self.repo.TreeBuilder()
         for name, value in nested.items():
             existing = None
@@ -367,8 +401,8 @@ class Store:
             if isinstance(value, dict):
                 sub = self.repo[existing.id] if existing is not None else None
                 sub_tree = sub if isinstance(sub, pygit2.Tree) else None
-                oid = self._write_tree(sub_tree, value)
-                if len(self.repo[oid]) == 0:  # type: ignore[arg-type]
+                oid, size = self._write_tree(sub_tree, value)
+                if size == 0:
                     if existing is not None:
                         builder.remove(name)
                 else:
@@ -380,7 +414,7 @@ class Store:
                 assert isinstance(value, bytes)
                 blob = self.repo.create_blob(value)
                 builder.insert(name, blob, FILEMODE_BLOB)
-        return builder.write()
+        return builder.write(), len(builder)
 
     # ------------------------------------------------------- checkout sync
     def _after_commit(
@@ -422,7 +456,8 @@ class Store:
                     tmp = full.with_name(f".{full.name}.aoi-tmp")
                     tmp.write_bytes(data)
                     os.replace(tmp, full)
-            self._pending_index[path] = (old_blob, new_blob)
+            earlier = self._pending_index.get(path)
+            self._pending_index[path] = (earlier[0] if earlier else old_blob, new_blob)
         if not self.defer_index:
             self.flush_index()
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from aoi_git import yamlio
 from aoi_git.commitmsg import Message, Transition
-from aoi_git.errors import AoiError
+from aoi_git.errors import AoiError, IllegalTransition
 from aoi_git.ids import shard_path
 from aoi_git.lifecycle import check_transition
 from aoi_git.model import Actor, Status, Task
@@ -42,6 +42,7 @@ class Txn:
         self.subject: str | None = None
         self.extra_parents: tuple[str, ...] = ()
         self.base_tree: str | None = None
+        self._found: dict[str, Task | None] = {}  # task id -> parsed version at this head
 
     def path_of(self, task_id: str) -> str:
         if task_id in self.paths:
@@ -59,13 +60,17 @@ class Txn:
     def find(self, task_id: str) -> Task | None:
         if task_id in self.written:
             return self.written[task_id]
+        if task_id in self._found:
+            return self._found[task_id]
         path = self.path_of(task_id)
         data = self.view.read(path)
         if data is None:
+            self._found[task_id] = None
             return None
         parsed = parse_task_bytes(data, path)
         if isinstance(parsed, tuple):
             raise AoiError(f"{path}:{parsed[0]}: {parsed[1]}")
+        self._found[task_id] = parsed
         return parsed
 
     def put(self, task: Task, *, new: bool = False, path: str | None = None) -> Task:
@@ -96,6 +101,16 @@ class Txn:
 
     def update(self, task_id: str, **changes: Any) -> Task:
         return self.put(self.get(task_id).with_changes(**changes))
+
+    def move(self, task_id: str, status: Status, **changes: Any) -> Task:
+        """A transition that must change the status (a claim, a report): if the task is
+        already in `status` at this head, another writer made the move first."""
+        current = self.get(task_id)
+        if current.status is status:
+            raise IllegalTransition(
+                f"task {task_id} is already {status.value}: another writer moved it first"
+            )
+        return self.put(current.with_changes(status=status, **changes))
 
     def put_file(self, path: str, data: bytes | None) -> None:
         self.files[path] = data

@@ -6,8 +6,20 @@ import click
 
 
 def REGISTRY() -> list[click.Command]:  # noqa: N802 - a constant-like accessor
-    from aoi_git.commands import graph, hook, init, log, task, validate
+    from aoi_git.commands import (
+        answer,
+        daemon,
+        graph,
+        hook,
+        init,
+        log,
+        review,
+        status,
+        task,
+        validate,
+    )
 
     return [
         init.init, validate.validate, task.task, graph.tree, graph.graph, log.log, hook.hook,
+        daemon.daemon, status.status, answer.answer, review.review,
     ]

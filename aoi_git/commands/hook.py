@@ -29,7 +29,12 @@ def hook() -> None:
 
 @hook.command("pre-commit")
 def pre_commit() -> None:
-    """Validate the staged org files; block the commit on any problem."""
+    """Validate the staged org files; block the commit on any problem.
+
+    \b
+    Example (what .git/hooks/pre-commit runs):
+      python -m aoi_git hook pre-commit
+    """
     root = Path(git("rev-parse", "--show-toplevel", cwd=".").strip())
     store = Store(root)
     names = git("diff", "--cached", "--name-only", "-z", "--no-renames", cwd=root).split("\0")
@@ -55,7 +60,12 @@ def pre_commit() -> None:
 
 @hook.command("pre-receive")
 def pre_receive() -> None:
-    """Validate every pushed commit that changes org files (server side)."""
+    """Validate every pushed commit that changes org files (server side).
+
+    \b
+    Example (what hooks/pre-receive runs, old/new/ref lines on stdin):
+      python -m aoi_git hook pre-receive
+    """
     store = Store(Path(git("rev-parse", "--git-dir", cwd=".").strip()).resolve())
     problems: list[str] = []
     for line in sys.stdin.read().splitlines():

@@ -10,7 +10,7 @@ import click
 from aoi_git import ops
 from aoi_git.app import App
 from aoi_git.errors import AoiError, ValidationFailed
-from aoi_git.model import Status
+from aoi_git.model import Status, Task
 from aoi_git.render import task_line
 from aoi_git.txn import Txn, commit
 from aoi_git.validate import Validator, full_task_problems
@@ -24,6 +24,11 @@ def task() -> None:
     Example:
       aoi task new "Build the login API" --assignee role:engineer --label backend
     """
+
+
+def _as_json(t: Task, path: str) -> dict[str, object]:
+    """A task for scripts: kind and status always present, even at their defaults."""
+    return {**t.to_dict(), "kind": t.kind.value, "status": t.status.value, "path": path}
 
 
 @task.command("new")
@@ -81,7 +86,7 @@ def show(app: App, task_id: str, as_json: bool) -> None:
     t = org.task(task_id)
     path = org.path_of(t.id)
     if as_json:
-        click.echo(json.dumps({**t.to_dict(), "path": path}, indent=2, default=str))
+        click.echo(json.dumps(_as_json(t, path), indent=2, default=str))
         return
     click.echo(f"# {path}")
     data = app.store.read(path) or b""
@@ -109,7 +114,7 @@ def list_(app: App, statuses: tuple[str, ...], assignee: str | None, as_json: bo
     if assignee:
         rows = [t for t in rows if t.assignee == assignee]
     if as_json:
-        click.echo(json.dumps([{**t.to_dict(), "path": org.path_of(t.id)} for t in rows],
+        click.echo(json.dumps([_as_json(t, org.path_of(t.id)) for t in rows],
                               indent=2, default=str))
         return
     for t in rows:

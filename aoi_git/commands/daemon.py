@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import click
+
+from aoi_git.app import App
+from aoi_git.daemon import Daemon, DaemonOptions
+
+
+@click.command()
+@click.option("--until-idle", is_flag=True,
+              help="Exit 0 once nothing runs and nothing is dispatchable (now or by a retry).")
+@click.option("--max-agents", type=int, help="Override limits.max_agents.")
+@click.option("--grace", "grace_s", type=float,
+              help="Seconds a warm stop (SIGTERM) waits for running agents.")
+@click.option("-v", "--verbose", is_flag=True, help="Log to stderr as well as .aoi/daemon.log.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary when it exits.")
+@click.pass_obj
+def daemon(app: App, until_idle: bool, max_agents: int | None, grace_s: float | None,
+           verbose: bool, as_json: bool) -> None:
+    """Watch the org and run agents on tasks, within the caps. Logs to .aoi/daemon.log.
+
+    SIGTERM or Ctrl-C is a warm stop (finish running agents, up to the grace period);
+    a second signal is a cold stop.
+
+    \b
+    Examples:
+      aoi daemon                     # on a server, forever
+      aoi daemon --until-idle        # run what is runnable, then exit
+    """
+    if verbose:
+        logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
+    d = Daemon(app.root, DaemonOptions(max_agents=max_agents, until_idle=until_idle,
+                                       grace_s=grace_s))
+    rc = d.run()
+    if as_json:
+        click.echo(json.dumps({"exit": rc, "ticks": d.ticks, "head": d.known_head}))
+    raise SystemExit(rc)

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import json
+
+import click
+
+from aoi_git import flow
+from aoi_git.app import App
+from aoi_git.errors import AoiError
+from aoi_git.model import Kind, Status
+from aoi_git.scheduler import reviewer_of
+from aoi_git.txn import Txn, commit
+from aoi_git.workspace import Workspace
+
+
+def _workspace(app: App) -> Workspace:
+    org = app.org()
+    return Workspace(app.root, org.config.workspace_base or app.store.branch,
+                     app.root / ".aoi" / "worktrees")
+
+
+@click.command()
+@click.argument("task_id", required=False)
+@click.option("--accept", "decision", flag_value="accept", help="Accept: its branch is merged.")
+@click.option("--reject", "decision", flag_value="reject", help="Reject with -m feedback.")
+@click.option("-m", "--message", default="", help="Feedback (required with --reject).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def review(app: App, task_id: str | None, decision: str | None, message: str,
+           as_json: bool) -> None:
+    """List tasks awaiting review, show one (summary, cost, diff), accept or reject it.
+
+    \b
+    Examples:
+      aoi review                      # what waits for a review
+      aoi review t-4k2m               # the diff of aoi/t-4k2m, summary and cost
+      aoi review t-4k2m --accept
+      aoi review t-4k2m --reject -m "Add tests for the error path"
+    """
+    org = app.org()
+    if task_id is None:
+        rows = [t for t in org.tasks.values() if t.status is Status.COMPLETED
+                and t.kind is Kind.WORK]
+        if as_json:
+            click.echo(json.dumps([{"id": t.id, "title": t.title, "assignee": t.assignee,
+                                    "reviewer": reviewer_of(t, org.tasks, org.config)}
+                                   for t in rows], indent=2))
+            return
+        for t in sorted(rows, key=lambda t: t.created or ""):
+            click.echo(f"{t.id}  {t.assignee or '-':<12} reviewer {reviewer_of(t, org.tasks, org.config):<10} {t.title}")
+        return
+    tid = org.resolve_id(task_id)
+    t = org.tasks[tid]
+    if decision is None:
+        ws = _workspace(app)
+        info = {"id": t.id, "title": t.title, "status": t.status.value,
+                "assignee": t.assignee, "summary": (t.result or {}).get("summary"),
+                "branch": (t.result or {}).get("branch"), "cost": dict(t.cost),
+                "diff": ws.diff(t.id)}
+        if as_json:
+            click.echo(json.dumps(info, indent=2))
+            return
+        click.echo(f"{t.id} [{t.status.value}] {t.title}  (by {t.assignee})")
+        click.echo(f"cost: {dict(t.cost)}")
+        click.echo(f"summary:\n{info['summary'] or '(none)'}\n")
+        click.echo(info["diff"] or "(no branch changes)")
+        return
+    if decision == "reject" and not message.strip():
+        raise AoiError("a rejection needs feedback: --reject -m \"what to change\"")
+
+    def build(txn: Txn) -> None:
+        flow.review_by_person(txn, tid, decision == "accept", message, app.person)
+
+    commit(app.store, build, app.person, org.index.paths)
+    click.echo(f"{'accepted' if decision == 'accept' else 'rejected'} {tid}")

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from typing import Any
+
+import click
+
+from aoi_git.app import App
+from aoi_git.history import records
+from aoi_git.model import Kind, Status
+from aoi_git.scheduler import SchedState, waits_on_person
+from aoi_git.worktree_changes import pending_problems
+
+
+def _daemon_state(app: App) -> dict[str, Any]:
+    path = app.root / ".aoi" / "daemon" / "status.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if data.get("stopped"):
+        return {**data, "running": []}
+    try:
+        import os
+
+        os.kill(int(data["pid"]), 0)
+    except (OSError, KeyError, ValueError):
+        return {**data, "running": [], "stopped": True, "dead": True}
+    return data
+
+
+def collect(app: App) -> dict[str, Any]:
+    org = app.org()
+    now = time.time()
+    daemon = _daemon_state(app)
+    running = daemon.get("running", [])
+    run_by_emp: dict[str, int] = {}
+    for r in running:
+        run_by_emp[r["employee"]] = run_by_emp.get(r["employee"], 0) + 1
+    queue: dict[str, list[str]] = {}
+    for t in sorted(org.tasks.values(), key=lambda t: (-t.priority, t.created or "", t.id)):
+        if t.status is Status.PENDING and t.kind is not Kind.HUMAN and t.assignee:
+            queue.setdefault(t.assignee, []).append(t.id)
+    state = SchedState(org.tasks, org.employees, org.config)
+    needs_person = [
+        {"id": t.id, "status": t.status.value, "kind": t.kind.value, "title": t.title,
+         "assignee": t.assignee}
+        for t in org.tasks.values()
+        if not t.is_terminal and (waits_on_person(t, state) or t.status is Status.FAILED)
+    ]
+    today = dt.date.today().isoformat()
+    cost_today = 0.0
+    for rec in records(app.root, since=f"{today} 00:00"):
+        cost_today += rec.cost.get("usd", 0.0)
+    return {
+        "org": org.config.name,
+        "daemon": {"running": bool(daemon) and not daemon.get("stopped"),
+                   "pid": daemon.get("pid"), "breakers": daemon.get("breakers", {})},
+        "employees": [
+            {"id": e.id, "role": e.role, "status": e.status.value, "backend": e.backend.kind,
+             "slots": e.capacity.concurrency, "busy": run_by_emp.get(e.id, 0),
+             "queue": queue.get(e.id, [])}
+            for e in sorted(org.employees.values(), key=lambda e: e.id)
+        ],
+        "running": [{**r, "elapsed_s": round(now - r["started"], 1)} for r in running],
+        "queues_by_role": {k: v for k, v in queue.items() if k.startswith("role:")},
+        "needs_person": needs_person,
+        "invalid": pending_problems(app, None, org),
+        "cost_today_usd": round(cost_today, 6),
+        "counts": {s.value: sum(1 for t in org.tasks.values() if t.status is s) for s in Status},
+    }
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def status(app: App, as_json: bool) -> None:
+    """Employees and their slots, running tasks, queues, what needs a person, invalid files,
+    and today's cost.
+
+    \b
+    Example:
+      aoi status
+    """
+    info = collect(app)
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    d = info["daemon"]
+    click.echo(f"org {info['org']}: daemon {'running (pid %s)' % d['pid'] if d['running'] else 'not running'}")
+    counts = ", ".join(f"{k} {v}" for k, v in info["counts"].items() if v)
+    click.echo(f"tasks: {counts or 'none'}")
+    click.echo("\nemployees:")
+    for e in info["employees"]:
+        q = f"  queue: {' '.join(e['queue'][:5])}" + (" ..." if len(e["queue"]) > 5 else "") \
+            if e["queue"] else ""
+        click.echo(f"  {e['id']:<12} {e['role']:<12} {e['status']:<10} {e['backend']:<7} "
+                   f"slots {e['busy']}/{e['slots']}{q}")
+    if info["running"]:
+        click.echo("\nrunning:")
+        for r in info["running"]:
+            click.echo(f"  {r['task']}  {r['employee']:<12} {r['elapsed_s']:>7.1f}s")
+    for role, ids in info["queues_by_role"].items():
+        click.echo(f"\nqueue {role}: {' '.join(ids[:10])}")
+    for kind, b in d["breakers"].items():
+        if b.get("until", 0) > time.time():
+            click.echo(f"\nbackend {kind} paused (circuit breaker) for "
+                       f"{b['until'] - time.time():.0f}s")
+    if info["needs_person"]:
+        click.echo("\nneeds a person:")
+        for t in info["needs_person"]:
+            click.echo(f"  {t['id']}  {t['status']:<10} {t['kind']:<6} {t['assignee'] or '-':<10} {t['title']}")
+    if info["invalid"]:
+        click.echo("\ninvalid files (not committed, not acted on):")
+        for line in info["invalid"]:
+            click.echo(f"  {line}")
+    click.echo(f"\ncost today: ${info['cost_today_usd']:.4f}")

@@ -1,0 +1,843 @@
+"""`aoi daemon`: watches the org checkout and runs agents on tasks, within the caps.
+
+The loop sleeps on one event, woken by the file watcher, by an agent process exiting
+(one waiter thread per child, blocked in `wait()`), by a signal, or by the next deadline
+(a timeout or a retry time). With nothing to do it uses no CPU. Each tick reconciles
+(finished processes, timeouts, a person's saved files, a head moved by someone else),
+asks the pure scheduler what to do, and does it. Every state change is one commit.
+
+Crash safety: the claim is a commit made before the agent starts; agents die with the
+daemon (PR_SET_PDEATHSIG, and the restart kills what is left of their process groups);
+on start, every `processing` task is recovered: a result its agent wrote before the crash
+is picked up, otherwise the task goes back to pending and runs again (never twice at
+once: its task lock and slot lock are flocks the agent inherits).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import queue
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import pygit2
+
+from aoi_git import flow, runs
+from aoi_git.backends.base import AgentConfig, Backend
+from aoi_git.context import assemble_from_view
+from aoi_git.errors import AoiError, IllegalTransition
+from aoi_git.gitutil import git
+from aoi_git.history import records
+from aoi_git.locks import DaemonLock, SlotLock, take_slot, take_task_lock
+from aoi_git.model import Actor, ActorKind, Employee, Kind, Status, Task
+from aoi_git.org import Org, load_org
+from aoi_git.scheduler import (
+    Advance,
+    ApplyDecision,
+    AskBudget,
+    Dispatch,
+    Escalate,
+    RequestReview,
+    Running,
+    SchedState,
+    plan,
+)
+from aoi_git.store import Change, HeadView, Store
+from aoi_git.txn import Txn, commit, now_iso
+from aoi_git.validate import Validator, is_task_path
+from aoi_git.workspace import Workspace, branch_name
+
+log = logging.getLogger("aoi.daemon")
+S = Status
+INDEX_FLUSH_S = 0.5
+
+
+@dataclass
+class Active:
+    task_id: str
+    employee: str
+    backend: str
+    files: runs.RunFiles
+    started: float
+    deadline: float
+    pgid: int = 0
+    proc: Any = None
+    slot: SlotLock | None = None
+    task_lock: SlotLock | None = None
+    term_at: float | None = None
+    kill_at: float | None = None
+    timed_out: bool = False
+    adopted: bool = False
+
+
+@dataclass
+class Breaker:
+    failures: int = 0
+    until: float = 0.0
+
+
+@dataclass
+class DaemonOptions:
+    max_agents: int | None = None
+    until_idle: bool = False
+    grace_s: float | None = None
+    watch: bool = True
+
+
+def load_backends() -> dict[str, Backend]:
+    out: dict[str, Backend] = {}
+    for ep in entry_points(group="aoi.backends"):
+        try:
+            out[ep.name] = ep.load()()
+        except Exception as exc:  # a broken third-party plugin must not stop the daemon
+            log.warning("backend %s failed to load: %s", ep.name, exc)
+    if "script" not in out:
+        from aoi_git.backends.script import ScriptBackend
+
+        out["script"] = ScriptBackend()
+    if "claude" not in out:
+        from aoi_git.backends.claude import ClaudeBackend
+
+        out["claude"] = ClaudeBackend()
+    return out
+
+
+class Daemon:
+    def __init__(self, root: Path, options: DaemonOptions | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.root = Path(root).resolve()
+        self.opts = options or DaemonOptions()
+        self.clock = clock
+        self.store = Store(self.root)
+        self.store.defer_index = True
+        self.common_dir = Path(self.store.repo.path).resolve()
+        common = self.common_dir / "commondir"
+        if common.exists():
+            self.common_dir = (self.common_dir / common.read_text().strip()).resolve()
+        self.aoi = self.root / ".aoi"
+        self.runs_dir = self.aoi / "runs"
+        self.status_file = self.aoi / "daemon" / "status.json"
+        self.actor = Actor(ActorKind.DAEMON, socket.gethostname())
+        self.backends = load_backends()
+        self.active: dict[str, Active] = {}
+        self.events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self.wake = threading.Event()
+        self.breakers: dict[str, Breaker] = {}
+        self.stop_level = 0
+        self.dirty: set[str] = set()
+        self.dirty_lock = threading.Lock()
+        self.rescan = True
+        self.file_problems: dict[str, list[str]] = {}
+        self.spent_today: dict[str, float] = {}
+        self.spent_day = ""
+        self.org: Org = load_org(self.store)
+        self.known_head = self.org.commit
+        self.workspace = self._workspace()
+        self.last_flush = 0.0
+        self.observer: Any = None
+        self.lock = DaemonLock(self.common_dir, self.root)
+        self.started = self.clock()
+        self.idle = False
+        self.person = git("config", "user.name", cwd=self.root, check=False).strip() or "unknown"
+        self.ticks = 0
+
+    # ----------------------------------------------------------------- set-up
+    def _workspace(self) -> Workspace:
+        cfg = self.org.config
+        repo = Path(cfg.workspace_repo)
+        repo_dir = (self.root / repo).resolve() if not repo.is_absolute() else repo
+        is_org = repo_dir == self.root
+        if is_org:
+            base = cfg.workspace_base or self.store.branch
+        else:
+            base = cfg.workspace_base or pygit2.Repository(str(repo_dir)).head.shorthand
+        return Workspace(repo_dir, base, self.aoi / "worktrees", is_org=is_org)
+
+    def _signal(self, signum: int, frame: Any) -> None:
+        self.stop_level += 1
+        self.wake.set()
+
+    def _start_watcher(self) -> None:
+        from aoi_git.watcher import start_watcher
+
+        self.observer = start_watcher(self.root, self._on_fs_event, self._on_overflow)
+
+    def _on_fs_event(self, path: str) -> None:
+        with self.dirty_lock:
+            self.dirty.add(path)
+        self.wake.set()
+
+    def _on_overflow(self) -> None:
+        self.rescan = True
+        self.wake.set()
+
+    # ------------------------------------------------------------------- loop
+    def run(self) -> int:
+        self.lock.acquire()
+        prev = {s: signal.signal(s, self._signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        sys.setswitchinterval(0.0005)
+        try:
+            self._log(f"daemon started on {self.root} (pid {os.getpid()})")
+            self.recover()
+            if self.opts.watch:
+                self._start_watcher()
+            while True:
+                now = self.clock()
+                next_wake = self.tick(now)
+                if self.stop_level >= 2:
+                    self._cold_stop()
+                    break
+                if self.stop_level == 1 and not self.active:
+                    break
+                if self.stop_level == 1 and self._grace_over(now):
+                    self._log("grace period over: cold stop")
+                    self._cold_stop()
+                    break
+                if self.opts.until_idle and self.idle:
+                    break
+                timeout = None if next_wake is None else max(0.0, next_wake - self.clock())
+                if self.stop_level == 1:
+                    timeout = min(timeout if timeout is not None else 1.0, 1.0)
+                self.wake.wait(timeout)
+                self.wake.clear()
+            return 0
+        finally:
+            for s, h in prev.items():
+                signal.signal(s, h)
+            if self.observer is not None:
+                self.observer.stop()
+            self.store.flush_index()
+            self.store.save_cache()
+            self._write_status(self.clock(), stopped=True)
+            self.lock.release()
+            self._log("daemon stopped")
+
+    def _grace_over(self, now: float) -> bool:
+        if not hasattr(self, "_stop_since"):
+            self._stop_since = now
+            self._log("warm stop: no new agents; waiting for running ones")
+        grace = self.opts.grace_s if self.opts.grace_s is not None else \
+            self.org.config.limits.grace_s
+        return now - self._stop_since > grace
+
+    def _cold_stop(self) -> None:
+        for a in list(self.active.values()):
+            if a.pgid:
+                runs.kill_group(a.pgid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while self.active and time.monotonic() < deadline:
+            self._drain_events(self.clock(), block=0.2)
+
+    def tick(self, now: float) -> float | None:
+        """One reconciliation + scheduling step; returns when to wake up next."""
+        self.ticks += 1
+        self._drain_events(now)
+        self._check_timeouts(now)
+        self._refresh_if_moved()
+        self._take_human_edits()
+        next_wake = self._schedule(now)
+        for a in self.active.values():
+            for t in (a.deadline if a.term_at is None else None, a.kill_at):
+                if t is not None:
+                    next_wake = t if next_wake is None else min(next_wake, t)
+        if self.store._pending_index:
+            if now - self.last_flush >= INDEX_FLUSH_S or not self.active:
+                self.store.flush_index()
+                self.last_flush = now
+            else:
+                nxt = self.last_flush + INDEX_FLUSH_S
+                next_wake = nxt if next_wake is None else min(next_wake, nxt)
+        self._write_status(now)
+        return next_wake
+
+    def _schedule(self, now: float) -> float | None:
+        for _ in range(200):  # apply actions until the plan is stable (bounded)
+            day = dt.date.fromtimestamp(now).isoformat()
+            if day != self.spent_day:
+                self._load_spent_today(day)
+            state = SchedState(
+                tasks=self.org.tasks, employees=self.org.employees, config=self.org.config,
+                running={a.task_id: Running(a.task_id, a.employee, a.backend, a.started)
+                         for a in self.active.values()},
+                spent_today=self.spent_today,
+                breakers={k: b.until for k, b in self.breakers.items() if b.until > now},
+                max_agents=self.opts.max_agents, stopping=self.stop_level > 0,
+            )
+            p = plan(state, now)
+            acted = False
+            for action in p.actions:
+                try:
+                    acted |= self._execute(action, now)
+                except (IllegalTransition, AoiError) as exc:
+                    self._log(f"skipped {action}: {exc}")
+                    self._refresh(force=True)
+            if not acted:
+                self.idle = p.idle and not self.active and not self.file_problems_pending()
+                return p.next_wake
+        return now + 0.05
+
+    def file_problems_pending(self) -> bool:
+        return False  # invalid files wait for a person; they do not keep the daemon busy
+
+    # ------------------------------------------------------------- commit helpers
+    def _commit(self, fn: Callable[[Txn], Any], actor: Actor | None = None) -> Txn | None:
+        oid, txn = commit(self.store, fn, actor or self.actor, self.org.index.paths)
+        if oid is None:
+            return None
+        head = self.store.head()
+        moved_by_other = self.store.head_commit() is not None and \
+            self.known_head not in (None, *[str(p) for p in head.commit.parent_ids])  # type: ignore[union-attr]
+        if moved_by_other:
+            self._refresh(force=True)
+        else:
+            self._apply_written(txn, head)
+        self.known_head = head.oid
+        return txn
+
+    def _apply_written(self, txn: Txn, head: HeadView) -> None:
+        index = self.org.index
+        for tid, task in txn.written.items():
+            path = txn.path_of(tid)
+            index.paths[tid] = path
+            index.tasks[tid] = task
+            blob = head.blob_id(path)
+            if blob:
+                index.blobs[path] = blob
+        index.root_tree = head.blob_id("tasks")
+        self.org._sorted_ids = None
+        self.org.commit = head.oid
+        self.store._task_cache = index
+        self.store._cache_dirty = True
+        if any(p.startswith(("employees/", "aoi.yaml", "talents/")) for p in txn.files):
+            self._refresh(force=True)
+
+    def _refresh_if_moved(self) -> None:
+        head = self.store.head_commit()
+        oid = str(head.id) if head is not None else None
+        if oid != self.known_head:
+            self._refresh(force=True)
+
+    def _refresh(self, force: bool = False) -> None:
+        self.org = load_org(self.store)
+        self.known_head = self.org.commit
+        ws = self._workspace()
+        self.workspace = ws
+
+    # --------------------------------------------------------------- actions
+    def _execute(self, action: Any, now: float) -> bool:
+        if isinstance(action, Dispatch):
+            return self._dispatch(action.task_id, action.employee, now)
+        if isinstance(action, Advance):
+            return self._advance(action, now)
+        if isinstance(action, RequestReview):
+            return self._request_review(action.task_id, action.reviewer)
+        if isinstance(action, Escalate):
+            self._commit(lambda txn: flow.escalate(txn, action.task_id, action.reason,
+                                                   self.org.employees, self.org.config,
+                                                   self.org.tasks))
+            return True
+        if isinstance(action, ApplyDecision):
+            self._commit(lambda txn: flow.apply_decision(txn, action.human_task_id,
+                                                         action.subject_id, self.org.tasks,
+                                                         self.org.employees))
+            return True
+        if isinstance(action, AskBudget):
+            return self._ask_budget(action, now)
+        raise AssertionError(action)  # pragma: no cover
+
+    def _advance(self, a: Advance, now: float) -> bool:
+        t = self.org.tasks.get(a.task_id)
+        if t is None:
+            return False
+        if a.to is S.FINISHED:
+            return self._merge_and_finish(t)
+        if a.to is S.FAILED:  # deadlock or a failed subtask: straight to a person
+            self._commit(lambda txn: flow.escalate(txn, a.task_id, a.reason, self.org.employees,
+                                                   self.org.config, self.org.tasks, fail=True))
+            return True
+        if t.status is S.BLOCKED and a.to is S.PENDING:
+            self._commit(lambda txn: flow.unblock(txn, a.task_id, self.org.tasks))
+            return True
+
+        def build(txn: Txn) -> None:
+            cur = txn.get(a.task_id)
+            changes: dict[str, Any] = {"status": a.to}
+            if a.to is S.COMPLETED and cur.status is S.WAITING:
+                kids = [self.org.tasks[k] for k in cur.extra.get("subtasks", [])
+                        if k in self.org.tasks]
+                summary = "\n".join(f"- {k.id} {k.title}: "
+                                    f"{((k.result or {}).get('summary') or '')[:300]}"
+                                    for k in kids)
+                changes["result"] = {**(cur.result or {}), "summary":
+                                     f"All {len(kids)} subtasks finished.\n{summary}"}
+            txn.put(cur.with_changes(**changes))
+            txn.body_lines.append(a.reason)
+
+        self._commit(build)
+        return True
+
+    def _request_review(self, task_id: str, reviewer: str) -> bool:
+        violations = self.workspace.org_state_violations(task_id)
+        diff = self.workspace.diff(task_id, 30_000)
+        self._commit(lambda txn: flow.request_review(txn, task_id, reviewer, self.org.tasks,
+                                                     diff, violations))
+        return True
+
+    def _ask_budget(self, a: AskBudget, now: float) -> bool:
+        emp = self.org.employees[a.employee]
+        day = dt.date.fromtimestamp(now).isoformat()
+        if a.reason.startswith("daily"):
+            for t in self.org.tasks.values():  # one open request per employee and day
+                if (t.kind is Kind.HUMAN and not t.is_terminal
+                        and t.extra.get("budget_for") == emp.id and t.extra.get("day") == day):
+                    return False
+        self._commit(lambda txn: flow.budget_request(txn, a.task_id, emp, a.reason,
+                                                     self.org.employees, self.org.config,
+                                                     self.org.tasks))
+        return True
+
+    def _merge_and_finish(self, task: Task) -> bool:
+        ws = self.workspace
+        tip = ws.branch_tip(task.id)
+        merged_sha: str | None = None
+        if tip is not None and not ws.is_merged(task.id):
+            violations = ws.org_state_violations(task.id)
+            if violations:
+                text = ("refused: the branch changes org state files "
+                        + ", ".join(violations[:10]))
+                self._commit(lambda txn: txn.put(txn.get(task.id).with_changes(
+                    status=S.PENDING, feedback=(*txn.get(task.id).feedback,
+                                                flow.fb(self.actor, "conflict", text)))))
+                return True
+            conflict = self._merge_branch(task, tip)
+            if conflict:
+                self._commit(lambda txn: txn.put(txn.get(task.id).with_changes(
+                    status=S.PENDING, feedback=(*txn.get(task.id).feedback,
+                                                flow.fb(self.actor, "conflict", conflict)))))
+                ws.remove(task.id)
+                self._delete_branch(task.id)
+                return True
+            merged_sha = self.known_head if ws.is_org else None
+
+        def build(txn: Txn) -> None:
+            cur = txn.get(task.id)
+            res = dict(cur.result or {})
+            if merged_sha:
+                res["merged"] = merged_sha
+            txn.put(cur.with_changes(status=S.FINISHED, result=res or None))
+
+        self._commit(build)
+        ws.remove(task.id)
+        return True
+
+    def _merge_branch(self, task: Task, tip: str) -> str | None:
+        """Merge `aoi/<id>` into the workspace base as one commit; a conflict's text or None."""
+        ws = self.workspace
+        ws_store = self.store if ws.is_org else Store(ws.repo_dir)
+        repo = ws_store.repo
+        conflict: list[str] = []
+        changed: list[str] = []
+
+        def build(view: HeadView) -> Change | None:
+            head = view.commit
+            assert head is not None
+            idx = repo.merge_commits(head.id, pygit2.Oid(hex=tip))
+            if idx.conflicts is not None:
+                paths = sorted({(c[1] or c[2] or c[0]).path for c in idx.conflicts
+                                if any(c)})  # type: ignore[union-attr]
+                conflict[:] = [f"merging {branch_name(task.id)} into {ws.base} conflicts in: "
+                               + ", ".join(paths) + ". Rebase your work on the current base."]
+                return None
+            tree = idx.write_tree(repo)
+            diff = repo.diff(head.tree, repo[tree])
+            changed[:] = [d.new_file.path for d in diff.deltas]
+            msg = (f"aoi: merge {branch_name(task.id)}: {task.title}\n\n"
+                   f"Aoi-Task: {task.id}\nAoi-Merge: {branch_name(task.id)}\n"
+                   f"Aoi-Actor: {self.actor}\n")
+            return Change({}, msg, extra_parents=(tip,), base_tree=str(tree))
+
+        old = ws_store.head()
+        oid = ws_store.transact(build, actor=str(self.actor))
+        if conflict:
+            return conflict[0]
+        if oid is not None:
+            ws_store.sync_paths(old, ws_store.head(), changed)
+            if ws.is_org:
+                self.known_head = oid
+                self.org.commit = oid
+        return None
+
+    def _delete_branch(self, task_id: str) -> None:
+        repo = pygit2.Repository(str(self.workspace.repo_dir))
+        br = repo.lookup_branch(branch_name(task_id))
+        if br is not None:
+            try:
+                br.delete()
+            except pygit2.GitError:
+                pass
+
+    # --------------------------------------------------------------- dispatch
+    def _dispatch(self, task_id: str, employee_id: str, now: float) -> bool:
+        emp = self.org.employees[employee_id]
+        backend = self.backends.get(emp.backend.kind)
+        if backend is None:
+            self._trip(emp.backend.kind, now, f"no backend {emp.backend.kind!r} installed")
+            return False
+        task_lock = take_task_lock(self.common_dir, task_id)
+        if task_lock is None:
+            return False  # another process runs it: never twice at once
+        slot = take_slot(self.common_dir, emp.id, emp.capacity.concurrency)
+        if slot is None:
+            task_lock.release()
+            return False
+
+        def claim(txn: Txn) -> None:
+            cur = txn.get(task_id)
+            changes: dict[str, Any] = {"status": S.PROCESSING}
+            if cur.assignee and cur.assignee.startswith("role:"):
+                changes["extra"] = {**cur.extra, "routed_to": emp.id}
+            txn.put(cur.with_changes(**changes))
+            txn.trailers.append(("Aoi-Employee", emp.id))
+
+        try:
+            self._commit(claim)
+        except (IllegalTransition, AoiError):
+            slot.release()
+            task_lock.release()
+            raise
+        task = self.org.tasks[task_id]
+        try:
+            self._start_agent(task, emp, backend, slot, task_lock, now)
+        except Exception as exc:  # could not even start: a failed attempt, not a crash
+            slot.release()
+            task_lock.release()
+            self._log(f"{task_id}: could not start the agent: {exc}")
+            self._finish_run(task_id, emp, runs.AgentResult("failed", error=f"could not start "
+                                                            f"the agent: {exc}"), now, None)
+        return True
+
+    def _start_agent(self, task: Task, emp: Employee, backend: Backend, slot: SlotLock,
+                     task_lock: SlotLock, now: float) -> None:
+        cwd = self.workspace.create(task.id)
+        view = self.store.head()
+        sop_names = self.store.list_dir("sops", view)
+        context = assemble_from_view(view, task, emp, self.org.tasks, sop_names)
+        tools = self._allowed_tools(emp)
+        budget_usd = task.budget.get("usd")
+        timeout = float(task.budget.get("timeout_s") or emp.capacity.timeout_s)
+        cfg = AgentConfig(
+            employee=emp.id, role=emp.role, model=emp.backend.model, tools=tools,
+            max_turns=emp.capacity.max_turns,
+            max_budget_usd=(float(budget_usd) - float(task.cost.get("usd", 0.0)))
+            if budget_usd is not None else None,
+            max_tokens=int(task.budget.get("tokens") or emp.capacity.tokens_per_task or 0) or None,
+            reflect=bool(emp.backend.options.get("reflect", emp.backend.kind == "claude")),
+            options=dict(emp.backend.options),
+        )
+        files = runs.prepare(self.runs_dir / task.id, {**task.to_dict(), "employee": emp.id},
+                             context, cfg.to_json())
+        env = {**os.environ, **backend.environment(emp),
+               "AOI_TASK_ID": task.id, "AOI_TASK_FILE": str(files.task),
+               "AOI_CONTEXT_FILE": str(files.context), "AOI_RESULT_FILE": str(files.result),
+               "AOI_ORG_DIR": str(self.root), "AOI_AGENT_CONFIG": str(files.config),
+               "AOI_EMPLOYEE": emp.id}
+        proc = runs.spawn(backend.command(emp), files=files, cwd=cwd, env=env,
+                          memory_mb=emp.capacity.memory_mb if getattr(
+                              backend, "limit_address_space", True) else None,
+                          keep_fds=(slot.fd, task_lock.fd))
+        a = Active(task.id, emp.id, emp.backend.kind, files, now, now + timeout, proc.pid, proc,
+                   slot, task_lock)
+        self.active[task.id] = a
+        threading.Thread(target=self._wait_child, args=(task.id, proc, files), daemon=True,
+                         name=f"wait-{task.id}").start()
+        self._log(f"{task.id}: started {emp.id} ({emp.backend.kind}) pid {proc.pid}")
+
+    def _wait_child(self, task_id: str, proc: Any, files: runs.RunFiles) -> None:
+        rc = proc.wait()
+        try:
+            files.exit.write_text(str(rc))
+        except OSError:
+            pass
+        self.events.put(("exit", (task_id, rc)))
+        self.wake.set()
+
+    def _allowed_tools(self, emp: Employee) -> list[str]:
+        cfg = self.org.config
+        wanted = list(emp.tools)
+        talent = self.org.talents.get(emp.talent or "")
+        if not wanted and talent is not None:
+            wanted = list(talent.tools)
+        allowed = list(cfg.base_tools)
+        for tool in wanted:
+            name = tool.split("(", 1)[0]
+            roles = cfg.gated_tools.get(name)
+            if name in cfg.base_tools:
+                continue
+            if roles is None or emp.role in roles or "*" in roles:
+                allowed.append(tool)
+        return list(dict.fromkeys(allowed))
+
+    # ----------------------------------------------------------- finishing runs
+    def _drain_events(self, now: float, block: float | None = None) -> None:
+        while True:
+            try:
+                kind, payload = self.events.get(timeout=block) if block else \
+                    self.events.get_nowait()
+            except queue.Empty:
+                return
+            block = None
+            if kind == "exit":
+                task_id, rc = payload
+                a = self.active.get(task_id)
+                if a is None:
+                    continue
+                self._on_exit(a, rc, self.clock())
+
+    def _on_exit(self, a: Active, rc: int | None, now: float) -> None:
+        result = runs.read_result(a.files, rc)
+        if a.timed_out:
+            result = runs.AgentResult("failed", usage=result.usage, error=(
+                f"timed out after {now - a.started:.0f}s (timeout_s); the whole process group "
+                "was killed"))
+        emp = self.org.employees.get(a.employee)
+        try:
+            if emp is None:
+                raise AoiError(f"employee {a.employee} is gone")
+            self._finish_run(a.task_id, emp, result, now, a)
+        finally:
+            self.active.pop(a.task_id, None)
+            if a.pgid:
+                runs.kill_group(a.pgid, signal.SIGKILL)  # leftovers of the agent
+            if a.slot:
+                a.slot.release()
+            if a.task_lock:
+                a.task_lock.release()
+
+    def _finish_run(self, task_id: str, emp: Employee, result: runs.AgentResult, now: float,
+                    a: Active | None) -> None:
+        branch = commit_sha = None
+        task = self.org.tasks.get(task_id)
+        if task is None:
+            return
+        if result.outcome == "completed" and not result.subtasks:
+            try:
+                commit_sha = self.workspace.commit_changes(
+                    task_id, f"{task.title}\n\n{result.summary[:2000]}\n\nAoi-Task: {task_id}\n"
+                    f"Aoi-Actor: agent:{emp.id}\n", emp.id)
+            except AoiError as exc:
+                result = runs.AgentResult("failed", usage=result.usage,
+                                          error=f"could not commit the agent's changes: {exc}")
+        tip = self.workspace.branch_tip(task_id)
+        if tip is not None and result.outcome == "completed":
+            branch = branch_name(task_id)
+            commit_sha = commit_sha or tip
+        seconds = (now - a.started) if a is not None else 0.0
+        outcome = [""]
+
+        def build(txn: Txn) -> None:
+            outcome[0] = flow.apply_result(
+                txn, task_id=task_id, result=result, employee=emp, tasks=self.org.tasks,
+                employees=self.org.employees, config=self.org.config, branch=branch,
+                commit=commit_sha if branch else None, seconds=seconds, now=now)
+
+        try:
+            self._commit(build)
+        except IllegalTransition as exc:
+            self._log(f"{task_id}: result not applied: {exc}")
+        usd = float(result.usage.get("usd", 0.0))
+        self.spent_today[emp.id] = self.spent_today.get(emp.id, 0.0) + usd
+        kind = emp.backend.kind
+        br = self.breakers.setdefault(kind, Breaker())
+        if outcome[0] == "failed":
+            br.failures += 1
+            lim = self.org.config.limits
+            if br.failures >= lim.breaker_failures:
+                self._trip(kind, now, f"{br.failures} failures in a row")
+        else:
+            br.failures = 0
+        self.workspace.remove(task_id)
+        self._log(f"{task_id}: {emp.id} finished: {outcome[0]}"
+                  + (f" ({result.error[:200]})" if result.error else ""))
+
+    def _trip(self, kind: str, now: float, why: str) -> None:
+        br = self.breakers.setdefault(kind, Breaker())
+        br.until = now + self.org.config.limits.breaker_cooldown_s
+        br.failures = 0
+        self._log(f"backend {kind} paused until {now_iso(br.until)}: {why}")
+
+    def _check_timeouts(self, now: float) -> None:
+        grace = self.opts.grace_s if self.opts.grace_s is not None else \
+            self.org.config.limits.grace_s
+        for a in self.active.values():
+            if a.term_at is None and now >= a.deadline and a.pgid:
+                a.timed_out = True
+                a.term_at = now
+                a.kill_at = now + min(grace, 5.0)
+                runs.kill_group(a.pgid, signal.SIGTERM)
+                self._log(f"{a.task_id}: timeout: SIGTERM to process group {a.pgid}")
+            elif a.kill_at is not None and now >= a.kill_at and a.pgid:
+                runs.kill_group(a.pgid, signal.SIGKILL)
+                a.kill_at = None
+                self._log(f"{a.task_id}: SIGKILL to process group {a.pgid}")
+
+    # ------------------------------------------------------------- recovery
+    def recover(self) -> None:
+        """Bring every `processing` task whose agent is gone to a consistent state."""
+        for task in list(self.org.tasks.values()):
+            if task.status is not S.PROCESSING:
+                continue
+            files = runs.RunFiles(self.runs_dir / task.id)
+            meta = files.read_meta()
+            pgid = int(meta.get("pgid") or 0)
+            if pgid and runs.group_alive(pgid):
+                runs.kill_group(pgid, signal.SIGKILL)  # agents do not outlive their daemon
+                self._log(f"{task.id}: killed the orphaned agent group {pgid}")
+            emp_id = task.extra.get("routed_to") or task.assignee
+            emp = self.org.employees.get(str(emp_id))
+            has_result = files.result.exists() and files.result.stat().st_mtime >= float(
+                meta.get("started") or 0)
+            rc = files.read_exit()
+            if emp is not None and meta and (has_result or rc is not None):
+                result = runs.read_result(files, rc)
+                self._log(f"{task.id}: picked up the result its agent left before the crash")
+                self._finish_run(task.id, emp, result, self.clock(), None)
+                continue
+            self._commit(lambda txn, tid=task.id: _requeue(txn, tid, self.actor))
+            self._log(f"{task.id}: recovered to pending (its agent was gone)")
+        # stale worktrees of tasks that are not running
+        wt = self.aoi / "worktrees"
+        if wt.is_dir():
+            for child in wt.iterdir():
+                t = self.org.tasks.get(child.name)
+                if t is None or t.status is not S.PROCESSING:
+                    self.workspace.remove(child.name)
+
+    # ------------------------------------------------------------ person's edits
+    def _take_human_edits(self) -> None:
+        with self.dirty_lock:
+            paths, self.dirty = self.dirty, set()
+        if self.rescan:
+            self.rescan = False
+            from aoi_git.worktree_changes import changed_org_files
+
+            paths |= {str(self.root / p) for p in changed_org_files(self.root)}
+            paths |= {str(self.root / p) for p in self.file_problems}
+        rel = []
+        for p in paths:
+            try:
+                r = str(Path(p).resolve().relative_to(self.root))
+            except ValueError:
+                continue
+            if is_task_path(r):
+                rel.append(r)
+        if not rel:
+            return
+        head = self.store.head()
+        files: dict[str, bytes | None] = {}
+        for r in sorted(set(rel)):
+            full = self.root / r
+            try:
+                data: bytes | None = full.read_bytes()
+            except (FileNotFoundError, IsADirectoryError):
+                data = None
+            if data is not None and str(pygit2.hash(data)) == head.blob_id(r):
+                self.file_problems.pop(r, None)
+                continue
+            if data is None and not head.exists(r):
+                self.file_problems.pop(r, None)
+                continue
+            files[r] = data
+        if not files:
+            return
+        person = Actor(ActorKind.HUMAN, self.person)
+        validator = Validator.for_org(self.org)
+        for r, data in files.items():
+            problems = validator.check({r: data}, person)
+            if problems:
+                if self.file_problems.get(r) != problems:
+                    for line in problems:
+                        self._log(f"invalid: {line}")
+                self.file_problems[r] = problems
+                continue
+            self.file_problems.pop(r, None)
+            if not self.org.config.commit_human_edits:
+                continue
+            self._commit_person_file(r, data, person)
+
+    def _commit_person_file(self, path: str, data: bytes | None, person: Actor) -> None:
+        from aoi_git.validate import full_task_problems
+
+        assert data is not None
+        task, _ = full_task_problems(data, path)
+        if task is None:
+            return
+        new = task.id not in self.org.tasks
+
+        def build(txn: Txn) -> None:
+            if new and task.created is None:
+                txn.put(task, new=True, path=path)
+            else:
+                txn.put(task, new=new, path=path)
+            txn.files[path] = data  # the person's bytes exactly
+
+        try:
+            self._commit(build, person)
+            self._log(f"committed {path} as {person}")
+        except (IllegalTransition, AoiError) as exc:
+            self.file_problems[path] = [f"{path}:1: {exc}"]
+
+    # ------------------------------------------------------------------ status
+    def _load_spent_today(self, day: str) -> None:
+        self.spent_day = day
+        self.spent_today = {}
+        try:
+            for rec in records(self.root, since=f"{day} 00:00"):
+                usd = rec.cost.get("usd")
+                emp = dict(rec.trailers).get("Aoi-Employee")
+                if usd and emp:
+                    self.spent_today[emp] = self.spent_today.get(emp, 0.0) + usd
+        except Exception as exc:  # history is advisory here
+            self._log(f"could not read today's cost: {exc}")
+
+    def _write_status(self, now: float, stopped: bool = False) -> None:
+        data = {
+            "pid": os.getpid(), "root": str(self.root), "started": self.started,
+            "updated": now, "stopped": stopped,
+            "running": [{"task": a.task_id, "employee": a.employee, "backend": a.backend,
+                         "started": a.started, "pid": a.pgid} for a in self.active.values()],
+            "breakers": {k: {"until": b.until, "failures": b.failures}
+                         for k, b in self.breakers.items()},
+            "invalid": self.file_problems,
+            "spent_today": self.spent_today,
+            "stopping": self.stop_level > 0,
+        }
+        self.status_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.status_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, self.status_file)
+
+    def _log(self, msg: str) -> None:
+        line = f"{now_iso()} {msg}"
+        log.info(msg)
+        path = self.aoi / "daemon.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as fh:
+            fh.write(line + "\n")
+
+
+def _requeue(txn: Txn, task_id: str, actor: Actor) -> None:
+    t = txn.get(task_id)
+    txn.put(t.with_changes(status=S.PENDING, feedback=(
+        *t.feedback, flow.fb(actor, "note", "recovered after a daemon restart: run again"))))
+

@@ -1,0 +1,236 @@
+"""Running one agent process under the SPEC §4 contract, and reading what it left.
+
+Each run has a folder `.aoi/runs/<task-id>/` holding the contract files, the agent's
+stdout/stderr (files, never pipes: an agent printing megabytes cannot block anything),
+`meta.json` (pid, process group, start time) and `exit` (its exit status, written the
+moment the daemon reaps it). The agent is its own process group, so a timeout kills it
+and everything it started; it gets SIGKILL from the kernel if the daemon dies
+(PR_SET_PDEATHSIG), and the restarted daemon kills what is left of its group.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import resource
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MAX_RESULT_BYTES = 1 << 20
+TAIL_BYTES = 4000
+
+_libc: Any = None
+try:
+    _libc = ctypes.CDLL(None, use_errno=True)
+except OSError:  # pragma: no cover
+    _libc = None
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass
+class RunFiles:
+    folder: Path
+
+    @property
+    def task(self) -> Path:
+        return self.folder / "task.json"
+
+    @property
+    def context(self) -> Path:
+        return self.folder / "context.md"
+
+    @property
+    def result(self) -> Path:
+        return self.folder / "result.json"
+
+    @property
+    def config(self) -> Path:
+        return self.folder / "agent-config.json"
+
+    @property
+    def stdout(self) -> Path:
+        return self.folder / "stdout.log"
+
+    @property
+    def stderr(self) -> Path:
+        return self.folder / "stderr.log"
+
+    @property
+    def meta(self) -> Path:
+        return self.folder / "meta.json"
+
+    @property
+    def exit(self) -> Path:
+        return self.folder / "exit"
+
+    def read_meta(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.meta.read_text())
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def read_exit(self) -> int | None:
+        try:
+            return int(self.exit.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+
+@dataclass
+class AgentResult:
+    outcome: str  # completed | failed | blocked
+    summary: str = ""
+    subtasks: list[dict[str, Any]] = field(default_factory=list)
+    question: str | None = None
+    review: dict[str, Any] | None = None
+    usage: dict[str, float] = field(default_factory=dict)
+    lessons: list[str] = field(default_factory=list)
+    hire: dict[str, Any] | None = None
+    error: str | None = None
+
+
+def prepare(folder: Path, task: Mapping[str, Any], context: str,
+            config: Mapping[str, Any]) -> RunFiles:
+    folder.mkdir(parents=True, exist_ok=True)
+    files = RunFiles(folder)
+    for stale in (files.result, files.exit, files.meta):
+        stale.unlink(missing_ok=True)
+    files.task.write_text(json.dumps(task, indent=2, default=str))
+    files.context.write_text(context)
+    files.config.write_text(json.dumps(config, indent=2, default=str))
+    return files
+
+
+def _child_setup(memory_mb: int | None) -> Any:
+    def setup() -> None:
+        if _libc is not None:
+            _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if memory_mb:
+            limit = int(memory_mb) * 1024 * 1024
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return setup
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    files: RunFiles,
+    cwd: Path,
+    env: Mapping[str, str],
+    memory_mb: int | None,
+    keep_fds: Sequence[int] = (),
+) -> subprocess.Popen[bytes]:
+    out = open(files.stdout, "wb")  # noqa: SIM115 - handed to the child
+    err = open(files.stderr, "wb")  # noqa: SIM115
+    try:
+        proc = subprocess.Popen(
+            list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=out,
+            stderr=err, start_new_session=True, pass_fds=tuple(keep_fds),
+            preexec_fn=_child_setup(memory_mb),
+        )
+    finally:
+        out.close()
+        err.close()
+    files.meta.write_text(json.dumps({"pid": proc.pid, "pgid": proc.pid,
+                                      "started": time.time(), "daemon": os.getpid(),
+                                      "argv": list(argv)}))
+    return proc
+
+
+def kill_group(pgid: int, sig: int = signal.SIGKILL) -> bool:
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover
+        return True
+
+
+def tail(path: Path, limit: int = TAIL_BYTES) -> str:
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            if size > limit:
+                fh.seek(size - limit)
+            data = fh.read(limit)
+    except OSError:
+        return ""
+    text = data.decode("utf-8", "replace").strip()
+    return ("[...]" + text) if size > limit else text
+
+
+def read_result(files: RunFiles, returncode: int | None) -> AgentResult:
+    """What the agent reported; the exit status and output tails when it wrote nothing."""
+    try:
+        size = files.result.stat().st_size
+    except FileNotFoundError:
+        size = -1
+    if size > MAX_RESULT_BYTES:
+        return AgentResult("failed", error=f"the result file is {size} bytes, over the "
+                           f"{MAX_RESULT_BYTES}-byte limit")
+    if size >= 0:
+        raw = files.result.read_bytes()
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            return AgentResult("failed", error=f"the result file is not valid JSON ({exc}); "
+                               f"stderr: {tail(files.stderr, 600)}")
+        if not isinstance(data, dict):
+            return AgentResult("failed", error="the result file must hold a JSON object")
+        return _from_json(data)
+    if returncode == 0:
+        return AgentResult("completed", summary=tail(files.stdout, 2000) or "(no output)")
+    how = f"exit status {returncode}" if returncode is not None else "no exit status"
+    if returncode is not None and returncode < 0:
+        how = f"killed by signal {-returncode}"
+    return AgentResult("failed", error=f"agent failed ({how}) without a result; "
+                       f"stderr: {tail(files.stderr, 1500) or '(empty)'}")
+
+
+def _from_json(d: Mapping[str, Any]) -> AgentResult:
+    outcome = str(d.get("outcome") or "completed")
+    if outcome not in ("completed", "failed", "blocked"):
+        return AgentResult("failed", error=f"unknown outcome {outcome!r} in the result file")
+    usage_raw = d.get("usage") if isinstance(d.get("usage"), dict) else {}
+    assert isinstance(usage_raw, dict)
+    usage: dict[str, float] = {}
+    for k in ("input_tokens", "output_tokens", "usd"):
+        v = usage_raw.get(k)
+        if isinstance(v, int | float) and v >= 0:
+            usage[k] = v
+    subtasks = [s for s in d.get("subtasks") or [] if isinstance(s, dict) and s.get("title")]
+    review = d.get("review") if isinstance(d.get("review"), dict) else None
+    lessons = [str(x) for x in d.get("lessons") or [] if isinstance(x, str | int | float)]
+    res = AgentResult(
+        outcome=outcome,
+        summary=str(d.get("summary") or "")[:20_000],
+        subtasks=subtasks,
+        question=str(d["question"]) if d.get("question") else None,
+        review=review,
+        usage=usage,
+        lessons=lessons,
+        hire=d.get("hire") if isinstance(d.get("hire"), dict) else None,
+        error=str(d["error"])[:4000] if d.get("error") else None,
+    )
+    if outcome == "blocked" and not res.question:
+        res.question = res.summary or "The agent is blocked and did not say why."
+    if outcome == "failed" and not res.error:
+        res.error = res.summary or "the agent reported failure"
+    return res

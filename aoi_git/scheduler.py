@@ -1,0 +1,323 @@
+"""The scheduler: a pure function from org state and the time to the actions to take.
+
+No git, no processes, no clock of its own: `plan(state, now)` decides, the daemon acts.
+Every action is re-checked against the transition table when the daemon commits it, so
+a plan made on slightly stale state can never make an illegal move.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from aoi_git.model import Employee, EmployeeStatus, Kind, OrgConfig, Status, Task
+
+S = Status
+
+
+@dataclass(frozen=True)
+class Running:
+    task_id: str
+    employee: str
+    backend: str
+    started: float
+
+
+@dataclass(frozen=True)
+class SchedState:
+    tasks: Mapping[str, Task]
+    employees: Mapping[str, Employee]
+    config: OrgConfig
+    running: Mapping[str, Running] = field(default_factory=dict)
+    held_elsewhere: Mapping[str, int] = field(default_factory=dict)  # slots taken by others
+    spent_today: Mapping[str, float] = field(default_factory=dict)  # employee -> usd
+    breakers: Mapping[str, float] = field(default_factory=dict)  # backend kind -> until
+    max_agents: int | None = None
+    stopping: bool = False
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    task_id: str
+    employee: str
+
+
+@dataclass(frozen=True)
+class Advance:
+    """A daemon-made lifecycle move."""
+
+    task_id: str
+    to: Status
+    reason: str
+
+
+@dataclass(frozen=True)
+class RequestReview:
+    task_id: str
+    reviewer: str
+
+
+@dataclass(frozen=True)
+class Escalate:
+    task_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ApplyDecision:
+    """A person answered an escalation or a budget request: apply it."""
+
+    human_task_id: str
+    subject_id: str
+
+
+@dataclass(frozen=True)
+class AskBudget:
+    task_id: str
+    employee: str
+    reason: str
+
+
+Action = Dispatch | Advance | RequestReview | Escalate | ApplyDecision | AskBudget
+
+
+@dataclass
+class Plan:
+    actions: list[Action]
+    next_wake: float | None  # earliest future time something becomes dispatchable
+    idle: bool  # nothing running, nothing to do now, nothing scheduled
+
+
+def parse_time(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def reviewer_of(task: Task, tasks: Mapping[str, Task], config: OrgConfig) -> str:
+    """The reviewer: explicit, else the parent's assignee, else the CEO (for roots).
+
+    Review and human tasks are not reviewed again."""
+    if task.kind is not Kind.WORK:
+        return "none"
+    if task.reviewer:
+        return task.reviewer
+    parent = tasks.get(task.parent) if task.parent else None
+    if parent is not None and parent.assignee and not parent.assignee.startswith("role:"):
+        return parent.assignee
+    return config.ceo
+
+
+def waits_on_person(task: Task, state: SchedState) -> bool:
+    """A task whose next move is a person's (so its stillness is not a deadlock)."""
+    cfg = state.config
+    if task.kind is Kind.HUMAN and task.status is S.PENDING:
+        return True
+    if task.status is S.BLOCKED:
+        return True
+    if task.status is S.FAILED and task.extra.get("escalation"):
+        return True
+    if task.status is S.PENDING and task.extra.get("budget_request"):
+        return True
+    if task.status is S.COMPLETED:
+        rv = reviewer_of(task, state.tasks, cfg)
+        return rv in cfg.humans
+    return task.assignee is not None and task.assignee in cfg.humans
+
+
+def _route(task: Task, state: SchedState, load: Mapping[str, int]) -> Employee | None:
+    who = task.assignee
+    if who is None:
+        return None
+    if who.startswith("role:"):
+        role = who[5:]
+        candidates = [e for e in state.employees.values()
+                      if e.role == role and e.status is not EmployeeStatus.OFFBOARDED]
+        if not candidates:
+            return None
+        return min(candidates, key=lambda e: (load.get(e.id, 0) / max(1, e.capacity.concurrency),
+                                              e.id))
+    emp = state.employees.get(who)
+    if emp is None or emp.status is EmployeeStatus.OFFBOARDED:
+        return None
+    return emp
+
+
+def _deps_finished(task: Task, tasks: Mapping[str, Task]) -> bool:
+    return all(tasks.get(d) is not None and tasks[d].status is S.FINISHED for d in task.depends_on)
+
+
+def plan(state: SchedState, now: float) -> Plan:
+    tasks, cfg = state.tasks, state.config
+    limits = cfg.limits
+    actions: list[Action] = []
+    next_wake: float | None = None
+    kids: dict[str, list[Task]] = {}
+    for t in tasks.values():
+        if t.parent:
+            kids.setdefault(t.parent, []).append(t)
+
+    # 1. lifecycle moves that need no agent
+    for t in tasks.values():
+        st = t.status
+        if t.id in state.running:
+            continue
+        if st is S.WAITING:
+            children = kids.get(t.id, [])
+            if any(c.status is S.CANCELLED or (c.status is S.FAILED and _failed_for_good(c, cfg))
+                   for c in children):
+                actions.append(Advance(t.id, S.FAILED, "a subtask failed for good or was "
+                                       "cancelled"))
+            elif children and all(c.status is S.FINISHED for c in children):
+                actions.append(Advance(t.id, S.COMPLETED, "all subtasks finished"))
+        elif st is S.COMPLETED:
+            rv = reviewer_of(t, tasks, cfg)
+            if rv == "none":
+                actions.append(Advance(t.id, S.ACCEPTED, "no reviewer: accepted at once"))
+            elif rv in state.employees and not _has_open_review(t, tasks):
+                actions.append(RequestReview(t.id, rv))
+        elif st is S.ACCEPTED:
+            actions.append(Advance(t.id, S.FINISHED, "merge its branch"))
+        elif st is S.BLOCKED:
+            hid = t.extra.get("waiting_on")
+            h = tasks.get(hid) if isinstance(hid, str) else None
+            if h is not None and h.is_terminal:
+                actions.append(Advance(t.id, S.PENDING, "the question was answered"))
+        elif st is S.FAILED:
+            if t.extra.get("escalation"):
+                h = tasks.get(t.extra["escalation"])
+                if h is not None and h.is_terminal:
+                    actions.append(ApplyDecision(h.id, t.id))
+            elif t.attempts < limits.max_attempts and t.kind is not Kind.HUMAN:
+                actions.append(Advance(t.id, S.PENDING, "retry"))
+            else:
+                actions.append(Escalate(t.id, f"failed {t.attempts} times"))
+        elif st is S.PENDING and t.extra.get("budget_request"):
+            h = tasks.get(t.extra["budget_request"])
+            if h is not None and h.is_terminal:
+                actions.append(ApplyDecision(h.id, t.id))
+        elif (st is S.PENDING and t.kind is Kind.WORK
+              and t.review_rounds >= limits.max_review_rounds
+              and not t.extra.get("escalation")):
+            actions.append(Escalate(t.id, f"rejected {t.review_rounds} times in review"))
+
+    # 2. dispatch
+    escalating = {a.task_id for a in actions if isinstance(a, Escalate)}
+    load: dict[str, int] = {}
+    for r in state.running.values():
+        load[r.employee] = load.get(r.employee, 0) + 1
+    for emp_id, n in state.held_elsewhere.items():
+        load[emp_id] = load.get(emp_id, 0) + n
+    total = len(state.running)
+    max_agents = state.max_agents if state.max_agents is not None else limits.max_agents
+    ready: list[Task] = []
+    for t in tasks.values():
+        if (t.status is not S.PENDING or t.kind is Kind.HUMAN or t.id in state.running
+                or t.id in escalating or t.extra.get("budget_request")):
+            continue
+        if t.assignee is None or t.assignee in cfg.humans:
+            continue
+        if not _deps_finished(t, tasks):
+            continue
+        at = parse_time(t.retry_at)
+        if at is not None and at > now:
+            next_wake = at if next_wake is None else min(next_wake, at)
+            continue
+        ready.append(t)
+    ready.sort(key=lambda t: (-t.priority, t.created or "", t.id))
+    asked_budget: set[str] = set()
+    for t in ready:
+        if state.stopping or total >= max_agents:
+            break
+        emp = _route(t, state, load)
+        if emp is None or emp.status is EmployeeStatus.OFFBOARDED:
+            continue
+        until = state.breakers.get(emp.backend.kind)
+        if until is not None and until > now:
+            next_wake = until if next_wake is None else min(next_wake, until)
+            continue
+        if load.get(emp.id, 0) >= emp.capacity.concurrency:
+            continue
+        over = _over_budget(t, emp, state)
+        if over:
+            key = emp.id if over.startswith("daily") else t.id
+            if key not in asked_budget:
+                asked_budget.add(key)
+                actions.append(AskBudget(t.id, emp.id, over))
+            continue
+        actions.append(Dispatch(t.id, emp.id))
+        load[emp.id] = load.get(emp.id, 0) + 1
+        total += 1
+
+    busy = bool(state.running) or any(not isinstance(a, AskBudget) for a in actions)
+
+    # 3. deadlock: nothing running or possible, yet a project is neither done nor with a person
+    if not busy and next_wake is None and not state.stopping:
+        for root in _deadlocked_roots(state, kids):
+            actions.append(Advance(root, S.FAILED, "deadlock: nothing is running or can run, "
+                                   "and no person is asked"))
+    idle = not state.running and not actions and next_wake is None
+    return Plan(actions, next_wake, idle)
+
+
+def _failed_for_good(t: Task, cfg: OrgConfig) -> bool:
+    return t.attempts >= cfg.limits.max_attempts or bool(t.extra.get("escalation"))
+
+
+def _has_open_review(t: Task, tasks: Mapping[str, Task]) -> bool:
+    rid = t.extra.get("review_task")
+    if not isinstance(rid, str):
+        return False
+    r = tasks.get(rid)
+    return r is not None and not r.is_terminal
+
+
+def _over_budget(t: Task, emp: Employee, state: SchedState) -> str | None:
+    usd_cap = t.budget.get("usd")
+    if usd_cap is not None and float(t.cost.get("usd", 0.0)) >= float(usd_cap):
+        return f"task budget spent: ${float(t.cost.get('usd', 0.0)):.2f} of ${float(usd_cap):.2f}"
+    tok_cap = t.budget.get("tokens") or emp.capacity.tokens_per_task
+    used = int(t.cost.get("input_tokens", 0)) + int(t.cost.get("output_tokens", 0))
+    if tok_cap is not None and used >= int(tok_cap):
+        return f"task token budget spent: {used} of {int(tok_cap)}"
+    day = emp.capacity.usd_per_day
+    if day is not None and state.spent_today.get(emp.id, 0.0) >= day:
+        return f"daily budget spent: ${state.spent_today.get(emp.id, 0.0):.2f} of ${day:.2f}"
+    return None
+
+
+def _deadlocked_roots(state: SchedState, kids: Mapping[str, list[Task]]) -> list[str]:
+    tasks = state.tasks
+    stuck_roots: list[str] = []
+    roots = [t for t in tasks.values() if not t.parent or t.parent not in tasks]
+    for root in roots:
+        if root.is_terminal or root.kind is not Kind.WORK:
+            continue
+        if root.status is S.FAILED:
+            continue  # already failing: the escalation path handles it
+        subtree = _subtree(root.id, tasks, kids)
+        if any(waits_on_person(t, state) for t in subtree):
+            continue
+        # anything in the subtree that depends on a person outside it (e.g. review tasks)
+        if any(isinstance(t.extra.get("review_task"), str)
+               and tasks.get(t.extra["review_task"]) is not None
+               and not tasks[t.extra["review_task"]].is_terminal for t in subtree):
+            continue
+        stuck_roots.append(root.id)
+    return stuck_roots
+
+
+def _subtree(root: str, tasks: Mapping[str, Task], kids: Mapping[str, list[Task]]) -> list[Task]:
+    out, stack = [], [root]
+    while stack:
+        cur = stack.pop()
+        t = tasks.get(cur)
+        if t is None:
+            continue
+        out.append(t)
+        stack.extend(k.id for k in kids.get(cur, []))
+    return out

@@ -1,0 +1,60 @@
+"""The file watcher: a wake-up signal for the daemon, never the truth.
+
+Watches `tasks/`, `employees/`, `talents/`, `sops/` and `aoi.yaml`. When the kernel queue
+overflows (watchdog only logs it), the daemon is told to rescan against git.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+WATCHED = ("tasks", "employees", "talents", "sops")
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, on_path: Callable[[str], None]) -> None:
+        self.on_path = on_path
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write"):
+            return
+        for p in (event.src_path, getattr(event, "dest_path", "")):
+            path = p.decode() if isinstance(p, bytes) else p
+            if path and path.endswith((".yaml", ".yml", ".md")) and "/.aoi-tmp" not in path:
+                self.on_path(path)
+
+
+class _OverflowHook(logging.Handler):
+    def __init__(self, on_overflow: Callable[[], None]) -> None:
+        super().__init__(logging.DEBUG)
+        self.on_overflow = on_overflow
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" in record.getMessage().lower():
+            self.on_overflow()
+
+
+def start_watcher(root: Path, on_path: Callable[[str], None],
+                  on_overflow: Callable[[], None]) -> Any:
+    observer = Observer()
+    handler = _Handler(on_path)
+    for name in WATCHED:
+        folder = root / name
+        folder.mkdir(exist_ok=True)
+        observer.schedule(handler, str(folder), recursive=True)
+    observer.schedule(handler, str(root), recursive=False)
+    hook = _OverflowHook(on_overflow)
+    wd_log = logging.getLogger("watchdog")
+    wd_log.addHandler(hook)
+    if wd_log.level == logging.NOTSET or wd_log.level > logging.DEBUG:
+        wd_log.setLevel(logging.DEBUG)
+    wd_log.propagate = False
+    observer.daemon = True
+    observer.start()
+    return observer

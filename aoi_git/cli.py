@@ -30,6 +30,9 @@ class AoiGroup(click.Group):
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:
             raise click.exceptions.Exit(130) from None
+        except BrokenPipeError:  # `aoi log | head`: the reader left; not an error
+            sys.stderr.close()
+            raise click.exceptions.Exit(0) from None
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:  # a bug, not a user mistake: still one line by default

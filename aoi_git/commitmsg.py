@@ -53,7 +53,8 @@ class Message:
             lines += [self.body.strip(), ""]
         for t in self.transitions:
             lines.append(f"Aoi-Task: {t.task_id}")
-            lines.append(f"Aoi-Transition: {t.label}")
+            if t.old != t.new:  # a pure edit names the task but is no transition
+                lines.append(f"Aoi-Transition: {t.label}")
         lines.append(f"Aoi-Actor: {self.actor}")
         for key, name in COST_TRAILERS.items():
             value = self.cost.get(key)

@@ -53,6 +53,7 @@ from aoi_git.scheduler import (
     SchedState,
     plan,
 )
+from aoi_git.scheduler import _over_budget as over_budget
 from aoi_git.store import Change, HeadView, Store
 from aoi_git.txn import Txn, commit, now_iso
 from aoi_git.validate import Validator, is_task_path
@@ -93,6 +94,7 @@ class DaemonOptions:
     until_idle: bool = False
     grace_s: float | None = None
     watch: bool = True
+    on_commit: Callable[[str, str], None] | None = None  # (actor, subject line): progress
 
 
 def load_backends() -> dict[str, Backend]:
@@ -303,7 +305,14 @@ class Daemon:
         else:
             self._apply_written(txn, head)
         self.known_head = head.oid
+        self._announce(str(txn.actor))
         return txn
+
+    def _announce(self, actor: str) -> None:
+        if self.opts.on_commit is not None:
+            head = self.store.head_commit()
+            if head is not None:
+                self.opts.on_commit(actor, head.message.splitlines()[0])
 
     def _apply_written(self, txn: Txn, head: HeadView) -> None:
         index = self.org.index
@@ -395,7 +404,16 @@ class Daemon:
         return True
 
     def _ask_budget(self, a: AskBudget, now: float) -> bool:
-        emp = self.org.employees[a.employee]
+        emp = self.org.employees.get(a.employee)
+        task = self.org.tasks.get(a.task_id)
+        if emp is None or task is None or task.extra.get("budget_request"):
+            return False
+        # the plan may be stale: an action before this one (a person's answer to another
+        # budget request) may have raised the cap
+        fresh = SchedState(self.org.tasks, self.org.employees, self.org.config,
+                           spent_today=self.spent_today)
+        if not over_budget(task, emp, fresh):
+            return False
         day = dt.date.fromtimestamp(now).isoformat()
         if a.reason.startswith("daily"):
             for t in self.org.tasks.values():  # one open request per employee and day
@@ -476,6 +494,7 @@ class Daemon:
             if ws.is_org:
                 self.known_head = oid
                 self.org.commit = oid
+                self._announce(str(self.actor))
         return None
 
     def _delete_branch(self, task_id: str) -> None:
@@ -501,13 +520,18 @@ class Daemon:
         if slot is None:
             task_lock.release()
             return False
+        cur = self.org.tasks.get(task_id)
+        if cur is not None and cur.status is S.PENDING:  # ours now: forget earlier runs
+            runs.RunFiles(self.runs_dir / task_id).clear_outcome()
 
         def claim(txn: Txn) -> None:
             cur = txn.get(task_id)
-            changes: dict[str, Any] = {"status": S.PROCESSING}
+            changes: dict[str, Any] = {}
             if cur.assignee and cur.assignee.startswith("role:"):
                 changes["extra"] = {**cur.extra, "routed_to": emp.id}
-            txn.put(cur.with_changes(**changes))
+            # move, not put: a task that is already processing is claimed by someone else
+            # (processing -> processing would be a legal no-op and start a second agent)
+            txn.move(task_id, S.PROCESSING, **changes)
             txn.trailers.append(("Aoi-Employee", emp.id))
 
         try:
@@ -551,7 +575,7 @@ class Daemon:
                "AOI_TASK_ID": task.id, "AOI_TASK_FILE": str(files.task),
                "AOI_CONTEXT_FILE": str(files.context), "AOI_RESULT_FILE": str(files.result),
                "AOI_ORG_DIR": str(self.root), "AOI_AGENT_CONFIG": str(files.config),
-               "AOI_EMPLOYEE": emp.id}
+               "AOI_EMPLOYEE": emp.id, "AOI_WORKSPACE_BASE": self.workspace.base}
         proc = runs.spawn(backend.command(emp), files=files, cwd=cwd, env=env,
                           memory_mb=emp.capacity.memory_mb if getattr(
                               backend, "limit_address_space", True) else None,
@@ -705,10 +729,12 @@ class Daemon:
                 self._log(f"{task.id}: killed the orphaned agent group {pgid}")
             emp_id = task.extra.get("routed_to") or task.assignee
             emp = self.org.employees.get(str(emp_id))
-            has_result = files.result.exists() and files.result.stat().st_mtime >= float(
-                meta.get("started") or 0)
+            # the run files were cleared before the claim was committed: a result or an
+            # exit status here is this claim's, even if the daemon died before it wrote
+            # meta.json (a fast agent can finish before that)
+            has_result = files.result.exists()
             rc = files.read_exit()
-            if emp is not None and meta and (has_result or rc is not None):
+            if emp is not None and (has_result or rc is not None):
                 result = runs.read_result(files, rc)
                 self._log(f"{task.id}: picked up the result its agent left before the crash")
                 self._finish_run(task.id, emp, result, self.clock(), None)

@@ -76,6 +76,12 @@ class RunFiles:
         except (OSError, ValueError):
             return {}
 
+    def clear_outcome(self) -> None:
+        """Forget what an earlier run left (result, exit status, pid). Done before the
+        claim is committed, so whatever recovery finds here belongs to the current claim."""
+        for stale in (self.result, self.exit, self.meta):
+            stale.unlink(missing_ok=True)
+
     def read_exit(self) -> int | None:
         try:
             return int(self.exit.read_text().strip())
@@ -100,8 +106,7 @@ def prepare(folder: Path, task: Mapping[str, Any], context: str,
             config: Mapping[str, Any]) -> RunFiles:
     folder.mkdir(parents=True, exist_ok=True)
     files = RunFiles(folder)
-    for stale in (files.result, files.exit, files.meta):
-        stale.unlink(missing_ok=True)
+    files.clear_outcome()
     files.task.write_text(json.dumps(task, indent=2, default=str))
     files.context.write_text(context)
     files.config.write_text(json.dumps(config, indent=2, default=str))

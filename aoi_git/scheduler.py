@@ -8,7 +8,7 @@ a plan made on slightly stale state can never make an illegal move.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from aoi_git.model import Employee, EmployeeStatus, Kind, OrgConfig, Status, Task
@@ -119,8 +119,8 @@ def waits_on_person(task: Task, state: SchedState) -> bool:
         return True
     if task.status is S.BLOCKED:
         return True
-    if task.status is S.FAILED and task.extra.get("escalation"):
-        return True
+    if task.extra.get("escalation") and not task.is_terminal:
+        return True  # a person decides: retry, reassign or cancel
     if task.status is S.PENDING and task.extra.get("budget_request"):
         return True
     if task.status is S.COMPLETED:
@@ -217,7 +217,8 @@ def plan(state: SchedState, now: float) -> Plan:
     ready: list[Task] = []
     for t in tasks.values():
         if (t.status is not S.PENDING or t.kind is Kind.HUMAN or t.id in state.running
-                or t.id in escalating or t.extra.get("budget_request")):
+                or t.id in escalating or t.extra.get("budget_request")
+                or t.extra.get("escalation")):
             continue
         if t.assignee is None or t.assignee in cfg.humans:
             continue
@@ -230,6 +231,7 @@ def plan(state: SchedState, now: float) -> Plan:
         ready.append(t)
     ready.sort(key=lambda t: (-t.priority, t.created or "", t.id))
     asked_budget: set[str] = set()
+    over_budget: set[str] = set()  # held until a person raises the budget
     for t in ready:
         if state.stopping or total >= max_agents:
             break
@@ -244,6 +246,7 @@ def plan(state: SchedState, now: float) -> Plan:
             continue
         over = _over_budget(t, emp, state)
         if over:
+            over_budget.add(t.id)
             key = emp.id if over.startswith("daily") else t.id
             if key not in asked_budget:
                 asked_budget.add(key)
@@ -256,11 +259,15 @@ def plan(state: SchedState, now: float) -> Plan:
     busy = bool(state.running) or any(not isinstance(a, AskBudget) for a in actions)
 
     # 3. deadlock: nothing running or possible, yet a project is neither done nor with a person
+    #    (a task over its budget is with a person: one is being asked for more)
     if not busy and next_wake is None and not state.stopping:
-        for root in _deadlocked_roots(state, kids):
+        for root in _deadlocked_roots(state, kids, over_budget):
             actions.append(Advance(root, S.FAILED, "deadlock: nothing is running or can run, "
                                    "and no person is asked"))
-    idle = not state.running and not actions and next_wake is None
+    # A budget request is made once (per task, or per employee and day): one that is
+    # already open does not keep the daemon busy.
+    idle = not state.running and next_wake is None \
+        and all(isinstance(a, AskBudget) for a in actions)
     return Plan(actions, next_wake, idle)
 
 
@@ -290,7 +297,8 @@ def _over_budget(t: Task, emp: Employee, state: SchedState) -> str | None:
     return None
 
 
-def _deadlocked_roots(state: SchedState, kids: Mapping[str, list[Task]]) -> list[str]:
+def _deadlocked_roots(state: SchedState, kids: Mapping[str, list[Task]],
+                     over_budget: Collection[str] = ()) -> list[str]:
     tasks = state.tasks
     stuck_roots: list[str] = []
     roots = [t for t in tasks.values() if not t.parent or t.parent not in tasks]
@@ -300,7 +308,7 @@ def _deadlocked_roots(state: SchedState, kids: Mapping[str, list[Task]]) -> list
         if root.status is S.FAILED:
             continue  # already failing: the escalation path handles it
         subtree = _subtree(root.id, tasks, kids)
-        if any(waits_on_person(t, state) for t in subtree):
+        if any(waits_on_person(t, state) or t.id in over_budget for t in subtree):
             continue
         # anything in the subtree that depends on a person outside it (e.g. review tasks)
         if any(isinstance(t.extra.get("review_task"), str)

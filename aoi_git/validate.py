@@ -200,10 +200,14 @@ class Validator:
             if existing is not None and existing != path and existing not in files:
                 problems.append(f"{path}:1: duplicate task id {task.id!r} (also {existing})")
                 continue
+            if task.id in changed:  # two new files with one name in different folders
+                other = changed[task.id][0]
+                problems.append(f"{path}:1: duplicate task id {task.id!r} (also {other})")
+                continue
             overlay[task.id] = task
             changed[task.id] = (path, task)
         for tid, (path, task) in changed.items():
-            problems += self._ref_problems(task, path, overlay)
+            problems += self._ref_problems(task, path, overlay, files[path] or b"")
             old = self.tasks.get(tid)
             try:
                 check_transition(old.status if old else None, task.status, actor.kind, task.kind)
@@ -223,26 +227,34 @@ class Validator:
                 problems.append(f"{where}:1: parent cycle: {' -> '.join(pcycle)}")
         return problems
 
-    def _ref_problems(self, task: Task, path: str, overlay: Mapping[str, Task]) -> list[str]:
+    def _ref_problems(
+        self, task: Task, path: str, overlay: Mapping[str, Task], data: bytes = b""
+    ) -> list[str]:
         out = []
+        key_lines = yamlio.key_lines(data) if data else {}
+
+        def at(*key: str) -> str:
+            return f"{path}:{_line_for(key_lines, key)}"
+
         for field_name, who in (("assignee", task.assignee), ("reviewer", task.reviewer)):
             if who is None or (field_name == "reviewer" and who == "none"):
                 continue
             if who.startswith("role:"):
                 if who[5:] not in self.roles:
-                    out.append(f"{path}:1: {field_name}: no employee has role {who[5:]!r}")
+                    out.append(f"{at(field_name)}: {field_name}: no employee has role {who[5:]!r}")
             elif who not in self.employee_ids and who not in self.humans:
                 out.append(
-                    f"{path}:1: {field_name}: {who!r} is neither an employee nor a person "
+                    f"{at(field_name)}: {field_name}: {who!r} is neither an employee nor a person "
                     "in aoi.yaml `humans:`"
                 )
         if task.parent and task.parent not in overlay:
-            out.append(f"{path}:1: parent: no task {task.parent!r}")
-        for dep in task.depends_on:
+            out.append(f"{at('parent')}: parent: no task {task.parent!r}")
+        for i, dep in enumerate(task.depends_on):
             if dep not in overlay:
-                out.append(f"{path}:1: depends_on: no task {dep!r}")
+                out.append(f"{at('depends_on', str(i))}: depends_on: no task {dep!r}")
             elif dep == task.id:
-                out.append(f"{path}:1: depends_on: a task cannot depend on itself")
+                out.append(f"{at('depends_on', str(i))}: depends_on: a task cannot depend on "
+                           "itself")
         return out
 
 

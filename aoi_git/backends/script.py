@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from aoi_git.errors import AoiError
 from aoi_git.model import Employee
 
@@ -10,7 +12,9 @@ class ScriptBackend:
     kind = "script"
 
     def command(self, employee: Employee) -> list[str]:
-        command = [str(part) for part in employee.backend.command]
+        # `{python}` stands for the interpreter running aoi, so org scripts need no PATH setup
+        command = [sys.executable if part == "{python}" else str(part)
+                   for part in employee.backend.command]
         if not command:
             raise AoiError(
                 f"employee {employee.id!r} has backend kind `script` but no command: set "

@@ -9,6 +9,7 @@ def REGISTRY() -> list[click.Command]:  # noqa: N802 - a constant-like accessor
     from aoi_git.commands import (
         answer,
         daemon,
+        demo,
         graph,
         hook,
         init,
@@ -21,5 +22,5 @@ def REGISTRY() -> list[click.Command]:  # noqa: N802 - a constant-like accessor
 
     return [
         init.init, validate.validate, task.task, graph.tree, graph.graph, log.log, hook.hook,
-        daemon.daemon, status.status, answer.answer, review.review,
+        daemon.daemon, status.status, answer.answer, review.review, demo.demo,
     ]

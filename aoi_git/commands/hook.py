@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -37,19 +38,19 @@ def pre_commit() -> None:
     """
     root = Path(git("rev-parse", "--show-toplevel", cwd=".").strip())
     store = Store(root)
-    names = git("diff", "--cached", "--name-only", "-z", "--no-renames", cwd=root).split("\0")
-    paths = [p for p in names if p and is_org_file(p)]
-    if not paths:
-        return
-    index = store.repo.index
-    index.read(False)
+    # The staged blob ids come from git itself: `git commit -a` / `git commit PATH` stage
+    # into a temporary index (GIT_INDEX_FILE), which libgit2 would not read.
+    raw = git("diff", "--cached", "--raw", "-z", "--no-renames", "--no-abbrev", cwd=root)
+    items = raw.split("\0")
     files: dict[str, bytes | None] = {}
-    for p in paths:
-        try:
-            blob = store.repo[index[p].id]
-            files[p] = blob.data if isinstance(blob, pygit2.Blob) else None
-        except KeyError:
-            files[p] = None
+    for meta, p in zip(items[0::2], items[1::2], strict=False):
+        if not p or not is_org_file(p):
+            continue
+        new_id = meta.split()[3]
+        blob = None if new_id == ZERO else store.repo.get(new_id)
+        files[p] = blob.data if isinstance(blob, pygit2.Blob) else None
+    if not files:
+        return
     name = git("config", "user.name", cwd=root, check=False).strip() or "unknown"
     org = load_org(store)
     store.save_cache()
@@ -67,6 +68,10 @@ def pre_receive() -> None:
       python -m aoi_git hook pre-receive
     """
     store = Store(Path(git("rev-parse", "--git-dir", cwd=".").strip()).resolve())
+    # Pushed objects wait in a quarantine folder that git, but not libgit2, reads.
+    for var in ("GIT_QUARANTINE_PATH", "GIT_OBJECT_DIRECTORY"):
+        if os.environ.get(var):
+            store.repo.odb.add_disk_alternate(os.environ[var])
     problems: list[str] = []
     for line in sys.stdin.read().splitlines():
         old, new, ref = line.split()

@@ -40,7 +40,8 @@ def _as_json(t: Task, path: str) -> dict[str, object]:
 @click.option("--description", default="", help="Free text for the assignee.")
 @click.option("--label", "labels", multiple=True, help="A label (repeatable).")
 @click.option("--priority", type=int, default=0, show_default=True, help="Higher runs first.")
-@click.option("--id", "task_id", help="Choose the id (file tasks/<id>.yaml) instead of a random one.")
+@click.option("--id", "task_id",
+              help="Choose the id (file tasks/<id>.yaml) instead of a random one.")
 @click.pass_obj
 def new(app: App, title: str, assignee: str | None, reviewer: str | None, after: tuple[str, ...],
         parent: str | None, description: str, labels: tuple[str, ...], priority: int,

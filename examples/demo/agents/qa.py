@@ -1,0 +1,52 @@
+"""QA: reviews a task by running the unit tests of the code under review.
+
+The code under review is the subject's branch `aoi/<subject>` (or, when that branch is
+already merged, e.g. for a decomposed root, the workspace base). It is unpacked into a
+temporary folder, so the review itself changes nothing.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+
+task = json.load(open(os.environ["AOI_TASK_FILE"]))
+subject = task.get("subject")
+base = os.environ.get("AOI_WORKSPACE_BASE", "main")
+branch = f"aoi/{subject}"
+
+
+def git(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], capture_output=True, text=True)
+
+
+rev = branch
+if git("rev-parse", "--verify", "-q", branch).returncode != 0 or \
+        git("merge-base", "--is-ancestor", branch, base).returncode == 0:
+    rev = base
+with tempfile.TemporaryDirectory() as tmp:
+    archive = os.path.join(tmp, "tree.tar")
+    with open(archive, "wb") as fh:
+        subprocess.run(["git", "archive", "--format=tar", rev, "--", "."], stdout=fh, check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(os.path.join(tmp, "src"), filter="data")
+    src = os.path.join(tmp, "src")
+    if not os.path.isdir(os.path.join(src, "tests")):
+        decision = {"decision": "accept", "feedback": "No tests to run; nothing to object to."}
+        summary = f"Reviewed {rev}: no tests."
+    else:
+        run = subprocess.run([sys.executable, "-m", "unittest", "discover", "-s", "tests"],
+                             cwd=src, capture_output=True, text=True, timeout=120)
+        tail = "\n".join(run.stderr.strip().splitlines()[-12:])
+        if run.returncode == 0:
+            decision = {"decision": "accept", "feedback": f"All tests pass on {rev}."}
+            summary = f"Ran the unit tests on {rev}: {tail.splitlines()[-1] if tail else 'ok'}."
+        else:
+            decision = {"decision": "reject",
+                        "feedback": f"The unit tests fail on {rev}; fix the failing test:\n{tail}"}
+            summary = f"Ran the unit tests on {rev}: they fail."
+
+json.dump({"outcome": "completed", "summary": summary, "review": decision},
+          open(os.environ["AOI_RESULT_FILE"], "w"))

@@ -130,6 +130,8 @@ class Daemon:
         self.aoi = self.root / ".aoi"
         self.runs_dir = self.aoi / "runs"
         self.status_file = self.aoi / "daemon" / "status.json"
+        self.index_journal = self.aoi / "daemon" / "index-pending.jsonl"
+        self.index_journal.parent.mkdir(parents=True, exist_ok=True)
         self.actor = Actor(ActorKind.DAEMON, socket.gethostname())
         self.backends = load_backends()
         self.active: dict[str, Active] = {}
@@ -219,7 +221,7 @@ class Daemon:
                 signal.signal(s, h)
             if self.observer is not None:
                 self.observer.stop()
-            self.store.flush_index()
+            self._flush_index()
             self.store.save_cache()
             self._write_status(self.clock(), stopped=True)
             self.lock.release()
@@ -255,7 +257,7 @@ class Daemon:
                     next_wake = t if next_wake is None else min(next_wake, t)
         if self.store._pending_index:
             if now - self.last_flush >= INDEX_FLUSH_S or not self.active:
-                self.store.flush_index()
+                self._flush_index()
                 self.last_flush = now
             else:
                 nxt = self.last_flush + INDEX_FLUSH_S
@@ -305,8 +307,39 @@ class Daemon:
         else:
             self._apply_written(txn, head)
         self.known_head = head.oid
+        self._journal_index(txn.files)
         self._announce(str(txn.actor))
         return txn
+
+    # The index is written at most every INDEX_FLUSH_S (one write for many commits). Until
+    # then the entries still to move are journaled in .aoi/, so that after a kill -9 the
+    # restarted daemon finishes the move and `git status` shows only the person's changes.
+    def _journal_index(self, paths: Any) -> None:
+        pending = self.store._pending_index
+        rows = [json.dumps([p, *pending[p]]) + "\n" for p in paths if p in pending]
+        if rows:
+            with open(self.index_journal, "a") as fh:
+                fh.write("".join(rows))
+
+    def _flush_index(self) -> None:
+        self.store.flush_index()
+        self.index_journal.unlink(missing_ok=True)
+
+    def _finish_interrupted_index_flush(self) -> None:
+        try:
+            lines = self.index_journal.read_text().splitlines()
+        except OSError:
+            return
+        pending = self.store._pending_index
+        for line in lines:
+            try:
+                path, old, new = json.loads(line)
+            except (ValueError, TypeError):
+                continue  # a line cut short by the crash
+            earlier = pending.get(path)
+            pending[path] = (earlier[0] if earlier else old, new)
+        self._flush_index()
+        self._log(f"finished the index update of {len(lines)} path(s) a crash interrupted")
 
     def _announce(self, actor: str) -> None:
         if self.opts.on_commit is not None:
@@ -472,13 +505,12 @@ class Daemon:
             assert head is not None
             idx = repo.merge_commits(head.id, pygit2.Oid(hex=tip))
             if idx.conflicts is not None:
-                paths = sorted({(c[1] or c[2] or c[0]).path for c in idx.conflicts
-                                if any(c)})  # type: ignore[union-attr]
+                paths = sorted({e.path for c in idx.conflicts for e in c if e is not None})
                 conflict[:] = [f"merging {branch_name(task.id)} into {ws.base} conflicts in: "
                                + ", ".join(paths) + ". Rebase your work on the current base."]
                 return None
             tree = idx.write_tree(repo)
-            diff = repo.diff(head.tree, repo[tree])
+            diff = head.tree.diff_to_tree(repo.get(tree))  # type: ignore[arg-type]
             changed[:] = [d.new_file.path for d in diff.deltas]
             msg = (f"aoi: merge {branch_name(task.id)}: {task.title}\n\n"
                    f"Aoi-Task: {task.id}\nAoi-Merge: {branch_name(task.id)}\n"
@@ -491,6 +523,7 @@ class Daemon:
             return conflict[0]
         if oid is not None:
             ws_store.sync_paths(old, ws_store.head(), changed)
+            self._journal_index(changed)
             if ws.is_org:
                 self.known_head = oid
                 self.org.commit = oid
@@ -718,6 +751,7 @@ class Daemon:
     # ------------------------------------------------------------- recovery
     def recover(self) -> None:
         """Bring every `processing` task whose agent is gone to a consistent state."""
+        self._finish_interrupted_index_flush()
         for task in list(self.org.tasks.values()):
             if task.status is not S.PROCESSING:
                 continue
@@ -739,7 +773,8 @@ class Daemon:
                 self._log(f"{task.id}: picked up the result its agent left before the crash")
                 self._finish_run(task.id, emp, result, self.clock(), None)
                 continue
-            self._commit(lambda txn, tid=task.id: _requeue(txn, tid, self.actor))
+            tid: str = task.id
+            self._commit(lambda txn: _requeue(txn, tid, self.actor))  # noqa: B023
             self._log(f"{task.id}: recovered to pending (its agent was gone)")
         # stale worktrees of tasks that are not running
         wt = self.aoi / "worktrees"

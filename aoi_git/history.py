@@ -29,7 +29,8 @@ class Record:
 
 def records(root: Path, rev: str = "HEAD", since: str | None = None) -> Iterator[Record]:
     """aoi commits, oldest first, parsed from trailers (one `git log` process, streamed)."""
-    cmd = ["git", "log", "--reverse", "--format=%H%x1f%ct%x1f%s%x1f%B%x1e", rev]
+    cmd = ["git", "log", "--reverse", "--date-order",  # children after parents, always
+           "--format=%H%x1f%ct%x1f%s%x1f%B%x1e", rev]
     if since:
         cmd.insert(3, f"--since={since}")
     proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,

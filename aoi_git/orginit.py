@@ -51,7 +51,7 @@ def init_org(path: Path, *, name: str | None = None, template: Path | None = Non
     git("init", "-q", "-b", "main", cwd=path)
     notes = wire_clone(path)
     git("add", "-A", cwd=path)
-    env = {}
+    env: dict[str, str] = {}
     if not git("config", "user.name", cwd=path, check=False).strip():
         env.update(GIT_AUTHOR_NAME="aoi", GIT_COMMITTER_NAME="aoi")
     if not git("config", "user.email", cwd=path, check=False).strip():

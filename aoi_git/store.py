@@ -409,6 +409,7 @@ class Store:
             os.close(fd)
 
     def _build_tree(self, head: pygit2.Commit | None, change: Change) -> pygit2.Oid:
+        base: pygit2.Object | None
         if change.base_tree is not None:
             base = self.repo[change.base_tree]
         else:
@@ -526,7 +527,8 @@ class Store:
             if on_disk == new_blob:
                 index.add(path)  # records stat data, so `git status` stays quick and clean
             else:
-                index.add(pygit2.IndexEntry(path, pygit2.Oid(hex=new_blob), FILEMODE_BLOB))
+                index.add(pygit2.IndexEntry(path, pygit2.Oid(hex=new_blob),
+                                           FILEMODE_BLOB))  # type: ignore[arg-type]
             changed = True
         if changed:
             index.write()

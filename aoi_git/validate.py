@@ -48,7 +48,7 @@ def is_task_path(path: str) -> bool:
 def _validator(name: str) -> jsonschema.protocols.Validator:
     schema = json.loads((resource_dir("schemas") / f"{name}.schema.json").read_text())
     cls = jsonschema.validators.validator_for(schema)
-    return cls(schema)  # type: ignore[no-any-return]
+    return cls(schema)
 
 
 def _line_for(lines: Mapping[tuple[str, ...], int], path: Iterable[Any]) -> int:

@@ -24,10 +24,11 @@ class YamlError(ValueError):
 
 def load(data: bytes | str) -> Any:
     if isinstance(data, bytes):
+        raw = data
         try:
-            data = data.decode("utf-8")
+            data = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            line = data[: exc.start].count(b"\n") + 1
+            line = raw[: exc.start].count(b"\n") + 1
             raise YamlError(f"not UTF-8 text (byte {exc.start})", line) from None
     try:
         return yaml.load(data, Loader=_Loader)

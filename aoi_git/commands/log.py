@@ -55,8 +55,8 @@ def log(app: App, task_id: str | None, as_json: bool) -> None:
     for r, trans in rows:
         when = dt.datetime.fromtimestamp(r.time).strftime("%Y-%m-%d %H:%M:%S")
         cost = f"  ${r.cost['usd']:.4f}" if r.cost.get("usd") else ""
-        for t, tr in trans:
-            click.echo(f"{when}  {r.actor:<22}  {t:<14}  {tr:<22}{cost}")
+        for tid, tr in trans:
+            click.echo(f"{when}  {r.actor:<22}  {tid:<14}  {tr:<22}{cost}")
         note = body_text(r)
         if note:
             for line in note.splitlines()[:3]:

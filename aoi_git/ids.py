@@ -1,8 +1,9 @@
 """Task ids and where task files live.
 
 Generated ids are `t-` + 10 base32 characters (50 random bits), so two clones never
-mint the same id. They live in `tasks/<first two chars>/<id>.yaml`: a two-level fan-out
-whose commit cost stays flat as the org grows. People may name tasks themselves and save
+mint the same id. They live in `tasks/<1st char>/<2nd char>/<id>.yaml`: a two-level fan-out
+(32 x 32 folders) whose commit cost stays flat as the org grows: each commit rewrites
+three small trees (~5 KB), where 1,024 folders under `tasks/` would rewrite a ~30 KB one. People may name tasks themselves and save
 them anywhere under `tasks/`; the id is the file name.
 """
 
@@ -32,4 +33,4 @@ def is_valid_id(task_id: str) -> bool:
 def shard_path(task_id: str) -> str:
     """Repo-relative path for a task aoi creates."""
     stem = task_id[2:] if task_id.startswith("t-") else task_id
-    return f"tasks/{stem[:2]}/{task_id}.yaml"
+    return f"tasks/{stem[0]}/{stem[1]}/{task_id}.yaml"

@@ -43,8 +43,11 @@ class Txn:
         self.extra_parents: tuple[str, ...] = ()
         self.base_tree: str | None = None
         self._found: dict[str, Task | None] = {}  # task id -> parsed version at this head
+        self._written_paths: dict[str, str] = {}
 
     def path_of(self, task_id: str) -> str:
+        if task_id in self._written_paths:  # put at a path of the writer's choosing
+            return self._written_paths[task_id]
         if task_id in self.paths:
             return self.paths[task_id]
         return shard_path(task_id)
@@ -87,6 +90,8 @@ class Txn:
             base_status = Status(first.old) if first.old else None
         check_transition(base_status, task.status, self.actor.kind, task.kind)
         target = path or self.path_of(task.id)
+        if path is not None:
+            self._written_paths[task.id] = path
         self.files[target] = dump_task(task)
         self.written[task.id] = task
         if first is not None:

@@ -164,7 +164,7 @@ def test_task_show_prints_the_path_and_json_parses(cli, org_dir: Path) -> None: 
     result = ok(cli(org_dir, "task", "show", tid[:5]))
     first, *rest = result.stdout.splitlines()
     path = first.removeprefix("# ").strip()
-    assert path == f"tasks/{tid[2:4]}/{tid}.yaml"
+    assert path == f"tasks/{tid[2]}/{tid[3]}/{tid}.yaml"
     assert (org_dir / path).is_file()
     assert f"id: {tid}" in rest and "title: Show me" in rest
     data = show_json(cli, org_dir, tid)
@@ -215,7 +215,7 @@ def test_task_edit_commits_a_valid_save_as_the_person(
                     env=_editor(tmp_path, "# a comment of mine\\nlabels: [edited]\\n")))
     assert "committed" in result.stdout
     assert count(org_dir) == before + 1
-    path = f"tasks/{tid[2:4]}/{tid}.yaml"
+    path = f"tasks/{tid[2]}/{tid[3]}/{tid}.yaml"
     committed = git(org_dir, "show", f"HEAD:{path}")
     assert "# a comment of mine" in committed and "labels: [edited]" in committed
     assert git(org_dir, "log", "-1", "--format=%(trailers:key=Aoi-Actor,valueonly)").strip() == (
@@ -229,16 +229,16 @@ def test_task_edit_keeps_an_invalid_save_and_commits_nothing(
 ) -> None:
     tid = new(cli, org_dir, "Edit me")
     before = count(org_dir)
-    path = org_dir / "tasks" / tid[2:4] / f"{tid}.yaml"
+    path = org_dir / "tasks" / tid[2] / tid[3] / f"{tid}.yaml"
     result = cli(org_dir, "task", "edit", tid, env=_editor(tmp_path, "bogus: 1\\n"))
     assert result.exit_code == 1
     assert "Traceback" not in result.stderr
     err = lines(result.stderr)
-    assert any(re.fullmatch(rf"tasks/{tid[2:4]}/{tid}\.yaml:\d+: unknown key 'bogus'", ln)
+    assert any(re.fullmatch(rf"tasks/{tid[2]}/{tid[3]}/{tid}\.yaml:\d+: unknown key 'bogus'", ln)
                for ln in err), err
     assert count(org_dir) == before
     assert path.read_text().endswith("bogus: 1\n")  # kept as written
-    assert git(org_dir, "status", "--porcelain").strip() == f"M tasks/{tid[2:4]}/{tid}.yaml"
+    assert git(org_dir, "status", "--porcelain").strip() == f"M tasks/{tid[2]}/{tid[3]}/{tid}.yaml"
 
 
 def test_task_edit_illegal_status_change_is_refused(
@@ -336,7 +336,7 @@ def test_dash_c_and_any_subfolder_work(org_dir: Path, run_aoi, tmp_path: Path) -
     assert result.returncode == 0 and tid in result.stdout
     result = run_aoi("-C", "employees", "task", "show", tid, cwd=org_dir)
     assert result.returncode == 0 and f"id: {tid}" in result.stdout
-    shard = org_dir / "tasks" / tid[2:4]
+    shard = org_dir / "tasks" / tid[2] / tid[3]
     assert run_aoi("validate", f"{tid}.yaml", cwd=shard).returncode == 0
     one_line_error(run_aoi("task", "list", cwd=tmp_path), "not inside an aoi organisation")
     one_line_error(run_aoi("-C", tmp_path / "nope", "task", "list", cwd=tmp_path), "nope")

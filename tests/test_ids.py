@@ -38,14 +38,14 @@ def test_ten_thousand_generated_ids_are_unique() -> None:
 
 
 def test_shard_path_layout() -> None:
-    assert shard_path("t-4k2m9x7q3a") == "tasks/4k/t-4k2m9x7q3a.yaml"
+    assert shard_path("t-4k2m9x7q3a") == "tasks/4/k/t-4k2m9x7q3a.yaml"
     for _ in range(100):
         tid = new_task_id()
         path = shard_path(tid)
         parts = path.split("/")
-        assert parts[0] == "tasks" and len(parts) == 3
-        assert parts[1] == tid[2:4]
-        assert parts[2] == f"{tid}.yaml"
+        assert parts[0] == "tasks" and len(parts) == 4
+        assert parts[1] == tid[2] and parts[2] == tid[3]
+        assert parts[3] == f"{tid}.yaml"
 
 
 @pytest.mark.parametrize("good", ["ab", "login-page", "t-4k2m9x7q3a", "a" * 64, "0a", "a-"])

@@ -112,7 +112,7 @@ def test_new_task_goes_into_a_two_level_shard(org_dir: Path) -> None:
     tid = new_task(store)
     assert ID_RE.match(tid)
     path = shard_path(tid)
-    assert path == f"tasks/{tid[2:4]}/{tid}.yaml"
+    assert path == f"tasks/{tid[2]}/{tid[3]}/{tid}.yaml"
     listed = git(org_dir, "ls-tree", "-r", "--name-only", "HEAD", "tasks/").splitlines()
     assert listed.count(path) == 1
     assert (org_dir / path).read_bytes() == git(org_dir, "show", f"HEAD:{path}").encode()

@@ -164,10 +164,10 @@ def test_non_utf8_bytes(org_dir: Path, cli) -> None:  # noqa: ANN001
 
 def test_a_task_file_deleted_by_hand(org_dir: Path, cli) -> None:  # noqa: ANN001
     tid = cli(org_dir, "task", "new", "doomed").stdout.strip()
-    path = org_dir / "tasks" / tid[2:4] / f"{tid}.yaml"
+    path = org_dir / "tasks" / tid[2] / tid[3] / f"{tid}.yaml"
     path.unlink()
     found = problems(cli(org_dir, "validate"))
-    assert any(p == f"tasks/{tid[2:4]}/{tid}.yaml" and "deleted by hand" in msg
+    assert any(p == f"tasks/{tid[2]}/{tid[3]}/{tid}.yaml" and "deleted by hand" in msg
                and "aoi task cancel" in msg for p, _, msg in found), found
     assert not path.exists()  # not restored behind the person's back
 
@@ -237,7 +237,7 @@ def test_a_stale_or_corrupt_cache_is_harmless(org_dir: Path, cli, garbage: bytes
     assert result.exit_code == 0 and result.stdout.strip() == "ok", result.stderr
     assert tid in cli(org_dir, "task", "list").stdout
     # stale: the branch moved behind aoi's back
-    path = org_dir / "tasks" / tid[2:4] / f"{tid}.yaml"
+    path = org_dir / "tasks" / tid[2] / tid[3] / f"{tid}.yaml"
     path.write_text(path.read_text().replace("title: cached", "title: renamed"))
     git(org_dir, "commit", "-qam", "by hand")
     assert "renamed" in cli(org_dir, "task", "show", tid).stdout
@@ -366,7 +366,7 @@ def test_pre_receive_accepts_a_valid_push_and_refuses_an_invalid_one(
 
     # an illegal transition in history is refused too, even after a valid commit
     git(clone, "reset", "-q", "--hard", "HEAD~1")
-    path = clone / "tasks" / tid[2:4] / f"{tid}.yaml"
+    path = clone / "tasks" / tid[2] / tid[3] / f"{tid}.yaml"
     path.write_text(path.read_text() + "labels: [fine]\n")
     git(clone, "commit", "-qam", "fine")
     path.write_text(path.read_text() + "status: processing\n")

@@ -4,11 +4,26 @@ Sections, in order: the talent's role prompt, the employee's working principles,
 that apply (by role or by the task's labels), recent lessons from the journal, the task,
 its parent's goal, its dependencies' results, and its feedback.
 
-Bounded at `MAX_CHARS`. Truncation rule: the task, its feedback and the contract are
-never cut; the other sections are cut in this order until the whole fits: journal
-lessons (oldest first), dependency results (each to its first 1,500 characters), SOPs
-(those matching only by label go first), principles, and last the role prompt (tail cut).
-Each cut is marked in the text, so an agent knows something was left out.
+SOP matching: an SOP applies when its front matter `applies_to.roles` lists the
+employee's role or `applies_to.labels` shares a label with the task; an SOP without
+`applies_to` applies to everyone. Role matches are listed before label-only matches.
+Recent lessons are the last `JOURNAL_ENTRIES` entries (`## ` blocks) of `journal.md`.
+
+Bounded at `max_chars` (default `MAX_CHARS`). Truncation rule: the task, its feedback and
+the contract (how to finish) are never cut. Until the whole fits, the other sections
+give way in this order:
+
+1. journal lessons, oldest first (whole entries);
+2. dependency results, each cut to its first `DEP_CHARS` characters, then dropped from
+   the last one up;
+3. SOPs, whole, label-only matches first, then role matches (last listed first);
+4. the parent's goal: its description is cut from the end (its heading stays);
+5. the principles, cut from the end;
+6. the role prompt, cut from the end.
+
+Cuts are marked `[... cut to fit the context budget]` and what was dropped whole is
+counted in a closing note, so an agent knows something was left out. The result is at
+most `max_chars` long unless the three never-cut parts alone are longer.
 """
 
 from __future__ import annotations
@@ -22,6 +37,7 @@ from aoi_git.store import HeadView
 
 MAX_CHARS = 24_000
 JOURNAL_ENTRIES = 8
+DEP_CHARS = 1_500
 CUT = "\n[... cut to fit the context budget]"
 
 CONTRACT = """## How to finish
@@ -111,10 +127,25 @@ def _feedback_section(task: Task) -> str:
     lines = ["## Feedback on earlier attempts (address every point)"]
     for fb in task.feedback:
         if isinstance(fb, Mapping):
-            lines.append(f"- [{fb.get('kind', 'note')} from {fb.get('from', '?')}] {fb.get('text')}")
+            who = f"{fb.get('kind', 'note')} from {fb.get('from', '?')}"
+            lines.append(f"- [{who}] {fb.get('text')}")
         else:
             lines.append(f"- {fb}")
     return "\n".join(lines)
+
+
+def _cut(text: str, keep: int) -> str:
+    """`text` cut to at most `keep` characters (tail first, marked); "" if too little room."""
+    if len(text) <= keep:
+        return text
+    if keep < len(CUT) + 40:
+        return ""
+    return text[: keep - len(CUT)].rstrip() + CUT
+
+
+def _plural(n: int, word: str) -> str:
+    plural = word[:-1] + "ies" if word.endswith("y") else word + "s"
+    return f"{n} {word if n == 1 else plural}"
 
 
 def assemble(
@@ -129,21 +160,23 @@ def assemble(
     max_chars: int = MAX_CHARS,
 ) -> str:
     """The context text for one run of `task` by `employee` (see the module doc)."""
-    role_part = f"# You are {employee.name or employee.id} ({employee.role})\n\n{talent_prompt.strip()}"
-    principles_part = f"## Your working principles\n\n{principles.strip()}" if principles.strip() else ""
+    role_part = f"# You are {employee.name or employee.id} ({employee.role})\n\n" \
+                f"{talent_prompt.strip()}".rstrip()
+    principles_part = f"## Your working principles\n\n{principles.strip()}" \
+        if principles.strip() else ""
     matching = []
     for sop in sops:
         ok, by_role = sop.applies(employee.role, task.labels)
         if ok:
             matching.append((by_role, sop))
-    matching.sort(key=lambda p: (not p[0], p[1].name))
+    matching.sort(key=lambda p: (not p[0], p[1].name))  # role matches first
     sop_parts = [f"## SOP: {s.title}\n\n{s.body}" for _, s in matching]
     lessons = journal_entries(journal)[-JOURNAL_ENTRIES:]
     parent = tasks.get(task.parent) if task.parent else None
-    parent_part = ""
+    parent_head = parent_part = ""
     if parent is not None:
-        parent_part = f"## The goal this serves (parent {parent.id}): {parent.title}\n\n" \
-                      f"{parent.description.strip()}"
+        parent_head = f"## The goal this serves (parent {parent.id}): {parent.title}"
+        parent_part = f"{parent_head}\n\n{parent.description.strip()}".rstrip()
     dep_parts = []
     for dep_id in task.depends_on:
         dep = tasks.get(dep_id)
@@ -152,40 +185,49 @@ def assemble(
         summary = (dep.result or {}).get("summary") or "(no summary)"
         branch = (dep.result or {}).get("branch")
         dep_parts.append(f"### {dep.id}: {dep.title} [{dep.status.value}]\n{summary}"
-                         + (f"\n(its work is merged into your base from {branch})" if branch else ""))
-    fixed = [_task_section(task), _feedback_section(task), CONTRACT]
+                         + (f"\n(its work is merged into your base from {branch})"
+                            if branch else ""))
+    task_part, feedback_part = _task_section(task), _feedback_section(task)
+    left_out = {"journal entry": 0, "dependency result": 0, "SOP": 0}
 
     def render() -> str:
         parts = [role_part, principles_part, *sop_parts]
         if lessons:
             parts.append("## Recent lessons from your journal\n\n" + "\n\n".join(lessons))
-        parts.append(fixed[0])
-        if parent_part:
-            parts.append(parent_part)
+        parts += [task_part, parent_part]
         if dep_parts:
             parts.append("## Results of the tasks this depends on\n\n" + "\n\n".join(dep_parts))
-        parts += fixed[1:]
+        parts += [feedback_part, CONTRACT]
+        gone = [_plural(n, w) for w, n in left_out.items() if n]
+        if gone:
+            parts.append(f"[Left out to fit the context budget: {', '.join(gone)}.]")
         return "\n\n".join(p for p in parts if p) + "\n"
 
-    text = render()
-    while len(text) > max_chars and lessons:
+    def over() -> int:
+        return len(render()) - max_chars
+
+    # 1. journal lessons, oldest first
+    while over() > 0 and lessons:
         lessons.pop(0)
-        text = render()
-    if len(text) > max_chars:
-        dep_parts = [d if len(d) <= 1500 else d[:1500] + CUT for d in dep_parts]
-        text = render()
-    while len(text) > max_chars and sop_parts:
-        sop_parts.pop()  # label-only matches were sorted last
-        text = render()
-    if len(text) > max_chars and principles_part:
-        room = max(200, len(principles_part) - (len(text) - max_chars))
-        principles_part = principles_part[:room] + CUT
-        text = render()
-    if len(text) > max_chars:
-        room = max(200, len(role_part) - (len(text) - max_chars))
-        role_part = role_part[:room] + CUT
-        text = render()
-    return text
+        left_out["journal entry"] += 1
+    # 2. dependency results: each to its first DEP_CHARS, then the last ones dropped
+    if over() > 0:
+        dep_parts = [_cut(d, DEP_CHARS) for d in dep_parts]
+    while over() > 0 and dep_parts:
+        dep_parts.pop()
+        left_out["dependency result"] += 1
+    # 3. SOPs: label-only matches go first (they were sorted last), then role matches
+    while over() > 0 and sop_parts:
+        sop_parts.pop()
+        left_out["SOP"] += 1
+    # 4-6. the parent's goal, the principles, the role prompt: tail cut, marked
+    if over() > 0 and parent_part:
+        parent_part = _cut(parent_part, len(parent_part) - over()) or parent_head
+    if over() > 0 and principles_part:
+        principles_part = _cut(principles_part, len(principles_part) - over())
+    if over() > 0:
+        role_part = _cut(role_part, len(role_part) - over())
+    return render()
 
 
 def assemble_from_view(view: HeadView, task: Task, employee: Employee,

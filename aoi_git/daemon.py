@@ -33,7 +33,7 @@ from typing import Any
 
 import pygit2
 
-from aoi_git import flow, runs
+from aoi_git import flow, hiring, perf, retro, runs
 from aoi_git.backends.base import AgentConfig, Backend
 from aoi_git.context import assemble_from_view
 from aoi_git.errors import AoiError, IllegalTransition
@@ -48,6 +48,7 @@ from aoi_git.scheduler import (
     AskBudget,
     Dispatch,
     Escalate,
+    LiveSet,
     RequestReview,
     Running,
     SchedState,
@@ -55,6 +56,7 @@ from aoi_git.scheduler import (
 )
 from aoi_git.scheduler import _over_budget as over_budget
 from aoi_git.store import Change, HeadView, Store
+from aoi_git.tools import allowed_tools
 from aoi_git.txn import Txn, commit, now_iso
 from aoi_git.validate import Validator, is_task_path
 from aoi_git.workspace import Workspace, branch_name
@@ -80,6 +82,7 @@ class Active:
     kill_at: float | None = None
     timed_out: bool = False
     adopted: bool = False
+    stopped: bool = False  # killed by a cold stop of the daemon, not by its own failure
 
 
 @dataclass
@@ -146,6 +149,7 @@ class Daemon:
         self.spent_today: dict[str, float] = {}
         self.spent_day = ""
         self.org: Org = load_org(self.store)
+        self._live: LiveSet | None = None  # open tasks for the scheduler (see _live_set)
         self.known_head = self.org.commit
         self.workspace = self._workspace()
         self.last_flush = 0.0
@@ -237,6 +241,7 @@ class Daemon:
 
     def _cold_stop(self) -> None:
         for a in list(self.active.values()):
+            a.stopped = True
             if a.pgid:
                 runs.kill_group(a.pgid, signal.SIGKILL)
         deadline = time.monotonic() + 5
@@ -270,8 +275,10 @@ class Daemon:
             day = dt.date.fromtimestamp(now).isoformat()
             if day != self.spent_day:
                 self._load_spent_today(day)
+            live = self._live_set()
             state = SchedState(
                 tasks=self.org.tasks, employees=self.org.employees, config=self.org.config,
+                live=live.live, children=live.children,
                 running={a.task_id: Running(a.task_id, a.employee, a.backend, a.started)
                          for a in self.active.values()},
                 spent_today=self.spent_today,
@@ -290,6 +297,13 @@ class Daemon:
                 self.idle = p.idle and not self.active and not self.file_problems_pending()
                 return p.next_wake
         return now + 0.05
+
+    def _live_set(self) -> LiveSet:
+        """Open tasks and subtask links, rebuilt only when the task map was reloaded."""
+        live = self._live
+        if live is None or live.source is not self.org.tasks:
+            live = self._live = LiveSet(self.org.tasks)
+        return live
 
     def file_problems_pending(self) -> bool:
         return False  # invalid files wait for a person; they do not keep the daemon busy
@@ -353,6 +367,8 @@ class Daemon:
             path = txn.path_of(tid)
             index.paths[tid] = path
             index.tasks[tid] = task
+            if self._live is not None and self._live.source is index.tasks:
+                self._live.update(task)
             blob = head.blob_id(path)
             if blob:
                 index.blobs[path] = blob
@@ -361,7 +377,8 @@ class Daemon:
         self.org.commit = head.oid
         self.store._task_cache = index
         self.store._cache_dirty = True
-        if any(p.startswith(("employees/", "aoi.yaml", "talents/")) for p in txn.files):
+        if any(p.startswith(("employees/", "aoi.yaml", "talents/"))
+               and not p.endswith("/journal.md") for p in txn.files):  # journals: not config
             self._refresh(force=True)
 
     def _refresh_if_moved(self) -> None:
@@ -390,6 +407,9 @@ class Daemon:
                                                    self.org.tasks))
             return True
         if isinstance(action, ApplyDecision):
+            if action.human_task_id == action.subject_id:  # the CEO decided a proposed hire
+                return hiring.apply_hire_decision(self.root, self.org, action.human_task_id,
+                                                  self._commit)
             self._commit(lambda txn: flow.apply_decision(txn, action.human_task_id,
                                                          action.subject_id, self.org.tasks,
                                                          self.org.employees))
@@ -465,11 +485,14 @@ class Daemon:
         if tip is not None and not ws.is_merged(task.id):
             violations = ws.org_state_violations(task.id)
             if violations:
-                text = ("refused: the branch changes org state files "
-                        + ", ".join(violations[:10]))
+                text = ("refused: your branch changes org state files, which agents may "
+                        "change only through the result contract: "
+                        + ", ".join(violations[:10]) + ". Revert those files on your branch.")
+                # counts as a rejection, so a stubborn agent escalates instead of looping
                 self._commit(lambda txn: txn.put(txn.get(task.id).with_changes(
-                    status=S.PENDING, feedback=(*txn.get(task.id).feedback,
-                                                flow.fb(self.actor, "conflict", text)))))
+                    status=S.PENDING, review_rounds=txn.get(task.id).review_rounds + 1,
+                    feedback=(*txn.get(task.id).feedback,
+                              flow.fb(self.actor, "review", text)))))
                 return True
             conflict = self._merge_branch(task, tip)
             if conflict:
@@ -477,7 +500,7 @@ class Daemon:
                     status=S.PENDING, feedback=(*txn.get(task.id).feedback,
                                                 flow.fb(self.actor, "conflict", conflict)))))
                 ws.remove(task.id)
-                self._delete_branch(task.id)
+                self._archive_branch(task.id)
                 return True
             merged_sha = self.known_head if ws.is_org else None
 
@@ -487,10 +510,34 @@ class Daemon:
             if merged_sha:
                 res["merged"] = merged_sha
             txn.put(cur.with_changes(status=S.FINISHED, result=res or None))
+            if cur.parent is None and cur.kind is Kind.WORK:  # a root: its retrospective
+                self._retro_into(txn, cur.id)
 
         self._commit(build)
         ws.remove(task.id)
+        if task.parent is None and task.kind is Kind.WORK:
+            self._review_performance()
         return True
+
+    # ---------------------------------------------------------- self-evolution
+    def _retro_into(self, txn: Txn, root_id: str) -> None:
+        """`retros/<root>.md` (and SOP changes) in the commit that finishes the root."""
+        try:
+            tasks = {**self.org.tasks, **txn.written}
+            retro.finish_root(txn, self.store, self.root, tasks, self.org.employees,
+                              self.org.config, root_id, self.clock())
+        except Exception as exc:  # a retrospective never keeps a project from finishing
+            self._log(f"{root_id}: retrospective not written: {exc!r}")
+
+    def _review_performance(self) -> None:
+        """HR's review cycle when `evolution.review_every` roots finished since the last."""
+        try:
+            self._commit(lambda txn: perf.run_cycle(
+                txn, store=self.store, root_dir=self.root, tasks=self.org.tasks,
+                employees=self.org.employees, config=self.org.config, org=self.org,
+                now=self.clock()), perf.reviewer(self.org.employees, self.actor))
+        except Exception as exc:
+            self._log(f"performance reviews not written: {exc!r}")
 
     def _merge_branch(self, task: Task, tip: str) -> str | None:
         """Merge `aoi/<id>` into the workspace base as one commit; a conflict's text or None."""
@@ -530,10 +577,17 @@ class Daemon:
                 self._announce(str(self.actor))
         return None
 
-    def _delete_branch(self, task_id: str) -> None:
+    def _archive_branch(self, task_id: str) -> None:
+        """Move a conflicting branch aside (`aoi/<id>.conflict-N`): the rework starts from
+        the current base, and the earlier work stays reachable for a person."""
         repo = pygit2.Repository(str(self.workspace.repo_dir))
         br = repo.lookup_branch(branch_name(task_id))
         if br is not None:
+            n = 1
+            while repo.lookup_branch(f"{branch_name(task_id)}.conflict-{n}") is not None:
+                n += 1
+            repo.create_branch(f"{branch_name(task_id)}.conflict-{n}",
+                               repo.get(br.target))  # type: ignore[arg-type]
             try:
                 br.delete()
             except pygit2.GitError:
@@ -630,20 +684,7 @@ class Daemon:
         self.wake.set()
 
     def _allowed_tools(self, emp: Employee) -> list[str]:
-        cfg = self.org.config
-        wanted = list(emp.tools)
-        talent = self.org.talents.get(emp.talent or "")
-        if not wanted and talent is not None:
-            wanted = list(talent.tools)
-        allowed = list(cfg.base_tools)
-        for tool in wanted:
-            name = tool.split("(", 1)[0]
-            roles = cfg.gated_tools.get(name)
-            if name in cfg.base_tools:
-                continue
-            if roles is None or emp.role in roles or "*" in roles:
-                allowed.append(tool)
-        return list(dict.fromkeys(allowed))
+        return allowed_tools(emp, self.org.config, self.org.talents.get(emp.talent or ""))
 
     # ----------------------------------------------------------- finishing runs
     def _drain_events(self, now: float, block: float | None = None) -> None:
@@ -669,6 +710,13 @@ class Daemon:
                 "was killed"))
         emp = self.org.employees.get(a.employee)
         try:
+            if a.stopped and not a.files.result.exists():
+                # the daemon killed it: not a failed attempt; it runs again after a restart
+                self._commit(lambda txn: _requeue(txn, a.task_id, self.actor,
+                                                  "stopped by a cold stop of the daemon"))
+                self.workspace.remove(a.task_id)
+                self._log(f"{a.task_id}: killed by the cold stop; back to pending")
+                return
             if emp is None:
                 raise AoiError(f"employee {a.employee} is gone")
             self._finish_run(a.task_id, emp, result, now, a)
@@ -696,6 +744,10 @@ class Daemon:
                 result = runs.AgentResult("failed", usage=result.usage,
                                           error=f"could not commit the agent's changes: {exc}")
         tip = self.workspace.branch_tip(task_id)
+        if (tip is not None and commit_sha is None and result.outcome == "completed"
+                and not result.subtasks and self.workspace.is_merged(task_id)):
+            self.workspace.delete_branch(task_id)  # no work of its own: nothing to merge
+            tip = None
         if tip is not None and result.outcome == "completed":
             branch = branch_name(task_id)
             commit_sha = commit_sha or tip
@@ -783,6 +835,7 @@ class Daemon:
                 t = self.org.tasks.get(child.name)
                 if t is None or t.status is not S.PROCESSING:
                     self.workspace.remove(child.name)
+        self._review_performance()  # a cycle a crash cut short (derived from reviews/)
 
     # ------------------------------------------------------------ person's edits
     def _take_human_edits(self) -> None:
@@ -897,8 +950,9 @@ class Daemon:
             fh.write(line + "\n")
 
 
-def _requeue(txn: Txn, task_id: str, actor: Actor) -> None:
+def _requeue(txn: Txn, task_id: str, actor: Actor,
+             why: str = "recovered after a daemon restart") -> None:
     t = txn.get(task_id)
     txn.put(t.with_changes(status=S.PENDING, feedback=(
-        *t.feedback, flow.fb(actor, "note", "recovered after a daemon restart: run again"))))
+        *t.feedback, flow.fb(actor, "note", f"{why}: run again"))))
 

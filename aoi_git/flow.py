@@ -118,7 +118,7 @@ def apply_result(
     txn.trailers.append(("Aoi-Employee", employee.id))
     outcome = result.outcome
     if outcome == "completed" and result.subtasks:
-        problem = _subtask_problem(task, result, tasks, config)
+        problem = _subtask_problem(task, result, tasks, config, employees)
         if problem:
             outcome, result.error = "failed", problem
     if outcome == "completed" and task.kind is Kind.REVIEW and not _decision(result):
@@ -130,6 +130,8 @@ def apply_result(
     if commit:
         res_dict["commit"] = commit
     if outcome == "failed":
+        if result.summary.strip() or result.lessons:  # the agent's own words: its reflection
+            append_journal(txn, employee.id, journal_entry(task, result, now))
         return _fail(txn, task, cost, result.error or "failed", daemon, now, config)
     txn.actor = agent  # the commit is the agent's: its trailer says so
     if outcome == "blocked":
@@ -138,8 +140,11 @@ def apply_result(
                                   extra={**task.extra, "waiting_on": human.id}))
     elif result.subtasks:
         created = _decompose(txn, task, result, tasks)
-        txn.put(task.with_changes(status=S.WAITING, cost=cost, result=res_dict,
-                                  extra={**task.extra, "subtasks": created}))
+        extra: dict[str, Any] = {**task.extra, "subtasks": created}
+        earlier = [*task.extra.get("superseded", ()), *task.extra.get("subtasks", ())]
+        if earlier:  # a retried parent planned again: its earlier subtasks no longer count
+            extra["superseded"] = earlier
+        txn.put(task.with_changes(status=S.WAITING, cost=cost, result=res_dict, extra=extra))
         txn.body_lines.append(f"decomposed into {len(created)} subtasks: "
                               + ", ".join(created))
     else:
@@ -148,6 +153,15 @@ def apply_result(
             res_dict["review"] = review
             _apply_review(txn, task.subject, review, agent, now)
         txn.put(task.with_changes(status=S.COMPLETED, cost=cost, result=res_dict))
+    if result.hire:  # a proposed hire: HR shortlists, the CEO decides (aoi_git.hiring)
+        from pathlib import Path
+
+        from aoi_git.hiring import propose_hire
+
+        workdir = txn.view.repo.workdir
+        propose_hire(txn, proposer=employee, proposal=result.hire, about=task, tasks=tasks,
+                     employees=employees, config=config,
+                     org_root=Path(workdir) if workdir else None)
     if result.summary:
         txn.body_lines.insert(0, result.summary.strip()[:600])
     append_journal(txn, employee.id, journal_entry(task, result, now))
@@ -177,8 +191,19 @@ def _fail(txn: Txn, task: Task, cost: dict[str, float], error: str, daemon: Acto
     return "failed"
 
 
+def _who_problem(who: str, employees: Mapping[str, Employee], config: OrgConfig) -> bool:
+    """True if `who` names no one: not a person, not an active employee or role."""
+    if who in config.humans:
+        return False
+    if who.startswith("role:"):
+        return not any(e.role == who[5:] and e.is_active for e in employees.values())
+    emp = employees.get(who)
+    return emp is None or not emp.is_active
+
+
 def _subtask_problem(task: Task, result: AgentResult, tasks: Mapping[str, Task],
-                     config: OrgConfig) -> str | None:
+                     config: OrgConfig,
+                     employees: Mapping[str, Employee] | None = None) -> str | None:
     lim = config.limits
     if len(result.subtasks) > lim.max_fanout:
         return (f"{len(result.subtasks)} subtasks exceed limits.max_fanout={lim.max_fanout}; "
@@ -188,6 +213,13 @@ def _subtask_problem(task: Task, result: AgentResult, tasks: Mapping[str, Task],
     keys = [str(s.get("key") or i) for i, s in enumerate(result.subtasks)]
     if len(set(keys)) != len(keys):
         return "subtask keys must be unique"
+    if employees is not None:
+        for key, s in zip(keys, result.subtasks, strict=True):
+            for field_name in ("assignee", "reviewer"):
+                who = str(s.get(field_name) or "")
+                if who and who != "none" and _who_problem(who, employees, config):
+                    return (f"subtask {key!r}: {field_name} {who!r} is no active employee, "
+                            "role:<role> with one, or person of aoi.yaml")
     edges: dict[str, tuple[str, ...]] = {}
     for key, s in zip(keys, result.subtasks, strict=True):
         deps = []
@@ -196,7 +228,8 @@ def _subtask_problem(task: Task, result: AgentResult, tasks: Mapping[str, Task],
             if d in keys:
                 deps.append(d)
             elif d not in tasks:
-                return f"subtask {key!r} depends on {d!r}, which is neither a sibling key nor a task"
+                return (f"subtask {key!r} depends on {d!r}, which is neither a sibling key "
+                        "nor a task")
         edges[key] = tuple(deps)
     cycle = find_cycle(edges)
     if cycle:
@@ -265,7 +298,9 @@ def _apply_review(txn: Txn, subject_id: str, review: Mapping[str, Any], reviewer
         return
     if review["decision"] == "accept":
         txn.put(subject.with_changes(status=S.ACCEPTED))
-        txn.body_lines.append(f"{reviewer} accepted {subject_id}")
+        comment = str(review.get("feedback") or "").strip()  # kept: the reviewer's words
+        txn.body_lines.append(f"{reviewer} accepted {subject_id}"
+                              + (f": {comment}" if comment else ""))
     else:
         text = review.get("feedback") or "rejected without feedback"
         txn.put(subject.with_changes(
@@ -306,7 +341,8 @@ def request_review(txn: Txn, task_id: str, reviewer: str, tasks: Mapping[str, Ta
     description = (
         f"Review task {task.id} \"{task.title}\" by {task.assignee}.\n\n"
         f"## What was asked\n{task.description.strip() or '(no description)'}\n\n"
-        f"## Their summary\n{summary}\n\n## The diff of {(task.result or {}).get('branch') or 'its branch'}\n"
+        f"## Their summary\n{summary}\n\n"
+        f"## The diff of {(task.result or {}).get('branch') or 'its branch'}\n"
         f"```diff\n{diff.strip() or '(no file changes)'}\n```\n\n"
         "Decide with submit_review (accept, or reject with concrete feedback)."
     )

@@ -41,7 +41,9 @@ def dependency_edges(tasks: Mapping[str, Task]) -> dict[str, tuple[str, ...]]:
     return {tid: t.depends_on for tid, t in tasks.items()}
 
 
-def would_cycle(tasks: Mapping[str, Task], task_id: str, new_deps: Iterable[str]) -> list[str] | None:
+def would_cycle(
+    tasks: Mapping[str, Task], task_id: str, new_deps: Iterable[str]
+) -> list[str] | None:
     edges: dict[str, tuple[str, ...]] = dependency_edges(tasks)
     edges[task_id] = tuple(dict.fromkeys([*edges.get(task_id, ()), *new_deps]))
     return find_cycle(edges)

@@ -3,8 +3,9 @@
 Generated ids are `t-` + 10 base32 characters (50 random bits), so two clones never
 mint the same id. They live in `tasks/<1st char>/<2nd char>/<id>.yaml`: a two-level fan-out
 (32 x 32 folders) whose commit cost stays flat as the org grows: each commit rewrites
-three small trees (~5 KB), where 1,024 folders under `tasks/` would rewrite a ~30 KB one. People may name tasks themselves and save
-them anywhere under `tasks/`; the id is the file name.
+three small trees (~5 KB), where 1,024 folders under `tasks/` would rewrite a ~30 KB one.
+People may name tasks themselves and save them anywhere under `tasks/`; the id is the
+file name.
 """
 
 from __future__ import annotations

@@ -114,9 +114,13 @@ def prepare(folder: Path, task: Mapping[str, Any], context: str,
 
 
 def _child_setup(memory_mb: int | None) -> Any:
+    parent = os.getpid()
+
     def setup() -> None:
         if _libc is not None:
             _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() != parent:  # the daemon died before the line above: no orphan
+                os._exit(137)
         if memory_mb:
             limit = int(memory_mb) * 1024 * 1024
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))

@@ -8,7 +8,7 @@ a plan made on slightly stale state can never make an illegal move.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from aoi_git.model import Employee, EmployeeStatus, Kind, OrgConfig, Status, Task
@@ -35,6 +35,70 @@ class SchedState:
     breakers: Mapping[str, float] = field(default_factory=dict)  # backend kind -> until
     max_agents: int | None = None
     stopping: bool = False
+    # The tasks not finished or cancelled (the only ones a plan acts on) and every parent's
+    # subtask ids, kept up to date by the daemon (`LiveSet`) so a plan costs O(open tasks)
+    # in an org of 100k mostly finished ones. None: derived from `tasks` on every plan.
+    live: Collection[str] | None = None
+    children: Mapping[str, Collection[str]] | None = None
+
+
+class LiveSet:
+    """Open tasks and subtask links of a task map, updated one written task at a time."""
+
+    def __init__(self, tasks: Mapping[str, Task]) -> None:
+        self.source = tasks  # the map this describes (a new map needs a new LiveSet)
+        self.live: dict[str, None] = {}
+        self.children: dict[str, dict[str, None]] = {}
+        self._parent: dict[str, str] = {}
+        for t in tasks.values():
+            self.update(t)
+
+    def update(self, task: Task) -> None:
+        old = self._parent.get(task.id)
+        if old != task.parent:
+            if old is not None:
+                self.children.get(old, {}).pop(task.id, None)
+                del self._parent[task.id]
+            if task.parent:
+                self.children.setdefault(task.parent, {})[task.id] = None
+                self._parent[task.id] = task.parent
+        if needs_plan(task):
+            self.live[task.id] = None
+        else:
+            self.live.pop(task.id, None)
+
+
+def needs_plan(task: Task) -> bool:
+    """Whether a plan must look at this task: it is open, or it is a person's decision on a
+    proposed hire that has not been applied yet."""
+    if not task.is_terminal:
+        return True
+    return task.kind is Kind.HUMAN and bool(task.extra.get("hire")) \
+        and not task.extra.get("applied")
+
+
+class _Kids(Mapping[str, list[Task]]):
+    """parent id -> its subtasks, looked up when asked (from `SchedState.children`)."""
+
+    def __init__(self, tasks: Mapping[str, Task], children: Mapping[str, Collection[str]]):
+        self._tasks, self._children = tasks, children
+
+    def __getitem__(self, parent: str) -> list[Task]:
+        return [self._tasks[c] for c in self._children[parent] if c in self._tasks]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._children)
+
+    def __len__(self) -> int:
+        return len(self._children)
+
+
+def _open_tasks(state: SchedState) -> Iterable[Task]:
+    """The tasks a plan looks at: those that `needs_plan` (the rest need no move)."""
+    if state.live is None:
+        return state.tasks.values()
+    tasks = state.tasks
+    return [tasks[i] for i in state.live if i in tasks]
 
 
 @dataclass(frozen=True)
@@ -66,7 +130,8 @@ class Escalate:
 
 @dataclass(frozen=True)
 class ApplyDecision:
-    """A person answered an escalation or a budget request: apply it."""
+    """A person answered an escalation or a budget request: apply it. For a proposed hire
+    (`human_task_id == subject_id`) the CEO's answer is applied by `aoi_git.hiring`."""
 
     human_task_id: str
     subject_id: str
@@ -129,7 +194,8 @@ def waits_on_person(task: Task, state: SchedState) -> bool:
     return task.assignee is not None and task.assignee in cfg.humans
 
 
-def _route(task: Task, state: SchedState, load: Mapping[str, int]) -> Employee | None:
+def _route(task: Task, state: SchedState, load: Mapping[str, int],
+           now: float | None = None) -> Employee | None:
     who = task.assignee
     if who is None:
         return None
@@ -139,6 +205,11 @@ def _route(task: Task, state: SchedState, load: Mapping[str, int]) -> Employee |
                       if e.role == role and e.status is not EmployeeStatus.OFFBOARDED]
         if not candidates:
             return None
+        if now is not None:  # prefer those who can start now: a free slot, a backend not paused
+            free = [e for e in candidates
+                    if load.get(e.id, 0) < e.capacity.concurrency
+                    and state.breakers.get(e.backend.kind, 0.0) <= now]
+            candidates = free or candidates
         return min(candidates, key=lambda e: (load.get(e.id, 0) / max(1, e.capacity.concurrency),
                                               e.id))
     emp = state.employees.get(who)
@@ -156,18 +227,25 @@ def plan(state: SchedState, now: float) -> Plan:
     limits = cfg.limits
     actions: list[Action] = []
     next_wake: float | None = None
-    kids: dict[str, list[Task]] = {}
-    for t in tasks.values():
-        if t.parent:
-            kids.setdefault(t.parent, []).append(t)
+    kids: Mapping[str, list[Task]]
+    if state.children is not None:
+        kids = _Kids(tasks, state.children)
+    else:
+        built: dict[str, list[Task]] = {}
+        for t in tasks.values():
+            if t.parent:
+                built.setdefault(t.parent, []).append(t)
+        kids = built
+    candidates = _open_tasks(state)
 
     # 1. lifecycle moves that need no agent
-    for t in tasks.values():
+    for t in candidates:
         st = t.status
         if t.id in state.running:
             continue
         if st is S.WAITING:
-            children = kids.get(t.id, [])
+            gone = t.extra.get("superseded") or ()  # subtasks of an earlier, failed plan
+            children = [c for c in kids.get(t.id, []) if c.id not in gone]
             if any(c.status is S.CANCELLED or (c.status is S.FAILED and _failed_for_good(c, cfg))
                    for c in children):
                 actions.append(Advance(t.id, S.FAILED, "a subtask failed for good or was "
@@ -196,14 +274,18 @@ def plan(state: SchedState, now: float) -> Plan:
                 actions.append(Advance(t.id, S.PENDING, "retry"))
             else:
                 actions.append(Escalate(t.id, f"failed {t.attempts} times"))
-        elif st is S.PENDING and t.extra.get("budget_request"):
-            h = tasks.get(t.extra["budget_request"])
+        elif st is S.PENDING and (t.extra.get("budget_request") or t.extra.get("escalation")):
+            # a budget request, or an escalation after too many rejections, was answered
+            h = tasks.get(t.extra.get("budget_request") or t.extra["escalation"])
             if h is not None and h.is_terminal:
                 actions.append(ApplyDecision(h.id, t.id))
         elif (st is S.PENDING and t.kind is Kind.WORK
               and t.review_rounds >= limits.max_review_rounds
               and not t.extra.get("escalation")):
             actions.append(Escalate(t.id, f"rejected {t.review_rounds} times in review"))
+        elif (t.kind is Kind.HUMAN and t.is_terminal and t.extra.get("hire")
+              and not t.extra.get("applied")):
+            actions.append(ApplyDecision(t.id, t.id))  # the CEO decided a proposed hire
 
     # 2. dispatch
     escalating = {a.task_id for a in actions if isinstance(a, Escalate)}
@@ -215,7 +297,7 @@ def plan(state: SchedState, now: float) -> Plan:
     total = len(state.running)
     max_agents = state.max_agents if state.max_agents is not None else limits.max_agents
     ready: list[Task] = []
-    for t in tasks.values():
+    for t in candidates:
         if (t.status is not S.PENDING or t.kind is Kind.HUMAN or t.id in state.running
                 or t.id in escalating or t.extra.get("budget_request")
                 or t.extra.get("escalation")):
@@ -235,7 +317,7 @@ def plan(state: SchedState, now: float) -> Plan:
     for t in ready:
         if state.stopping or total >= max_agents:
             break
-        emp = _route(t, state, load)
+        emp = _route(t, state, load, now)
         if emp is None or emp.status is EmployeeStatus.OFFBOARDED:
             continue
         until = state.breakers.get(emp.backend.kind)
@@ -299,24 +381,55 @@ def _over_budget(t: Task, emp: Employee, state: SchedState) -> str | None:
 
 def _deadlocked_roots(state: SchedState, kids: Mapping[str, list[Task]],
                      over_budget: Collection[str] = ()) -> list[str]:
+    """Roots that nothing can move on: no person is asked anywhere in their subtree, nor
+    in the subtree of any project they (transitively) wait on through a dependency.
+
+    A project that only waits on another stuck project is not failed itself: the one
+    that stalls the others is, and once a person is asked about it, the others wait on
+    that person. Only when stuck projects all wait on each other are they all failed."""
     tasks = state.tasks
-    stuck_roots: list[str] = []
-    roots = [t for t in tasks.values() if not t.parent or t.parent not in tasks]
-    for root in roots:
+    info: dict[str, tuple[bool, set[str]]] = {}  # root -> (a person moves it, roots waited on)
+
+    def root_of(tid: str) -> str:
+        seen: set[str] = set()
+        cur = tid
+        while cur not in seen:
+            seen.add(cur)
+            parent = tasks[cur].parent if cur in tasks else None
+            if not parent or parent not in tasks:
+                return cur
+            cur = parent
+        return cur
+
+    def examine(rid: str) -> tuple[bool, set[str]]:
+        if rid not in info:
+            subtree = [t for t in _subtree(rid, tasks, kids) if not t.is_terminal]
+            alive = any(waits_on_person(t, state) or t.id in over_budget for t in subtree) \
+                or any(isinstance(t.extra.get("review_task"), str)  # a review of it is open
+                       and tasks.get(t.extra["review_task"]) is not None
+                       and not tasks[t.extra["review_task"]].is_terminal for t in subtree)
+            # a dependency that ended without finishing (cancelled) is waited on in vain
+            waits = {root_of(d) for t in subtree for d in t.depends_on
+                     if d in tasks and not tasks[d].is_terminal}
+            info[rid] = (alive, waits - {rid})
+        return info[rid]
+
+    stuck: dict[str, set[str]] = {}
+    for root in [t for t in _open_tasks(state) if not t.parent or t.parent not in tasks]:
         if root.is_terminal or root.kind is not Kind.WORK:
             continue
         if root.status is S.FAILED:
             continue  # already failing: the escalation path handles it
-        subtree = _subtree(root.id, tasks, kids)
-        if any(waits_on_person(t, state) or t.id in over_budget for t in subtree):
-            continue
-        # anything in the subtree that depends on a person outside it (e.g. review tasks)
-        if any(isinstance(t.extra.get("review_task"), str)
-               and tasks.get(t.extra["review_task"]) is not None
-               and not tasks[t.extra["review_task"]].is_terminal for t in subtree):
-            continue
-        stuck_roots.append(root.id)
-    return stuck_roots
+        seen, stack, alive = {root.id}, [root.id], False
+        while stack and not alive:
+            alive, waits = examine(stack.pop())
+            for r in waits - seen:
+                seen.add(r)
+                stack.append(r)
+        if not alive:
+            stuck[root.id] = seen - {root.id}
+    primary = [r for r, waits in stuck.items() if not waits & stuck.keys()]
+    return primary or list(stuck)
 
 
 def _subtree(root: str, tasks: Mapping[str, Task], kids: Mapping[str, list[Task]]) -> list[Task]:

@@ -59,6 +59,68 @@ def pre_commit() -> None:
         raise ValidationFailed([*problems, "aoi: commit blocked; fix the files above"])
 
 
+@hook.command("commit-msg")
+@click.argument("message_file", type=click.Path(dir_okay=False, path_type=Path))
+def commit_msg(message_file: Path) -> None:
+    """Add aoi trailers to a person's commit of task files (never blocks the commit).
+
+    For each staged task file: `Aoi-Task`, and `Aoi-Transition: old->new` when its status
+    changes (`new->...` for a new task); then `Aoi-Actor: human:<user.name>`. A message that
+    already has an `Aoi-Actor` trailer is left alone.
+
+    \b
+    Example (what .git/hooks/commit-msg runs):
+      python -m aoi_git hook commit-msg .git/COMMIT_EDITMSG
+    """
+    from aoi_git.commitmsg import Transition
+    from aoi_git.validate import full_task_problems, is_task_path, parse_task_bytes
+
+    try:
+        message = message_file.read_text(encoding="utf-8")
+        if any(k == "Aoi-Actor" for k, _ in parse_trailers(message)):
+            return
+        root = Path(git("rev-parse", "--show-toplevel", cwd=".").strip())
+        if git("rev-parse", "-q", "--verify", "MERGE_HEAD", cwd=root, check=False).strip():
+            return  # a merge brings others' commits, which carry their own trailers
+        store = Store(root)
+        head = store.head()
+        raw = git("diff", "--cached", "--raw", "-z", "--no-renames", "--no-abbrev", cwd=root)
+        items = raw.split("\0")
+        found: list[Transition] = []
+        for meta, p in zip(items[0::2], items[1::2], strict=False):
+            if not p or not is_task_path(p):
+                continue
+            new_id = meta.split()[3]
+            blob = None if new_id == ZERO else store.repo.get(new_id)
+            if not isinstance(blob, pygit2.Blob):
+                continue
+            task, _ = full_task_problems(blob.data, p)
+            if task is None:
+                continue
+            before = head.read(p)
+            old = parse_task_bytes(before, p) if before is not None else None
+            old_status = old.status.value if old is not None and not isinstance(
+                old, tuple) else None
+            found.append(Transition(task.id, old_status, task.status.value, task.title))
+        if not found:
+            return
+        name = git("config", "user.name", cwd=root, check=False).strip() or "unknown"
+        lines = []
+        for t in found:
+            lines.append(f"Aoi-Task: {t.task_id}")
+            if t.old != t.new:
+                lines.append(f"Aoi-Transition: {t.label}")
+        lines.append(f"Aoi-Actor: {Actor(ActorKind.HUMAN, name)}")
+        # before git's comment lines (and a `commit -v` scissors line with the diff below)
+        text = message.splitlines(keepends=True)
+        cut = next((i for i, ln in enumerate(text) if ln.startswith("#")), len(text))
+        body, rest = "".join(text[:cut]).rstrip("\n"), "".join(text[cut:])
+        message_file.write_text(body + "\n\n" + "\n".join(lines) + "\n"
+                                + ("\n" + rest if rest else ""), encoding="utf-8")
+    except Exception as exc:  # a trailer is a nicety: never block a person's commit
+        print(f"aoi: commit-msg hook skipped: {exc}", file=sys.stderr)
+
+
 @hook.command("pre-receive")
 def pre_receive() -> None:
     """Validate every pushed commit that changes org files (server side).

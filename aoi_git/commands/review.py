@@ -47,7 +47,8 @@ def review(app: App, task_id: str | None, decision: str | None, message: str,
                                    for t in rows], indent=2))
             return
         for t in sorted(rows, key=lambda t: t.created or ""):
-            click.echo(f"{t.id}  {t.assignee or '-':<12} reviewer {reviewer_of(t, org.tasks, org.config):<10} {t.title}")
+            rv = reviewer_of(t, org.tasks, org.config)
+            click.echo(f"{t.id}  {t.assignee or '-':<12} reviewer {rv:<10} {t.title}")
         return
     tid = org.resolve_id(task_id)
     t = org.tasks[tid]

@@ -89,7 +89,8 @@ def status(app: App, as_json: bool) -> None:
         click.echo(json.dumps(info, indent=2))
         return
     d = info["daemon"]
-    click.echo(f"org {info['org']}: daemon {'running (pid %s)' % d['pid'] if d['running'] else 'not running'}")
+    state = f"running (pid {d['pid']})" if d["running"] else "not running"
+    click.echo(f"org {info['org']}: daemon {state}")
     counts = ", ".join(f"{k} {v}" for k, v in info["counts"].items() if v)
     click.echo(f"tasks: {counts or 'none'}")
     click.echo("\nemployees:")
@@ -111,7 +112,8 @@ def status(app: App, as_json: bool) -> None:
     if info["needs_person"]:
         click.echo("\nneeds a person:")
         for t in info["needs_person"]:
-            click.echo(f"  {t['id']}  {t['status']:<10} {t['kind']:<6} {t['assignee'] or '-':<10} {t['title']}")
+            who = t["assignee"] or "-"
+            click.echo(f"  {t['id']}  {t['status']:<10} {t['kind']:<6} {who:<10} {t['title']}")
     if info["invalid"]:
         click.echo("\ninvalid files (not committed, not acted on):")
         for line in info["invalid"]:

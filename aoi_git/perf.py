@@ -1,0 +1,307 @@
+"""Performance reviews: every N finished roots, HR reviews each participant (SPEC §5).
+
+When a root finishes, the daemon checks whether a review cycle is due: the finished roots
+(work tasks without a parent) not yet covered by a review number at least
+`aoi.yaml evolution.review_every` (default 3). Then, in one commit by `agent:hr` (the
+active employee with role `hr`; `daemon` when there is none), every employee that ran a
+task of those roots gets `reviews/<employee>/<n>.md` (n = 1, 2, ... per employee) built
+from the same signals as the retrospectives (`aoi_git.signals`).
+
+The rule, stated in every review: **fail** when the review pass rate (tasks accepted at
+their first review / tasks reviewed) is below `evolution.min_pass_rate` (default 0.5;
+only when at least one task was reviewed), or when there are more than
+`evolution.max_retries_per_task` (default 1.0) retries per task run (runs beyond the
+first of each task); **pass** otherwise.
+
+Consequences, counted from the `result:` of the review files alone (no hidden state):
+three failed reviews in a row put an active employee on `status: pip`; a fourth in a row
+offboards it (as `aoi fire` does: its open tasks go to its supervisor) and gives the CEO
+a `human` task flagging the hiring need. A passed review while on `pip` ends the pip
+(`status: active`). Profiles are changed with a ruamel round trip that keeps comments.
+
+Which roots a cycle covered is in each review's front matter (`roots:`, `cycle:`), so
+the next due cycle is derived from the files in `reviews/` as well.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aoi_git import yamlio
+from aoi_git.model import Actor, ActorKind, Employee, EmployeeStatus, OrgConfig, Status, Task
+from aoi_git.ops import new_task
+from aoi_git.signals import EmployeeSignals, Signals, collect, is_root
+from aoi_git.store import HeadView, Store
+from aoi_git.txn import Txn, now_iso
+
+PIP_AFTER = 3  # failed reviews in a row -> pip
+OFFBOARD_AFTER = 4  # ... one more -> offboarded
+
+
+@dataclass(frozen=True)
+class Rule:
+    min_pass_rate: float = 0.5
+    max_retries_per_task: float = 1.0
+
+    @classmethod
+    def of(cls, config: OrgConfig) -> Rule:
+        evo = (config.raw or {}).get("evolution") or {}
+        return cls(float(evo.get("min_pass_rate", 0.5)),
+                   float(evo.get("max_retries_per_task", 1.0)))
+
+    def text(self) -> str:
+        return (f"fail when the review pass rate is below {self.min_pass_rate:.0%} (with at "
+                f"least one task reviewed) or there are more than "
+                f"{self.max_retries_per_task:g} retries per task run; pass otherwise")
+
+    def verdict(self, e: EmployeeSignals) -> tuple[bool, list[str]]:
+        reasons = []
+        if e.pass_rate is not None and e.pass_rate < self.min_pass_rate:
+            reasons.append(f"review pass rate {e.pass_rate:.0%} < {self.min_pass_rate:.0%} "
+                           f"({e.passed_first} of {e.reviewed} accepted at first review)")
+        if e.tasks_run and e.retries_per_task > self.max_retries_per_task:
+            reasons.append(f"{e.retries_per_task:.2f} retries per task > "
+                           f"{self.max_retries_per_task:g} ({e.retries} retries over "
+                           f"{e.tasks_run} tasks)")
+        return not reasons, reasons
+
+
+@dataclass
+class ReviewFile:
+    employee: str
+    n: int
+    cycle: int
+    result: str  # pass | fail
+    roots: list[str]
+
+
+@dataclass
+class Outcome:
+    cycle: int
+    roots: list[str]
+    files: dict[str, str] = field(default_factory=dict)  # path -> text
+    status: dict[str, str] = field(default_factory=dict)  # employee -> new status
+    hiring_tasks: list[str] = field(default_factory=list)
+
+
+def reviewer(employees: Mapping[str, Employee], fallback: Actor) -> Actor:
+    hrs = sorted((e for e in employees.values() if e.role == "hr" and e.is_active),
+                 key=lambda e: (e.id != "hr", e.id))
+    return Actor(ActorKind.AGENT, hrs[0].id) if hrs else fallback
+
+
+def read_reviews(view: HeadView, store: Store) -> dict[str, list[ReviewFile]]:
+    """Every `reviews/<employee>/<n>.md`, by employee, in order of n."""
+    out: dict[str, list[ReviewFile]] = {}
+    for emp in store.list_dir("reviews", view):
+        for name in store.list_dir(f"reviews/{emp}", view):
+            m = re.fullmatch(r"(\d+)\.md", name)
+            if not m:
+                continue
+            meta = front_matter(view.read(f"reviews/{emp}/{name}") or b"")
+            roots = meta.get("roots") or []
+            out.setdefault(emp, []).append(ReviewFile(
+                emp, int(m.group(1)), int(meta.get("cycle") or 0),
+                "fail" if str(meta.get("result", "")).lower() == "fail" else "pass",
+                [str(r) for r in roots] if isinstance(roots, list) else []))
+    for files in out.values():
+        files.sort(key=lambda f: f.n)
+    return out
+
+
+def front_matter(data: bytes) -> dict[str, Any]:
+    text = data.decode("utf-8", "replace")
+    if not text.startswith("---"):
+        return {}
+    parts = text.split("---", 2)
+    if len(parts) < 3:
+        return {}
+    try:
+        meta = yamlio.load(parts[1])
+    except yamlio.YamlError:
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def fails_in_a_row(results: list[str]) -> int:
+    n = 0
+    for r in reversed(results):
+        if r != "fail":
+            break
+        n += 1
+    return n
+
+
+def due_roots(tasks: Mapping[str, Task], reviews: Mapping[str, list[ReviewFile]],
+              every: int) -> list[str] | None:
+    covered = {r for files in reviews.values() for f in files for r in f.roots}
+    done = sorted((t for t in tasks.values()
+                   if is_root(t) and t.status is Status.FINISHED and t.id not in covered),
+                  key=lambda t: (t.created or "", t.id))
+    if len(done) < max(1, every):
+        return None
+    return [t.id for t in done]
+
+
+def run_cycle(txn: Txn, *, store: Store, root_dir: Path, tasks: Mapping[str, Task],
+              employees: Mapping[str, Employee], config: OrgConfig, org: Any = None,
+              now: float | None = None) -> Outcome | None:
+    """Write the due review cycle into `txn` (nothing when none is due)."""
+    reviews = read_reviews(txn.view, store)
+    roots = due_roots(tasks, reviews, config.review_every)
+    if roots is None:
+        return None
+    sig = collect(root_dir, tasks, roots, rev=txn.view.oid or "HEAD")
+    cycle = max((f.cycle for files in reviews.values() for f in files), default=0) + 1
+    outcome = Outcome(cycle, roots)
+    rule = Rule.of(config)
+    by = str(txn.actor)
+    when = now_iso(now)
+    for emp_id in sorted(sig.employees):
+        emp = employees.get(emp_id)
+        if emp is None or emp.status is EmployeeStatus.OFFBOARDED:
+            continue
+        earlier = reviews.get(emp_id, [])
+        n = max((f.n for f in earlier), default=0) + 1
+        ok, reasons = rule.verdict(sig.employees[emp_id])
+        results = [f.result for f in earlier] + ["pass" if ok else "fail"]
+        streak = fails_in_a_row(results)
+        status = emp.status.value
+        new_status = status
+        if not ok and streak >= OFFBOARD_AFTER and status == EmployeeStatus.PIP.value:
+            new_status = EmployeeStatus.OFFBOARDED.value
+        elif not ok and streak >= PIP_AFTER and status == EmployeeStatus.ACTIVE.value:
+            new_status = EmployeeStatus.PIP.value
+        elif ok and status == EmployeeStatus.PIP.value:
+            new_status = EmployeeStatus.ACTIVE.value
+        path = f"reviews/{emp_id}/{n}.md"
+        outcome.files[path] = render(
+            emp, n, cycle, ok, reasons, rule, sig, roots, tasks, txn.view, by, when,
+            streak, ([f.n for f in earlier] + [n])[len(earlier) + 1 - streak:],
+            status, new_status)
+        if new_status != status:
+            outcome.status[emp_id] = new_status
+    if not outcome.files:
+        return None
+    for path, text in outcome.files.items():
+        txn.put_file(path, text.encode())
+    for emp_id, new_status in outcome.status.items():
+        _change_status(txn, emp_id, new_status, employees, tasks, config, org, outcome)
+    verdicts = ", ".join(f"{p.split('/')[1]} {'pass' if 'result: pass' in t else 'fail'}"
+                         for p, t in outcome.files.items())
+    txn.subject = f"aoi: performance reviews, cycle {cycle}: {verdicts}"[:200]
+    txn.body_lines.append(f"over {len(roots)} finished roots: {', '.join(roots)}")
+    txn.body_lines.append(f"rule: {rule.text()}")
+    for emp_id, st in outcome.status.items():
+        txn.body_lines.append(f"{emp_id}: status -> {st}")
+    txn.trailers.append(("Aoi-Review-Cycle", str(cycle)))
+    return outcome
+
+
+def _change_status(txn: Txn, emp_id: str, new_status: str, employees: Mapping[str, Employee],
+                   tasks: Mapping[str, Task], config: OrgConfig, org: Any,
+                   outcome: Outcome) -> None:
+    from aoi_git import hiring
+
+    if new_status != EmployeeStatus.OFFBOARDED.value:
+        hiring.set_profile_fields(txn, emp_id, status=new_status)
+        return
+    emp = employees[emp_id]
+    reason = f"failed {OFFBOARD_AFTER} performance reviews in a row (reviews/{emp_id}/)"
+    subject = txn.subject
+    if org is not None:
+        hiring.fire(txn, org, emp_id, reason)  # open tasks go to its supervisor
+    else:
+        hiring.set_profile_fields(txn, emp_id, status=new_status)
+    txn.subject = subject
+    merged = {**tasks, **txn.written}
+    description = (
+        f"HR offboarded {emp_id} ({emp.role}): it {reason}. The organisation now lacks "
+        f"that capacity.\n\nFind a talent with `aoi market search {emp.role}` and hire with "
+        f"`aoi hire TALENT --as ID`, or answer `no hire` if the work is covered.\n"
+        f"The reviews: " + ", ".join(f"`{p}`" for p in outcome.files if f"/{emp_id}/" in p)
+    )
+    h = new_task(txn, merged, f"Hiring need: a {emp.role} to replace {emp_id}"[:200],
+                 kind="human", assignee=config.ceo, description=description,
+                 question=f"{emp_id} ({emp.role}) was offboarded after failed performance "
+                          "reviews: hire a replacement?",
+                 extra={"hiring_need": emp.role, "offboarded": emp_id})
+    outcome.hiring_tasks.append(h.id)
+
+
+def render(emp: Employee, n: int, cycle: int, ok: bool, reasons: list[str], rule: Rule,
+           sig: Signals, roots: list[str], tasks: Mapping[str, Task], view: HeadView,
+           by: str, when: str, streak: int, streak_reviews: list[int], status: str,
+           new_status: str) -> str:
+    from aoi_git.retro import journal_for
+
+    e = sig.employees[emp.id]
+    rate = "-" if e.pass_rate is None else f"{e.pass_rate:.0%}"
+    verdict = "PASS" if ok else "FAIL"
+    lines = [
+        "---",
+        f"employee: {emp.id}",
+        f"review: {n}",
+        f"cycle: {cycle}",
+        f"result: {'pass' if ok else 'fail'}",
+        f"roots: {json.dumps(roots)}",
+        f"reviewer: {by}",
+        f"date: {when}",
+        f"status: {new_status}",
+        "---",
+        "",
+        f"# Performance review {n} of {emp.id} ({emp.role}): {verdict}",
+        "",
+        f"By {by} on {when[:10]}, over the {len(roots)} projects finished since the last "
+        "review: " + ", ".join(f"`{r}` ({tasks[r].title})" for r in roots if r in tasks) + ".",
+        "",
+        "## Rule",
+        "",
+        rule.text()[0].upper() + rule.text()[1:] + ".",
+        "",
+        "## Signals (from git history)",
+        "",
+        "| tasks done | reviews done | runs | tasks run | retries | retries per task | "
+        "failed runs | reviewed | passed first review | pass rate | rejections | usd | tokens |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| {e.tasks_done} | {e.reviews_done} | {e.runs} | {e.tasks_run} | {e.retries} | "
+        f"{e.retries_per_task:.2f} | {e.failures} | {e.reviewed} | {e.passed_first} | {rate} | "
+        f"{e.rejections} | {e.usd:.4f} | {e.tokens:,} |",
+    ]
+    rejected = [(t.id, r) for t in sig.tasks.values() for r in t.rejections
+                if r.employee == emp.id]
+    if rejected:
+        lines += ["", "### Rejections of its work", ""]
+        lines += [f"- `{tid}` by {r.by}: \"{' '.join(r.reason.split())}\"" for tid, r in rejected]
+    lines += ["", "## Verdict", "",
+              f"{verdict}: " + ("; ".join(reasons) if reasons else "within the rule") + "."]
+    lines += ["", "## Standing", ""]
+    if streak:
+        lines.append(f"Failed reviews in a row: {streak} (reviews "
+                     + ", ".join(str(x) for x in streak_reviews) + ").")
+    else:
+        lines.append("Failed reviews in a row: 0.")
+    if new_status != status:
+        why = {"pip": f"{PIP_AFTER} failed reviews in a row",
+               "offboarded": f"{OFFBOARD_AFTER} failed reviews in a row (after pip)",
+               "active": "passed while on pip"}[new_status]
+        lines.append(f"Status: {status} -> {new_status} ({why}).")
+    else:
+        lines.append(f"Status: {status} (unchanged). {PIP_AFTER} failed reviews in a row put "
+                     f"an employee on pip; {OFFBOARD_AFTER} offboard it.")
+    entries = journal_for(view, emp.id, set(sig.tasks))
+    lines += ["", "## Self-assessment", "",
+              f"Quoted verbatim from `employees/{emp.id}/journal.md` (entries for these "
+              "projects' tasks)."]
+    if not entries:
+        lines += ["", "No journal entry for these projects' tasks."]
+    for entry in entries[-6:]:
+        lines.append("")
+        lines += ["> " + ln if ln.strip() else ">" for ln in entry[:2000].splitlines()]
+    return "\n".join(lines).rstrip() + "\n"
+

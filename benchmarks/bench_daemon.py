@@ -1,0 +1,321 @@
+"""Benchmark of `aoi daemon` on orgs that already hold 1k, 10k and 100k finished tasks.
+
+    python benchmarks/bench_daemon.py [--sizes 1000,10000,100000] [--tasks 200] [--saves 50]
+
+Each org is built fast with pygit2 (see ``_orgs.py``; not timed), gets one script employee
+``bench`` (concurrency 8) whose agent is a bash one-liner: it appends
+``<task id> $EPOCHREALTIME`` to a file outside the org (a builtin: no extra process) and
+writes ``{"outcome":"completed"}`` to ``$AOI_RESULT_FILE``. Tasks have ``reviewer: none``,
+so a run's whole lifecycle is pending -> processing -> completed -> accepted -> finished
+(claim commit, worktree, agent, result commit, accept, merge/finish, worktree removed).
+The daemon is always the real ``aoi daemon`` as a subprocess.
+
+Measured, per org size:
+
+* **save -> start**: with ``aoi daemon`` running (watcher on), a new task file is saved
+  like an editor does (write a temp file, ``os.replace`` it into ``tasks/``); the time
+  from just before the save to the agent's own start timestamp. One save at a time, each
+  after the previous task finished; p50 and p99.
+* **idle CPU**: the same daemon with nothing to do, CPU seconds (user+sys, psutil) used
+  over 5 s.
+* **end to end**: ``--tasks`` pending tasks created in one commit, then
+  ``aoi daemon --until-idle --max-agents N`` for N = 1, 2, 8, timed from start to exit:
+  tasks/s = tasks / wall time (daemon start-up included). Per task (N=1):
+  (wall - wall of an ``--until-idle`` run with nothing to do) / tasks; overhead = that
+  minus the runtime of a bare spawn of the same agent (measured here, ``subprocess.run``).
+* **RSS**: peak resident memory of the daemon process over all runs (sampled every 20 ms).
+
+Targets (2 cores): save->start p50 <= 50 ms; overhead <= 25 ms per task, flat from 1k to
+100k; >= 50 tasks/s; idle CPU ~0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pygit2
+import yaml
+
+from aoi_git.ids import new_task_id, shard_path
+from aoi_git.model import Actor, ActorKind, Kind, Status, Task
+from aoi_git.org import load_org
+from aoi_git.store import Store
+from aoi_git.txn import Txn, commit, dump_task, now_iso
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _orgs import GIT_ENV, build_org, git, percentile  # noqa: E402
+
+PERSON = Actor(ActorKind.HUMAN, "bench")
+AOI = Path(sys.executable).parent / "aoi"
+AGENT = ('echo "$AOI_TASK_ID $EPOCHREALTIME" >> {starts}; '
+         "printf '{{\"outcome\":\"completed\"}}' > \"$AOI_RESULT_FILE\"")
+
+
+def aoi_cmd(root: Path, *args: str) -> list[str]:
+    if AOI.exists():
+        return [str(AOI), "-C", str(root), *args]
+    return [sys.executable, "-m", "aoi_git", "-C", str(root), *args]
+
+
+class RssPeak:
+    """Samples a process's RSS every 20 ms in a thread; keeps the peak."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+
+    def watch(self, pid: int) -> threading.Thread:
+        def run() -> None:
+            try:
+                p = psutil.Process(pid)
+                while p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                    self.peak = max(self.peak, p.memory_info().rss)
+                    time.sleep(0.02)
+            except psutil.Error:
+                pass
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        return t
+
+
+def setup_org(root: Path, n: int, starts: Path) -> None:
+    build_org(root, n, status=Status.FINISHED)
+    git(root, "config", "user.name", "bench")
+    git(root, "config", "user.email", "bench@aoi.invalid")
+    folder = root / "employees" / "bench"
+    folder.mkdir(parents=True)
+    profile = {
+        "id": "bench", "name": "Bench", "role": "engineer", "reports_to": "ceo",
+        "status": "active",
+        "backend": {"kind": "script",
+                    "command": ["/bin/bash", "-c", AGENT.format(starts=starts)]},
+        "capacity": {"concurrency": 8, "timeout_s": 60},
+    }
+    (folder / "profile.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    git(root, "add", "employees/bench/profile.yaml")
+    subprocess.run(["git", "commit", "-q", "--no-verify", "-m", "bench: hire bench"],
+                   cwd=root, check=True, env={**os.environ, "AOI_SKIP_HOOK": "1"})
+    problems = load_org(Store(root)).problems
+    assert not problems, problems[:5]
+
+
+def new_pending(tid: str, title: str) -> Task:
+    return Task(id=tid, title=title, kind=Kind.WORK, status=Status.PENDING, assignee="bench",
+                reviewer="none", created=now_iso())
+
+
+def create_tasks(root: Path, count: int) -> list[str]:
+    """`count` pending tasks for `bench`, in one commit through the real API."""
+    ids = [new_task_id() for _ in range(count)]
+
+    def fn(txn: Txn) -> None:
+        for i, tid in enumerate(ids):
+            txn.put(new_pending(tid, f"Bench task {i}"), new=True, path=shard_path(tid))
+
+    store = Store(root)
+    commit(store, fn, PERSON)
+    store.flush_index()
+    return ids
+
+
+def run_until_idle(root: Path, rss: RssPeak, *args: str) -> float:
+    t0 = time.perf_counter()
+    p = subprocess.Popen(aoi_cmd(root, "daemon", "--until-idle", *args),
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    rss.watch(p.pid)
+    out, _ = p.communicate(timeout=3600)
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        sys.exit(f"aoi daemon failed ({p.returncode}):\n{out.decode(errors='replace')[-3000:]}")
+    return wall
+
+
+def head_status(repo: pygit2.Repository, path: str) -> str | None:
+    ref = repo.references.get("refs/heads/main")
+    if ref is None:
+        return None
+    try:
+        data = repo[repo[ref.target].tree[path].id].data  # type: ignore[attr-defined]
+    except KeyError:
+        return None
+    for line in data.decode().splitlines():
+        if line.startswith("status:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def read_starts(starts: Path) -> dict[str, float]:
+    out: dict[str, float] = {}
+    if starts.exists():
+        for line in starts.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 2:
+                out[parts[0]] = float(parts[1])
+    return out
+
+
+def wait_for(cond, timeout: float, what: str, interval: float = 0.001):  # noqa: ANN001, ANN201
+    end = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def live_daemon(root: Path, starts: Path, saves: int, rss: RssPeak) -> dict[str, float]:
+    """Idle CPU, then save -> agent start latency, with `aoi daemon` (watcher on)."""
+    log = root / ".aoi" / "daemon.log"
+    p = subprocess.Popen(aoi_cmd(root, "daemon"), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    rss.watch(p.pid)
+    res: dict[str, float] = {}
+    try:
+        wait_for(lambda: log.exists() and f"(pid {p.pid})" in log.read_text(), 120,
+                 "the daemon to start", 0.05)
+        proc = psutil.Process(p.pid)
+        time.sleep(1.5)  # start-up done: recovery, watcher, first tick
+        c0 = proc.cpu_times()
+        time.sleep(5.0)
+        c1 = proc.cpu_times()
+        res["idle_cpu_ms"] = ((c1.user + c1.system) - (c0.user + c0.system)) * 1000
+
+        repo = pygit2.Repository(str(root))
+        lat: list[float] = []
+        for i in range(saves):
+            tid = new_task_id()
+            path = shard_path(tid)
+            full = root / path
+            full.parent.mkdir(parents=True, exist_ok=True)
+            tmp = full.parent / f".{full.name}.swp"
+            tmp.write_bytes(dump_task(new_pending(tid, f"Saved task {i}")))
+            t0 = time.time()
+            os.replace(tmp, full)
+            started = wait_for(lambda tid=tid: read_starts(starts).get(tid), 30,
+                               f"the agent of {tid} to start")
+            lat.append((started - t0) * 1000)
+            wait_for(lambda path=path: head_status(repo, path) == "finished", 30,
+                     f"{tid} to finish", 0.002)
+            time.sleep(0.05)  # let the daemon settle (index flush, status file)
+        res["lat_p50"] = statistics.median(lat)
+        res["lat_p99"] = percentile(lat, 99)
+        res["lat_max"] = max(lat)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    return res
+
+
+def bare_agent_ms(workdir: Path, starts: Path, count: int = 50) -> float:
+    """Runtime of the agent alone: `subprocess.run` of the same command."""
+    cmd = ["/bin/bash", "-c", AGENT.format(starts=workdir / "bare-starts")]
+    env = {**os.environ, "AOI_TASK_ID": "bare", "AOI_RESULT_FILE": str(workdir / "bare.json")}
+    times = []
+    for _ in range(count):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, env=env, check=True)
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def bench_size(n: int, tasks: int, saves: int, workdir: Path, bare_ms: float) -> dict[str, float]:
+    root = workdir / f"org-{n}"
+    starts = workdir / f"starts-{n}.txt"
+    print(f"size {n}: building", file=sys.stderr)
+    setup_org(root, n, starts)
+    rss = RssPeak()
+    res: dict[str, float] = {"size": n}
+    t0 = time.perf_counter()
+    run_until_idle(root, rss)  # first start: builds the .aoi cache of parsed tasks
+    res["cold_start_s"] = time.perf_counter() - t0
+    res["empty_s"] = min(run_until_idle(root, rss) for _ in range(2))
+
+    print(f"size {n}: live daemon (idle CPU, save -> start)", file=sys.stderr)
+    res.update(live_daemon(root, starts, saves, rss))
+
+    for m in (1, 2, 8):
+        print(f"size {n}: {tasks} tasks at --max-agents {m}", file=sys.stderr)
+        ids = create_tasks(root, tasks)
+        wall = run_until_idle(root, rss, "--max-agents", str(m))
+        org = load_org(Store(root))
+        done = sum(1 for t in ids if org.tasks[t].status is Status.FINISHED)
+        assert done == tasks, f"only {done} of {tasks} finished"
+        ran = read_starts(starts)
+        assert all(t in ran for t in ids)
+        res[f"tps_{m}"] = tasks / wall
+        if m == 1:
+            res["per_task_ms"] = (wall - res["empty_s"]) / tasks * 1000
+            res["overhead_ms"] = res["per_task_ms"] - bare_ms
+    res["rss_mb"] = rss.peak / 2**20
+    status = git(root, "status", "--porcelain", "--untracked-files=no")
+    res["status_clean"] = status == ""
+    if status:
+        print(f"  git status not clean:\n{status[:2000]}", file=sys.stderr)
+    print(f"size {n}: {json.dumps(res)}", file=sys.stderr)
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="1000,10000,100000")
+    ap.add_argument("--tasks", type=int, default=200, help="tasks per end-to-end run")
+    ap.add_argument("--saves", type=int, default=50, help="saves for the latency")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary orgs")
+    ap.add_argument("--dir", help="where to build the orgs (default: the system temp dir)")
+    args = ap.parse_args()
+    os.environ.update(GIT_ENV)
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    workdir = Path(tempfile.mkdtemp(prefix="aoi-bench-daemon-", dir=args.dir))
+    load_before = os.getloadavg()[0]
+    rows = []
+    try:
+        bare_ms = bare_agent_ms(workdir, workdir / "bare-starts")
+        for n in sizes:
+            rows.append(bench_size(n, args.tasks, args.saves, workdir, bare_ms))
+            if not args.keep:
+                shutil.rmtree(workdir / f"org-{n}", ignore_errors=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"orgs kept in {workdir}", file=sys.stderr)
+    print(f"\n{args.tasks} tasks per end-to-end run, {args.saves} saves; no-op agent "
+          f"(bash one-liner) runs {bare_ms:.1f} ms alone; {os.cpu_count()} CPUs, load average "
+          f"{load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end\n")
+    print("| finished tasks in org | save→start p50 ms | p99 ms | per task ms (max_agents 1) "
+          "| overhead ms/task | tasks/s @1 | @2 | @8 | daemon start s (warm) | peak RSS MB "
+          "| idle CPU ms / 5 s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['size']:,} | {r['lat_p50']:.1f} | {r['lat_p99']:.1f} "
+              f"| {r['per_task_ms']:.1f} | {r['overhead_ms']:.1f} | {r['tps_1']:.1f} "
+              f"| {r['tps_2']:.1f} | {r['tps_8']:.1f} | {r['empty_s']:.2f} | {r['rss_mb']:.0f} "
+              f"| {r['idle_cpu_ms']:.0f} |")
+    print()
+    for r in rows:
+        print(f"{r['size']:,}: git status clean afterwards: "
+              f"{'yes' if r['status_clean'] else 'NO'}")
+    if not all(r["status_clean"] for r in rows):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -425,8 +425,13 @@ class Daemon:
         if a.to is S.FINISHED:
             return self._merge_and_finish(t)
         if a.to is S.FAILED:  # deadlock or a failed subtask: straight to a person
-            self._commit(lambda txn: flow.escalate(txn, a.task_id, a.reason, self.org.employees,
-                                                   self.org.config, self.org.tasks, fail=True))
+            def fail(txn: Txn) -> None:
+                h = flow.escalate(txn, a.task_id, a.reason, self.org.employees,
+                                  self.org.config, self.org.tasks, fail=True)
+                if t.status is S.WAITING:
+                    flow.fold_child_escalations(txn, a.task_id, h.id, self.org.tasks)
+
+            self._commit(fail)
             return True
         if t.status is S.BLOCKED and a.to is S.PENDING:
             self._commit(lambda txn: flow.unblock(txn, a.task_id, self.org.tasks))

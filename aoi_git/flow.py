@@ -482,3 +482,21 @@ def _raise_daily_cap(txn: Txn, employee: str, usd: float) -> None:
     out = io.StringIO()
     rt.dump(doc, out)
     txn.put_file(path, out.getvalue().encode())
+
+
+def fold_child_escalations(txn: Txn, parent_id: str, parent_question: str,
+                           tasks: Mapping[str, Task]) -> None:
+    """A person decides once, at the parent: open escalations of its failed subtasks are
+    withdrawn, and those subtasks stay failed, decided (`extra.folded_into`); a retry of
+    the parent plans anew."""
+    for child in tasks.values():
+        if child.parent != parent_id or child.status is not S.FAILED:
+            continue
+        hid = child.extra.get("escalation")
+        h = txn.find(hid) if isinstance(hid, str) else None
+        if h is None or h.is_terminal:
+            continue
+        txn.put(h.with_changes(status=S.CANCELLED, feedback=(*h.feedback, fb(
+            txn.actor, "note", f"folded into the decision on the parent: {parent_question}"))))
+        extra = {k: v for k, v in child.extra.items() if k != "escalation"}
+        txn.put(child.with_changes(extra={**extra, "folded_into": parent_question}))

@@ -270,6 +270,8 @@ def plan(state: SchedState, now: float) -> Plan:
                 h = tasks.get(t.extra["escalation"])
                 if h is not None and h.is_terminal:
                     actions.append(ApplyDecision(h.id, t.id))
+            elif t.extra.get("folded_into"):
+                pass  # decided with its parent's escalation
             elif t.attempts < limits.max_attempts and t.kind is not Kind.HUMAN:
                 actions.append(Advance(t.id, S.PENDING, "retry"))
             else:
@@ -354,7 +356,8 @@ def plan(state: SchedState, now: float) -> Plan:
 
 
 def _failed_for_good(t: Task, cfg: OrgConfig) -> bool:
-    return t.attempts >= cfg.limits.max_attempts or bool(t.extra.get("escalation"))
+    """Failed and escalated to a person (the parent then fails and takes over the question)."""
+    return bool(t.extra.get("escalation") or t.extra.get("folded_into"))
 
 
 def _has_open_review(t: Task, tasks: Mapping[str, Task]) -> bool:

@@ -393,6 +393,8 @@ def test_a_subtask_lost_for_good_fails_the_parent_into_escalation(org: LoopOrg,
     (h,) = org.humans("ship")
     assert h.assignee == "ceo" and h.status is S.PENDING and ship.extra["escalation"] == h.id
     assert "subtask" in (h.description + (h.question or ""))
+    # one decision for the person: the subtask's own escalation is folded into the parent's
+    assert all(x.is_terminal for x in org.humans(hard.id))
     assert all(x in h.description for x in ("retry", "reassign", "cancel"))
     # retried, the lead plans again; the lost subtask of the first plan no longer counts
     org.act("Ship", {"subtasks": [

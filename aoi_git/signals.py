@@ -36,6 +36,7 @@ from typing import Any
 
 from aoi_git.history import body_text, records
 from aoi_git.model import Kind, Status, Task
+from aoi_git.stats import Acc
 
 # "<actor> accepted|rejected <task>[: <comment>]" (flow._apply_review); a person's name
 # may hold spaces, a comment newlines
@@ -106,20 +107,11 @@ class TaskSignals:
 
 
 @dataclass
-class EmployeeSignals:
-    id: str
-    tasks_done: int = 0
-    reviews_done: int = 0  # review tasks it completed (as a reviewer)
-    runs: int = 0
+class EmployeeSignals(Acc):
+    """The counters of `aoi stats`, for one employee within one project."""
+
+    id: str = ""
     tasks_run: int = 0
-    retries: int = 0
-    failures: int = 0
-    reviewed: int = 0
-    passed_first: int = 0
-    rejections: int = 0
-    usd: float = 0.0
-    input_tokens: int = 0
-    output_tokens: int = 0
 
     @property
     def pass_rate(self) -> float | None:
@@ -252,7 +244,7 @@ def collect(root_dir: Path, tasks: Mapping[str, Task], roots: Iterable[str], *,
 
     def emp(eid: str) -> EmployeeSignals:
         if eid not in emps:
-            emps[eid] = EmployeeSignals(eid)
+            emps[eid] = EmployeeSignals(id=eid)
         return emps[eid]
 
     if members:

@@ -44,8 +44,13 @@ class Org:
             matches.append(tid)
             if len(matches) > 5:
                 break
-        if not matches and not prefix.startswith("t-"):
-            return self.resolve_id("t-" + prefix) if len(prefix) >= 2 else _no_task(prefix)
+        if not matches and not prefix.startswith("t-") and len(prefix) >= 2:
+            try:  # `4k2m` means `t-4k2m...`, as a short SHA leaves out nothing either
+                return self.resolve_id("t-" + prefix)
+            except AoiError as exc:
+                if "ambiguous" in str(exc):
+                    raise
+                return _no_task(prefix)
         if not matches:
             return _no_task(prefix)
         if len(matches) > 1:

@@ -536,11 +536,14 @@ class Store:
     def maintenance(self) -> None:
         """Pack loose objects now and then (pygit2 never runs `git gc --auto`)."""
         import subprocess
+        import threading
 
-        subprocess.Popen(
+        proc = subprocess.Popen(
             ["git", "gc", "--auto", "--quiet"], cwd=self.root,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
+        # reaped in the background: a long-running daemon must not collect zombies
+        threading.Thread(target=proc.wait, daemon=True, name="git-gc").start()
 
 
 def _prune_empty_dirs(folder: Path, stop: Path) -> None:

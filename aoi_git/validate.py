@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections import ChainMap
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import fields
 from pathlib import PurePosixPath
 from typing import Any
@@ -164,26 +165,44 @@ class Validator:
         self.employee_ids = set(employee_ids)
         self.roles = set(roles)
         self.humans = set(humans)
+        # True when every path in `paths` is `.../<its id>.yaml` (as in a loaded org), so the
+        # task at a path is found by its file name instead of a reverse map of all paths
+        self.paths_named_by_id = False
 
     @classmethod
     def for_org(cls, org: Any) -> Validator:
-        return cls(
+        v = cls(
             org.tasks, org.index.paths, org.employees, {e.role for e in org.employees.values()},
             org.config.humans,
         )
+        v.paths_named_by_id = True  # the store indexes a file only if its id is its name
+        return v
+
+    def _id_at(self) -> Callable[[str], str | None]:
+        """path -> id of the task at that path now (None if none)."""
+        if not self.paths_named_by_id:
+            return {p: i for i, p in self.paths.items()}.get
+
+        def id_at(path: str) -> str | None:
+            stem = PurePosixPath(path).stem
+            return stem if self.paths.get(stem) == path else None
+
+        return id_at
 
     def check(self, files: Mapping[str, bytes | None], actor: Actor) -> list[str]:
         """Problems with changing `files` (path -> new bytes, None = deleted) as `actor`."""
         problems: list[str] = []
-        overlay: dict[str, Task] = dict(self.tasks)
+        new: dict[str, Task] = {}
+        # the org with `files` applied, without copying it (only `new` is ever written)
+        overlay = ChainMap(new, self.tasks)  # type: ignore[arg-type]
         changed: dict[str, tuple[str, Task]] = {}
-        path_to_id = {p: i for i, p in self.paths.items()}
+        id_at = self._id_at()
         for path, data in sorted(files.items()):
             if not is_task_path(path):
                 if data is not None:
                     problems += other_file_problems(path, data)
                 continue
-            old_id = path_to_id.get(path)
+            old_id = id_at(path)
             if data is None:
                 if old_id is not None:
                     problems.append(
@@ -204,7 +223,7 @@ class Validator:
                 other = changed[task.id][0]
                 problems.append(f"{path}:1: duplicate task id {task.id!r} (also {other})")
                 continue
-            overlay[task.id] = task
+            new[task.id] = task
             changed[task.id] = (path, task)
         for tid, (path, task) in changed.items():
             problems += self._ref_problems(task, path, overlay, files[path] or b"")
@@ -215,12 +234,16 @@ class Validator:
                 line = yamlio.key_lines(files[path] or b"").get(("status",), 1)
                 problems.append(f"{path}:{line}: {exc}")
         if changed:
-            cycle = find_cycle({t: v.depends_on for t, v in overlay.items()})
+            # A cycle these files make goes through one of them: search what they reach
+            # (their dependencies, their ancestors), not the whole org (~0.1 s at 100k).
+            deps = _reachable(overlay, changed, lambda v: v.depends_on)
+            parents = _reachable(overlay, changed, lambda v: (v.parent,) if v.parent else ())
+            cycle = find_cycle(deps)
             if cycle:
                 first = next((c for c in cycle if c in changed), cycle[0])
                 where = changed[first][0] if first in changed else self.paths.get(first, "tasks")
                 problems.append(f"{where}:1: dependency cycle: {' -> '.join(cycle)}")
-            pcycle = find_cycle({t: (v.parent,) if v.parent else () for t, v in overlay.items()})
+            pcycle = find_cycle(parents)
             if pcycle:
                 first = next((c for c in pcycle if c in changed), pcycle[0])
                 where = changed[first][0] if first in changed else self.paths.get(first, "tasks")
@@ -256,6 +279,25 @@ class Validator:
                 out.append(f"{at('depends_on', str(i))}: depends_on: a task cannot depend on "
                            "itself")
         return out
+
+
+def _reachable(tasks: Mapping[str, Task], start: Iterable[str],
+               out: Callable[[Task], tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    """task -> its edges, for the tasks reachable from `start` that have any."""
+    edges: dict[str, tuple[str, ...]] = {}
+    seen: set[str] = set()
+    stack = list(start)
+    while stack:
+        tid = stack.pop()
+        if tid in seen:
+            continue
+        seen.add(tid)
+        task = tasks.get(tid)
+        targets = out(task) if task is not None else ()
+        if targets:
+            edges[tid] = targets
+            stack.extend(targets)
+    return edges
 
 
 def human_actor(name: str) -> Actor:

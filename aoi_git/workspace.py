@@ -1,9 +1,10 @@
 """Task worktrees: one git worktree per task on branch `aoi/<id>`, merged on acceptance.
 
-The worktree is a sparse checkout without `tasks/`, so a 100k-task org does not write
-100k files per run, and an agent never sees (or edits) the task files themselves. In an
-org it is a cone-mode sparse checkout with a sparse index: `tasks/` is one index entry,
-so creating, checking and committing a worktree costs the same at 1k and at 100k tasks.
+The worktree is a sparse checkout without `tasks/` (nor `retros/` and `reviews/`, which
+also grow with every finished project), so a 100k-task org does not write 100k files per
+run, and an agent never sees (or edits) the task files themselves. It is a cone-mode
+sparse checkout with a sparse index: each left-out folder is one index entry, so creating,
+checking and committing a worktree costs the same at 1k and at 100k tasks.
 
 Creating and removing a worktree are on every task's path, so they avoid git processes:
 the branch is made with pygit2, the worktree's administrative files (the `.git` file and
@@ -28,7 +29,7 @@ from aoi_git.gitutil import GitError, git
 ORG_STATE_PREFIXES = ("tasks/", "employees/", "talents/", "sops/", "retros/", "reviews/",
                       "schemas/")
 ORG_STATE_FILES = ("aoi.yaml",)
-SPARSE_OUT = "tasks"  # the one top-level folder an org worktree leaves out
+SPARSE_OUT = ("tasks", "retros", "reviews")  # org state that grows with the work done
 _CONE_SAFE = re.compile(r"^[A-Za-z0-9._+-]+$")  # folder names a cone pattern needs no escape for
 
 
@@ -114,19 +115,20 @@ class Workspace:
 
     @staticmethod
     def _sparse(repo: pygit2.Repository, admin: Path, tree: pygit2.Tree) -> None:
-        """Everything but `tasks/`: what `git sparse-checkout set --no-cone '/*' '!/tasks/'`
-        selects, as a cone (with a sparse index) when the folder names allow it."""
+        """Everything but the `SPARSE_OUT` folders (`git sparse-checkout set --no-cone '/*'
+        '!/tasks/' ...`), as a cone (with a sparse index) when the folder names allow it."""
         key = "extensions.worktreeConfig"  # per-worktree config.worktree, as git sets it
         if key not in repo.config or not repo.config.get_bool(key):
             repo.config[key] = True
-        folders = [e.name or "" for e in tree if e.type_str == "tree" and e.name != SPARSE_OUT]
+        folders = [e.name or "" for e in tree if e.type_str == "tree"
+                   and e.name not in SPARSE_OUT]
         (admin / "info").mkdir(exist_ok=True)
         if all(_CONE_SAFE.match(f) for f in folders):
             patterns = "/*\n!/*/\n" + "".join(f"/{f}/\n" for f in folders)
             config = "[core]\n\tsparseCheckout = true\n\tsparseCheckoutCone = true\n" \
                      "[index]\n\tsparse = true\n"
         else:
-            patterns = f"/*\n!/{SPARSE_OUT}/\n"
+            patterns = "/*\n" + "".join(f"!/{f}/\n" for f in SPARSE_OUT)
             config = "[core]\n\tsparseCheckout = true\n\tsparseCheckoutCone = false\n"
         (admin / "info" / "sparse-checkout").write_text(patterns)
         (admin / "config.worktree").write_text(config)

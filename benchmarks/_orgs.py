@@ -31,7 +31,7 @@ WORDS = ("draft", "review", "migrate", "the", "billing", "report", "for", "custo
 
 
 def make_task(task_id: str, rng: random.Random, n: int,
-              status: Status = Status.PENDING) -> Task:
+              status: Status = Status.PENDING, parent: str | None = None) -> Task:
     """A realistic ~300-byte task (pending unless told otherwise)."""
     title = " ".join(rng.choice(WORDS) for _ in range(6)).capitalize()
     description = " ".join(rng.choice(WORDS) for _ in range(14)) + "."
@@ -39,7 +39,7 @@ def make_task(task_id: str, rng: random.Random, n: int,
         id=task_id, title=title, description=description, kind=Kind.WORK,
         status=status, assignee=rng.choice(("coo", "hr", "ea", "cso")),
         reviewer="ceo", priority=rng.randint(0, 3), labels=("bench", f"batch-{n % 7}"),
-        budget={"usd": 2.0}, created="2025-01-01T00:00:00Z",
+        budget={"usd": 2.0}, created="2025-01-01T00:00:00Z", parent=parent,
     )
 
 
@@ -48,9 +48,11 @@ def git(root: Path, *args: str) -> str:
                           text=True).stdout
 
 
-def build_org(root: Path, n: int, seed: int = 1,
-              status: Status = Status.PENDING) -> list[str]:
-    """An org with `n` tasks (in `status`) at their `shard_path`, in one commit."""
+def build_org(root: Path, n: int, seed: int = 1, status: Status = Status.PENDING,
+              project_size: int | None = None) -> list[str]:
+    """An org with `n` tasks (in `status`) at their `shard_path`, in one commit.
+
+    With `project_size`, tasks form projects of that many: a root and its subtasks."""
     init_org(root)
     repo = pygit2.Repository(str(root))
     rng = random.Random(seed)
@@ -59,8 +61,12 @@ def build_org(root: Path, n: int, seed: int = 1,
         ids.add(new_task_id())
     tree: dict[str, object] = {}  # nested folders under tasks/ -> blob ids
     sizes = 0
-    for i, tid in enumerate(sorted(ids)):
-        data = dump_task(make_task(tid, rng, i, status))
+    ordered = sorted(ids)
+    for i, tid in enumerate(ordered):
+        parent = None
+        if project_size and i % project_size:
+            parent = ordered[i - i % project_size]
+        data = dump_task(make_task(tid, rng, i, status, parent))
         sizes += len(data)
         *folders, name = shard_path(tid).split("/")[1:]
         node = tree
@@ -90,7 +96,7 @@ def build_org(root: Path, n: int, seed: int = 1,
     git(root, "reset", "-q", "--hard")
     print(f"  built {n} {status.value} tasks, mean {sizes / max(n, 1):.0f} bytes each",
           file=sys.stderr)
-    return sorted(ids)
+    return ordered
 
 
 def percentile(values: list[float], p: float) -> float:

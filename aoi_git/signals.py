@@ -36,7 +36,7 @@ from typing import Any
 
 from aoi_git.history import body_text, records
 from aoi_git.model import Kind, Status, Task
-from aoi_git.stats import Acc
+from aoi_git.stats import Acc, fmt_s
 
 # "<actor> accepted|rejected <task>[: <comment>]" (flow._apply_review); a person's name
 # may hold spaces, a comment newlines
@@ -398,13 +398,5 @@ def median(values: list[float]) -> float | None:
 
 
 def fmt_seconds(s: float | None) -> str:
-    if s is None:
-        return "-"
-    s = float(s)
-    if s < 90:
-        return f"{s:.0f}s"
-    if s < 5400:
-        return f"{s / 60:.0f}m"
-    if s < 172800:
-        return f"{s / 3600:.1f}h"
-    return f"{s / 86400:.1f}d"
+    """Durations in retrospectives: whole minutes."""
+    return fmt_s(s, minute_places=0)

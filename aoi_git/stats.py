@@ -387,13 +387,15 @@ def _float(v: str) -> float:
 
 # ------------------------------------------------------------------------- text
 
-def fmt_s(s: float | None) -> str:
+def fmt_s(s: float | None, minute_places: int = 1) -> str:
+    """A duration for people: 42s, 7.5m, 3.1h, 2.0d (`minute_places` digits on minutes)."""
     if s is None:
         return "-"
+    s = float(s)
     if s < 90:
         return f"{s:.0f}s"
     if s < 5400:
-        return f"{s / 60:.1f}m"
+        return f"{s / 60:.{minute_places}f}m"
     if s < 172800:
         return f"{s / 3600:.1f}h"
     return f"{s / 86400:.1f}d"

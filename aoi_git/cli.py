@@ -70,9 +70,5 @@ def _register() -> None:
 _register()
 
 
-def run() -> None:  # pragma: no cover - console entry point alias
-    main(prog_name="aoi")
-
-
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -294,9 +294,10 @@ class Daemon:
                     acted |= self._execute(action, now)
                 except (IllegalTransition, AoiError) as exc:
                     self._log(f"skipped {action}: {exc}")
-                    self._refresh(force=True)
+                    self._refresh()
             if not acted:
-                self.idle = p.idle and not self.active and not self.file_problems_pending()
+                # invalid files wait for a person: they do not keep the daemon busy
+                self.idle = p.idle and not self.active
                 return p.next_wake
         return now + 0.05
 
@@ -307,9 +308,6 @@ class Daemon:
             live = self._live = LiveSet(self.org.tasks)
         return live
 
-    def file_problems_pending(self) -> bool:
-        return False  # invalid files wait for a person; they do not keep the daemon busy
-
     # ------------------------------------------------------------- commit helpers
     def _commit(self, fn: Callable[[Txn], Any], actor: Actor | None = None) -> Txn | None:
         oid, txn = commit(self.store, fn, actor or self.actor, self.org.index.paths)
@@ -319,7 +317,7 @@ class Daemon:
         moved_by_other = self.store.head_commit() is not None and \
             self.known_head not in (None, *[str(p) for p in head.commit.parent_ids])  # type: ignore[union-attr]
         if moved_by_other:
-            self._refresh(force=True)
+            self._refresh()
         else:
             self._apply_written(txn, head)
         self.known_head = head.oid
@@ -385,15 +383,15 @@ class Daemon:
         self.store._cache_dirty = True
         if any(p.startswith(("employees/", "aoi.yaml", "talents/"))
                and not p.endswith("/journal.md") for p in txn.files):  # journals: not config
-            self._refresh(force=True)
+            self._refresh()
 
     def _refresh_if_moved(self) -> None:
         head = self.store.head_commit()
         oid = str(head.id) if head is not None else None
         if oid != self.known_head:
-            self._refresh(force=True)
+            self._refresh()
 
-    def _refresh(self, force: bool = False) -> None:
+    def _refresh(self) -> None:
         self.org = load_org(self.store)
         self.known_head = self.org.commit
         ws = self._workspace()

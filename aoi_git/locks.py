@@ -79,16 +79,3 @@ def take_slot(common_dir: Path, employee: str, concurrency: int) -> SlotLock | N
 
 def take_task_lock(common_dir: Path, task_id: str) -> SlotLock | None:
     return SlotLock.try_take(lock_dir(common_dir) / f"task-{task_id}.lock")
-
-
-def held_slots(common_dir: Path, employee: str, concurrency: int) -> int:
-    """How many of an employee's slots are taken right now (by anyone)."""
-    d = lock_dir(common_dir)
-    taken = 0
-    for n in range(max(1, concurrency)):
-        lock = SlotLock.try_take(d / f"slot-{employee}-{n}.lock")
-        if lock is None:
-            taken += 1
-        else:
-            lock.release()
-    return taken

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from aoi_git.errors import AoiError
 from aoi_git.graph import descendants, would_cycle
 from aoi_git.ids import is_valid_id, new_task_id, shard_path
-from aoi_git.model import Kind, Status, Task
+from aoi_git.model import Status, Task
 from aoi_git.txn import Txn, now_iso
 
 
@@ -66,11 +66,3 @@ def cancel_cascade(txn: Txn, tasks: Mapping[str, Task], task_id: str, reason: st
         txn.put(t.with_changes(status=Status.CANCELLED, feedback=(*t.feedback, note)))
         cancelled.append(tid)
     return cancelled
-
-
-def open_tasks_of(tasks: Iterable[Task], who: str) -> list[Task]:
-    return [t for t in tasks if t.assignee == who and not t.is_terminal]
-
-
-def is_human_task(task: Task) -> bool:
-    return task.kind is Kind.HUMAN

@@ -11,10 +11,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 
 WATCHED = ("tasks", "employees", "talents", "sops")
+# A save ends in a close after writing, a rename into place, or a delete. Asking the kernel
+# for only these (no open, read or per-write events) keeps watchdog's threads, and their
+# hold on the GIL, off most of the daemon's own file writes.
+EVENTS: list[type[FileSystemEvent]] = [FileClosedEvent, FileCreatedEvent, FileMovedEvent,
+                                       FileDeletedEvent, DirMovedEvent, DirDeletedEvent]
 
 
 class _Handler(FileSystemEventHandler):
@@ -47,13 +61,15 @@ def start_watcher(root: Path, on_path: Callable[[str], None],
     for name in WATCHED:
         folder = root / name
         folder.mkdir(exist_ok=True)
-        observer.schedule(handler, str(folder), recursive=True)
-    observer.schedule(handler, str(root), recursive=False)
+        observer.schedule(handler, str(folder), recursive=True, event_filter=EVENTS)
+    observer.schedule(handler, str(root), recursive=False, event_filter=EVENTS)
     hook = _OverflowHook(on_overflow)
     wd_log = logging.getLogger("watchdog")
     wd_log.addHandler(hook)
-    if wd_log.level == logging.NOTSET or wd_log.level > logging.DEBUG:
-        wd_log.setLevel(logging.DEBUG)
+    # watchdog reports an overflow as a warning; below that it logs every event, which
+    # costs the daemon's thread the GIL on every file it writes
+    if wd_log.level == logging.NOTSET or wd_log.level > logging.WARNING:
+        wd_log.setLevel(logging.WARNING)
     wd_log.propagate = False
     observer.daemon = True
     observer.start()

@@ -33,7 +33,7 @@ from typing import Any
 
 import pygit2
 
-from aoi_git import flow, hiring, perf, retro, runs
+from aoi_git import flow, hiring, pending, perf, retro, runs
 from aoi_git.backends.base import AgentConfig, Backend
 from aoi_git.context import assemble_from_view
 from aoi_git.errors import AoiError, IllegalTransition
@@ -57,9 +57,10 @@ from aoi_git.scheduler import (
 from aoi_git.scheduler import _over_budget as over_budget
 from aoi_git.store import Change, HeadView, Store
 from aoi_git.tools import allowed_tools
+from aoi_git.treestat import Snapshot
 from aoi_git.txn import Txn, commit, now_iso
 from aoi_git.validate import Validator, is_task_path
-from aoi_git.workspace import Workspace, branch_name
+from aoi_git.workspace import NewWorktree, Trash, Workspace, branch_name
 
 log = logging.getLogger("aoi.daemon")
 S = Status
@@ -84,6 +85,8 @@ class Active:
     timed_out: bool = False
     adopted: bool = False
     stopped: bool = False  # killed by a cold stop of the daemon, not by its own failure
+    fresh_tip: str | None = None  # the branch was made for this run at this base commit
+    before: Snapshot | None = None  # the worktree as the agent got it
 
 
 @dataclass
@@ -134,7 +137,7 @@ class Daemon:
         self.aoi = self.root / ".aoi"
         self.runs_dir = self.aoi / "runs"
         self.status_file = self.aoi / "daemon" / "status.json"
-        self.index_journal = self.aoi / "daemon" / "index-pending.jsonl"
+        self.index_journal = pending.journal_path(self.root)
         self.index_journal.parent.mkdir(parents=True, exist_ok=True)
         self.actor = Actor(ActorKind.DAEMON, socket.gethostname())
         self.backends = load_backends()
@@ -152,6 +155,7 @@ class Daemon:
         self.org: Org = load_org(self.store)
         self._live: LiveSet | None = None  # open tasks for the scheduler (see _live_set)
         self.known_head = self.org.commit
+        self.trash = Trash(self.aoi / "trash")
         self.workspace = self._workspace()
         self.last_flush = 0.0
         self.flush_every = INDEX_FLUSH_S  # longer in a big org: its index write costs more
@@ -161,6 +165,7 @@ class Daemon:
         self.idle = False
         self.person = git("config", "user.name", cwd=self.root, check=False).strip() or "unknown"
         self.ticks = 0
+        self._status_written = ""
 
     # ----------------------------------------------------------------- set-up
     def _workspace(self) -> Workspace:
@@ -170,9 +175,12 @@ class Daemon:
         is_org = repo_dir == self.root
         if is_org:
             base = cfg.workspace_base or self.store.branch
-        else:
-            base = cfg.workspace_base or pygit2.Repository(str(repo_dir)).head.shorthand
-        return Workspace(repo_dir, base, self.aoi / "worktrees", is_org=is_org)
+            return Workspace(repo_dir, base, self.aoi / "worktrees", is_org=True,
+                             trash=self.trash, _repo=self.store.repo)
+        ws_repo = pygit2.Repository(str(repo_dir))
+        base = cfg.workspace_base or ws_repo.head.shorthand
+        return Workspace(repo_dir, base, self.aoi / "worktrees", is_org=False, trash=self.trash,
+                         _repo=ws_repo)
 
     def _signal(self, signum: int, frame: Any) -> None:
         self.stop_level += 1
@@ -229,6 +237,7 @@ class Daemon:
                 self.observer.stop()
             self._flush_index()
             self.store.save_cache()
+            self.trash.wait()
             self._write_status(self.clock(), stopped=True)
             self.lock.release()
             self._log("daemon stopped")
@@ -262,7 +271,7 @@ class Daemon:
             for t in (a.deadline if a.term_at is None else None, a.kill_at):
                 if t is not None:
                     next_wake = t if next_wake is None else min(next_wake, t)
-        if self.store._pending_index:
+        if self.store.pending_moves:
             if now - self.last_flush >= self.flush_every or not self.active:
                 self._flush_index()
                 self.last_flush = now
@@ -289,7 +298,9 @@ class Daemon:
             )
             p = plan(state, now)
             acted = False
-            for action in p.actions:
+            # agents first: a finished run's remaining commits (accept, merge, finish) are
+            # then made while the next agent already runs
+            for action in sorted(p.actions, key=lambda a: not isinstance(a, Dispatch)):
                 try:
                     acted |= self._execute(action, now)
                 except (IllegalTransition, AoiError) as exc:
@@ -325,39 +336,33 @@ class Daemon:
         self._announce(str(txn.actor))
         return txn
 
-    # The index is written at most every INDEX_FLUSH_S (one write for many commits). Until
-    # then the entries still to move are journaled in .aoi/, so that after a kill -9 the
-    # restarted daemon finishes the move and `git status` shows only the person's changes.
+    # Work-tree files and index entries are moved along at most every INDEX_FLUSH_S (one
+    # index write for many commits, one file write for a task's several transitions). Until
+    # then the moves are journaled in .aoi/ (see aoi_git.pending): a restart after a kill -9
+    # finishes them, and a person's commit or `aoi validate` meanwhile is not misled.
     def _journal_index(self, paths: Any) -> None:
-        pending = self.store._pending_index
-        rows = [json.dumps([p, *pending[p]]) + "\n" for p in paths if p in pending]
-        if rows:
-            with open(self.index_journal, "a") as fh:
-                fh.write("".join(rows))
+        moves = self.store.pending_moves
+        pending.append(self.index_journal, ((p, moves[p]) for p in paths if p in moves))
 
     def _flush_index(self) -> None:
         started = time.monotonic()
-        self.store.flush_index()
-        self.index_journal.unlink(missing_ok=True)
+        if not self.store.flush_index():
+            self._log("index locked by another git process: updating it later")
+            return
+        pending.clear(self.index_journal)
         # ~40 ms at 100k tasks (the whole index is rewritten): every 2 s, not every 0.5 s
         took = time.monotonic() - started
         self.flush_every = max(INDEX_FLUSH_S, min(5.0, INDEX_FLUSH_SHARE * took))
 
     def _finish_interrupted_index_flush(self) -> None:
-        try:
-            lines = self.index_journal.read_text().splitlines()
-        except OSError:
+        moves = pending.read(self.index_journal)
+        if not moves:
+            pending.clear(self.index_journal)
             return
-        pending = self.store._pending_index
-        for line in lines:
-            try:
-                path, old, new = json.loads(line)
-            except (ValueError, TypeError):
-                continue  # a line cut short by the crash
-            earlier = pending.get(path)
-            pending[path] = (earlier[0] if earlier else old, new)
+        self.store.pending_moves.update(moves)
         self._flush_index()
-        self._log(f"finished the index update of {len(lines)} path(s) a crash interrupted")
+        self._log(f"finished the work-tree and index update of {len(moves)} path(s) a crash "
+                  "interrupted")
 
     def _announce(self, actor: str) -> None:
         if self.opts.on_commit is not None:
@@ -589,7 +594,7 @@ class Daemon:
     def _archive_branch(self, task_id: str) -> None:
         """Move a conflicting branch aside (`aoi/<id>.conflict-N`): the rework starts from
         the current base, and the earlier work stays reachable for a person."""
-        repo = pygit2.Repository(str(self.workspace.repo_dir))
+        repo = self.workspace.repo
         br = repo.lookup_branch(branch_name(task_id))
         if br is not None:
             n = 1
@@ -630,15 +635,26 @@ class Daemon:
             txn.move(task_id, S.PROCESSING, **changes)
             txn.trailers.append(("Aoi-Employee", emp.id))
 
+        # the worktree's checkout (a git process) runs while the claim is committed; the
+        # claim only changes tasks/, which worktrees leave out, so both orders give one tree
+        made: NewWorktree | Exception
+        try:
+            made = self.workspace.begin_create(task_id)
+        except Exception as exc:  # reported as the run's failure once the claim is made
+            made = exc
         try:
             self._commit(claim)
         except (IllegalTransition, AoiError):
+            if isinstance(made, NewWorktree):
+                self._drop_worktree(task_id, made)
             slot.release()
             task_lock.release()
             raise
         task = self.org.tasks[task_id]
         try:
-            self._start_agent(task, emp, backend, slot, task_lock, now)
+            if isinstance(made, Exception):
+                raise made
+            self._start_agent(task, emp, backend, slot, task_lock, now, made)
         except Exception as exc:  # could not even start: a failed attempt, not a crash
             slot.release()
             task_lock.release()
@@ -647,9 +663,17 @@ class Daemon:
                                                             f"the agent: {exc}"), now, None)
         return True
 
+    def _drop_worktree(self, task_id: str, made: NewWorktree) -> None:
+        try:
+            made.ready()
+        except AoiError:
+            pass
+        self.workspace.remove(task_id)
+        if made.fresh_tip is not None:
+            self.workspace.delete_branch(task_id)
+
     def _start_agent(self, task: Task, emp: Employee, backend: Backend, slot: SlotLock,
-                     task_lock: SlotLock, now: float) -> None:
-        cwd = self.workspace.create(task.id)
+                     task_lock: SlotLock, now: float, made: NewWorktree) -> None:
         view = self.store.head()
         sop_names = self.store.list_dir("sops", view)
         context = assemble_from_view(view, task, emp, self.org.tasks, sop_names)
@@ -667,6 +691,8 @@ class Daemon:
         )
         files = runs.prepare(self.runs_dir / task.id, {**task.to_dict(), "employee": emp.id},
                              context, cfg.to_json())
+        cwd = made.ready()
+        before = self.workspace.snapshot(task.id)
         env = {**os.environ, **backend.environment(emp),
                "AOI_TASK_ID": task.id, "AOI_TASK_FILE": str(files.task),
                "AOI_CONTEXT_FILE": str(files.context), "AOI_RESULT_FILE": str(files.result),
@@ -677,7 +703,7 @@ class Daemon:
                               backend, "limit_address_space", True) else None,
                           keep_fds=(slot.fd, task_lock.fd))
         a = Active(task.id, emp.id, emp.backend.kind, files, now, now + timeout, proc.pid, proc,
-                   slot, task_lock)
+                   slot, task_lock, fresh_tip=made.fresh_tip, before=before)
         self.active[task.id] = a
         threading.Thread(target=self._wait_child, args=(task.id, proc, files), daemon=True,
                          name=f"wait-{task.id}").start()
@@ -748,13 +774,17 @@ class Daemon:
             try:
                 commit_sha = self.workspace.commit_changes(
                     task_id, f"{task.title}\n\n{result.summary[:2000]}\n\nAoi-Task: {task_id}\n"
-                    f"Aoi-Actor: agent:{emp.id}\n", emp.id)
+                    f"Aoi-Actor: agent:{emp.id}\n", emp.id, a.before if a is not None else None)
             except AoiError as exc:
                 result = runs.AgentResult("failed", usage=result.usage,
                                           error=f"could not commit the agent's changes: {exc}")
+        # what the run left is on its branch now; and git refuses to delete a branch that
+        # a worktree still has checked out
+        self.workspace.remove(task_id)
         tip = self.workspace.branch_tip(task_id)
         if (tip is not None and commit_sha is None and result.outcome == "completed"
-                and not result.subtasks and self.workspace.is_merged(task_id)):
+                and not result.subtasks
+                and ((a is not None and tip == a.fresh_tip) or self.workspace.is_merged(task_id))):
             self.workspace.delete_branch(task_id)  # no work of its own: nothing to merge
             tip = None
         if tip is not None and result.outcome == "completed":
@@ -784,7 +814,6 @@ class Daemon:
                 self._trip(kind, now, f"{br.failures} failures in a row")
         else:
             br.failures = 0
-        self.workspace.remove(task_id)
         self._log(f"{task_id}: {emp.id} finished: {outcome[0]}"
                   + (f" ({result.error[:200]})" if result.error else ""))
 
@@ -837,6 +866,7 @@ class Daemon:
             tid: str = task.id
             self._commit(lambda txn: _requeue(txn, tid, self.actor))  # noqa: B023
             self._log(f"{task.id}: recovered to pending (its agent was gone)")
+        self.trash.empty()  # what a crash kept the last daemon from deleting
         # stale worktrees of tasks that are not running
         wt = self.aoi / "worktrees"
         if wt.is_dir():
@@ -874,8 +904,10 @@ class Daemon:
                 data: bytes | None = full.read_bytes()
             except (FileNotFoundError, IsADirectoryError):
                 data = None
-            if data is not None and str(pygit2.hash(data)) == head.blob_id(r):
-                self.file_problems.pop(r, None)
+            blob = str(pygit2.hash(data)) if data is not None else None
+            if blob == head.blob_id(r) or pending.stale_file(self.store.pending_moves, r, blob,
+                                                             head.blob_id(r)):
+                self.file_problems.pop(r, None)  # at HEAD, or our own write still to come
                 continue
             if data is None and not head.exists(r):
                 self.file_problems.pop(r, None)
@@ -913,6 +945,7 @@ class Daemon:
             else:
                 txn.put(task, new=new, path=path)
             txn.files[path] = data  # the person's bytes exactly
+            txn.in_work_tree.append(path)
 
         try:
             self._commit(build, person)
@@ -936,7 +969,7 @@ class Daemon:
     def _write_status(self, now: float, stopped: bool = False) -> None:
         data = {
             "pid": os.getpid(), "root": str(self.root), "started": self.started,
-            "updated": now, "stopped": stopped,
+            "stopped": stopped,
             "running": [{"task": a.task_id, "employee": a.employee, "backend": a.backend,
                          "started": a.started, "pid": a.pgid} for a in self.active.values()],
             "breakers": {k: {"until": b.until, "failures": b.failures}
@@ -945,10 +978,14 @@ class Daemon:
             "spent_today": self.spent_today,
             "stopping": self.stop_level > 0,
         }
+        text = json.dumps(data, indent=1)
+        if text == self._status_written:
+            return  # one write per change, not per tick
         self.status_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.status_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=1))
+        tmp.write_text(text)
         os.replace(tmp, self.status_file)
+        self._status_written = text
 
     def _log(self, msg: str) -> None:
         line = f"{now_iso()} {msg}"

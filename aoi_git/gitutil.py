@@ -38,6 +38,27 @@ def git(
     return proc.stdout
 
 
+class GitProcess:
+    """A git command started with `git_start`, running while the caller does other work."""
+
+    def __init__(self, cmd: list[str], proc: subprocess.Popen[str]) -> None:
+        self.cmd, self.proc = cmd, proc
+
+    def wait(self, check: bool = True) -> str:
+        stdout, stderr = self.proc.communicate()
+        if check and self.proc.returncode != 0:
+            raise GitError(self.cmd, self.proc.returncode, stdout, stderr)
+        return stdout
+
+
+def git_start(*args: str, cwd: Path | str) -> GitProcess:
+    """`git()` without waiting: `.wait()` returns its output or raises the same GitError."""
+    cmd = ["git", *args]
+    proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    return GitProcess(cmd, proc)
+
+
 def find_org_root(start: Path) -> Path:
     """The top of the org checkout containing `start` (a folder with aoi.yaml at its top)."""
     start = start.resolve()

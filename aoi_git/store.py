@@ -34,6 +34,7 @@ try:
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
+from aoi_git import pending
 from aoi_git.errors import AoiError, ConcurrentUpdate
 from aoi_git.model import Task
 
@@ -87,6 +88,7 @@ class Change:
     message: str
     extra_parents: tuple[str, ...] = ()  # e.g. the task branch tip for a merge
     base_tree: str | None = None  # a merged tree to start from instead of the head's
+    in_work_tree: tuple[str, ...] = ()  # paths whose work-tree file holds the new bytes already
 
 
 class HeadView:
@@ -156,7 +158,8 @@ class Store:
             raise AoiError(f"{self.root} is not a git repository: {exc}") from None
         self.aoi_dir = self.root / ".aoi"
         self.defer_index = False
-        self._pending_index: dict[str, tuple[str | None, str | None]] = {}
+        self._checkout_held = False
+        self._pending: dict[str, pending.Move] = {}
         self._commits_since_gc = 0
         self._task_cache: TaskIndex | None = None
         self._tree_cache: dict[str, list[tuple[str, str, bool]]] = {}
@@ -272,9 +275,19 @@ class Store:
         assert isinstance(blob, pygit2.Blob)
         return parse_task_bytes(blob.data, path)
 
-    def note_task_written(self, path: str, blob_id: str, task: Task) -> None:
-        """Record a task we just committed so the next load need not parse it."""
+    def note_task_written(self, path: str, blob_id: str, task: Task,
+                          replaced: str | None = None) -> None:
+        """Record a task we just committed so the next load (or transaction) need not parse
+        it; the version it replaced is dropped, so a long-running daemon's cache stays the
+        size of the org, not of its history."""
         self._parse_cache[blob_id] = task
+        if replaced is not None and replaced != blob_id:
+            self._parse_cache.pop(replaced, None)
+
+    def parsed_task(self, blob_id: str) -> Task | None:
+        """The parsed task of a blob this process has already read or written, if any."""
+        found = self._parse_cache.get(blob_id)
+        return found if isinstance(found, Task) else None
 
     # ------------------------------------------------------------- cache file
     @property
@@ -384,7 +397,7 @@ class Store:
                     if not any(r in last_error for r in _RETRYABLE):
                         raise
                 else:
-                    self._after_commit(head, new_id, change.files.keys())
+                    self._after_commit(head, new_id, change.files.keys(), change.in_work_tree)
                     return str(new_id)
             time.sleep(min(0.001 * (2**attempt), 0.05))
         raise ConcurrentUpdate(
@@ -393,8 +406,8 @@ class Store:
 
     @contextlib.contextmanager
     def _checkout_lock(self) -> Iterator[None]:
-        if self.repo.is_bare or fcntl is None:
-            yield
+        if self.repo.is_bare or fcntl is None or self._checkout_held:
+            yield  # (re-entered: a commit's own flush)
             return
         path = self.aoi_dir / "locks" / "checkout.lock"
         try:
@@ -404,8 +417,10 @@ class Store:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            self._checkout_held = True
             yield
         finally:
+            self._checkout_held = False
             os.close(fd)
 
     def _build_tree(self, head: pygit2.Commit | None, change: Change) -> pygit2.Oid:
@@ -455,83 +470,132 @@ class Store:
 
     # ------------------------------------------------------- checkout sync
     def _after_commit(
-        self, old: pygit2.Commit | None, new_id: pygit2.Oid, paths: Iterable[str]
+        self, old: pygit2.Commit | None, new_id: pygit2.Oid, paths: Iterable[str],
+        in_work_tree: Iterable[str] = (),
     ) -> None:
         new = self.repo[new_id]
         assert isinstance(new, pygit2.Commit)
         old_view, new_view = HeadView(self.repo, old), HeadView(self.repo, new)
-        self.sync_paths(old_view, new_view, paths)
+        self.sync_paths(old_view, new_view, paths, in_work_tree)
         self._commits_since_gc += 1
         if self._commits_since_gc >= GC_EVERY_COMMITS:
             self._commits_since_gc = 0
             self.maintenance()
 
-    def sync_paths(self, old: HeadView, new: HeadView, paths: Iterable[str]) -> None:
-        """Bring work tree and index from `old` to `new` for `paths`, sparing a person's edits."""
+    def sync_paths(self, old: HeadView, new: HeadView, paths: Iterable[str],
+                   in_work_tree: Iterable[str] = ()) -> None:
+        """Bring work tree and index from `old` to `new` for `paths`, sparing a person's edits.
+
+        `in_work_tree`: paths whose work-tree file already holds the new content (a person's
+        saved file). With `defer_index` (the daemon) the move is only recorded here and done
+        by `flush_index`, once for many commits (see `aoi_git.pending`)."""
         if self.repo.is_bare:
             return
+        theirs = set(in_work_tree)
         for path in paths:
             old_blob, new_blob = old.blob_id(path), new.blob_id(path)
             if old_blob == new_blob:
                 continue
-            full = self.root / path
-            try:
-                current = full.read_bytes()
-                current_id: str | None = str(pygit2.hash(current))
-            except (FileNotFoundError, NotADirectoryError):
-                current_id = None
-            except IsADirectoryError:
-                continue
-            if current_id == old_blob:  # untouched by the person: bring it along
-                if new_blob is None:
-                    full.unlink(missing_ok=True)
-                    _prune_empty_dirs(full.parent, self.root)
-                else:
-                    data = new.read(path)
-                    assert data is not None
-                    full.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = full.with_name(f".{full.name}.aoi-tmp")
-                    tmp.write_bytes(data)
-                    os.replace(tmp, full)
-            earlier = self._pending_index.get(path)
-            self._pending_index[path] = (earlier[0] if earlier else old_blob, new_blob)
+            move = pending.Move(old_blob, new_blob, new_blob if path in theirs else old_blob)
+            earlier = self._pending.get(path)
+            if earlier is not None:
+                move = earlier.then(move)
+                if path in theirs:
+                    move = dataclasses.replace(move, file_old=new_blob)
+            self._pending[path] = move
         if not self.defer_index:
             self.flush_index()
 
-    def flush_index(self) -> None:
-        """Move index entries that still match the old commit to the new one (one write)."""
-        if not self._pending_index or self.repo.is_bare:
-            self._pending_index.clear()
-            return
-        pending, self._pending_index = self._pending_index, {}
-        index = self.repo.index
-        index.read(False)
-        changed = False
-        for path, (old_blob, new_blob) in pending.items():
+    @property
+    def pending_moves(self) -> dict[str, pending.Move]:
+        """Committed paths whose work-tree file or index entry is not moved along yet."""
+        return self._pending
+
+    def flush_index(self) -> bool:
+        """Move work-tree files, then index entries, that still match the old commit to the
+        new one (one index write). False when another git process holds the index lock:
+        the index moves stay pending for the next call (the files are moved already)."""
+        if not self._pending or self.repo.is_bare:
+            self._pending.clear()
+            return True
+        moves, self._pending = self._pending, {}
+        with self._checkout_lock():
+            # to what HEAD has now: another aoi process may have committed the path since
+            # (and spared the stale file, taking it for a person's edit)
+            head = self.head()
+            now = {path: head.blob_id(path) for path in moves}
+            on_disk = {path: self._move_file(path, move.file_old, now[path])
+                       for path, move in moves.items()}
+            index = self.repo.index
             try:
-                entry_id: str | None = str(index[path].id)
-            except KeyError:
-                entry_id = None
-            if entry_id != old_blob and entry_id != new_blob:
-                continue  # the person staged something of their own here: leave it
-            if new_blob is None:
-                if entry_id is not None:
-                    index.remove(path)
-                    changed = True
-                continue
-            full = self.root / path
-            try:
-                on_disk = str(pygit2.hash(full.read_bytes()))
-            except OSError:
-                on_disk = None
-            if on_disk == new_blob:
-                index.add(path)  # records stat data, so `git status` stays quick and clean
-            else:
-                index.add(pygit2.IndexEntry(path, pygit2.Oid(hex=new_blob),
-                                           FILEMODE_BLOB))  # type: ignore[arg-type]
-            changed = True
-        if changed:
-            index.write()
+                index.read(False)
+                changed = False
+                for path, move in moves.items():
+                    changed |= self._move_entry(index, path, move.index_old, now[path])
+                if changed:
+                    index.write()
+            except (pygit2.GitError, OSError):  # index.lock: a person's git is writing it
+                with contextlib.suppress(pygit2.GitError, OSError):
+                    index.read(True)  # drop what was changed in memory only
+                for path, move in moves.items():  # the files are done; the entries are not
+                    done = dataclasses.replace(move, file_old=on_disk[path])
+                    later = self._pending.get(path)
+                    self._pending[path] = done.then(later) if later else done
+                return False
+        return True
+
+    def _move_file(self, path: str, old_blob: str | None, new_blob: str | None) -> str | None:
+        """Bring the work-tree file from `old_blob` to `new_blob` unless a person changed it;
+        what it holds now, or `pending.KEEP` when it is the person's."""
+        if old_blob == pending.KEEP:
+            return pending.KEEP
+        full = self.root / path
+        try:
+            current: str | None = str(pygit2.hash(full.read_bytes()))
+        except (FileNotFoundError, NotADirectoryError):
+            current = None
+        except (IsADirectoryError, PermissionError):
+            return pending.KEEP
+        if current == new_blob:
+            return new_blob
+        if current != old_blob:
+            return pending.KEEP  # a person's edit: spared
+        if new_blob is None:
+            full.unlink(missing_ok=True)
+            _prune_empty_dirs(full.parent, self.root)
+            return None
+        blob = self.repo.get(new_blob)
+        assert isinstance(blob, pygit2.Blob)
+        full.parent.mkdir(parents=True, exist_ok=True)
+        tmp = full.with_name(f".{full.name}.aoi-tmp")
+        tmp.write_bytes(blob.data)
+        os.replace(tmp, full)
+        return new_blob
+
+    def _move_entry(self, index: pygit2.Index, path: str, old_blob: str | None,
+                    new_blob: str | None) -> bool:
+        try:
+            entry_id: str | None = str(index[path].id)
+        except KeyError:
+            entry_id = None
+        if entry_id != old_blob and entry_id != new_blob:
+            return False  # the person staged something of their own here: leave it
+        if new_blob is None:
+            if entry_id is None:
+                return False
+            index.remove(path)
+            return True
+        full = self.root / path
+        try:
+            on_disk = str(pygit2.hash(full.read_bytes()))
+        except OSError:
+            on_disk = None
+        if on_disk == new_blob:
+            index.add(path)  # records stat data, so `git status` stays quick and clean
+        else:
+            index.add(pygit2.IndexEntry(path, pygit2.Oid(hex=new_blob),
+                                       FILEMODE_BLOB))  # type: ignore[arg-type]
+        return True
 
     def maintenance(self) -> None:
         """Pack loose objects now and then (pygit2 never runs `git gc --auto`)."""

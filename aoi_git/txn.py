@@ -7,6 +7,8 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import pygit2
+
 from aoi_git import yamlio
 from aoi_git.commitmsg import Message, Transition
 from aoi_git.errors import AoiError, IllegalTransition
@@ -29,8 +31,10 @@ def dump_task(task: Task) -> bytes:
 class Txn:
     """One commit's worth of changes, built against one head."""
 
-    def __init__(self, view: HeadView, paths: Mapping[str, str], actor: Actor) -> None:
+    def __init__(self, view: HeadView, paths: Mapping[str, str], actor: Actor,
+                 known: Callable[[str], Task | None] | None = None) -> None:
         self.view = view
+        self.known = known  # blob id -> its task, already parsed (a cache)
         self.paths = paths
         self.actor = actor
         self.files: dict[str, bytes | None] = {}
@@ -42,6 +46,7 @@ class Txn:
         self.subject: str | None = None
         self.extra_parents: tuple[str, ...] = ()
         self.base_tree: str | None = None
+        self.in_work_tree: list[str] = []  # files a person saved: not to be written back
         self._found: dict[str, Task | None] = {}  # task id -> parsed version at this head
         self._written_paths: dict[str, str] = {}
 
@@ -66,6 +71,12 @@ class Txn:
         if task_id in self._found:
             return self._found[task_id]
         path = self.path_of(task_id)
+        if self.known is not None:
+            blob = self.view.blob_id(path)
+            cached = self.known(blob) if blob is not None else None
+            if cached is not None and cached.id == task_id:
+                self._found[task_id] = cached
+                return cached
         data = self.view.read(path)
         if data is None:
             self._found[task_id] = None
@@ -130,7 +141,8 @@ class Txn:
             return None
         msg = Message(self.transitions, str(self.actor), "\n".join(self.body_lines),
                       self.cost, self.trailers, self.subject)
-        return Change(self.files, msg.render(), self.extra_parents, self.base_tree)
+        return Change(self.files, msg.render(), self.extra_parents, self.base_tree,
+                      tuple(self.in_work_tree))
 
 
 def commit(
@@ -143,7 +155,7 @@ def commit(
     holder: list[Txn] = []
 
     def build(view: HeadView) -> Change | None:
-        txn = Txn(view, paths if paths is not None else {}, actor)
+        txn = Txn(view, paths if paths is not None else {}, actor, store.parsed_task)
         holder[:] = [txn]
         fn(txn)
         return txn.change()
@@ -151,10 +163,12 @@ def commit(
     oid = store.transact(build, actor=str(actor))
     txn = holder[0]
     if oid is not None:
-        head = store.head()
+        made = store.repo[oid]  # not the head: another writer may have moved it since
+        assert isinstance(made, pygit2.Commit)
+        head = HeadView(store.repo, made)
         for tid, task in txn.written.items():
             path = txn.path_of(tid)
             blob = head.blob_id(path)
             if blob is not None:
-                store.note_task_written(path, blob, task)
+                store.note_task_written(path, blob, task, txn.view.blob_id(path))
     return oid, txn

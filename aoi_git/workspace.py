@@ -1,35 +1,45 @@
 """Task worktrees: one git worktree per task on branch `aoi/<id>`, merged on acceptance.
 
-The worktree is a sparse checkout without `tasks/` (nor `retros/` and `reviews/`, which
-also grow with every finished project), so a 100k-task org does not write 100k files per
-run, and an agent never sees (or edits) the task files themselves. It is a cone-mode
-sparse checkout with a sparse index: each left-out folder is one index entry, so creating,
-checking and committing a worktree costs the same at 1k and at 100k tasks.
+The worktree is a sparse checkout without the org's own state (`tasks/`, `employees/`,
+`talents/`, `sops/`, `schemas/`, `retros/`, `reviews/`): a 100k-task org does not write
+100k files per run, an agent never sees (or edits) the task files or other employees'
+journals (what it needs of them comes in its context file), and a run's checkout writes only
+the work product. It is a cone-mode sparse checkout with a sparse index: each left-out
+folder is one index entry, so creating, checking and committing a worktree costs the same
+at 1k and at 100k tasks.
 
 Creating and removing a worktree are on every task's path, so they avoid git processes:
 the branch is made with pygit2, the worktree's administrative files (the `.git` file and
 `$GIT_COMMON_DIR/worktrees/<name>/{gitdir,commondir,HEAD}`, the layout `git worktree add`
 writes) and its sparse-checkout settings are written directly, and one `git checkout`
-fills it. Removal deletes the folder and its administrative folder (what `git worktree
-remove` + `prune` do). A run that changed nothing costs one `git status`.
+fills it. Removal moves the folder and its administrative folder (what `git worktree
+remove` + `prune` delete) into `.aoi/trash/` with two renames and deletes them on a
+background thread, off the daemon's loop. A run that changed nothing costs one
+`git status`.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
-from dataclasses import dataclass
+import subprocess
+import threading
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pygit2
 
+from aoi_git import treestat
 from aoi_git.errors import AoiError
-from aoi_git.gitutil import GitError, git
+from aoi_git.gitutil import GitError, GitProcess, git, git_start
 
 ORG_STATE_PREFIXES = ("tasks/", "employees/", "talents/", "sops/", "retros/", "reviews/",
                       "schemas/")
 ORG_STATE_FILES = ("aoi.yaml",)
-SPARSE_OUT = ("tasks", "retros", "reviews")  # org state that grows with the work done
+SPARSE_OUT = ("tasks", "employees", "talents", "sops", "schemas", "retros", "reviews")
 _CONE_SAFE = re.compile(r"^[A-Za-z0-9._+-]+$")  # folder names a cone pattern needs no escape for
 
 
@@ -38,36 +48,155 @@ def branch_name(task_id: str) -> str:
 
 
 @dataclass
+class NewWorktree:
+    """A worktree being made: `ready()` waits for its checkout and returns its folder."""
+
+    path: Path
+    fresh_tip: str | None  # the branch was made for it at this base commit (None: reused)
+    checkout: GitProcess | None
+
+    def ready(self) -> Path:
+        if self.checkout is not None:
+            proc, self.checkout = self.checkout, None
+            proc.wait()
+        return self.path
+
+
+class Trash:
+    """Folders deleted off the caller's thread: moved aside into one folder with a rename,
+    then deleted by a background thread that lives only while there is something to do."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._todo: deque[Path] = deque()
+        self._cond = threading.Condition()
+        self._worker: threading.Thread | None = None
+
+    def put(self, path: Path) -> None:
+        """Take `path` out of the way now and delete it soon (at once if it cannot move)."""
+        dest = self.folder / f"{path.name}.{uuid.uuid4().hex[:12]}"
+        try:
+            try:
+                os.rename(path, dest)
+            except FileNotFoundError:
+                if not path.exists():
+                    return
+                self.folder.mkdir(parents=True, exist_ok=True)
+                os.rename(path, dest)
+        except OSError:  # another file system: delete it here
+            shutil.rmtree(path, ignore_errors=True)
+            return
+        self._enqueue([dest])
+
+    def empty(self) -> None:
+        """Delete what an earlier process left here (it may have died before deleting)."""
+        try:
+            self._enqueue(list(self.folder.iterdir()))
+        except OSError:
+            pass
+
+    def wait(self, timeout: float = 30.0) -> bool:
+        """Block until everything put here is deleted (or the timeout); True when it is."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._todo and self._worker is None,
+                                       timeout)
+
+    def _enqueue(self, paths: list[Path]) -> None:
+        if not paths:
+            return
+        with self._cond:
+            self._todo.extend(paths)
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._run, daemon=True,
+                                                name="aoi-trash")
+                self._worker.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._todo:
+                    self._worker = None
+                    self._cond.notify_all()
+                    return
+                batch = list(self._todo)
+                self._todo.clear()
+            # one `rm` for all that came in meanwhile: this thread then waits without the
+            # GIL, where a Python rmtree would take it from the daemon's loop at every file
+            try:
+                subprocess.run(["rm", "-rf", "--", *map(str, batch)], check=False,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+            except OSError:
+                pass
+            for path in batch:
+                if os.path.lexists(path):  # no `rm` here, or it failed
+                    shutil.rmtree(path, ignore_errors=True)
+
+
+@dataclass
 class Workspace:
     repo_dir: Path  # the workspace repository (default: the org checkout)
     base: str  # the branch tasks start from and merge into
     worktrees: Path  # .aoi/worktrees of the org
     is_org: bool = True
+    trash: Trash | None = None  # where removed worktrees go; None: deleted in place
+    _repo: pygit2.Repository | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def repo(self) -> pygit2.Repository:
+        if self._repo is None:
+            self._repo = pygit2.Repository(str(self.repo_dir))
+        return self._repo
 
     def path_for(self, task_id: str) -> Path:
         return self.worktrees / task_id
 
     def create(self, task_id: str) -> Path:
         """A fresh worktree for the task at the current base (reused if it exists)."""
+        return self.begin_create(task_id).ready()
+
+    def begin_create(self, task_id: str) -> NewWorktree:
+        """`create`, with its one `git checkout` still running when this returns, so the
+        caller can do other work (the claim commit) meanwhile; `.ready()` waits for it."""
         path = self.path_for(task_id)
         branch = branch_name(task_id)
         if path.exists() and (path / ".git").exists():
-            return path
+            return NewWorktree(path, None, None)
         if path.exists():
             shutil.rmtree(path)
         self.worktrees.mkdir(parents=True, exist_ok=True)
-        repo = pygit2.Repository(str(self.repo_dir))
+        repo = self.repo
         ref = repo.lookup_branch(branch)
+        fresh: str | None = None
         if ref is None:  # `git worktree add -b <branch> <path> <base>`
             base = repo.revparse_single(self.base).peel(pygit2.Commit)
             ref = repo.create_branch(branch, base)
+            fresh = str(base.id)
         else:
             self._refuse_if_checked_out(repo, ref.name)
         admin = self._add_admin(repo, path, task_id, ref.name)
         if self.is_org:
             self._sparse(repo, admin, ref.peel(pygit2.Commit).tree)
-        git("checkout", "-q", branch, cwd=path)
-        return path
+        return NewWorktree(path, fresh, git_start("checkout", "-q", branch, cwd=path))
+
+    @staticmethod
+    def _admin_of(path: Path) -> Path | None:
+        """The worktree's administrative folder in the repository (from its `.git` file)."""
+        try:
+            text = (path / ".git").read_text().strip()
+        except OSError:
+            return None
+        return Path(text.removeprefix("gitdir:").strip()) if text.startswith("gitdir:") else None
+
+    def _tracked(self, task_id: str) -> tuple[Path, tuple[Path, ...]]:
+        path = self.path_for(task_id)
+        admin = self._admin_of(path)
+        return path, ((admin / "index", admin / "HEAD") if admin is not None else ())
+
+    def snapshot(self, task_id: str) -> treestat.Snapshot | None:
+        """The worktree's stat data (and its index and HEAD), for `commit_changes`."""
+        path, extra = self._tracked(task_id)
+        return treestat.take(path, skip=frozenset({".git"}), extra=extra)
 
     @staticmethod
     def _common_dir(repo: pygit2.Repository) -> Path:
@@ -133,12 +262,19 @@ class Workspace:
         (admin / "info" / "sparse-checkout").write_text(patterns)
         (admin / "config.worktree").write_text(config)
 
-    def commit_changes(self, task_id: str, message: str, author: str) -> str | None:
-        """Commit what the agent changed in its worktree on its branch; the new tip or None."""
-        path = self.path_for(task_id)
+    def commit_changes(self, task_id: str, message: str, author: str,
+                       since: treestat.Snapshot | None = None) -> str | None:
+        """Commit what the agent changed in its worktree on its branch; the new tip or None.
+
+        `since`: the worktree's snapshot from before the run; when nothing changed since
+        (the common case for a review or a plan) no git process runs at all."""
+        path, extra = self._tracked(task_id)
         if not path.exists():
             return None
-        if not git("status", "--porcelain", "--untracked-files=all", cwd=path).strip():
+        if since is not None:
+            if treestat.unchanged(path, since, skip=frozenset({".git"}), extra=extra):
+                return None
+        elif not git("status", "--porcelain", "--untracked-files=all", cwd=path).strip():
             return None  # nothing changed (a commit the agent made itself is the branch tip)
         git("add", "-A", "--sparse", cwd=path, check=False)
         status = git("status", "--porcelain", "--untracked-files=no", cwd=path)
@@ -146,32 +282,30 @@ class Workspace:
             return None
         git("-c", f"user.name={author}", "-c", f"user.email={author}@aoi.invalid",
             "commit", "-q", "--no-verify", "-m", message, cwd=path)
-        return git("rev-parse", "HEAD", cwd=path).strip()
+        return str(pygit2.Repository(str(path)).head.target)
 
     def remove(self, task_id: str) -> None:
         """Delete the task's worktree and its administrative folder in the repository."""
         path = self.path_for(task_id)
-        admin: Path | None = None
-        try:
-            text = (path / ".git").read_text().strip()
-            if text.startswith("gitdir:"):
-                admin = Path(text.removeprefix("gitdir:").strip())
-        except OSError:
-            pass
+        admin = self._admin_of(path)
         if admin is None:  # the folder is gone or broken: find its entry by name
-            admin = self._common_dir(pygit2.Repository(str(self.repo_dir))) / "worktrees" / task_id
-        if path.exists():
-            shutil.rmtree(path, ignore_errors=True)
+            admin = self._common_dir(self.repo) / "worktrees" / task_id
         try:
             ours = Path((admin / "gitdir").read_text().strip()) == path.resolve() / ".git"
         except OSError:
             ours = False
+        self._delete(path)
         if ours and admin.parent.name == "worktrees":
-            shutil.rmtree(admin, ignore_errors=True)
+            self._delete(admin)
+
+    def _delete(self, path: Path) -> None:
+        if self.trash is not None:
+            self.trash.put(path)
+        elif path.exists():
+            shutil.rmtree(path, ignore_errors=True)
 
     def delete_branch(self, task_id: str) -> None:
-        repo = pygit2.Repository(str(self.repo_dir))
-        br = repo.lookup_branch(branch_name(task_id))
+        br = self.repo.lookup_branch(branch_name(task_id))
         if br is not None:
             try:
                 br.delete()
@@ -179,8 +313,7 @@ class Workspace:
                 pass
 
     def branch_tip(self, task_id: str) -> str | None:
-        repo = pygit2.Repository(str(self.repo_dir))
-        br = repo.lookup_branch(branch_name(task_id))
+        br = self.repo.lookup_branch(branch_name(task_id))
         return str(br.target) if br is not None else None
 
     def changed_paths(self, task_id: str) -> list[str]:
@@ -212,7 +345,7 @@ class Workspace:
         tip = self.branch_tip(task_id)
         if tip is None:
             return True
-        repo = pygit2.Repository(str(self.repo_dir))
+        repo = self.repo
         base = repo.lookup_branch(self.base)
         if base is None:
             return False

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pygit2
+
+from aoi_git import pending
 from aoi_git.app import App
 from aoi_git.errors import AoiError
 from aoi_git.gitutil import git
@@ -62,5 +65,12 @@ def pending_problems(app: App, paths: list[Path] | None, org: Org | None = None)
         rel = to_repo_paths(app, paths)
         problems = [p for p in org.problems if p.split(":", 1)[0] in set(rel)]
     files = read_worktree(app.root, rel)
+    moves = pending.read(pending.journal_path(app.root))
+    if moves:  # a running daemon's committed update, not written to the work tree yet
+        head = app.store.head()
+        for path, data in list(files.items()):
+            blob = str(pygit2.hash(data)) if data is not None else None
+            if pending.stale_file(moves, path, blob, head.blob_id(path)):
+                del files[path]
     problems += Validator.for_org(org).check(files, app.person)
     return problems

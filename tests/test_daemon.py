@@ -305,6 +305,24 @@ def test_reviewer_none_runs_merges_and_finishes(org: Org) -> None:
     assert (org.root / ".aoi" / "daemon.log").exists()
 
 
+def test_a_run_that_changed_nothing_leaves_no_branch_or_worktree(org: Org) -> None:
+    org.employee("eng-1", command=["/bin/sh", "-c", "ls -A > \"$AOI_ORG_DIR/../seen.txt\""])
+    org.commit()
+    org.new("quiet", "Look around")
+    org.run()
+    assert org.task("quiet").status is S.FINISHED
+    assert org.task("quiet").result is not None and "branch" not in org.task("quiet").result
+    assert git(org.root, "branch", "--list", "aoi/*") == ""
+    assert len(git(org.root, "worktree", "list").splitlines()) == 1
+    assert not (org.root / ".aoi" / "worktrees" / "quiet").exists()
+    assert not any((org.root / ".aoi" / "trash").iterdir())  # deleted, not only moved
+    # the worktree held the work product only: no org state (it comes in the context file)
+    seen = set((org.root.parent / "seen.txt").read_text().split())
+    assert "aoi.yaml" in seen and ".vscode" in seen
+    assert not seen & {"tasks", "employees", "talents", "sops", "schemas", "retros", "reviews"}
+    org.assert_clean()
+
+
 # ------------------------------------------------------------------ mutual exclusion
 
 @pytest.mark.parametrize(("staff", "concurrency", "max_agents", "cap"), [

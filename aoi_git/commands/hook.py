@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 import pygit2
 
+from aoi_git import pending
 from aoi_git.commitmsg import parse_trailers
 from aoi_git.errors import ValidationFailed
 from aoi_git.gitutil import git
@@ -43,11 +44,16 @@ def pre_commit() -> None:
     raw = git("diff", "--cached", "--raw", "-z", "--no-renames", "--no-abbrev", cwd=root)
     items = raw.split("\0")
     files: dict[str, bytes | None] = {}
+    moves = pending.read(pending.journal_path(root))
     for meta, p in zip(items[0::2], items[1::2], strict=False):
         if not p or not is_org_file(p):
             continue
-        new_id = meta.split()[3]
-        blob = None if new_id == ZERO else store.repo.get(new_id)
+        head_id, new_id = meta.split()[2:4]
+        staged = None if new_id == ZERO else new_id
+        if pending.stale_entry(moves, p, staged, None if head_id == ZERO else head_id):
+            _move_entry_forward(root, p, head_id)  # the daemon's update, not the person's
+            continue
+        blob = None if staged is None else store.repo.get(staged)
         files[p] = blob.data if isinstance(blob, pygit2.Blob) else None
     if not files:
         return
@@ -57,6 +63,15 @@ def pre_commit() -> None:
     problems = Validator.for_org(org).check(files, Actor(ActorKind.HUMAN, name))
     if problems:
         raise ValidationFailed([*problems, "aoi: commit blocked; fix the files above"])
+
+
+def _move_entry_forward(root: Path, path: str, head_id: str) -> None:
+    """Stage HEAD's version of `path`, whose index entry only lags behind the daemon's
+    commit (git reads the index again after this hook, so the commit keeps HEAD's)."""
+    if head_id == ZERO:
+        git("update-index", "--force-remove", "--", path, cwd=root)
+    else:
+        git("update-index", "--cacheinfo", f"100644,{head_id},{path}", cwd=root)
 
 
 @hook.command("commit-msg")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,12 +27,18 @@ class Record:
         return [t for t, _ in self.transitions]
 
 
-def records(root: Path, rev: str = "HEAD", since: str | None = None) -> Iterator[Record]:
-    """aoi commits, oldest first, parsed from trailers (one `git log` process, streamed)."""
+def records(root: Path, rev: str = "HEAD", since: str | None = None,
+            tasks: Sequence[str] = ()) -> Iterator[Record]:
+    """aoi commits, oldest first, parsed from trailers (one `git log` process, streamed).
+
+    `tasks`: only commits with an `Aoi-Task:` trailer naming one of these (git filters,
+    so a short list costs little however long the history is)."""
     cmd = ["git", "log", "--reverse", "--date-order",  # children after parents, always
            "--format=%H%x1f%ct%x1f%s%x1f%B%x1e", rev]
     if since:
         cmd.insert(3, f"--since={since}")
+    if tasks:
+        cmd[3:3] = ["--fixed-strings", *(f"--grep=Aoi-Task: {t}" for t in tasks)]
     proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True, bufsize=1 << 20)
     assert proc.stdout is not None

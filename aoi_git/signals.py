@@ -201,6 +201,9 @@ def project_members(tasks: Mapping[str, Task], roots: Iterable[str]) -> dict[str
     return out
 
 
+GREP_MEMBERS = 64
+
+
 def is_root(task: Task) -> bool:
     return task.parent is None and task.kind is Kind.WORK
 
@@ -248,7 +251,9 @@ def collect(root_dir: Path, tasks: Mapping[str, Task], roots: Iterable[str], *,
         return emps[eid]
 
     if members:
-        for rec in records(root_dir, rev=rev, since=_since(tasks, members)):
+        # a small project: git picks its commits out of the day's (a big one: read them all)
+        only = list(members) if len(members) <= GREP_MEMBERS else []
+        for rec in records(root_dir, rev=rev, since=_since(tasks, members), tasks=only):
             mine = [(t, tr) for t, tr in rec.transitions if t in sig]
             if not mine:
                 continue

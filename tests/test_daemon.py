@@ -25,13 +25,12 @@ import psutil
 import pytest
 import yaml
 from conftest import AOI_BIN, PERSON_NAME, git
+from orgkit import TmpOrg
 
 from aoi_git.daemon import Daemon, DaemonOptions, load_backends
 from aoi_git.errors import IllegalTransition
-from aoi_git.model import Actor, ActorKind, Kind, Status, Task
-from aoi_git.ops import new_task
+from aoi_git.model import Actor, ActorKind, Kind, Status
 from aoi_git.org import load_org
-from aoi_git.orginit import init_org
 from aoi_git.scheduler import parse_time
 from aoi_git.store import Store
 from aoi_git.txn import commit
@@ -39,7 +38,6 @@ from aoi_git.txn import commit
 pytestmark = pytest.mark.timeout(90)
 
 S = Status
-PERSON = Actor(ActorKind.HUMAN, PERSON_NAME)
 
 PREAMBLE = '''\
 import json, os, signal, subprocess, sys, time, pathlib
@@ -93,25 +91,15 @@ def max_overlap(intervals: list[tuple[float, float]]) -> int:
     return best
 
 
-class Org:
+class Org(TmpOrg):
     """A real org in tmp_path with script employees; `shared/` holds agents' evidence."""
 
     def __init__(self, tmp_path: Path) -> None:
-        self.root = (tmp_path / "org").resolve()
-        init_org(self.root)
-        self.shared = tmp_path / "shared"
-        self.shared.mkdir()
-        (self.root / "agents").mkdir()
+        super().__init__(tmp_path)
         self.procs: list[subprocess.Popen[bytes]] = []
         self.daemons: list[Daemon] = []
 
     # -- setting up
-    def config(self, **limits: Any) -> None:
-        path = self.root / "aoi.yaml"
-        data = yaml.safe_load(path.read_text())
-        data["limits"].update(limits)
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
-
     def agent(self, name: str, body: str) -> Path:
         path = self.root / "agents" / f"{name}.py"
         path.write_text(PREAMBLE.format(shared=str(self.shared)) + textwrap.dedent(body))
@@ -135,27 +123,7 @@ class Org:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "profile.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
 
-    def commit(self, message: str = "test set-up") -> None:
-        git(self.root, "add", "-A")
-        git(self.root, "commit", "-q", "--no-verify", "-m", message)
-        assert load_org(Store(self.root)).problems == []
-
-    def new(self, tid: str, title: str | None = None, **fields: Any) -> None:
-        fields.setdefault("assignee", "eng-1")
-        if fields.get("kind") != "human":
-            fields.setdefault("reviewer", "none")
-        store = Store(self.root)
-        tasks = load_org(store).tasks
-        commit(store, lambda txn: new_task(txn, tasks, title or f"Task {tid}", task_id=tid,
-                                           **fields), PERSON)
-
     # -- reading
-    def tasks(self) -> dict[str, Task]:
-        return load_org(Store(self.root)).tasks
-
-    def task(self, tid: str) -> Task:
-        return self.tasks()[tid]
-
     def lines(self, name: str) -> list[list[str]]:
         path = self.shared / name
         if not path.exists():
@@ -165,31 +133,12 @@ class Org:
     def runs(self, tid: str | None = None, name: str = "runs") -> int:
         return sum(1 for ln in self.lines(name) if tid is None or ln[0] == tid)
 
-    def daemon_log(self) -> str:
-        path = self.root / ".aoi" / "daemon.log"
-        return path.read_text() if path.exists() else ""
-
-    def transitions(self, tid: str) -> list[str]:
-        out = self.aoi("log", tid, "--json")
-        assert out.returncode == 0, out.stderr
-        return [tr["transition"] for row in json.loads(out.stdout)
-                for tr in row["transitions"] if tr["task"] == tid]
-
     # -- running
     def daemon(self, clock: Callable[[], float] = time.time, **opts: Any) -> Daemon:
         """A daemon driven by `tick()` (no loop, no signals); its agents die with the test."""
         d = Daemon(self.root, DaemonOptions(watch=False, **opts), clock=clock)
         self.daemons.append(d)
         return d
-
-    def run(self, **opts: Any) -> Daemon:
-        d = Daemon(self.root, DaemonOptions(until_idle=True, watch=False, **opts))
-        assert d.run() == 0
-        return d
-
-    def aoi(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(AOI_BIN), "-C", str(self.root), *args], capture_output=True,
-                              text=True, timeout=timeout, check=False)
 
     def start(self, *args: str) -> subprocess.Popen[bytes]:
         """`aoi daemon ARGS` as a real process; returns once it logged its start."""

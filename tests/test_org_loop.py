@@ -25,19 +25,15 @@ from typing import Any
 import pytest
 import yaml
 from conftest import AOI_BIN, PERSON_NAME, git
+from orgkit import TmpOrg
 
-from aoi_git.daemon import Daemon, DaemonOptions
-from aoi_git.model import Actor, ActorKind, Kind, Status, Task
-from aoi_git.ops import new_task
+from aoi_git.model import Kind, Status, Task
 from aoi_git.org import load_org
-from aoi_git.orginit import init_org
 from aoi_git.store import Store
-from aoi_git.txn import commit
 
 pytestmark = pytest.mark.timeout(120)
 
 S = Status
-PERSON = Actor(ActorKind.HUMAN, PERSON_NAME)
 
 ACT = r'''
 """A script employee: does what shared/script.json says for this task's title."""
@@ -99,29 +95,16 @@ RESULT.write_text(json.dumps(result))
 
 # ------------------------------------------------------------------------------ helpers
 
-class LoopOrg:
+class LoopOrg(TmpOrg):
     """A real org in tmp_path whose employees all run `agents/act.py`."""
 
     def __init__(self, tmp_path: Path) -> None:
-        self.root = (tmp_path / "org").resolve()
-        init_org(self.root)
-        self.shared = tmp_path / "shared"
-        self.shared.mkdir()
+        super().__init__(tmp_path)
         self.script: dict[str, list[dict[str, Any]]] = {}
-        (self.root / "agents").mkdir()
         (self.root / "agents" / "act.py").write_text(ACT)
         self.act("_", {})
 
     # -- set-up
-    def config(self, **limits: Any) -> None:
-        self.edit_config(lambda d: d["limits"].update(limits))
-
-    def edit_config(self, fn: Any) -> None:
-        path = self.root / "aoi.yaml"
-        data = yaml.safe_load(path.read_text())
-        fn(data)
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
-
     def employee(self, eid: str, *, role: str = "engineer", reports_to: str = "ceo",
                  concurrency: int = 1, status: str = "active", **backend: Any) -> None:
         be: dict[str, Any] = {"kind": "script",
@@ -139,28 +122,7 @@ class LoopOrg:
         self.script[title] = list(actions)
         (self.shared / "script.json").write_text(json.dumps(self.script))
 
-    def commit(self, message: str = "test set-up") -> None:
-        git(self.root, "add", "-A")
-        git(self.root, "commit", "-q", "--no-verify", "-m", message)
-        assert load_org(Store(self.root)).problems == []
-
-    def new(self, tid: str, title: str | None = None, **fields: Any) -> str:
-        fields.setdefault("assignee", "eng-1")
-        if fields.get("kind") != "human":
-            fields.setdefault("reviewer", "none")
-        store = Store(self.root)
-        tasks = load_org(store).tasks
-        commit(store, lambda txn: new_task(txn, tasks, title or f"Task {tid}", task_id=tid,
-                                           **fields), PERSON)
-        return tid
-
     # -- reading
-    def tasks(self) -> dict[str, Task]:
-        return load_org(Store(self.root)).tasks
-
-    def task(self, tid: str) -> Task:
-        return self.tasks()[tid]
-
     def by_title(self, title: str) -> Task:
         found = [t for t in self.tasks().values() if t.title == title]
         assert len(found) == 1, (title, [t.title for t in self.tasks().values()])
@@ -187,29 +149,7 @@ class LoopOrg:
                               capture_output=True, text=True, check=False)
         return proc.stdout if proc.returncode == 0 else None
 
-    def daemon_log(self) -> str:
-        path = self.root / ".aoi" / "daemon.log"
-        return path.read_text() if path.exists() else ""
-
-    def log(self, tid: str | None = None) -> list[dict[str, Any]]:
-        out = self.aoi("log", *([tid] if tid else []), "--json")
-        assert out.returncode == 0, out.stderr
-        return json.loads(out.stdout)
-
-    def transitions(self, tid: str) -> list[str]:
-        return [tr["transition"] for row in self.log(tid) for tr in row["transitions"]
-                if tr["task"] == tid]
-
     # -- acting
-    def run(self) -> Daemon:
-        d = Daemon(self.root, DaemonOptions(until_idle=True, watch=False))
-        assert d.run() == 0
-        return d
-
-    def aoi(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(AOI_BIN), "-C", str(self.root), *args], capture_output=True,
-                              text=True, timeout=timeout, check=False)
-
     def ok(self, *args: str) -> str:
         out = self.aoi(*args)
         assert out.returncode == 0, (args, out.stdout, out.stderr)

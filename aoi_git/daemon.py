@@ -65,6 +65,7 @@ from aoi_git.workspace import NewWorktree, Trash, Workspace, branch_name
 log = logging.getLogger("aoi.daemon")
 S = Status
 INDEX_FLUSH_S = 0.5
+LOCK_RETRY_S = 0.05
 INDEX_FLUSH_SHARE = 50  # while busy, flush at most every 50x the last flush took (<= 2%)
 
 
@@ -166,6 +167,7 @@ class Daemon:
         self.person = git("config", "user.name", cwd=self.root, check=False).strip() or "unknown"
         self.ticks = 0
         self._status_written = ""
+        self.lock_busy = False  # a dispatch found its task or slot lock taken
 
     # ----------------------------------------------------------------- set-up
     def _workspace(self) -> Workspace:
@@ -309,6 +311,10 @@ class Daemon:
             if not acted:
                 # invalid files wait for a person: they do not keep the daemon busy
                 self.idle = p.idle and not self.active
+                if self.lock_busy:  # no event will say when the lock is free: look again
+                    self.lock_busy = False
+                    soon = now + LOCK_RETRY_S
+                    return soon if p.next_wake is None else min(p.next_wake, soon)
                 return p.next_wake
         return now + 0.05
 
@@ -616,10 +622,12 @@ class Daemon:
             return False
         task_lock = take_task_lock(self.common_dir, task_id)
         if task_lock is None:
+            self.lock_busy = True
             return False  # another process runs it: never twice at once
         slot = take_slot(self.common_dir, emp.id, emp.capacity.concurrency)
-        if slot is None:
+        if slot is None:  # e.g. a killed agent's leftover has not exited yet
             task_lock.release()
+            self.lock_busy = True
             return False
         cur = self.org.tasks.get(task_id)
         if cur is not None and cur.status is S.PENDING:  # ours now: forget earlier runs

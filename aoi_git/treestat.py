@@ -43,6 +43,25 @@ def _now_ns() -> int:
     return time.time_ns() - 20_000_000  # no coarse clock: treat the last 20 ms as racy
 
 
+def _key(st: os.stat_result) -> StatKey:
+    return (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _entries(root: Path, skip: frozenset[str], extra: tuple[Path, ...]
+             ) -> dict[str, StatKey] | None:
+    """Stat data of everything under `root` (but `skip`) and of the `extra` files that
+    exist; None when there are too many entries."""
+    entries = _walk(root, skip)
+    if entries is None:
+        return None
+    for path in extra:
+        try:
+            entries[str(path)] = _key(path.lstat())
+        except OSError:
+            continue
+    return entries
+
+
 def _walk(root: Path, skip: frozenset[str]) -> dict[str, StatKey] | None:
     entries: dict[str, StatKey] = {}
     stack: list[tuple[str, str]] = [("", str(root))]
@@ -61,8 +80,7 @@ def _walk(root: Path, skip: frozenset[str]) -> dict[str, StatKey] | None:
                     st = e.stat(follow_symlinks=False)
                 except OSError:
                     return None
-                entries[key] = (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
-                                st.st_ino)
+                entries[key] = _key(st)
                 if len(entries) > LIMIT:
                     return None
                 if stat.S_ISDIR(st.st_mode):
@@ -83,15 +101,9 @@ def take(root: Path, *, skip: frozenset[str] = frozenset(), extra: tuple[Path, .
     """A snapshot of `root` (minus the top-level names in `skip`) and of the `extra` files;
     None when the folder is too big for this to be cheaper than asking git."""
     tick = _now_ns()
-    entries = _walk(root, skip)
+    entries = _entries(root, skip, extra)
     if entries is None:
         return None
-    for path in extra:
-        try:
-            st = path.lstat()
-        except OSError:
-            continue
-        entries[str(path)] = (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
     racy: dict[str, str] = {}
     racy_bytes = 0
     for key, (mode, size, _mtime, ctime, _ino) in entries.items():
@@ -110,16 +122,8 @@ def take(root: Path, *, skip: frozenset[str] = frozenset(), extra: tuple[Path, .
 def unchanged(root: Path, before: Snapshot, *, skip: frozenset[str] = frozenset(),
               extra: tuple[Path, ...] = ()) -> bool:
     """True when nothing under `root` (and in `extra`) changed since `before` was taken."""
-    after = _walk(root, skip)
-    if after is None:
-        return False
-    for path in extra:
-        try:
-            st = path.lstat()
-        except OSError:
-            continue
-        after[str(path)] = (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-    if after != before.entries:
+    after = _entries(root, skip, extra)
+    if after is None or after != before.entries:
         return False
     for key, digest in before.racy.items():
         try:

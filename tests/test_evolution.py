@@ -21,12 +21,12 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import AOI_BIN, PERSON_NAME, git
+from conftest import PERSON_NAME, git
+from orgkit import TmpOrg
 
 from aoi_git import perf, stats
 from aoi_git.commitmsg import Message, Transition
 from aoi_git.context import assemble_from_view
-from aoi_git.daemon import Daemon, DaemonOptions
 from aoi_git.model import Actor, ActorKind, Status, Task
 from aoi_git.ops import new_task
 from aoi_git.org import load_org
@@ -81,20 +81,13 @@ report(summary=f"I wrote out-{TASK_ID}.txt for {TASK['title']}",
 """
 
 
-class Org:
+class Org(TmpOrg):
     def __init__(self, tmp_path: Path) -> None:
-        self.root = (tmp_path / "org").resolve()
-        init_org(self.root)
-        self.shared = tmp_path / "shared"
-        self.shared.mkdir()
-        (self.root / "agents").mkdir()
+        super().__init__(tmp_path)
         self.n = 0
 
     def evolution(self, **kw: Any) -> None:
-        path = self.root / "aoi.yaml"
-        data = yaml.safe_load(path.read_text())
-        data.setdefault("evolution", {}).update(kw)
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        self.edit_config(lambda d: d.setdefault("evolution", {}).update(kw))
 
     def agent(self, name: str, body: str) -> None:
         (self.root / "agents" / f"{name}.py").write_text(
@@ -118,11 +111,6 @@ class Org:
         self.employee("lead-1", "lead", "lead")
         self.employee("eng-1", "eng", "engineer")
 
-    def commit(self, message: str = "test set-up") -> None:
-        git(self.root, "add", "-A")
-        git(self.root, "commit", "-q", "--no-verify", "-m", message)
-        assert load_org(Store(self.root)).problems == []
-
     def project(self, tid: str, subtasks: list[dict[str, Any]], **fields: Any) -> None:
         """A root for lead-1 that it decomposes into `subtasks` (reviewed by lead-1)."""
         fields.setdefault("assignee", "lead-1")
@@ -131,14 +119,6 @@ class Org:
         tasks = load_org(store).tasks
         commit(store, lambda txn: new_task(txn, tasks, f"Project {tid}", task_id=tid,
                                            description=json.dumps(subtasks), **fields), PERSON)
-
-    def run(self) -> Daemon:
-        d = Daemon(self.root, DaemonOptions(until_idle=True, watch=False))
-        assert d.run() == 0
-        return d
-
-    def tasks(self) -> dict[str, Task]:
-        return load_org(Store(self.root)).tasks
 
     def kids(self, root: str) -> dict[str, Task]:
         """The subtasks of `root` by title."""
@@ -149,9 +129,8 @@ class Org:
                               capture_output=True, text=True, check=False)
         return proc.stdout if proc.returncode == 0 else None
 
-    def aoi(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(AOI_BIN), "-C", str(self.root), *args], capture_output=True,
-                              text=True, timeout=120, check=False)
+    def aoi(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return super().aoi(*args, timeout=timeout)
 
     def profile(self, eid: str) -> str:
         return (self.read(f"employees/{eid}/profile.yaml") or "")

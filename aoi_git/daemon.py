@@ -25,6 +25,7 @@ import socket
 import sys
 import threading
 import time
+from collections import ChainMap
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -543,9 +544,11 @@ class Daemon:
     def _retro_into(self, txn: Txn, root_id: str) -> None:
         """`retros/<root>.md` (and SOP changes) in the commit that finishes the root."""
         try:
-            tasks = {**self.org.tasks, **txn.written}
+            # the links are the head's: the finish being built changes no parent or subject
+            tasks = ChainMap(txn.written, self.org.tasks)
             retro.finish_root(txn, self.store, self.root, tasks, self.org.employees,
-                              self.org.config, root_id, self.clock())
+                              self.org.config, root_id, self.clock(),
+                              links=self._live_set().links)
         except Exception as exc:  # a retrospective never keeps a project from finishing
             self._log(f"{root_id}: retrospective not written: {exc!r}")
 
@@ -555,7 +558,8 @@ class Daemon:
             self._commit(lambda txn: perf.run_cycle(
                 txn, store=self.store, root_dir=self.root, tasks=self.org.tasks,
                 employees=self.org.employees, config=self.org.config, org=self.org,
-                now=self.clock()), perf.reviewer(self.org.employees, self.actor))
+                now=self.clock(), links=self._live_set().links),
+                perf.reviewer(self.org.employees, self.actor))
         except Exception as exc:
             self._log(f"performance reviews not written: {exc!r}")
 

@@ -1,10 +1,11 @@
-"""The task graph: cycle detection (naming the cycle), children, dependents, roots."""
+"""The task graph: cycle detection (naming the cycle), children, dependents, roots, and
+`TaskLinks`, the links a long-running process keeps up to date instead of rescanning."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from aoi_git.model import Task
+from aoi_git.model import Kind, Task
 
 
 def find_cycle(edges: Mapping[str, Iterable[str]]) -> list[str] | None:
@@ -90,3 +91,68 @@ def descendants(tasks: Mapping[str, Task], task_id: str) -> list[str]:
                 out.append(nxt)
                 stack.append(nxt)
     return out
+
+
+def is_root(task: Task) -> bool:
+    """A project: a work task without a parent."""
+    return task.parent is None and task.kind is Kind.WORK
+
+
+def about_refs(task: Task) -> tuple[str, ...]:
+    """The tasks this one is about (a review's subject, a person's decision's task)."""
+    refs = (task.subject, (task.extra or {}).get("about"))
+    return tuple(dict.fromkeys(r for r in refs if isinstance(r, str) and r))
+
+
+class TaskLinks:
+    """Subtasks, "about" links and projects of a task map, updated one written task at a
+    time, so questions about one project cost its size, not the org's."""
+
+    def __init__(self, tasks: Mapping[str, Task]) -> None:
+        self.children: dict[str, dict[str, None]] = {}  # parent -> subtasks
+        self.about: dict[str, dict[str, None]] = {}  # task -> tasks about it
+        self.roots: dict[str, None] = {}  # projects
+        self._parent: dict[str, str] = {}
+        self._refs: dict[str, tuple[str, ...]] = {}
+        for t in tasks.values():
+            self.update(t)
+
+    def update(self, task: Task) -> None:
+        tid = task.id
+        old = self._parent.get(tid)
+        if old != task.parent:
+            if old is not None:
+                self.children.get(old, {}).pop(tid, None)
+                del self._parent[tid]
+            if task.parent:
+                self.children.setdefault(task.parent, {})[tid] = None
+                self._parent[tid] = task.parent
+        refs = about_refs(task)
+        old_refs = self._refs.get(tid, ())
+        if refs != old_refs:
+            for r in old_refs:
+                self.about.get(r, {}).pop(tid, None)
+            for r in refs:
+                self.about.setdefault(r, {})[tid] = None
+            if refs:
+                self._refs[tid] = refs
+            else:
+                self._refs.pop(tid, None)
+        if is_root(task):
+            self.roots[tid] = None
+        else:
+            self.roots.pop(tid, None)
+
+    def members(self, tasks: Mapping[str, Task], roots: Iterable[str]) -> dict[str, str]:
+        """task id -> its root, for the subtrees of `roots` and the tasks about them."""
+        out: dict[str, str] = {}
+        for root in roots:
+            stack = [root]
+            while stack:
+                tid = stack.pop()
+                if tid in out or tid not in tasks:
+                    continue
+                out[tid] = root
+                stack += self.children.get(tid, ())
+                stack += self.about.get(tid, ())
+        return out

@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from aoi_git import yamlio
+from aoi_git.graph import TaskLinks, is_root
 from aoi_git.model import Actor, ActorKind, Employee, EmployeeStatus, OrgConfig, Status, Task
 from aoi_git.ops import new_task
-from aoi_git.signals import EmployeeSignals, Signals, collect, is_root
+from aoi_git.signals import EmployeeSignals, Signals, collect
 from aoi_git.store import HeadView, Store
 from aoi_git.txn import Txn, now_iso
 
@@ -138,10 +139,12 @@ def fails_in_a_row(results: list[str]) -> int:
 
 
 def due_roots(tasks: Mapping[str, Task], reviews: Mapping[str, list[ReviewFile]],
-              every: int) -> list[str] | None:
+              every: int, links: TaskLinks | None = None) -> list[str] | None:
+    """The finished projects no review covers yet, when there are at least `every`."""
     covered = {r for files in reviews.values() for f in files for r in f.roots}
-    done = sorted((t for t in tasks.values()
-                   if is_root(t) and t.status is Status.FINISHED and t.id not in covered),
+    roots = (tasks[r] for r in links.roots if r in tasks) if links is not None \
+        else (t for t in tasks.values() if is_root(t))
+    done = sorted((t for t in roots if t.status is Status.FINISHED and t.id not in covered),
                   key=lambda t: (t.created or "", t.id))
     if len(done) < max(1, every):
         return None
@@ -150,13 +153,15 @@ def due_roots(tasks: Mapping[str, Task], reviews: Mapping[str, list[ReviewFile]]
 
 def run_cycle(txn: Txn, *, store: Store, root_dir: Path, tasks: Mapping[str, Task],
               employees: Mapping[str, Employee], config: OrgConfig, org: Any = None,
-              now: float | None = None) -> Outcome | None:
-    """Write the due review cycle into `txn` (nothing when none is due)."""
+              now: float | None = None, links: TaskLinks | None = None) -> Outcome | None:
+    """Write the due review cycle into `txn` (nothing when none is due).
+
+    `links`: the links of `tasks` when the caller keeps them (the daemon)."""
     reviews = read_reviews(txn.view, store)
-    roots = due_roots(tasks, reviews, config.review_every)
+    roots = due_roots(tasks, reviews, config.review_every, links)
     if roots is None:
         return None
-    sig = collect(root_dir, tasks, roots, rev=txn.view.oid or "HEAD")
+    sig = collect(root_dir, tasks, roots, rev=txn.view.oid or "HEAD", links=links)
     cycle = max((f.cycle for files in reviews.values() for f in files), default=0) + 1
     outcome = Outcome(cycle, roots)
     rule = Rule.of(config)

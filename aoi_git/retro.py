@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from aoi_git.context import journal_entries
+from aoi_git.graph import TaskLinks
 from aoi_git.model import Actor, Employee, Kind, OrgConfig, Status, Task
 from aoi_git.ops import new_task
 from aoi_git.signals import Signals, TaskSignals, collect, fmt_seconds
@@ -81,13 +82,15 @@ def sop_branch(root: str) -> str:
 
 def build(view: HeadView, root_dir: Path, tasks: Mapping[str, Task],
           employees: Mapping[str, Employee], config: OrgConfig, root_id: str, *,
-          finishing_at: float | None = None) -> Retro:
+          finishing_at: float | None = None, links: TaskLinks | None = None) -> Retro:
     """The retrospective of `root_id` from the history up to `view` (a pure read).
 
-    `finishing_at`: the root finishes in the commit being built, at this time."""
+    `finishing_at`: the root finishes in the commit being built, at this time. `links`:
+    the links of `tasks` when the caller keeps them (the daemon)."""
     root = tasks[root_id]
     finishing = {root_id: finishing_at} if finishing_at is not None else None
-    sig = collect(root_dir, tasks, [root_id], rev=view.oid or "HEAD", finishing=finishing)
+    sig = collect(root_dir, tasks, [root_id], rev=view.oid or "HEAD", finishing=finishing,
+                  links=links)
     sops = propose_sops(view, sig, tasks, employees, root)
     branch = sop_branch(root_id) if sops and config.sop_approval else None
     text = render(view, sig, tasks, employees, config, root, sops, branch, finishing_at)
@@ -373,8 +376,8 @@ def judge(sig: Signals, tasks: Mapping[str, Task], root: Task) -> tuple[list[str
                        f"(last error: {t.errors[-1] if t.errors else '-'}).")
         if t.status == Status.CANCELLED.value:
             bad.append(f"`{t.id}` was cancelled.")
-    escalations = [t for t in tasks.values() if t.id in sig.tasks and t.kind is Kind.HUMAN
-                   and t.extra.get("decision_for")]
+    escalations = [t for t in (tasks[tid] for tid in sorted(sig.tasks) if tid in tasks)
+                   if t.kind is Kind.HUMAN and t.extra.get("decision_for")]
     for h in escalations:
         bad.append(f"`{h.extra['decision_for']}` was escalated to {h.assignee} "
                    f"(`{h.id}`).")
@@ -412,9 +415,10 @@ def journal_for(view: HeadView, employee: str, task_ids: set[str]) -> list[str]:
 
 def finish_root(txn: Txn, store: Store, root_dir: Path, tasks: Mapping[str, Task],
                 employees: Mapping[str, Employee], config: OrgConfig, root_id: str,
-                now: float) -> Retro:
+                now: float, links: TaskLinks | None = None) -> Retro:
     """In the commit that finishes `root_id`: its retrospective, SOP changes included."""
-    retro = build(txn.view, root_dir, tasks, employees, config, root_id, finishing_at=now)
+    retro = build(txn.view, root_dir, tasks, employees, config, root_id, finishing_at=now,
+                  links=links)
     write_into(txn, store, retro, tasks, config)
     return retro
 

@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from aoi_git.graph import TaskLinks
 from aoi_git.model import Employee, EmployeeStatus, Kind, OrgConfig, Status, Task
 
 S = Status
@@ -43,25 +44,21 @@ class SchedState:
 
 
 class LiveSet:
-    """Open tasks and subtask links of a task map, updated one written task at a time."""
+    """Open tasks and the links of a task map, updated one written task at a time."""
 
     def __init__(self, tasks: Mapping[str, Task]) -> None:
         self.source = tasks  # the map this describes (a new map needs a new LiveSet)
         self.live: dict[str, None] = {}
-        self.children: dict[str, dict[str, None]] = {}
-        self._parent: dict[str, str] = {}
+        self.links = TaskLinks({})
         for t in tasks.values():
             self.update(t)
 
+    @property
+    def children(self) -> dict[str, dict[str, None]]:
+        return self.links.children
+
     def update(self, task: Task) -> None:
-        old = self._parent.get(task.id)
-        if old != task.parent:
-            if old is not None:
-                self.children.get(old, {}).pop(task.id, None)
-                del self._parent[task.id]
-            if task.parent:
-                self.children.setdefault(task.parent, {})[task.id] = None
-                self._parent[task.id] = task.parent
+        self.links.update(task)
         if needs_plan(task):
             self.live[task.id] = None
         else:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aoi_git.graph import TaskLinks
 from aoi_git.history import body_text, records
 from aoi_git.model import Kind, Status, Task
 from aoi_git.stats import Acc, fmt_s
@@ -178,34 +179,15 @@ class Signals:
         }
 
 
-def project_members(tasks: Mapping[str, Task], roots: Iterable[str]) -> dict[str, str]:
-    """task id -> its root, for the subtrees of `roots` and the tasks about them."""
-    kids: dict[str, list[str]] = {}
-    about: dict[str, list[str]] = {}
-    for t in tasks.values():
-        if t.parent:
-            kids.setdefault(t.parent, []).append(t.id)
-        for ref in {t.subject, (t.extra or {}).get("about")}:
-            if isinstance(ref, str) and ref:
-                about.setdefault(ref, []).append(t.id)
-    out: dict[str, str] = {}
-    for root in roots:
-        stack = [root]
-        while stack:
-            tid = stack.pop()
-            if tid in out or tid not in tasks:
-                continue
-            out[tid] = root
-            stack += kids.get(tid, [])
-            stack += about.get(tid, [])
-    return out
+def project_members(tasks: Mapping[str, Task], roots: Iterable[str],
+                    links: TaskLinks | None = None) -> dict[str, str]:
+    """task id -> its root, for the subtrees of `roots` and the tasks about them.
+
+    `links`: the task map's links kept by the caller (else built here, a scan of all)."""
+    return (links or TaskLinks(tasks)).members(tasks, roots)
 
 
 GREP_MEMBERS = 64
-
-
-def is_root(task: Task) -> bool:
-    return task.parent is None and task.kind is Kind.WORK
 
 
 def _since(tasks: Mapping[str, Task], members: Iterable[str]) -> str | None:
@@ -226,13 +208,14 @@ def _since(tasks: Mapping[str, Task], members: Iterable[str]) -> str | None:
 
 
 def collect(root_dir: Path, tasks: Mapping[str, Task], roots: Iterable[str], *,
-            rev: str = "HEAD", finishing: Mapping[str, float] | None = None) -> Signals:
+            rev: str = "HEAD", finishing: Mapping[str, float] | None = None,
+            links: TaskLinks | None = None) -> Signals:
     """The signals of the projects `roots` from the history up to `rev`.
 
     `finishing`: tasks being finished in the commit that is being built (not in history
-    yet), with the time they finish."""
+    yet), with the time they finish. `links`: see `project_members`."""
     roots = list(roots)
-    members = project_members(tasks, roots)
+    members = project_members(tasks, roots, links)
     sig: dict[str, TaskSignals] = {}
     for tid, root in members.items():
         t = tasks[tid]

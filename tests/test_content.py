@@ -204,7 +204,8 @@ def test_spec_example_result_passes() -> None:
         "summary": "what was done",
         "subtasks": [
             {"key": "api", "title": "Build the API", "description": "...", "assignee": "eng-1"},
-            {"key": "docs", "title": "Document it", "assignee": "role:writer", "depends_on": ["api"]},
+            {"key": "docs", "title": "Document it", "assignee": "role:writer",
+             "depends_on": ["api"]},
         ],
         "question": None,
         "review": {"decision": "accept", "feedback": "..."},

@@ -7,8 +7,17 @@ from collections.abc import Iterable, Mapping
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aoi_git.graph import children, dependents, descendants, find_cycle, root_of, would_cycle
-from aoi_git.model import Task
+from aoi_git.graph import (
+    TaskLinks,
+    children,
+    dependents,
+    descendants,
+    find_cycle,
+    is_root,
+    root_of,
+    would_cycle,
+)
+from aoi_git.model import Kind, Task
 
 NODES = [f"n{i}" for i in range(7)]
 
@@ -137,3 +146,52 @@ def test_descendants_match_brute_force(
     got = descendants(tasks, start)
     assert set(got) == expected
     assert len(got) == len(set(got))
+
+
+def _linked(tid: str, parent: str | None, subject: str | None, about: str | None,
+            kind: Kind) -> Task:
+    return Task(id=tid, title=tid, parent=parent, subject=subject, kind=kind,
+                extra={"about": about} if about else {})
+
+
+linked_tasks = st.tuples(
+    st.sampled_from(NODES), st.one_of(st.none(), st.sampled_from(NODES)),
+    st.one_of(st.none(), st.sampled_from(NODES)), st.one_of(st.none(), st.sampled_from(NODES)),
+    st.sampled_from([Kind.WORK, Kind.REVIEW, Kind.HUMAN]))
+
+
+def members_by_scan(tasks: Mapping[str, Task], roots: Iterable[str]) -> dict[str, str]:
+    """Reference: subtrees of `roots` plus the tasks about their members, by a full scan."""
+    out: dict[str, str] = {}
+    for root in roots:
+        stack = [root]
+        while stack:
+            tid = stack.pop()
+            if tid in out or tid not in tasks:
+                continue
+            out[tid] = root
+            stack += [t.id for t in tasks.values()
+                      if t.parent == tid or tid in (t.subject, t.extra.get("about"))]
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(first=st.lists(linked_tasks, max_size=len(NODES), unique_by=lambda t: t[0]),
+       edits=st.lists(linked_tasks, max_size=10))
+def test_task_links_updated_one_task_at_a_time_match_a_scan(
+    first: list[tuple[str, str | None, str | None, str | None, Kind]],
+    edits: list[tuple[str, str | None, str | None, str | None, Kind]],
+) -> None:
+    """The daemon keeps one `TaskLinks` and updates it per written task (a parent, subject
+    or `about` changed, a task added); it must always say what a scan of all tasks says."""
+    tasks = {spec[0]: _linked(*spec) for spec in first}
+    links = TaskLinks(tasks)
+    for spec in edits:
+        tasks[spec[0]] = _linked(*spec)
+        links.update(tasks[spec[0]])
+    assert set(links.roots) == {t.id for t in tasks.values() if is_root(t)}
+    fresh = TaskLinks(tasks)
+    for got, want in ((links.children, fresh.children), (links.about, fresh.about)):
+        assert {k: set(v) for k, v in got.items() if v} == {k: set(v) for k, v in want.items() if v}
+    roots = sorted(links.roots)
+    assert links.members(tasks, roots) == members_by_scan(tasks, roots)

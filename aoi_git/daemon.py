@@ -61,7 +61,7 @@ from aoi_git.tools import allowed_tools
 from aoi_git.treestat import Snapshot
 from aoi_git.txn import Txn, commit, now_iso
 from aoi_git.validate import Validator, is_task_path
-from aoi_git.workspace import NewWorktree, Trash, Workspace, branch_name
+from aoi_git.workspace import NewWorktree, Trash, Workspace, branch_name, update_ref
 
 log = logging.getLogger("aoi.daemon")
 S = Status
@@ -610,11 +610,12 @@ class Daemon:
             n = 1
             while repo.lookup_branch(f"{branch_name(task_id)}.conflict-{n}") is not None:
                 n += 1
-            repo.create_branch(f"{branch_name(task_id)}.conflict-{n}",
-                               repo.get(br.target))  # type: ignore[arg-type]
+            tip = repo.get(br.target)
+            update_ref(lambda: repo.create_branch(f"{branch_name(task_id)}.conflict-{n}",
+                                                  tip))  # type: ignore[arg-type]
             try:
-                br.delete()
-            except pygit2.GitError:
+                update_ref(br.delete)
+            except (pygit2.GitError, OSError):
                 pass
 
     # --------------------------------------------------------------- dispatch

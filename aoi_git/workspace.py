@@ -25,10 +25,13 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pygit2
 
@@ -43,8 +46,28 @@ SPARSE_OUT = ("tasks", "employees", "talents", "sops", "schemas", "retros", "rev
 _CONE_SAFE = re.compile(r"^[A-Za-z0-9._+-]+$")  # folder names a cone pattern needs no escape for
 
 
+REF_LOCK_WAIT_S = 2.0  # how long a ref update waits for another process's lock on it
+T = TypeVar("T")
+
+
 def branch_name(task_id: str) -> str:
     return f"aoi/{task_id}"
+
+
+def update_ref(op: Callable[[], T], wait_s: float = REF_LOCK_WAIT_S) -> T:
+    """Run a libgit2 ref update, again while another process holds the ref's lock (`git gc
+    --auto` packing refs, a person's git): libgit2 fails at once, with an OSError or a
+    GitError, where waiting a few milliseconds would do."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.001
+    while True:
+        try:
+            return op()
+        except (pygit2.GitError, OSError) as exc:
+            if "lock" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
 
 
 @dataclass
@@ -170,7 +193,7 @@ class Workspace:
         fresh: str | None = None
         if ref is None:  # `git worktree add -b <branch> <path> <base>`
             base = repo.revparse_single(self.base).peel(pygit2.Commit)
-            ref = repo.create_branch(branch, base)
+            ref = update_ref(lambda: repo.create_branch(branch, base))
             fresh = str(base.id)
         else:
             self._refuse_if_checked_out(repo, ref.name)
@@ -305,11 +328,13 @@ class Workspace:
             shutil.rmtree(path, ignore_errors=True)
 
     def delete_branch(self, task_id: str) -> None:
+        """Delete `aoi/<id>` (left in place when its lock stays taken: a stale branch is
+        harmless, a daemon stopped by it is not)."""
         br = self.repo.lookup_branch(branch_name(task_id))
         if br is not None:
             try:
-                br.delete()
-            except pygit2.GitError:
+                update_ref(br.delete)
+            except (pygit2.GitError, OSError):
                 pass
 
     def branch_tip(self, task_id: str) -> str | None:

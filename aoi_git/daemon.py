@@ -67,6 +67,7 @@ log = logging.getLogger("aoi.daemon")
 S = Status
 INDEX_FLUSH_S = 0.5
 LOCK_RETRY_S = 0.05
+POOL_SIZE = 8  # finished worktrees kept for the next tasks (see Workspace._reuse)
 INDEX_FLUSH_SHARE = 50  # while busy, flush at most every 50x the last flush took (<= 2%)
 
 
@@ -179,11 +180,11 @@ class Daemon:
         if is_org:
             base = cfg.workspace_base or self.store.branch
             return Workspace(repo_dir, base, self.aoi / "worktrees", is_org=True,
-                             trash=self.trash, _repo=self.store.repo)
+                             trash=self.trash, _repo=self.store.repo, pool_size=POOL_SIZE)
         ws_repo = pygit2.Repository(str(repo_dir))
         base = cfg.workspace_base or ws_repo.head.shorthand
         return Workspace(repo_dir, base, self.aoi / "worktrees", is_org=False, trash=self.trash,
-                         _repo=ws_repo)
+                         _repo=ws_repo, pool_size=POOL_SIZE)
 
     def _signal(self, signum: int, frame: Any) -> None:
         self.stop_level += 1
@@ -240,6 +241,7 @@ class Daemon:
                 self.observer.stop()
             self._flush_index()
             self.store.save_cache()
+            self.workspace.drop_pool()
             self.trash.wait()
             self._write_status(self.clock(), stopped=True)
             self.lock.release()
@@ -880,10 +882,13 @@ class Daemon:
             self._commit(lambda txn: _requeue(txn, tid, self.actor))  # noqa: B023
             self._log(f"{task.id}: recovered to pending (its agent was gone)")
         self.trash.empty()  # what a crash kept the last daemon from deleting
+        self.workspace.drop_pool()
         # stale worktrees of tasks that are not running
         wt = self.aoi / "worktrees"
         if wt.is_dir():
             for child in wt.iterdir():
+                if child.name.startswith("."):
+                    continue
                 t = self.org.tasks.get(child.name)
                 if t is None or t.status is not S.PROCESSING:
                     self.workspace.remove(child.name)

@@ -77,12 +77,24 @@ class NewWorktree:
     path: Path
     fresh_tip: str | None  # the branch was made for it at this base commit (None: reused)
     checkout: GitProcess | None
+    then: tuple[str, ...] = ()  # a git command to run once the checkout is done
 
     def ready(self) -> Path:
         if self.checkout is not None:
             proc, self.checkout = self.checkout, None
             proc.wait()
+            if self.then:
+                git(*self.then, cwd=self.path)
         return self.path
+
+
+@dataclass
+class Pooled:
+    """A finished task's worktree kept for the next task: its folder and admin folder."""
+
+    folder: Path
+    admin: Path
+    clean: bool  # its run changed nothing: no `git clean` needed before reuse
 
 
 class Trash:
@@ -164,6 +176,9 @@ class Workspace:
     is_org: bool = True
     trash: Trash | None = None  # where removed worktrees go; None: deleted in place
     _repo: pygit2.Repository | None = field(default=None, repr=False, compare=False)
+    pool_size: int = 0  # finished worktrees kept for reuse (the daemon: POOL_SIZE)
+    _pool: list[Pooled] = field(default_factory=list, repr=False, compare=False)
+    _unchanged: set[str] = field(default_factory=set, repr=False, compare=False)
 
     @property
     def repo(self) -> pygit2.Repository:
@@ -190,17 +205,82 @@ class Workspace:
         self.worktrees.mkdir(parents=True, exist_ok=True)
         repo = self.repo
         ref = repo.lookup_branch(branch)
-        fresh: str | None = None
+        base = repo.revparse_single(self.base).peel(pygit2.Commit)
+        if ref is not None:
+            self._refuse_if_checked_out(repo, ref.name)
+        reused = self._reuse(path, base.tree)
+        if reused is not None:
+            # `checkout -B` makes the branch; a run that changed files may have left ignored
+            # ones (build output): `git clean` then, so no task sees another one's files
+            fresh = None if ref is not None else str(base.id)
+            args = ("checkout", "-q", "-f", branch) if ref is not None else \
+                ("checkout", "-q", "-f", "--no-track", "-B", branch, str(base.id))
+            then = () if reused.clean else ("clean", "-q", "-ffdx")
+            return NewWorktree(path, fresh, git_start(*args, cwd=path), then)
+        fresh = None
         if ref is None:  # `git worktree add -b <branch> <path> <base>`
-            base = repo.revparse_single(self.base).peel(pygit2.Commit)
             ref = update_ref(lambda: repo.create_branch(branch, base))
             fresh = str(base.id)
-        else:
-            self._refuse_if_checked_out(repo, ref.name)
         admin = self._add_admin(repo, path, task_id, ref.name)
         if self.is_org:
-            self._sparse(repo, admin, ref.peel(pygit2.Commit).tree)
+            self._sparse(repo, admin, base.tree)
         return NewWorktree(path, fresh, git_start("checkout", "-q", branch, cwd=path))
+
+    # A pool of finished worktrees: on this VM's ext4 (no journal) each file created while
+    # many were deleted in the last minute scans past those inodes, and a fresh worktree per
+    # task created and deleted ~40 files (its admin folder, the checkout, the trash). A
+    # reused one is two renames and a `git checkout -f -B` that rewrites what differs.
+    def _reuse(self, path: Path, base_tree: pygit2.Tree) -> Pooled | None:
+        while self._pool:
+            pooled = self._pool.pop()
+            try:
+                if self.is_org and (pooled.admin / "info" / "sparse-checkout").read_text() \
+                        != self._sparse_patterns(base_tree)[0]:
+                    raise OSError("the org's top-level folders changed")
+                os.rename(pooled.folder, path)
+                (pooled.admin / "gitdir").write_text(f"{path.resolve() / '.git'}\n")
+            except OSError:
+                self._discard(pooled)
+                continue
+            return pooled
+        return None
+
+    def _discard(self, pooled: Pooled) -> None:
+        self._delete(pooled.folder)
+        self._delete(pooled.admin)
+
+    def drop_pool(self) -> None:
+        """Delete the kept worktrees (also those a killed process left in `.pool/`)."""
+        while self._pool:
+            self._discard(self._pool.pop())
+        pool_dir = self.worktrees / ".pool"
+        if pool_dir.is_dir():
+            for folder in pool_dir.iterdir():
+                admin = self._admin_of(folder)
+                self._delete(folder)
+                if admin is not None and admin.parent.name == "worktrees":
+                    self._delete(admin)
+
+    def _keep(self, path: Path, admin: Path, task_id: str) -> bool:
+        """Move a finished task's worktree into the pool (False: the pool is full, or the
+        worktree is not in a state to keep)."""
+        if len(self._pool) >= self.pool_size or not (path / ".git").is_file():
+            return False
+        try:
+            head = (admin / "HEAD").read_text().strip()
+            if head.startswith("ref: "):  # detach it: its branch may be deleted now
+                ref = self.repo.references.get(head.removeprefix("ref: "))
+                if ref is None:
+                    return False
+                (admin / "HEAD").write_text(f"{ref.target}\n")
+            pool_dir = self.worktrees / ".pool"
+            pool_dir.mkdir(exist_ok=True)
+            folder = pool_dir / uuid.uuid4().hex[:12]
+            os.rename(path, folder)
+        except OSError:
+            return False
+        self._pool.append(Pooled(folder, admin, task_id in self._unchanged))
+        return True
 
     @staticmethod
     def _admin_of(path: Path) -> Path | None:
@@ -265,25 +345,29 @@ class Workspace:
         dot_git.write_text(f"gitdir: {admin}\n")
         return admin
 
-    @staticmethod
-    def _sparse(repo: pygit2.Repository, admin: Path, tree: pygit2.Tree) -> None:
+    @classmethod
+    def _sparse(cls, repo: pygit2.Repository, admin: Path, tree: pygit2.Tree) -> None:
         """Everything but the `SPARSE_OUT` folders (`git sparse-checkout set --no-cone '/*'
         '!/tasks/' ...`), as a cone (with a sparse index) when the folder names allow it."""
         key = "extensions.worktreeConfig"  # per-worktree config.worktree, as git sets it
         if key not in repo.config or not repo.config.get_bool(key):
             repo.config[key] = True
-        folders = [e.name or "" for e in tree if e.type_str == "tree"
-                   and e.name not in SPARSE_OUT]
         (admin / "info").mkdir(exist_ok=True)
-        if all(_CONE_SAFE.match(f) for f in folders):
-            patterns = "/*\n!/*/\n" + "".join(f"/{f}/\n" for f in folders)
-            config = "[core]\n\tsparseCheckout = true\n\tsparseCheckoutCone = true\n" \
-                     "[index]\n\tsparse = true\n"
-        else:
-            patterns = "/*\n" + "".join(f"!/{f}/\n" for f in SPARSE_OUT)
-            config = "[core]\n\tsparseCheckout = true\n\tsparseCheckoutCone = false\n"
+        patterns, config = cls._sparse_patterns(tree)
         (admin / "info" / "sparse-checkout").write_text(patterns)
         (admin / "config.worktree").write_text(config)
+
+    @staticmethod
+    def _sparse_patterns(tree: pygit2.Tree) -> tuple[str, str]:
+        """The sparse-checkout patterns and config.worktree for a worktree of `tree`."""
+        folders = [e.name or "" for e in tree if e.type_str == "tree"
+                   and e.name not in SPARSE_OUT]
+        if all(_CONE_SAFE.match(f) for f in folders):
+            return ("/*\n!/*/\n" + "".join(f"/{f}/\n" for f in folders),
+                    "[core]\n\tsparseCheckout = true\n\tsparseCheckoutCone = true\n"
+                    "[index]\n\tsparse = true\n")
+        return ("/*\n" + "".join(f"!/{f}/\n" for f in SPARSE_OUT),
+                "[core]\n\tsparseCheckout = true\n\tsparseCheckoutCone = false\n")
 
     def commit_changes(self, task_id: str, message: str, author: str,
                        since: treestat.Snapshot | None = None) -> str | None:
@@ -296,6 +380,7 @@ class Workspace:
             return None
         if since is not None:
             if treestat.unchanged(path, since, skip=frozenset({".git"}), extra=extra):
+                self._unchanged.add(task_id)
                 return None
         elif not git("status", "--porcelain", "--untracked-files=all", cwd=path).strip():
             return None  # nothing changed (a commit the agent made itself is the branch tip)
@@ -317,8 +402,13 @@ class Workspace:
             ours = Path((admin / "gitdir").read_text().strip()) == path.resolve() / ".git"
         except OSError:
             ours = False
+        ours = ours and admin.parent.name == "worktrees"
+        kept = ours and self._keep(path, admin, task_id)
+        self._unchanged.discard(task_id)
+        if kept:
+            return
         self._delete(path)
-        if ours and admin.parent.name == "worktrees":
+        if ours:
             self._delete(admin)
 
     def _delete(self, path: Path) -> None:

@@ -63,3 +63,77 @@ def test_a_lock_that_stays_taken_leaves_the_branch_and_does_not_raise(ws: Worksp
     lock.unlink()
     ws.delete_branch("t-stuck")
     assert ws.branch_tip("t-stuck") is None
+
+
+@pytest.fixture
+def pooled_ws(org_dir: Path) -> Workspace:
+    return Workspace(org_dir, "main", org_dir / ".aoi" / "worktrees", pool_size=2)
+
+
+def _worktree_admins(ws: Workspace) -> list[str]:
+    admin_root = ws.repo_dir / ".git" / "worktrees"
+    return sorted(p.name for p in admin_root.iterdir()) if admin_root.is_dir() else []
+
+
+def test_a_finished_worktree_is_reused_for_the_next_task_with_nothing_of_the_last(
+        pooled_ws: Workspace) -> None:
+    ws = pooled_ws
+    first = ws.create("t-first")
+    snap = ws.snapshot("t-first")
+    (first / "work.txt").write_text("the first task's work\n")
+    (first / ".gitattributes").write_text("changed by the first task\n")
+    (first / "build").mkdir()
+    (first / "build" / "out.o").write_text("ignored build output\n")
+    (first / ".gitignore").write_text("build/\n")
+    assert ws.commit_changes("t-first", "work", "eng", since=snap) is not None
+    (first / "scratch.txt").write_text("left after the commit\n")
+    admins = _worktree_admins(ws)
+    ws.remove("t-first")
+    assert not first.exists()
+    ws.delete_branch("t-first")  # the kept worktree no longer has it checked out
+
+    second = ws.create("t-second")
+    assert _worktree_admins(ws) == admins  # the same worktree, not a new one
+    assert git(second, "symbolic-ref", "HEAD").strip() == "refs/heads/aoi/t-second"
+    assert git(second, "rev-parse", "HEAD").strip() == \
+        git(ws.repo_dir, "rev-parse", "main").strip()
+    assert git(second, "status", "--porcelain", "--ignored").strip() == ""
+    for left in ("work.txt", "scratch.txt", "build"):
+        assert not (second / left).exists()
+    assert (second / ".gitattributes").read_text() == git(
+        ws.repo_dir, "show", "main:.gitattributes")
+    assert not (second / "tasks").exists()  # still sparse: no org state
+    assert "aoi/t-first" not in git(ws.repo_dir, "branch", "--list", "aoi/*")
+
+
+def test_a_reused_worktree_checks_out_the_branch_a_task_already_has(
+        pooled_ws: Workspace) -> None:
+    ws = pooled_ws
+    path = ws.create("t-rework")
+    snap = ws.snapshot("t-rework")
+    (path / "draft.txt").write_text("first attempt\n")
+    tip = ws.commit_changes("t-rework", "draft", "eng", since=snap)
+    ws.remove("t-rework")  # sent back after review: the branch stays
+    ws.create("t-other")
+    ws.remove("t-other")
+
+    again = ws.create("t-rework")
+    assert git(again, "rev-parse", "HEAD").strip() == tip
+    assert (again / "draft.txt").read_text() == "first attempt\n"
+
+
+def test_drop_pool_deletes_kept_worktrees_and_their_admin_folders(
+        pooled_ws: Workspace) -> None:
+    ws = pooled_ws
+    for tid in ("t-a", "t-b", "t-c"):  # the third does not fit the pool: deleted at once
+        ws.create(tid)
+    for tid in ("t-a", "t-b", "t-c"):
+        ws.remove(tid)
+        ws.delete_branch(tid)
+    assert len(list((ws.worktrees / ".pool").iterdir())) == 2
+    assert len(_worktree_admins(ws)) == 2
+    # a new process finds what a killed one kept
+    Workspace(ws.repo_dir, "main", ws.worktrees, pool_size=2).drop_pool()
+    assert list((ws.worktrees / ".pool").iterdir()) == []
+    assert _worktree_admins(ws) == []
+    assert git(ws.repo_dir, "worktree", "list").count("\n") == 1

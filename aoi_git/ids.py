@@ -32,6 +32,6 @@ def is_valid_id(task_id: str) -> bool:
 
 
 def shard_path(task_id: str) -> str:
-    """Repo-relative path for a task aoi creates."""
-    stem = task_id[2:] if task_id.startswith("t-") else task_id
+    """Repo-relative path for a task aoi creates (any valid id: 2 characters or more)."""
+    stem = task_id[2:] if task_id.startswith("t-") and len(task_id) >= 4 else task_id
     return f"tasks/{stem[0]}/{stem[1]}/{task_id}.yaml"

@@ -48,6 +48,14 @@ def test_shard_path_layout() -> None:
         assert parts[3] == f"{tid}.yaml"
 
 
+def test_shard_path_of_the_shortest_person_chosen_ids() -> None:
+    # "t-a" and "t-" are valid ids; their shard comes from the whole id, not a 0-1 char stem
+    assert shard_path("t-a") == "tasks/t/-/t-a.yaml"
+    assert shard_path("t-") == "tasks/t/-/t-.yaml"
+    assert shard_path("ab") == "tasks/a/b/ab.yaml"
+    assert shard_path("t-ab") == "tasks/a/b/t-ab.yaml"
+
+
 @pytest.mark.parametrize("good", ["ab", "login-page", "t-4k2m9x7q3a", "a" * 64, "0a", "a-"])
 def test_valid_ids(good: str) -> None:
     assert is_valid_id(good)

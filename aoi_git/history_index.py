@@ -1,0 +1,197 @@
+"""Which aoi commits name a task: an index of the branch's history, kept up to date.
+
+A retrospective or a review cycle needs the commits of one project. Asking `git log` for
+them walks the whole history since the project began, and in a busy org that history
+holds every other project's commits too, so each finish cost more than the last. This
+index maps each task id to the commits whose `Aoi-Task:` trailers name it. It lives in
+`.aoi/cache/history.sqlite` (a cache: deleted or corrupt, it is rebuilt from git) and is
+caught up from the commit it last saw to the one asked about, so a lookup costs the
+project's commits plus the commits made since the last lookup.
+
+Commits are numbered in the order they were indexed: parents before children within a
+catch-up, and no commit of a later catch-up is an ancestor of an earlier one, so that
+order is a topological order of the history, as `git log --reverse` gives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import pygit2
+
+from aoi_git.commitmsg import parse_trailers
+from aoi_git.history import Record, record
+
+SCHEMA = "1"
+_CHUNK = 500  # task ids per `IN (...)` query (well under SQLite's variable limit)
+_DDL = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS commits(seq INTEGER PRIMARY KEY, sha TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS task_commits(task TEXT NOT NULL, seq INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS task_commits_by_task ON task_commits(task);
+"""
+
+
+class HistoryIndex:
+    """task id -> the aoi commits naming it, for the history of one line of commits."""
+
+    def __init__(self, repo: pygit2.Repository, path: Path) -> None:
+        self.repo = repo
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+
+    # ---------------------------------------------------------------- public
+    def records(self, rev: str, tasks: Iterable[str]) -> list[Record] | None:
+        """The aoi commits up to `rev` that name any of `tasks`, oldest first.
+
+        None when the index cannot answer for `rev`: `rev` is behind the commit the index
+        was last caught up to (another process indexed a newer head) or on another line
+        of history. The caller then asks git."""
+        try:
+            oid = self._resolve(rev)
+            db = self._connect()
+            if not self._catch_up(db, oid):
+                return None
+            shas = self._lookup(db, set(tasks))
+        except (sqlite3.Error, OSError):
+            self.reset()
+            return None
+        out: list[Record] = []
+        for sha in shas:
+            commit = self.repo[sha]
+            assert isinstance(commit, pygit2.Commit)
+            rec = record(commit)
+            if rec is not None:
+                out.append(rec)
+        return out
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def reset(self) -> None:
+        """Drop the index file (it is rebuilt on the next lookup)."""
+        self.close()
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with contextlib.suppress(OSError):
+                Path(str(self.path) + suffix).unlink()
+
+    # ---------------------------------------------------------------- inside
+    def _resolve(self, rev: str) -> pygit2.Oid:
+        obj = self.repo.revparse_single(rev)
+        commit = obj.peel(pygit2.Commit)
+        return commit.id
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is not None:
+            return self._db
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+        # a cache: WAL without fsync per commit (a crash loses at most the last catch-ups,
+        # never consistency); no journal file created and deleted per transaction
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_DDL)
+        row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is None or row[0] != SCHEMA:
+            with _write(db):
+                _wipe(db)
+                db.execute("INSERT OR REPLACE INTO meta VALUES('schema', ?)", (SCHEMA,))
+        self._db = db
+        return db
+
+    def _catch_up(self, db: sqlite3.Connection, oid: pygit2.Oid) -> bool:
+        """Index the commits up to `oid`; False if the index is ahead or elsewhere."""
+        if _head(db) == str(oid):
+            return True
+        with _write(db):
+            head = _head(db)  # again: another process may have caught up meanwhile
+            if head == str(oid):
+                return True
+            if head is not None:
+                try:
+                    known = pygit2.Oid(hex=head)
+                    forward = self.repo.descendant_of(oid, known)
+                except (ValueError, KeyError, pygit2.GitError):
+                    forward = False  # the indexed head is gone (history rewritten)
+                if not forward:
+                    if self._is_ancestor(oid, head):
+                        return False
+                    _wipe(db)  # another line of history: index it from scratch
+                    head = None
+            self._index(db, oid, pygit2.Oid(hex=head) if head else None)
+            db.execute("INSERT OR REPLACE INTO meta VALUES('head', ?)", (str(oid),))
+        return True
+
+    def _is_ancestor(self, oid: pygit2.Oid, head: str) -> bool:
+        try:
+            return bool(self.repo.descendant_of(pygit2.Oid(hex=head), oid))
+        except (ValueError, KeyError, pygit2.GitError):
+            return False
+
+    def _index(self, db: sqlite3.Connection, oid: pygit2.Oid,
+               known: pygit2.Oid | None) -> None:
+        walker = self.repo.walk(
+            oid, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.REVERSE)
+        if known is not None:
+            walker.hide(known)
+        row = db.execute("SELECT MAX(seq) FROM commits").fetchone()
+        seq = (row[0] or 0) if row else 0
+        commits: list[tuple[int, str]] = []
+        links: list[tuple[str, int]] = []
+        for commit in walker:
+            named = _tasks_named(commit.message)
+            if not named:
+                continue
+            seq += 1
+            commits.append((seq, str(commit.id)))
+            links.extend((t, seq) for t in named)
+        db.executemany("INSERT INTO commits VALUES(?, ?)", commits)
+        db.executemany("INSERT INTO task_commits VALUES(?, ?)", links)
+
+    @staticmethod
+    def _lookup(db: sqlite3.Connection, tasks: set[str]) -> list[str]:
+        found: dict[int, str] = {}
+        ids = sorted(tasks)
+        for i in range(0, len(ids), _CHUNK):
+            chunk = ids[i:i + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            found.update(db.execute(
+                "SELECT c.seq, c.sha FROM task_commits t JOIN commits c ON c.seq = t.seq "
+                f"WHERE t.task IN ({marks})", chunk).fetchall())
+        return [found[s] for s in sorted(found)]
+
+
+def _tasks_named(message: str) -> list[str]:
+    """The `Aoi-Task:` values of an aoi commit (one with an `Aoi-Actor:` trailer)."""
+    trailers = parse_trailers(message)
+    if not any(k == "Aoi-Actor" for k, _ in trailers):
+        return []
+    return list(dict.fromkeys(v for k, v in trailers if k == "Aoi-Task"))
+
+
+def _head(db: sqlite3.Connection) -> str | None:
+    row = db.execute("SELECT value FROM meta WHERE key='head'").fetchone()
+    return str(row[0]) if row else None
+
+
+def _wipe(db: sqlite3.Connection) -> None:
+    db.execute("DELETE FROM commits")
+    db.execute("DELETE FROM task_commits")
+    db.execute("DELETE FROM meta WHERE key='head'")
+
+
+@contextlib.contextmanager
+def _write(db: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction, taken before reading (so two processes serialise)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")

@@ -548,7 +548,7 @@ class Daemon:
         try:
             # the links are the head's: the finish being built changes no parent or subject
             tasks = ChainMap(txn.written, self.org.tasks)
-            retro.finish_root(txn, self.store, self.root, tasks, self.org.employees,
+            retro.finish_root(txn, self.store, tasks, self.org.employees,
                               self.org.config, root_id, self.clock(),
                               links=self._live_set().links)
         except Exception as exc:  # a retrospective never keeps a project from finishing
@@ -558,7 +558,7 @@ class Daemon:
         """HR's review cycle when `evolution.review_every` roots finished since the last."""
         try:
             self._commit(lambda txn: perf.run_cycle(
-                txn, store=self.store, root_dir=self.root, tasks=self.org.tasks,
+                txn, store=self.store, tasks=self.org.tasks,
                 employees=self.org.employees, config=self.org.config, org=self.org,
                 now=self.clock(), links=self._live_set().links),
                 perf.reviewer(self.org.employees, self.actor))

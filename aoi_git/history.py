@@ -7,6 +7,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pygit2
+
 from aoi_git.commitmsg import COST_TRAILERS, parse_trailers
 
 _COST_BY_TRAILER = {v: k for k, v in COST_TRAILERS.items()}
@@ -69,11 +71,22 @@ def _parse(item: str) -> Record | None:
     if len(parts) != 4:
         return None
     sha, ct, subject, body = parts
+    return _record(sha, int(ct), subject, body)
+
+
+def record(commit: pygit2.Commit) -> Record | None:
+    """The record of one commit read with pygit2 (None if it is not an aoi commit)."""
+    message = commit.message
+    first = message.lstrip("\n").split("\n\n", 1)[0]
+    return _record(str(commit.id), commit.commit_time, " ".join(first.split("\n")), message)
+
+
+def _record(sha: str, ct: int, subject: str, body: str) -> Record | None:
     trailers = parse_trailers(body)
     actor = next((v for k, v in trailers if k == "Aoi-Actor"), None)
     if actor is None:
         return None
-    rec = Record(sha, int(ct), subject, body, actor, trailers=trailers)
+    rec = Record(sha, ct, subject, body, actor, trailers=trailers)
     pending_task: str | None = None
     for k, v in trailers:
         if k == "Aoi-Task":

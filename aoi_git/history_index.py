@@ -8,9 +8,11 @@ index maps each task id to the commits whose `Aoi-Task:` trailers name it. It li
 caught up from the commit it last saw to the one asked about, so a lookup costs the
 project's commits plus the commits made since the last lookup.
 
-Commits are numbered in the order they were indexed: parents before children within a
-catch-up, and no commit of a later catch-up is an ancestor of an earlier one, so that
-order is a topological order of the history, as `git log --reverse` gives.
+Every commit of the history is numbered (aoi or not), in the order it was indexed: parents
+before children within a catch-up, and no commit of a later catch-up is an ancestor of an
+earlier one, so that order is a topological order, as `git log --reverse` gives. A
+catch-up walks back from the new head and stops at commits already numbered, so it costs
+the new commits alone, however many commits were made within the same second.
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ import pygit2
 from aoi_git.commitmsg import parse_trailers
 from aoi_git.history import Record, record
 
-SCHEMA = "1"
+SCHEMA = "2"
 _CHUNK = 500  # task ids per `IN (...)` query (well under SQLite's variable limit)
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS commits(seq INTEGER PRIMARY KEY, sha TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS commits(seq INTEGER PRIMARY KEY, sha BLOB NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS task_commits(task TEXT NOT NULL, seq INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS task_commits_by_task ON task_commits(task);
 """
@@ -105,57 +107,62 @@ class HistoryIndex:
         return db
 
     def _catch_up(self, db: sqlite3.Connection, oid: pygit2.Oid) -> bool:
-        """Index the commits up to `oid`; False if the index is ahead or elsewhere."""
+        """Index the commits up to `oid`; False if the index is ahead of it."""
         if _head(db) == str(oid):
             return True
         with _write(db):
             head = _head(db)  # again: another process may have caught up meanwhile
             if head == str(oid):
                 return True
-            if head is not None:
-                try:
-                    known = pygit2.Oid(hex=head)
-                    forward = self.repo.descendant_of(oid, known)
-                except (ValueError, KeyError, pygit2.GitError):
-                    forward = False  # the indexed head is gone (history rewritten)
-                if not forward:
-                    if self._is_ancestor(oid, head):
-                        return False
-                    _wipe(db)  # another line of history: index it from scratch
-                    head = None
-            self._index(db, oid, pygit2.Oid(hex=head) if head else None)
+            if head is None:
+                self._index_all(db, oid)
+            else:
+                new, boundary = self._unseen(db, oid)
+                if pygit2.Oid(hex=head).raw in boundary:  # `oid` descends from `head`
+                    _insert(db, new)
+                elif _seen(db, oid.raw):
+                    return False  # behind the index: another process indexed further
+                else:  # history rewritten: index this line from scratch
+                    _wipe(db)
+                    self._index_all(db, oid)
             db.execute("INSERT OR REPLACE INTO meta VALUES('head', ?)", (str(oid),))
         return True
 
-    def _is_ancestor(self, oid: pygit2.Oid, head: str) -> bool:
-        try:
-            return bool(self.repo.descendant_of(pygit2.Oid(hex=head), oid))
-        except (ValueError, KeyError, pygit2.GitError):
-            return False
-
-    def _index(self, db: sqlite3.Connection, oid: pygit2.Oid,
-               known: pygit2.Oid | None) -> None:
-        walker = self.repo.walk(
-            oid, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.REVERSE)
-        if known is not None:
-            walker.hide(known)
-        row = db.execute("SELECT MAX(seq) FROM commits").fetchone()
-        seq = (row[0] or 0) if row else 0
-        commits: list[tuple[int, str]] = []
-        links: list[tuple[str, int]] = []
-        for commit in walker:
-            named = _tasks_named(commit.message)
-            if not named:
+    def _unseen(self, db: sqlite3.Connection,
+                oid: pygit2.Oid) -> tuple[list[pygit2.Commit], set[bytes]]:
+        """The commits reachable from `oid` that are not indexed, parents first, and the
+        indexed commits where the walk stopped. Every indexed commit is an ancestor of the
+        indexed head, so the head is among them exactly when `oid` descends from it."""
+        order: list[pygit2.Commit] = []
+        boundary: set[bytes] = set()
+        state: set[bytes] = set()
+        stack: list[tuple[pygit2.Oid, bool]] = [(oid, False)]
+        while stack:
+            cid, parents_done = stack.pop()
+            if parents_done:
+                commit = self.repo[cid]
+                assert isinstance(commit, pygit2.Commit)
+                order.append(commit)
                 continue
-            seq += 1
-            commits.append((seq, str(commit.id)))
-            links.extend((t, seq) for t in named)
-        db.executemany("INSERT INTO commits VALUES(?, ?)", commits)
-        db.executemany("INSERT INTO task_commits VALUES(?, ?)", links)
+            if cid.raw in state:
+                continue
+            state.add(cid.raw)
+            if _seen(db, cid.raw):
+                boundary.add(cid.raw)
+                continue
+            stack.append((cid, True))
+            commit = self.repo[cid]
+            assert isinstance(commit, pygit2.Commit)
+            stack.extend((p, False) for p in commit.parent_ids if p.raw not in state)
+        return order, boundary
+
+    def _index_all(self, db: sqlite3.Connection, oid: pygit2.Oid) -> None:
+        _insert(db, self.repo.walk(
+            oid, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.REVERSE))
 
     @staticmethod
     def _lookup(db: sqlite3.Connection, tasks: set[str]) -> list[str]:
-        found: dict[int, str] = {}
+        found: dict[int, bytes] = {}
         ids = sorted(tasks)
         for i in range(0, len(ids), _CHUNK):
             chunk = ids[i:i + _CHUNK]
@@ -163,7 +170,25 @@ class HistoryIndex:
             found.update(db.execute(
                 "SELECT c.seq, c.sha FROM task_commits t JOIN commits c ON c.seq = t.seq "
                 f"WHERE t.task IN ({marks})", chunk).fetchall())
-        return [found[s] for s in sorted(found)]
+        return [found[s].hex() for s in sorted(found)]
+
+
+def _insert(db: sqlite3.Connection, commits: Iterable[pygit2.Commit]) -> None:
+    """Number `commits` (given parents first) after those indexed, and link their tasks."""
+    row = db.execute("SELECT MAX(seq) FROM commits").fetchone()
+    seq = (row[0] or 0) if row else 0
+    rows: list[tuple[int, bytes]] = []
+    links: list[tuple[str, int]] = []
+    for commit in commits:
+        seq += 1
+        rows.append((seq, commit.id.raw))
+        links.extend((t, seq) for t in _tasks_named(commit.message))
+    db.executemany("INSERT INTO commits VALUES(?, ?)", rows)
+    db.executemany("INSERT INTO task_commits VALUES(?, ?)", links)
+
+
+def _seen(db: sqlite3.Connection, sha: bytes) -> bool:
+    return db.execute("SELECT 1 FROM commits WHERE sha = ?", (sha,)).fetchone() is not None
 
 
 def _tasks_named(message: str) -> list[str]:

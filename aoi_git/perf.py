@@ -29,7 +29,6 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from aoi_git import yamlio
@@ -96,23 +95,52 @@ def reviewer(employees: Mapping[str, Employee], fallback: Actor) -> Actor:
     return Actor(ActorKind.AGENT, hrs[0].id) if hrs else fallback
 
 
+# Parsed review files by blob id, and whole `reviews/` trees by tree id: content-addressed,
+# so right for any repository. A daemon reads the reviews at every root it finishes; without
+# these it parsed every review ever written each time (its cost grew with the org's age).
+_META_BY_BLOB: dict[str, tuple[int, str, list[str]]] = {}
+_BY_TREE: dict[str, dict[str, list[ReviewFile]]] = {}
+_CACHE_MAX = 20_000
+
+
 def read_reviews(view: HeadView, store: Store) -> dict[str, list[ReviewFile]]:
-    """Every `reviews/<employee>/<n>.md`, by employee, in order of n."""
+    """Every `reviews/<employee>/<n>.md`, by employee, in order of n (don't mutate)."""
+    tree_id = view.blob_id("reviews")
+    if tree_id is not None and tree_id in _BY_TREE:
+        return _BY_TREE[tree_id]
     out: dict[str, list[ReviewFile]] = {}
     for emp in store.list_dir("reviews", view):
         for name in store.list_dir(f"reviews/{emp}", view):
             m = re.fullmatch(r"(\d+)\.md", name)
             if not m:
                 continue
-            meta = front_matter(view.read(f"reviews/{emp}/{name}") or b"")
-            roots = meta.get("roots") or []
-            out.setdefault(emp, []).append(ReviewFile(
-                emp, int(m.group(1)), int(meta.get("cycle") or 0),
-                "fail" if str(meta.get("result", "")).lower() == "fail" else "pass",
-                [str(r) for r in roots] if isinstance(roots, list) else []))
+            cycle, result, roots = _review_meta(view, f"reviews/{emp}/{name}")
+            out.setdefault(emp, []).append(ReviewFile(emp, int(m.group(1)), cycle, result,
+                                                      roots))
     for files in out.values():
         files.sort(key=lambda f: f.n)
+    if tree_id is not None:
+        if len(_BY_TREE) >= 8:
+            _BY_TREE.pop(next(iter(_BY_TREE)))
+        _BY_TREE[tree_id] = out
     return out
+
+
+def _review_meta(view: HeadView, path: str) -> tuple[int, str, list[str]]:
+    """(cycle, pass|fail, roots) from a review file's front matter."""
+    blob = view.blob_id(path)
+    if blob is not None and blob in _META_BY_BLOB:
+        return _META_BY_BLOB[blob]
+    meta = front_matter(view.read(path) or b"")
+    roots = meta.get("roots") or []
+    found = (int(meta.get("cycle") or 0),
+             "fail" if str(meta.get("result", "")).lower() == "fail" else "pass",
+             [str(r) for r in roots] if isinstance(roots, list) else [])
+    if blob is not None:
+        if len(_META_BY_BLOB) >= _CACHE_MAX:
+            _META_BY_BLOB.clear()
+        _META_BY_BLOB[blob] = found
+    return found
 
 
 def front_matter(data: bytes) -> dict[str, Any]:
@@ -151,7 +179,7 @@ def due_roots(tasks: Mapping[str, Task], reviews: Mapping[str, list[ReviewFile]]
     return [t.id for t in done]
 
 
-def run_cycle(txn: Txn, *, store: Store, root_dir: Path, tasks: Mapping[str, Task],
+def run_cycle(txn: Txn, *, store: Store, tasks: Mapping[str, Task],
               employees: Mapping[str, Employee], config: OrgConfig, org: Any = None,
               now: float | None = None, links: TaskLinks | None = None) -> Outcome | None:
     """Write the due review cycle into `txn` (nothing when none is due).
@@ -161,7 +189,7 @@ def run_cycle(txn: Txn, *, store: Store, root_dir: Path, tasks: Mapping[str, Tas
     roots = due_roots(tasks, reviews, config.review_every, links)
     if roots is None:
         return None
-    sig = collect(root_dir, tasks, roots, rev=txn.view.oid or "HEAD", links=links)
+    sig = collect(store, tasks, roots, rev=txn.view.oid or "HEAD", links=links)
     cycle = max((f.cycle for files in reviews.values() for f in files), default=0) + 1
     outcome = Outcome(cycle, roots)
     rule = Rule.of(config)

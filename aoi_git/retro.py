@@ -28,7 +28,6 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from aoi_git.context import journal_entries
@@ -80,7 +79,7 @@ def sop_branch(root: str) -> str:
 
 # ------------------------------------------------------------------------- building
 
-def build(view: HeadView, root_dir: Path, tasks: Mapping[str, Task],
+def build(view: HeadView, store: Store, tasks: Mapping[str, Task],
           employees: Mapping[str, Employee], config: OrgConfig, root_id: str, *,
           finishing_at: float | None = None, links: TaskLinks | None = None) -> Retro:
     """The retrospective of `root_id` from the history up to `view` (a pure read).
@@ -89,7 +88,7 @@ def build(view: HeadView, root_dir: Path, tasks: Mapping[str, Task],
     the links of `tasks` when the caller keeps them (the daemon)."""
     root = tasks[root_id]
     finishing = {root_id: finishing_at} if finishing_at is not None else None
-    sig = collect(root_dir, tasks, [root_id], rev=view.oid or "HEAD", finishing=finishing,
+    sig = collect(store, tasks, [root_id], rev=view.oid or "HEAD", finishing=finishing,
                   links=links)
     sops = propose_sops(view, sig, tasks, employees, root)
     branch = sop_branch(root_id) if sops and config.sop_approval else None
@@ -413,17 +412,17 @@ def journal_for(view: HeadView, employee: str, task_ids: set[str]) -> list[str]:
 
 # ------------------------------------------------------------------ daemon and CLI
 
-def finish_root(txn: Txn, store: Store, root_dir: Path, tasks: Mapping[str, Task],
+def finish_root(txn: Txn, store: Store, tasks: Mapping[str, Task],
                 employees: Mapping[str, Employee], config: OrgConfig, root_id: str,
                 now: float, links: TaskLinks | None = None) -> Retro:
     """In the commit that finishes `root_id`: its retrospective, SOP changes included."""
-    retro = build(txn.view, root_dir, tasks, employees, config, root_id, finishing_at=now,
+    retro = build(txn.view, store, tasks, employees, config, root_id, finishing_at=now,
                   links=links)
     write_into(txn, store, retro, tasks, config)
     return retro
 
 
-def commit_retro(store: Store, root_dir: Path, tasks: Mapping[str, Task],
+def commit_retro(store: Store, tasks: Mapping[str, Task],
                  employees: Mapping[str, Employee], config: OrgConfig, root_id: str,
                  actor: Actor, paths: Mapping[str, str]) -> tuple[str | None, Retro]:
     """`aoi retro ROOT --write`: (re)generate and commit it as `actor`."""
@@ -432,7 +431,7 @@ def commit_retro(store: Store, root_dir: Path, tasks: Mapping[str, Task],
     holder: list[Retro] = []
 
     def fn(txn: Txn) -> None:
-        retro = build(txn.view, root_dir, tasks, employees, config, root_id)
+        retro = build(txn.view, store, tasks, employees, config, root_id)
         holder[:] = [retro]
         txn.subject = f"aoi: retro {root_id}: {tasks[root_id].title}"
         write_into(txn, store, retro, tasks, config)

@@ -31,13 +31,13 @@ import re
 import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from aoi_git.graph import TaskLinks
-from aoi_git.history import body_text, records
+from aoi_git.history import Record, body_text, records
 from aoi_git.model import Kind, Status, Task
 from aoi_git.stats import Acc, fmt_s
+from aoi_git.store import Store
 
 # "<actor> accepted|rejected <task>[: <comment>]" (flow._apply_review); a person's name
 # may hold spaces, a comment newlines
@@ -207,7 +207,20 @@ def _since(tasks: Mapping[str, Task], members: Iterable[str]) -> str | None:
     return start.strftime("%Y-%m-%d %H:%M:%S +0000")
 
 
-def collect(root_dir: Path, tasks: Mapping[str, Task], roots: Iterable[str], *,
+def project_records(store: Store, tasks: Mapping[str, Task], members: Iterable[str],
+                    rev: str) -> Iterable[Record]:
+    """The aoi commits up to `rev` naming `members`, oldest first: from the history index,
+    or (when it cannot answer for `rev`) from `git log` since the project began."""
+    members = list(members)
+    found = store.history.records(rev, members)
+    if found is not None:
+        return found
+    # a small project: git picks its commits out of the day's (a big one: read them all)
+    only = members if len(members) <= GREP_MEMBERS else []
+    return records(store.root, rev=rev, since=_since(tasks, members), tasks=only)
+
+
+def collect(store: Store, tasks: Mapping[str, Task], roots: Iterable[str], *,
             rev: str = "HEAD", finishing: Mapping[str, float] | None = None,
             links: TaskLinks | None = None) -> Signals:
     """The signals of the projects `roots` from the history up to `rev`.
@@ -234,9 +247,7 @@ def collect(root_dir: Path, tasks: Mapping[str, Task], roots: Iterable[str], *,
         return emps[eid]
 
     if members:
-        # a small project: git picks its commits out of the day's (a big one: read them all)
-        only = list(members) if len(members) <= GREP_MEMBERS else []
-        for rec in records(root_dir, rev=rev, since=_since(tasks, members), tasks=only):
+        for rec in project_records(store, tasks, members, rev):
             mine = [(t, tr) for t, tr in rec.transitions if t in sig]
             if not mine:
                 continue

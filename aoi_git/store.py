@@ -36,6 +36,7 @@ except ImportError:  # pragma: no cover - not POSIX
 
 from aoi_git import pending
 from aoi_git.errors import AoiError, ConcurrentUpdate
+from aoi_git.history_index import HistoryIndex
 from aoi_git.model import Task
 
 _RETRYABLE = (
@@ -166,6 +167,7 @@ class Store:
         self._parse_cache: dict[str, Task | tuple[int, str]] = {}
         self._cache_loaded = False
         self._cache_dirty = False
+        self._history: HistoryIndex | None = None
 
     # ------------------------------------------------------------------ reading
     @property
@@ -191,6 +193,13 @@ class Store:
 
     def head(self) -> HeadView:
         return HeadView(self.repo, self.head_commit())
+
+    @property
+    def history(self) -> HistoryIndex:
+        """Which aoi commits name a task (`.aoi/cache/history.sqlite`, opened on first use)."""
+        if self._history is None:
+            self._history = HistoryIndex(self.repo, self.aoi_dir / "cache" / "history.sqlite")
+        return self._history
 
     def view(self, commit: str) -> HeadView:
         obj = self.repo.revparse_single(commit)

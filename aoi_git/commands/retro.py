@@ -45,7 +45,7 @@ def retro(app: App, root_id: str, write: bool, as_json: bool) -> None:
     view = app.store.head()
     path = retro_mod.retro_path(tid)
     if write:
-        oid, r = retro_mod.commit_retro(app.store, app.root, org.tasks, org.employees,
+        oid, r = retro_mod.commit_retro(app.store, org.tasks, org.employees,
                                         org.config, tid, app.person, org.index.paths)
         if as_json:
             click.echo(json.dumps({**r.to_dict(), "commit": oid}, indent=2))
@@ -55,7 +55,7 @@ def retro(app: App, root_id: str, write: bool, as_json: bool) -> None:
         return
     committed = view.read(path)
     if as_json:
-        r = retro_mod.build(view, app.root, org.tasks, org.employees, org.config, tid)
+        r = retro_mod.build(view, app.store, org.tasks, org.employees, org.config, tid)
         out = r.to_dict()
         out["committed"] = committed is not None
         if committed is not None:
@@ -65,7 +65,7 @@ def retro(app: App, root_id: str, write: bool, as_json: bool) -> None:
     if committed is not None:
         click.echo(committed.decode("utf-8", "replace"), nl=False)
         return
-    r = retro_mod.build(view, app.root, org.tasks, org.employees, org.config, tid)
+    r = retro_mod.build(view, app.store, org.tasks, org.employees, org.config, tid)
     click.echo(r.text, nl=False)
     click.echo(f"(generated, not committed: `aoi retro {tid} --write` commits {path})",
                err=True)

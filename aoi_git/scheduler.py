@@ -296,7 +296,8 @@ def plan(state: SchedState, now: float) -> Plan:
     total = len(state.running)
     max_agents = state.max_agents if state.max_agents is not None else limits.max_agents
     ready: list[Task] = []
-    for t in candidates:
+    # with every slot taken nothing can start: the next agent exit plans again
+    for t in (candidates if total < max_agents and not state.stopping else ()):
         if (t.status is not S.PENDING or t.kind is Kind.HUMAN or t.id in state.running
                 or t.id in escalating or t.extra.get("budget_request")
                 or t.extra.get("escalation")):

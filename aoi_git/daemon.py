@@ -368,7 +368,7 @@ class Daemon:
         if not moves:
             pending.clear(self.index_journal)
             return
-        self.store.pending_moves.update(moves)
+        self.store.resume_moves(moves)
         self._flush_index()
         self._log(f"finished the work-tree and index update of {len(moves)} path(s) a crash "
                   "interrupted")

@@ -516,9 +516,16 @@ class Store:
             self.flush_index()
 
     @property
-    def pending_moves(self) -> dict[str, pending.Move]:
+    def pending_moves(self) -> Mapping[str, pending.Move]:
         """Committed paths whose work-tree file or index entry is not moved along yet."""
         return self._pending
+
+    def resume_moves(self, moves: Mapping[str, pending.Move]) -> None:
+        """Take back moves journaled by a process that died before flushing them (they
+        come first: anything this process committed since moves on from them)."""
+        for path, move in moves.items():
+            later = self._pending.get(path)
+            self._pending[path] = move.then(later) if later else move
 
     def flush_index(self) -> bool:
         """Move work-tree files, then index entries, that still match the old commit to the

@@ -1,6 +1,7 @@
 """The `aoi` command line: a thin layer over the typed core.
 
-Library errors (`AoiError`) become one line on stderr and exit status 1 here, and only here.
+Library errors (`AoiError`) and usage errors (an unknown option, a bad value) become one
+line on stderr and exit status 1 here, and only here.
 """
 
 from __future__ import annotations
@@ -19,6 +20,31 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 class AoiGroup(click.Group):
+    def main(self, args: Any = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        """Click's standalone mode, except that a usage error (an unknown option, a bad
+        value) is one line and status 1, where click prints three lines and exits 2."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:  # `aoi task`: its help
+            click.echo(exc.format_message(), err=True)
+            sys.exit(1)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "aoi"
+            click.echo(f"Error: {exc.format_message()} (see `{where} -h`)", err=True)
+            sys.exit(1)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        # an `Exit` (also -h and --version) comes back as its status; commands return None
+        sys.exit(code if isinstance(code, int) and not isinstance(code, bool) else 0)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)

@@ -186,8 +186,8 @@ def test_task_list_filters_by_status_and_speaks_json(cli, org_dir: Path) -> None
     assert all(d["path"].startswith("tasks/") for d in data)
     data = json.loads(ok(cli(org_dir, "task", "list", "--status", "cancelled", "--json")).stdout)
     assert [d["id"] for d in data] == [b]
-    bad = cli(org_dir, "task", "list", "--status", "nonsense")
-    assert bad.exit_code == 2 and "Traceback" not in bad.stderr
+    one_line_error(cli(org_dir, "task", "list", "--status", "nonsense"), "nonsense",
+                   "aoi task list -h")
 
 
 # ---------------------------------------------------------------- edit
@@ -306,7 +306,7 @@ def test_graph_mermaid_and_dot(cli, org_dir: Path) -> None:  # noqa: ANN001
     dot = ok(cli(org_dir, "graph", "--format", "dot")).stdout
     assert dot.startswith("digraph") and dot.rstrip().endswith("}")
     assert f'"{a}" -> "{b}";' in dot and f'"{b}" -> "{c}" [style=dashed];' in dot
-    assert cli(org_dir, "graph", "--format", "png").exit_code == 2
+    one_line_error(cli(org_dir, "graph", "--format", "png"), "png")
 
 
 def test_log_shows_actor_and_transition(cli, org_dir: Path) -> None:  # noqa: ANN001
@@ -347,6 +347,18 @@ def test_unknown_id_is_one_line_and_exit_1(cli, org_dir: Path) -> None:  # noqa:
     for args in (["task", "show", "zzzz"], ["task", "edit", "zzzz"], ["task", "cancel", "zzzz"],
                  ["tree", "zzzz"], ["log", "zzzz"], ["task", "new", "x", "--parent", "zzzz"]):
         one_line_error(cli(org_dir, *args), "zzzz")
+
+
+def test_usage_errors_are_one_line_and_exit_1(cli, run_aoi, org_dir: Path) -> None:  # noqa: ANN001
+    # click alone prints three lines and exits 2; a bad option is bad input like any other
+    one_line_error(cli(org_dir, "task", "list", "--bogus"), "--bogus", "aoi task list -h")
+    one_line_error(cli(org_dir, "bogus"), "bogus", "aoi -h")
+    one_line_error(cli(org_dir, "daemon", "--max-agents", "0"), "--max-agents", "0")
+    one_line_error(run_aoi("task", "new", cwd=org_dir), "TITLE")  # the real entry point
+    bare = cli(org_dir, "task")  # a group without a command: its help, status 1
+    assert bare.exit_code == 1 and "Commands:" in bare.stderr
+    assert ok(cli(org_dir, "task", "-h")).stdout.startswith("Usage:")
+    assert "version" in ok(cli(org_dir, "--version")).stdout
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

@@ -13,7 +13,8 @@ from aoi_git.daemon import Daemon, DaemonOptions
 @click.command()
 @click.option("--until-idle", is_flag=True,
               help="Exit 0 once nothing runs and nothing is dispatchable (now or by a retry).")
-@click.option("--max-agents", type=int, help="Override limits.max_agents.")
+@click.option("--max-agents", type=click.IntRange(min=1),
+              help="Override limits.max_agents (1 or more).")
 @click.option("--grace", "grace_s", type=float,
               help="Seconds a warm stop (SIGTERM) waits for running agents.")
 @click.option("-v", "--verbose", is_flag=True, help="Log to stderr as well as .aoi/daemon.log.")

@@ -29,6 +29,7 @@ from aoi_git.history import Record, record
 
 SCHEMA = "2"
 _CHUNK = 500  # task ids per `IN (...)` query (well under SQLite's variable limit)
+_RECORDS_KEPT = 4096  # parsed commits kept: a commit creating many tasks is read per project
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS commits(seq INTEGER PRIMARY KEY, sha BLOB NOT NULL UNIQUE);
@@ -44,14 +45,16 @@ class HistoryIndex:
         self.repo = repo
         self.path = path
         self._db: sqlite3.Connection | None = None
+        self._parsed: dict[str, Record | None] = {}  # sha -> record (commits never change)
 
     # ---------------------------------------------------------------- public
     def records(self, rev: str, tasks: Iterable[str]) -> list[Record] | None:
-        """The aoi commits up to `rev` that name any of `tasks`, oldest first.
+        """The aoi commits up to `rev` that name any of `tasks`, oldest first (shared
+        records: read them, don't change them).
 
         None when the index cannot answer for `rev`: `rev` is behind the commit the index
-        was last caught up to (another process indexed a newer head) or on another line
-        of history. The caller then asks git."""
+        was last caught up to (another process indexed a newer head), or the index file
+        failed (it is dropped and rebuilt next time). The caller then asks git."""
         try:
             oid = self._resolve(rev)
             db = self._connect()
@@ -61,14 +64,18 @@ class HistoryIndex:
         except (sqlite3.Error, OSError):
             self.reset()
             return None
-        out: list[Record] = []
-        for sha in shas:
-            commit = self.repo[sha]
-            assert isinstance(commit, pygit2.Commit)
-            rec = record(commit)
-            if rec is not None:
-                out.append(rec)
-        return out
+        found = (self._record(sha) for sha in shas)
+        return [rec for rec in found if rec is not None]
+
+    def _record(self, sha: str) -> Record | None:
+        if sha in self._parsed:
+            return self._parsed[sha]
+        commit = self.repo[sha]
+        assert isinstance(commit, pygit2.Commit)
+        rec = self._parsed[sha] = record(commit)
+        if len(self._parsed) > _RECORDS_KEPT:
+            del self._parsed[next(iter(self._parsed))]
+        return rec
 
     def close(self) -> None:
         if self._db is not None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,12 +167,15 @@ def fails_in_a_row(results: list[str]) -> int:
 
 
 def due_roots(tasks: Mapping[str, Task], reviews: Mapping[str, list[ReviewFile]],
-              every: int, links: TaskLinks | None = None) -> list[str] | None:
-    """The finished projects no review covers yet, when there are at least `every`."""
+              every: int, links: TaskLinks | None = None,
+              passed_over: Collection[str] = ()) -> list[str] | None:
+    """The finished projects no review covers yet, when there are at least `every`
+    (`passed_over`: projects a cycle already found no one to review in)."""
     covered = {r for files in reviews.values() for f in files for r in f.roots}
     roots = (tasks[r] for r in links.roots if r in tasks) if links is not None \
         else (t for t in tasks.values() if is_root(t))
-    done = sorted((t for t in roots if t.status is Status.FINISHED and t.id not in covered),
+    done = sorted((t for t in roots if t.status is Status.FINISHED and t.id not in covered
+                   and t.id not in passed_over),
                   key=lambda t: (t.created or "", t.id))
     if len(done) < max(1, every):
         return None
@@ -181,12 +184,16 @@ def due_roots(tasks: Mapping[str, Task], reviews: Mapping[str, list[ReviewFile]]
 
 def run_cycle(txn: Txn, *, store: Store, tasks: Mapping[str, Task],
               employees: Mapping[str, Employee], config: OrgConfig, org: Any = None,
-              now: float | None = None, links: TaskLinks | None = None) -> Outcome | None:
+              now: float | None = None, links: TaskLinks | None = None,
+              passed_over: set[str] | None = None) -> Outcome | None:
     """Write the due review cycle into `txn` (nothing when none is due).
 
-    `links`: the links of `tasks` when the caller keeps them (the daemon)."""
+    `links`: the links of `tasks` when the caller keeps them (the daemon). `passed_over`:
+    kept by the caller across cycles; the projects of a cycle that finds no one to review
+    (no runs in their history, e.g. imported ones) are added and not examined again, so
+    they do not make every later root finish read all their history once more."""
     reviews = read_reviews(txn.view, store)
-    roots = due_roots(tasks, reviews, config.review_every, links)
+    roots = due_roots(tasks, reviews, config.review_every, links, passed_over or ())
     if roots is None:
         return None
     sig = collect(store, tasks, roots, rev=txn.view.oid or "HEAD", links=links)
@@ -220,6 +227,8 @@ def run_cycle(txn: Txn, *, store: Store, tasks: Mapping[str, Task],
         if new_status != status:
             outcome.status[emp_id] = new_status
     if not outcome.files:
+        if passed_over is not None:
+            passed_over.update(roots)
         return None
     for path, text in outcome.files.items():
         txn.put_file(path, text.encode())

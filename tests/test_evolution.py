@@ -32,7 +32,7 @@ from aoi_git.ops import new_task
 from aoi_git.org import load_org
 from aoi_git.orginit import init_org
 from aoi_git.store import Store
-from aoi_git.txn import commit
+from aoi_git.txn import commit, dump_task
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -414,6 +414,27 @@ def test_three_failed_reviews_pip_then_offboarded(org: Org) -> None:
     (h,) = hires
     assert h.assignee == "ceo" and h.kind.value == "human" and h.extra["offboarded"] == "eng-bad"
     assert "aoi market search engineer" in h.description
+
+
+def test_a_cycle_with_no_one_to_review_passes_its_roots_over(org_dir: Path) -> None:
+    # finished projects no agent ran (imported): a cycle over them writes nothing, and
+    # the daemon must not read all their history again at every later root finish
+    for i in range(3):
+        t = Task(id=f"imp-{i}", title=f"Imported {i}", status=S.FINISHED, assignee="coo",
+                 created="2026-01-01T00:00:0{i}Z")
+        (org_dir / "tasks" / f"imp-{i}.yaml").write_bytes(dump_task(t))
+    git(org_dir, "add", "tasks")
+    git(org_dir, "commit", "-q", "--no-verify", "-m", "import three finished projects")
+    store = Store(org_dir)
+    org = load_org(store)
+    passed: set[str] = set()
+    oid, _ = commit(store, lambda txn: perf.run_cycle(
+        txn, store=store, tasks=org.tasks, employees=org.employees, config=org.config,
+        org=org, passed_over=passed), PERSON)
+    assert oid is None and passed == {"imp-0", "imp-1", "imp-2"}
+    reviews = perf.read_reviews(store.head(), store)
+    assert perf.due_roots(org.tasks, reviews, 3) == ["imp-0", "imp-1", "imp-2"]
+    assert perf.due_roots(org.tasks, reviews, 3, passed_over=passed) is None
 
 
 def test_review_counters_come_from_the_files() -> None:

@@ -191,14 +191,19 @@ def run_cycle(txn: Txn, *, store: Store, tasks: Mapping[str, Task],
     `links`: the links of `tasks` when the caller keeps them (the daemon). `passed_over`:
     kept by the caller across cycles; the projects of a cycle that finds no one to review
     (no runs in their history, e.g. imported ones) are added and not examined again, so
-    they do not make every later root finish read all their history once more."""
+    they do not make every later root finish read all their history once more. The next
+    cycle that writes reviews lists them among its projects (as it would have without
+    the set: they finished since the last review), so they stay covered after a restart."""
     reviews = read_reviews(txn.view, store)
     roots = due_roots(tasks, reviews, config.review_every, links, passed_over or ())
     if roots is None:
         return None
     sig = collect(store, tasks, roots, rev=txn.view.oid or "HEAD", links=links)
+    covered = {r for files in reviews.values() for f in files for r in f.roots}
+    idle = [r for r in passed_over or () if r in tasks and r not in covered]
+    listed = sorted({*roots, *idle}, key=lambda r: (tasks[r].created or "", r))
     cycle = max((f.cycle for files in reviews.values() for f in files), default=0) + 1
-    outcome = Outcome(cycle, roots)
+    outcome = Outcome(cycle, listed)
     rule = Rule.of(config)
     by = str(txn.actor)
     when = now_iso(now)
@@ -221,7 +226,7 @@ def run_cycle(txn: Txn, *, store: Store, tasks: Mapping[str, Task],
             new_status = EmployeeStatus.ACTIVE.value
         path = f"reviews/{emp_id}/{n}.md"
         outcome.files[path] = render(
-            emp, n, cycle, ok, reasons, rule, sig, roots, tasks, txn.view, by, when,
+            emp, n, cycle, ok, reasons, rule, sig, listed, tasks, txn.view, by, when,
             streak, ([f.n for f in earlier] + [n])[len(earlier) + 1 - streak:],
             status, new_status)
         if new_status != status:
@@ -237,7 +242,7 @@ def run_cycle(txn: Txn, *, store: Store, tasks: Mapping[str, Task],
     verdicts = ", ".join(f"{p.split('/')[1]} {'pass' if 'result: pass' in t else 'fail'}"
                          for p, t in outcome.files.items())
     txn.subject = f"aoi: performance reviews, cycle {cycle}: {verdicts}"[:200]
-    txn.body_lines.append(f"over {len(roots)} finished roots: {', '.join(roots)}")
+    txn.body_lines.append(f"over {len(listed)} finished roots: {', '.join(listed)}")
     txn.body_lines.append(f"rule: {rule.text()}")
     for emp_id, st in outcome.status.items():
         txn.body_lines.append(f"{emp_id}: status -> {st}")

@@ -416,25 +416,45 @@ def test_three_failed_reviews_pip_then_offboarded(org: Org) -> None:
     assert "aoi market search engineer" in h.description
 
 
+def _import_finished_projects(root: Path, n: int) -> list[str]:
+    """`n` finished root tasks no agent ever ran (as if imported), in one plain commit."""
+    ids = [f"imp-{i}" for i in range(n)]
+    for i, tid in enumerate(ids):
+        t = Task(id=tid, title=f"Imported {i}", status=S.FINISHED, assignee="coo",
+                 created=f"2026-01-01T00:00:0{i}Z")
+        (root / "tasks" / f"{tid}.yaml").write_bytes(dump_task(t))
+    git(root, "add", "tasks")
+    git(root, "commit", "-q", "--no-verify", "-m", "import finished projects")
+    return ids
+
+
 def test_a_cycle_with_no_one_to_review_passes_its_roots_over(org_dir: Path) -> None:
-    # finished projects no agent ran (imported): a cycle over them writes nothing, and
-    # the daemon must not read all their history again at every later root finish
-    for i in range(3):
-        t = Task(id=f"imp-{i}", title=f"Imported {i}", status=S.FINISHED, assignee="coo",
-                 created="2026-01-01T00:00:0{i}Z")
-        (org_dir / "tasks" / f"imp-{i}.yaml").write_bytes(dump_task(t))
-    git(org_dir, "add", "tasks")
-    git(org_dir, "commit", "-q", "--no-verify", "-m", "import three finished projects")
+    # a cycle over them writes nothing; the daemon must not read all their history again
+    # at every later root finish
+    imported = _import_finished_projects(org_dir, 3)
     store = Store(org_dir)
     org = load_org(store)
     passed: set[str] = set()
     oid, _ = commit(store, lambda txn: perf.run_cycle(
         txn, store=store, tasks=org.tasks, employees=org.employees, config=org.config,
         org=org, passed_over=passed), PERSON)
-    assert oid is None and passed == {"imp-0", "imp-1", "imp-2"}
+    assert oid is None and passed == set(imported)
     reviews = perf.read_reviews(store.head(), store)
-    assert perf.due_roots(org.tasks, reviews, 3) == ["imp-0", "imp-1", "imp-2"]
+    assert perf.due_roots(org.tasks, reviews, 3) == imported
     assert perf.due_roots(org.tasks, reviews, 3, passed_over=passed) is None
+
+
+def test_passed_over_projects_are_listed_by_the_next_written_cycle(org: Org) -> None:
+    imported = _import_finished_projects(org.root, 3)
+    org.team()
+    org.evolution(review_every=2)
+    org.commit()
+    org.project("p1", [sub("a", "Part A")])
+    org.project("p2", [sub("b", "Part B")])
+    org.run()  # one daemon: its first cycle passes the imports over, p1 + p2 make the next
+    meta = perf.front_matter((org.read("reviews/eng-1/1.md") or "").encode())
+    assert meta["cycle"] == 1 and sorted(meta["roots"]) == sorted([*imported, "p1", "p2"])
+    assert org.read("reviews/eng-1/2.md") is None
 
 
 def test_review_counters_come_from_the_files() -> None:

@@ -64,6 +64,8 @@ class HistoryIndex:
         except (sqlite3.Error, OSError):
             self.reset()
             return None
+        except (KeyError, ValueError, pygit2.GitError):  # e.g. a shallow clone's missing
+            return None  # parent: let git answer, it knows the shallow boundary
         found = (self._record(sha) for sha in shas)
         return [rec for rec in found if rec is not None]
 

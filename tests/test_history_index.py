@@ -146,3 +146,18 @@ def test_a_corrupt_index_file_is_rebuilt(org_dir: Path) -> None:
     fresh = Store(org_dir)
     assert fresh.history.records("HEAD", ["t-a"]) is None  # this lookup fails, and resets
     assert _from_index(fresh, ["t-a"]) == _from_git(org_dir, ["t-a"])
+
+
+def test_a_shallow_clone_is_indexed_like_git_log_sees_it(org_dir: Path, tmp_path: Path) -> None:
+    store = Store(org_dir)
+    _new(store, "t-a")
+    for status in (Status.PROCESSING, Status.COMPLETED, Status.ACCEPTED):
+        _move(store, "t-a", status)
+    clone = tmp_path / "shallow"
+    git(tmp_path, "clone", "-q", "--depth", "2", f"file://{org_dir}", str(clone))
+    shallow = Store(clone)
+    assert len(_from_index(shallow, ["t-a"])) == 2  # only what the clone has
+    assert _from_index(shallow, ["t-a"]) == _from_git(clone, ["t-a"])
+    _move(shallow, "t-a", Status.FINISHED)  # and it catches up from there
+    assert _from_index(shallow, ["t-a"]) == _from_git(clone, ["t-a"])
+    assert len(_from_index(shallow, ["t-a"])) == 3

@@ -28,7 +28,8 @@ most `max_chars` long unless the three never-cut parts alone are longer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from aoi_git import yamlio
@@ -110,6 +111,48 @@ def journal_entries(text: str) -> list[str]:
     return entries
 
 
+def last_journal_entries(text: str, n: int) -> list[str]:
+    """The last `n` entries, found from the end (a journal only grows: reading all of it
+    for the latest few made every run of a long-serving employee cost more)."""
+    text = "\n" + text
+    end, found = len(text), list[str]()
+    while len(found) < n and end > 0:
+        start = text.rfind("\n## ", 0, end)
+        if start < 0:
+            break
+        found.append("## " + text[start + 4:end].strip())
+        end = start
+    return found[::-1]
+
+
+_ENTRY_HEAD = re.compile(r"## (?:\S+ \S+ )?([a-z0-9][a-z0-9-]*): ")
+
+
+def journal_entries_about(text: str, task_ids: Collection[str]) -> list[str]:
+    """The entries whose heading names one of `task_ids` (`## <date> <time> <id>: ...`),
+    oldest first. A few ids are looked up where they occur, not by reading every entry."""
+    if len(task_ids) > 32:
+        return [e for e in journal_entries(text)
+                if (m := _ENTRY_HEAD.match(e)) and m.group(1) in task_ids]
+    text = "\n" + text
+    starts: set[int] = set()
+    for tid in task_ids:
+        at = text.find(tid)
+        while at >= 0:
+            head = text.rfind("\n## ", 0, at)
+            if head >= 0 and "\n" not in text[head + 1:at]:
+                starts.add(head)
+            at = text.find(tid, at + len(tid))
+    out = []
+    for head in sorted(starts):
+        end = text.find("\n## ", head + 1)
+        entry = "## " + text[head + 4:end if end >= 0 else len(text)].strip()
+        m = _ENTRY_HEAD.match(entry)
+        if m and m.group(1) in task_ids:
+            out.append(entry)
+    return out
+
+
 def _task_section(task: Task) -> str:
     lines = [f"## Your task: {task.title}", f"id: {task.id}  kind: {task.kind.value}"]
     if task.labels:
@@ -171,7 +214,7 @@ def assemble(
             matching.append((by_role, sop))
     matching.sort(key=lambda p: (not p[0], p[1].name))  # role matches first
     sop_parts = [f"## SOP: {s.title}\n\n{s.body}" for _, s in matching]
-    lessons = journal_entries(journal)[-JOURNAL_ENTRIES:]
+    lessons = last_journal_entries(journal, JOURNAL_ENTRIES)
     parent = tasks.get(task.parent) if task.parent else None
     parent_head = parent_part = ""
     if parent is not None:

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aoi_git.context import journal_entries
+from aoi_git.context import journal_entries_about
 from aoi_git.graph import TaskLinks
 from aoi_git.model import Actor, Employee, Kind, OrgConfig, Status, Task
 from aoi_git.ops import new_task
@@ -401,13 +401,7 @@ def journal_for(view: HeadView, employee: str, task_ids: set[str]) -> list[str]:
     data = view.read(f"employees/{employee}/journal.md")
     if data is None:
         return []
-    out = []
-    for entry in journal_entries(data.decode("utf-8", "replace")):
-        head = entry.splitlines()[0]
-        m = re.match(r"^## (?:\S+ \S+ )?([a-z0-9][a-z0-9-]*): ", head)
-        if m and m.group(1) in task_ids:
-            out.append(entry)
-    return out
+    return journal_entries_about(data.decode("utf-8", "replace"), task_ids)
 
 
 # ------------------------------------------------------------------ daemon and CLI

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from aoi_git.model import Kind, Task
+from aoi_git.model import Kind, Status, Task
 
 
 def find_cycle(edges: Mapping[str, Iterable[str]]) -> list[str] | None:
@@ -112,6 +112,7 @@ class TaskLinks:
         self.children: dict[str, dict[str, None]] = {}  # parent -> subtasks
         self.about: dict[str, dict[str, None]] = {}  # task -> tasks about it
         self.roots: dict[str, None] = {}  # projects
+        self.finished_roots: dict[str, None] = {}  # projects whose root is finished
         self._parent: dict[str, str] = {}
         self._refs: dict[str, tuple[str, ...]] = {}
         for t in tasks.values():
@@ -142,6 +143,10 @@ class TaskLinks:
             self.roots[tid] = None
         else:
             self.roots.pop(tid, None)
+        if is_root(task) and task.status is Status.FINISHED:
+            self.finished_roots[tid] = None
+        else:
+            self.finished_roots.pop(tid, None)
 
     def members(self, tasks: Mapping[str, Task], roots: Iterable[str]) -> dict[str, str]:
         """task id -> its root, for the subtrees of `roots` and the tasks about them."""

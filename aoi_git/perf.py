@@ -25,6 +25,7 @@ the next due cycle is derived from the files in `reviews/` as well.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Collection, Mapping
@@ -98,17 +99,25 @@ def reviewer(employees: Mapping[str, Employee], fallback: Actor) -> Actor:
 # Parsed review files by blob id, and whole `reviews/` trees by tree id: content-addressed,
 # so right for any repository. A daemon reads the reviews at every root it finishes; without
 # these it parsed every review ever written each time (its cost grew with the org's age).
+class Reviews(dict[str, list[ReviewFile]]):
+    """Review files by employee, and (computed once) the projects they cover."""
+
+    @functools.cached_property
+    def covered(self) -> frozenset[str]:
+        return frozenset(r for files in self.values() for f in files for r in f.roots)
+
+
 _META_BY_BLOB: dict[str, tuple[int, str, list[str]]] = {}
-_BY_TREE: dict[str, dict[str, list[ReviewFile]]] = {}
+_BY_TREE: dict[str, Reviews] = {}
 _CACHE_MAX = 20_000
 
 
-def read_reviews(view: HeadView, store: Store) -> dict[str, list[ReviewFile]]:
+def read_reviews(view: HeadView, store: Store) -> Reviews:
     """Every `reviews/<employee>/<n>.md`, by employee, in order of n (don't mutate)."""
     tree_id = view.blob_id("reviews")
     if tree_id is not None and tree_id in _BY_TREE:
         return _BY_TREE[tree_id]
-    out: dict[str, list[ReviewFile]] = {}
+    out = Reviews()
     for emp in store.list_dir("reviews", view):
         for name in store.list_dir(f"reviews/{emp}", view):
             m = re.fullmatch(r"(\d+)\.md", name)
@@ -171,15 +180,14 @@ def due_roots(tasks: Mapping[str, Task], reviews: Mapping[str, list[ReviewFile]]
               passed_over: Collection[str] = ()) -> list[str] | None:
     """The finished projects no review covers yet, when there are at least `every`
     (`passed_over`: projects a cycle already found no one to review in)."""
-    covered = {r for files in reviews.values() for f in files for r in f.roots}
-    roots = (tasks[r] for r in links.roots if r in tasks) if links is not None \
-        else (t for t in tasks.values() if is_root(t))
-    done = sorted((t for t in roots if t.status is Status.FINISHED and t.id not in covered
-                   and t.id not in passed_over),
-                  key=lambda t: (t.created or "", t.id))
-    if len(done) < max(1, every):
+    covered = reviews.covered if isinstance(reviews, Reviews) else \
+        Reviews(reviews).covered
+    finished = links.finished_roots if links is not None else \
+        [t.id for t in tasks.values() if is_root(t) and t.status is Status.FINISHED]
+    due = [r for r in finished if r not in covered and r not in passed_over and r in tasks]
+    if len(due) < max(1, every):
         return None
-    return [t.id for t in done]
+    return sorted(due, key=lambda r: (tasks[r].created or "", r))
 
 
 def run_cycle(txn: Txn, *, store: Store, tasks: Mapping[str, Task],
@@ -199,8 +207,7 @@ def run_cycle(txn: Txn, *, store: Store, tasks: Mapping[str, Task],
     if roots is None:
         return None
     sig = collect(store, tasks, roots, rev=txn.view.oid or "HEAD", links=links)
-    covered = {r for files in reviews.values() for f in files for r in f.roots}
-    idle = [r for r in passed_over or () if r in tasks and r not in covered]
+    idle = [r for r in passed_over or () if r in tasks and r not in reviews.covered]
     listed = sorted({*roots, *idle}, key=lambda r: (tasks[r].created or "", r))
     cycle = max((f.cycle for files in reviews.values() for f in files), default=0) + 1
     outcome = Outcome(cycle, listed)

@@ -17,7 +17,7 @@ from aoi_git.graph import (
     root_of,
     would_cycle,
 )
-from aoi_git.model import Kind, Task
+from aoi_git.model import Kind, Status, Task
 
 NODES = [f"n{i}" for i in range(7)]
 
@@ -149,15 +149,16 @@ def test_descendants_match_brute_force(
 
 
 def _linked(tid: str, parent: str | None, subject: str | None, about: str | None,
-            kind: Kind) -> Task:
-    return Task(id=tid, title=tid, parent=parent, subject=subject, kind=kind,
+            kind: Kind, status: Status = Status.PENDING) -> Task:
+    return Task(id=tid, title=tid, parent=parent, subject=subject, kind=kind, status=status,
                 extra={"about": about} if about else {})
 
 
 linked_tasks = st.tuples(
     st.sampled_from(NODES), st.one_of(st.none(), st.sampled_from(NODES)),
     st.one_of(st.none(), st.sampled_from(NODES)), st.one_of(st.none(), st.sampled_from(NODES)),
-    st.sampled_from([Kind.WORK, Kind.REVIEW, Kind.HUMAN]))
+    st.sampled_from([Kind.WORK, Kind.REVIEW, Kind.HUMAN]),
+    st.sampled_from([Status.PENDING, Status.FINISHED, Status.CANCELLED]))
 
 
 def members_by_scan(tasks: Mapping[str, Task], roots: Iterable[str]) -> dict[str, str]:
@@ -179,8 +180,8 @@ def members_by_scan(tasks: Mapping[str, Task], roots: Iterable[str]) -> dict[str
 @given(first=st.lists(linked_tasks, max_size=len(NODES), unique_by=lambda t: t[0]),
        edits=st.lists(linked_tasks, max_size=10))
 def test_task_links_updated_one_task_at_a_time_match_a_scan(
-    first: list[tuple[str, str | None, str | None, str | None, Kind]],
-    edits: list[tuple[str, str | None, str | None, str | None, Kind]],
+    first: list[tuple[str, str | None, str | None, str | None, Kind, Status]],
+    edits: list[tuple[str, str | None, str | None, str | None, Kind, Status]],
 ) -> None:
     """The daemon keeps one `TaskLinks` and updates it per written task (a parent, subject
     or `about` changed, a task added); it must always say what a scan of all tasks says."""
@@ -190,6 +191,8 @@ def test_task_links_updated_one_task_at_a_time_match_a_scan(
         tasks[spec[0]] = _linked(*spec)
         links.update(tasks[spec[0]])
     assert set(links.roots) == {t.id for t in tasks.values() if is_root(t)}
+    assert set(links.finished_roots) == {t.id for t in tasks.values()
+                                         if is_root(t) and t.status is Status.FINISHED}
     fresh = TaskLinks(tasks)
     for got, want in ((links.children, fresh.children), (links.about, fresh.about)):
         assert {k: set(v) for k, v in got.items() if v} == {k: set(v) for k, v in want.items() if v}

@@ -895,6 +895,9 @@ class Daemon:
                 if t is None or t.status is not S.PROCESSING:
                     self.workspace.remove(child.name)
         self._review_performance()  # a cycle a crash cut short (derived from reviews/)
+        # the store runs `git gc --auto` every GC_EVERY_COMMITS commits of one process; runs
+        # shorter than that would never pack, and loose objects pile up over many restarts
+        self.store.maintenance()
 
     # ------------------------------------------------------------ person's edits
     def _take_human_edits(self) -> None:

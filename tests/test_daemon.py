@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import pygit2
 import pytest
 import yaml
 from conftest import AOI_BIN, PERSON_NAME, git
@@ -270,6 +271,30 @@ def test_a_run_that_changed_nothing_leaves_no_branch_or_worktree(org: Org) -> No
     assert "aoi.yaml" in seen and ".vscode" in seen
     assert not seen & {"tasks", "employees", "talents", "sops", "schemas", "retros", "reviews"}
     org.assert_clean()
+
+
+def test_every_daemon_start_packs_loose_objects_past_gc_auto(org: Org) -> None:
+    # one daemon run commits far fewer than GC_EVERY_COMMITS: without a check at start,
+    # loose objects piled up over many short runs (78k after 7 benchmark runs)
+    git(org.root, "config", "gc.auto", "20")
+    org.employee("eng-1", command=["/bin/sh", "-c", "true"])
+    org.commit()
+    org.new("t-11", "Nothing to do")
+    # `git gc --auto` estimates the loose objects from objects/17/: make it see enough
+    repo, n = pygit2.Repository(str(org.root)), 0
+    while len(list((org.root / ".git" / "objects" / "17").glob("*"))) < 3:
+        repo.create_blob(f"filler {n}".encode())
+        n += 1
+    head = git(org.root, "rev-parse", "HEAD").strip()
+    loose_head = org.root / ".git" / "objects" / head[:2] / head[2:]
+    assert loose_head.exists()
+    org.run()  # its gc runs in the background
+    deadline = time.monotonic() + 30
+    while loose_head.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not loose_head.exists()  # packed
+    subprocess.run(["git", "fsck", "--no-progress"], cwd=org.root, check=True,
+                   capture_output=True)
 
 
 # ------------------------------------------------------------------ mutual exclusion

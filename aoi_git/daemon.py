@@ -66,6 +66,7 @@ from aoi_git.workspace import NewWorktree, Trash, Workspace, branch_name, update
 log = logging.getLogger("aoi.daemon")
 S = Status
 INDEX_FLUSH_S = 0.5
+START_GC_FACTOR = 8  # see recover()
 LOCK_RETRY_S = 0.05
 POOL_SIZE = 8  # finished worktrees kept for the next tasks (see Workspace._reuse)
 INDEX_FLUSH_SHARE = 50  # while busy, flush at most every 50x the last flush took (<= 2%)
@@ -895,9 +896,11 @@ class Daemon:
                 if t is None or t.status is not S.PROCESSING:
                     self.workspace.remove(child.name)
         self._review_performance()  # a cycle a crash cut short (derived from reviews/)
-        # the store runs `git gc --auto` every GC_EVERY_COMMITS commits of one process; runs
-        # shorter than that would never pack, and loose objects pile up over many restarts
-        self.store.maintenance()
+        # The store runs `git gc --auto` every GC_EVERY_COMMITS commits of one process; runs
+        # shorter than that would never pack, and loose objects would pile up over many
+        # restarts (e.g. `--until-idle` from cron). At start, only past 8x git's threshold:
+        # a series of short runs then packs once in a while, not at nearly every start.
+        self.store.maintenance(loose_factor=START_GC_FACTOR)
 
     # ------------------------------------------------------------ person's edits
     def _take_human_edits(self) -> None:

@@ -79,6 +79,7 @@ def _reduce_task(task: Task) -> tuple[type[Task], tuple[object, ...]]:
     return Task, _task_values(task)
 
 GC_EVERY_COMMITS = 2000
+GIT_GC_AUTO_DEFAULT = 6700  # git's gc.auto when unset
 
 
 @dataclass
@@ -613,13 +614,25 @@ class Store:
                                        FILEMODE_BLOB))  # type: ignore[arg-type]
         return True
 
-    def maintenance(self) -> None:
-        """Pack loose objects now and then (pygit2 never runs `git gc --auto`)."""
+    def maintenance(self, loose_factor: int = 1) -> None:
+        """Pack loose objects now and then (pygit2 never runs `git gc --auto`).
+
+        `loose_factor`: only past this many times git's `gc.auto` loose objects (0 in the
+        config turns it off, as in git)."""
         import subprocess
         import threading
 
+        cmd = ["git", "gc", "--auto", "--quiet"]
+        if loose_factor != 1:
+            try:
+                auto = self.repo.config.get_int("gc.auto")
+            except (KeyError, ValueError, pygit2.GitError):
+                auto = GIT_GC_AUTO_DEFAULT
+            if auto <= 0:
+                return
+            cmd[1:1] = ["-c", f"gc.auto={auto * loose_factor}"]
         proc = subprocess.Popen(
-            ["git", "gc", "--auto", "--quiet"], cwd=self.root,
+            cmd, cwd=self.root,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
         # reaped in the background: a long-running daemon must not collect zombies

@@ -276,7 +276,7 @@ def test_a_run_that_changed_nothing_leaves_no_branch_or_worktree(org: Org) -> No
 def test_every_daemon_start_packs_loose_objects_past_gc_auto(org: Org) -> None:
     # one daemon run commits far fewer than GC_EVERY_COMMITS: without a check at start,
     # loose objects piled up over many short runs (78k after 7 benchmark runs)
-    git(org.root, "config", "gc.auto", "20")
+    git(org.root, "config", "gc.auto", "20")  # at start: 8x that, 160
     org.employee("eng-1", command=["/bin/sh", "-c", "true"])
     org.commit()
     org.new("t-11", "Nothing to do")

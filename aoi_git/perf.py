@@ -96,9 +96,6 @@ def reviewer(employees: Mapping[str, Employee], fallback: Actor) -> Actor:
     return Actor(ActorKind.AGENT, hrs[0].id) if hrs else fallback
 
 
-# Parsed review files by blob id, and whole `reviews/` trees by tree id: content-addressed,
-# so right for any repository. A daemon reads the reviews at every root it finishes; without
-# these it parsed every review ever written each time (its cost grew with the org's age).
 class Reviews(dict[str, list[ReviewFile]]):
     """Review files by employee, and (computed once) the projects they cover."""
 
@@ -107,6 +104,9 @@ class Reviews(dict[str, list[ReviewFile]]):
         return frozenset(r for files in self.values() for f in files for r in f.roots)
 
 
+# Parsed review files by blob id, and whole `reviews/` trees by tree id: content-addressed,
+# so right for any repository. A daemon reads the reviews at every root it finishes; without
+# these it parsed every review ever written each time (its cost grew with the org's age).
 _META_BY_BLOB: dict[str, tuple[int, str, list[str]]] = {}
 _BY_TREE: dict[str, Reviews] = {}
 _CACHE_MAX = 20_000
@@ -142,7 +142,11 @@ def _review_meta(view: HeadView, path: str) -> tuple[int, str, list[str]]:
         return _META_BY_BLOB[blob]
     meta = front_matter(view.read(path) or b"")
     roots = meta.get("roots") or []
-    found = (int(meta.get("cycle") or 0),
+    try:
+        cycle = int(meta.get("cycle") or 0)
+    except (TypeError, ValueError):  # a person's edit: the file still counts
+        cycle = 0
+    found = (cycle,
              "fail" if str(meta.get("result", "")).lower() == "fail" else "pass",
              [str(r) for r in roots] if isinstance(roots, list) else [])
     if blob is not None:
@@ -207,8 +211,8 @@ def run_cycle(txn: Txn, *, store: Store, tasks: Mapping[str, Task],
     if roots is None:
         return None
     sig = collect(store, tasks, roots, rev=txn.view.oid or "HEAD", links=links)
-    idle = [r for r in passed_over or () if r in tasks and r not in reviews.covered]
-    listed = sorted({*roots, *idle}, key=lambda r: (tasks[r].created or "", r))
+    quiet = [r for r in passed_over or () if r in tasks and r not in reviews.covered]
+    listed = sorted({*roots, *quiet}, key=lambda r: (tasks[r].created or "", r))
     cycle = max((f.cycle for files in reviews.values() for f in files), default=0) + 1
     outcome = Outcome(cycle, listed)
     rule = Rule.of(config)

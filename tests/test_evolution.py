@@ -457,6 +457,20 @@ def test_passed_over_projects_are_listed_by_the_next_written_cycle(org: Org) -> 
     assert org.read("reviews/eng-1/2.md") is None
 
 
+def test_a_review_file_a_person_garbled_still_counts(org_dir: Path) -> None:
+    folder = org_dir / "reviews" / "coo"
+    folder.mkdir(parents=True)
+    (folder / "1.md").write_text("---\ncycle: soon\nresult: fail\nroots: [p1]\n---\n")
+    (folder / "2.md").write_text("no front matter at all\n")
+    git(org_dir, "add", "reviews")
+    git(org_dir, "commit", "-q", "--no-verify", "-m", "hand-written reviews")
+    store = Store(org_dir)
+    reviews = perf.read_reviews(store.head(), store)
+    assert [(f.n, f.cycle, f.result, f.roots) for f in reviews["coo"]] == [
+        (1, 0, "fail", ["p1"]), (2, 0, "pass", [])]
+    assert reviews.covered == {"p1"}
+
+
 def test_review_counters_come_from_the_files() -> None:
     assert perf.fails_in_a_row(["fail", "pass", "fail", "fail"]) == 2
     assert perf.fails_in_a_row(["pass"]) == 0

@@ -11,10 +11,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pygit2
 import pytest
 from conftest import PERSON_NAME, git
 
 from aoi_git import ops
+from aoi_git import store as store_mod
 from aoi_git.errors import IllegalTransition
 from aoi_git.ids import ID_RE, shard_path
 from aoi_git.model import Actor, ActorKind, Status
@@ -374,3 +376,33 @@ def test_commit_time_is_now_and_author_is_the_actor_for_machines(org_dir: Path) 
     author = git(org_dir, "log", "-1", "--format=%an|%ae").strip()
     assert author == f"{socket.gethostname()} (daemon)|{socket.gethostname()}@aoi.invalid"
     assert os.environ["GIT_COMMITTER_NAME"] in git(org_dir, "log", "-1", "--format=%cn")
+
+
+def test_big_blobs_are_read_from_memory_and_stay_exact(org_dir: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # an employee's journal only grows and is read several times per task: its bytes are
+    # kept by blob id (what was just written, what was read), never stale, and bounded
+    store = Store(org_dir)
+    path = "employees/coo/journal.md"
+    big = b"## 2026-01-01 00:00 t-x: entry\n\n" + b"x" * (store_mod.BIG_BLOB + 10)
+    oid, _ = commit(store, lambda txn: txn.put_file(path, big), HUMAN)
+    assert oid is not None
+    blob = store.head().blob_id(path)
+    assert blob is not None and bytes.fromhex(blob) in store_mod._BIG_BLOBS  # kept on write
+    assert store.head().read(path) == big
+    bigger = big + b"more\n"
+    commit(store, lambda txn: txn.put_file(path, bigger), HUMAN)
+    assert store.head().read(path) == bigger  # a new version is a new id: never stale
+    assert store.view(oid).read(path) == big
+    # another repository with the same content gets the same bytes (content-addressed)
+    other = tmp_path / "other"
+    git(tmp_path, "init", "-q", str(other))
+    (other / "j.md").write_bytes(big)
+    git(other, "add", "j.md")
+    git(other, "commit", "-q", "-m", "j")
+    assert Store(other).head().read("j.md") == big
+    # bounded: past the byte cap the oldest go first, and reads still work from git
+    monkeypatch.setattr(store_mod, "_BIG_BLOBS_MAX_BYTES", len(bigger) + 1)
+    store_mod.remember_blob(pygit2.Oid(raw=b"\x01" * 20), b"y" * store_mod.BIG_BLOB)
+    assert store_mod._big_blobs_bytes <= len(bigger) + 1
+    assert store.head().read(path) == bigger and store.view(oid).read(path) == big

@@ -931,12 +931,10 @@ class Daemon:
             except (FileNotFoundError, IsADirectoryError):
                 data = None
             blob = str(pygit2.hash(data)) if data is not None else None
-            if blob == head.blob_id(r) or pending.stale_file(self.store.pending_moves, r, blob,
-                                                             head.blob_id(r)):
+            at_head = head.blob_id(r)  # None for both: gone from disk and from HEAD
+            if blob == at_head or pending.stale_file(self.store.pending_moves, r, blob,
+                                                     at_head):
                 self.file_problems.pop(r, None)  # at HEAD, or our own write still to come
-                continue
-            if data is None and not head.exists(r):
-                self.file_problems.pop(r, None)
                 continue
             files[r] = data
         if not files:

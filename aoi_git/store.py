@@ -580,10 +580,9 @@ class Store:
             except (pygit2.GitError, OSError):  # index.lock: a person's git is writing it
                 with contextlib.suppress(pygit2.GitError, OSError):
                     index.read(True)  # drop what was changed in memory only
-                for path, move in moves.items():  # the files are done; the entries are not
-                    done = dataclasses.replace(move, file_old=on_disk[path])
-                    later = self._pending.get(path)
-                    self._pending[path] = done.then(later) if later else done
+                # the files are done; the entries are not
+                self.resume_moves({path: dataclasses.replace(move, file_old=on_disk[path])
+                                   for path, move in moves.items()})
                 return False
         return True
 

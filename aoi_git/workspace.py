@@ -12,10 +12,12 @@ Creating and removing a worktree are on every task's path, so they avoid git pro
 the branch is made with pygit2, the worktree's administrative files (the `.git` file and
 `$GIT_COMMON_DIR/worktrees/<name>/{gitdir,commondir,HEAD}`, the layout `git worktree add`
 writes) and its sparse-checkout settings are written directly, and one `git checkout`
-fills it. Removal moves the folder and its administrative folder (what `git worktree
-remove` + `prune` delete) into `.aoi/trash/` with two renames and deletes them on a
-background thread, off the daemon's loop. A run that changed nothing costs one
-`git status`.
+fills it. A finished worktree is kept for the next task (up to `pool_size`, in
+`.aoi/worktrees/.pool/`) and reused with one `git checkout -f -B`; otherwise removal moves
+the folder and its administrative folder (what `git worktree remove` + `prune` delete)
+into `.aoi/trash/` with two renames and deletes them on a background thread, off the
+daemon's loop. A run that changed nothing is recognised from a stat snapshot of the
+worktree (`aoi_git.treestat`), without a git process.
 """
 
 from __future__ import annotations

@@ -236,18 +236,17 @@ class Validator:
         if changed:
             # A cycle these files make goes through one of them: search what they reach
             # (their dependencies, their ancestors), not the whole org (~0.1 s at 100k).
-            deps = _reachable(overlay, changed, lambda v: v.depends_on)
-            parents = _reachable(overlay, changed, lambda v: (v.parent,) if v.parent else ())
-            cycle = find_cycle(deps)
-            if cycle:
-                first = next((c for c in cycle if c in changed), cycle[0])
-                where = changed[first][0] if first in changed else self.paths.get(first, "tasks")
-                problems.append(f"{where}:1: dependency cycle: {' -> '.join(cycle)}")
-            pcycle = find_cycle(parents)
-            if pcycle:
-                first = next((c for c in pcycle if c in changed), pcycle[0])
-                where = changed[first][0] if first in changed else self.paths.get(first, "tasks")
-                problems.append(f"{where}:1: parent cycle: {' -> '.join(pcycle)}")
+            edges: list[tuple[str, Callable[[Task], tuple[str, ...]]]] = [
+                ("dependency", lambda v: v.depends_on),
+                ("parent", lambda v: (v.parent,) if v.parent else ()),
+            ]
+            for kind, out in edges:
+                cycle = find_cycle(_reachable(overlay, changed, out))
+                if cycle:
+                    first = next((c for c in cycle if c in changed), cycle[0])
+                    where = changed[first][0] if first in changed \
+                        else self.paths.get(first, "tasks")
+                    problems.append(f"{where}:1: {kind} cycle: {' -> '.join(cycle)}")
         return problems
 
     def _ref_problems(

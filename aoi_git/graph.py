@@ -139,11 +139,12 @@ class TaskLinks:
                 self._refs[tid] = refs
             else:
                 self._refs.pop(tid, None)
-        if is_root(task):
+        root = is_root(task)
+        if root:
             self.roots[tid] = None
         else:
             self.roots.pop(tid, None)
-        if is_root(task) and task.status is Status.FINISHED:
+        if root and task.status is Status.FINISHED:
             self.finished_roots[tid] = None
         else:
             self.finished_roots.pop(tid, None)

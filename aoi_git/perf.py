@@ -179,13 +179,12 @@ def fails_in_a_row(results: list[str]) -> int:
     return n
 
 
-def due_roots(tasks: Mapping[str, Task], reviews: Mapping[str, list[ReviewFile]],
-              every: int, links: TaskLinks | None = None,
+def due_roots(tasks: Mapping[str, Task], reviews: Reviews, every: int,
+              links: TaskLinks | None = None,
               passed_over: Collection[str] = ()) -> list[str] | None:
     """The finished projects no review covers yet, when there are at least `every`
     (`passed_over`: projects a cycle already found no one to review in)."""
-    covered = reviews.covered if isinstance(reviews, Reviews) else \
-        Reviews(reviews).covered
+    covered = reviews.covered
     finished = links.finished_roots if links is not None else \
         [t.id for t in tasks.values() if is_root(t) and t.status is Status.FINISHED]
     due = [r for r in finished if r not in covered and r not in passed_over and r in tasks]

@@ -5,7 +5,9 @@ mint the same id. They live in `tasks/<1st char>/<2nd char>/<id>.yaml`: a two-le
 (32 x 32 folders) whose commit cost stays flat as the org grows: each commit rewrites
 three small trees (~5 KB), where 1,024 folders under `tasks/` would rewrite a ~30 KB one.
 People may name tasks themselves and save them anywhere under `tasks/`; the id is the
-file name.
+file name. Retrospectives (`retros/<1st>/<2nd>/<root id>.md`) are sharded the same way: one
+per finished root, so a flat `retros/` rewrote a tree that grew with every project (4.4 ms
+per root finish at 1,800 retrospectives, against 0.6 ms for a task's commit).
 """
 
 from __future__ import annotations
@@ -31,7 +33,12 @@ def is_valid_id(task_id: str) -> bool:
     return bool(ID_RE.match(task_id))
 
 
+def sharded(folder: str, task_id: str, suffix: str) -> str:
+    """`<folder>/<c1>/<c2>/<id><suffix>`: c1, c2 the first two characters after `t-`."""
+    stem = task_id[2:] if task_id.startswith("t-") and len(task_id) >= 4 else task_id
+    return f"{folder}/{stem[0]}/{stem[1]}/{task_id}{suffix}"
+
+
 def shard_path(task_id: str) -> str:
     """Repo-relative path for a task aoi creates (any valid id: 2 characters or more)."""
-    stem = task_id[2:] if task_id.startswith("t-") and len(task_id) >= 4 else task_id
-    return f"tasks/{stem[0]}/{stem[1]}/{task_id}.yaml"
+    return sharded("tasks", task_id, ".yaml")

@@ -32,6 +32,7 @@ from typing import Any
 
 from aoi_git.context import journal_entries_about
 from aoi_git.graph import TaskLinks
+from aoi_git.ids import sharded
 from aoi_git.model import Actor, Employee, Kind, OrgConfig, Status, Task
 from aoi_git.ops import new_task
 from aoi_git.signals import Signals, TaskSignals, collect, fmt_seconds
@@ -57,10 +58,10 @@ class Retro:
     signals: Signals
     sops: list[SopChange] = field(default_factory=list)
     sop_branch: str | None = None
+    path: str = ""  # where it is (or goes) in the repository
 
-    @property
-    def path(self) -> str:
-        return retro_path(self.root)
+    def __post_init__(self) -> None:
+        self.path = self.path or retro_path(self.root)
 
     def to_dict(self) -> dict[str, Any]:
         return {"root": self.root, "path": self.path, "signals": self.signals.to_dict(),
@@ -69,8 +70,13 @@ class Retro:
                 "sop_branch": self.sop_branch, "text": self.text}
 
 
-def retro_path(root: str) -> str:
-    return f"retros/{root}.md"
+def retro_path(root: str, view: HeadView | None = None) -> str:
+    """`retros/<c1>/<c2>/<root>.md` (sharded like tasks, see `aoi_git.ids`), or the flat
+    `retros/<root>.md` an earlier aoi wrote, when `view` has that one: it stays where it is."""
+    flat = f"retros/{root}.md"
+    if view is not None and view.exists(flat):
+        return flat
+    return sharded("retros", root, ".md")
 
 
 def sop_branch(root: str) -> str:
@@ -93,7 +99,7 @@ def build(view: HeadView, store: Store, tasks: Mapping[str, Task],
     sops = propose_sops(view, sig, tasks, employees, root)
     branch = sop_branch(root_id) if sops and config.sop_approval else None
     text = render(view, sig, tasks, employees, config, root, sops, branch, finishing_at)
-    return Retro(root_id, text, sig, sops, branch)
+    return Retro(root_id, text, sig, sops, branch, retro_path(root_id, view))
 
 
 def write_into(txn: Txn, store: Store, retro: Retro, tasks: Mapping[str, Task],

@@ -215,11 +215,11 @@ def test_retro_when_a_root_finishes(org: Org) -> None:
     assert tasks["p1"].status is S.FINISHED
     kids = org.kids("p1")
     a, b = kids["Part A [reject-once]"], kids["Part B"]
-    text = org.read("retros/p1.md")
+    text = org.read("retros/p/1/p1.md")
     assert text is not None
     # written in the commit of the root's accepted -> finished
     sha = commit_of(org.root, "aoi: p1 accepted -> finished")
-    assert "retros/p1.md" in git(org.root, "show", "--name-only", "--format=", sha).split()
+    assert "retros/p/1/p1.md" in git(org.root, "show", "--name-only", "--format=", sha).split()
     assert "Aoi-Retro: p1" in git(org.root, "show", "-s", "--format=%B", sha)
 
     out = org.aoi("retro", "p1", "--json")
@@ -268,6 +268,33 @@ def test_retro_when_a_root_finishes(org: Org) -> None:
     assert "Traceback" not in bad.stderr
 
 
+def test_retro_write_regenerates_in_the_sharded_layout_or_where_an_older_one_is(
+        org: Org) -> None:
+    org.team()
+    org.commit()
+    org.project("p1", [sub("a", "Part A")])
+    org.run()
+    text = org.read("retros/p/1/p1.md")
+    assert text is not None
+    git(org.root, "rm", "-q", "retros/p/1/p1.md")
+    git(org.root, "commit", "-q", "-m", "drop it")
+    out = org.aoi("retro", "p1", "--write")
+    assert out.returncode == 0 and "wrote retros/p/1/p1.md" in out.stdout, out.stderr
+    assert "## What went well" in (org.read("retros/p/1/p1.md") or "")
+    # an earlier aoi wrote retros/<root>.md: it is read and regenerated where it is
+    git(org.root, "mv", "retros/p/1/p1.md", "retros/p1.md")
+    git(org.root, "commit", "-q", "-m", "as an earlier aoi laid it out")
+    shown = org.aoi("retro", "p1")
+    assert shown.returncode == 0 and shown.stdout == org.read("retros/p1.md")
+    (org.root / "retros" / "p1.md").write_text("a person's note\n")
+    git(org.root, "commit", "-q", "-am", "a note")
+    out = org.aoi("retro", "p1", "--write")
+    assert out.returncode == 0 and "wrote retros/p1.md" in out.stdout, out.stderr
+    assert "## What went well" in (org.read("retros/p1.md") or "")
+    assert org.read("retros/p/1/p1.md") is None
+    assert "a person's note" in git(org.root, "show", "HEAD~1:retros/p1.md")
+
+
 def test_sop_from_a_rejection_is_committed_and_reaches_a_later_context(org: Org) -> None:
     org.team()
     org.commit()
@@ -282,7 +309,7 @@ def test_sop_from_a_rejection_is_committed_and_reaches_a_later_context(org: Org)
     assert meta == {"title": "Lessons from retrospectives: engineer",
                     "applies_to": {"roles": ["engineer"]}}
     assert REASON in sop and "## From p1: Project p1" in sop
-    assert "sops/retro-engineer.md" in (org.read("retros/p1.md") or "")
+    assert "sops/retro-engineer.md" in (org.read("retros/p/1/p1.md") or "")
     # the SOP reaches the context of a later engineer task, not a lead's
     store = Store(org.root)
     o = load_org(store)
@@ -302,7 +329,7 @@ def test_sop_from_a_rejection_is_committed_and_reaches_a_later_context(org: Org)
     assert "Lessons from retrospectives: engineer" in context and REASON in context
     # the same reason in a second project is not added again
     assert (org.read("sops/retro-engineer.md") or "").count(REASON) == 1
-    assert "## Proposed SOP changes\n\nNone" in (org.read("retros/p2.md") or "")
+    assert "## Proposed SOP changes\n\nNone" in (org.read("retros/p/2/p2.md") or "")
 
 
 def test_sop_approval_puts_the_change_on_a_branch(org: Org) -> None:
@@ -311,7 +338,7 @@ def test_sop_approval_puts_the_change_on_a_branch(org: Org) -> None:
     org.commit()
     org.project("p1", [sub("a", "Part A [reject-once]")])
     org.run()
-    assert org.read("retros/p1.md") is not None
+    assert org.read("retros/p/1/p1.md") is not None
     assert org.read("sops/retro-engineer.md") is None  # not applied without a person
     branch = "aoi/sop-p1"
     on_branch = git(org.root, "show", f"{branch}:sops/retro-engineer.md")
@@ -321,7 +348,7 @@ def test_sop_approval_puts_the_change_on_a_branch(org: Org) -> None:
     (ask,) = [t for t in org.tasks().values() if t.extra.get("sop_branch") == branch]
     assert ask.kind.value == "human" and ask.assignee == "ceo" and ask.status is S.PENDING
     assert f"git merge {branch}" in ask.description
-    text = org.read("retros/p1.md") or ""
+    text = org.read("retros/p/1/p1.md") or ""
     assert f"on branch `{branch}`, waiting for ceo's approval" in text
     # a person merges it: then it applies
     git(org.root, "merge", "-q", "--no-edit", branch)
@@ -339,7 +366,7 @@ def test_what_a_person_wrote_is_quoted_and_attributed(org: Org) -> None:
     assert out.returncode == 0, out.stderr
     org.run()
     assert org.tasks()["p1"].status is S.FINISHED
-    text = org.read("retros/p1.md") or ""
+    text = org.read("retros/p/1/p1.md") or ""
     assert f"- human:{PERSON_NAME} (accept, `{a.id}`): \"Nice, and well tested\"" in text
     assert "No person wrote anything" not in text
 

@@ -16,7 +16,9 @@ from aoi_git.errors import AoiError
               help="Machine-readable: the signals, SOP proposals and the text.")
 @click.pass_obj
 def retro(app: App, root_id: str, write: bool, as_json: bool) -> None:
-    """Print the retrospective of a root task (retros/ROOT.md), or regenerate it.
+    """Print the retrospective of a root task (retros/C1/C2/ROOT.md), or regenerate it.
+
+    C1 and C2 are the first two characters of the id after `t-`, as in tasks/.
 
     The daemon writes it when the root finishes. Without one committed (or with --write)
     it is generated from git history: signals per task and employee, what went well and
@@ -26,7 +28,7 @@ def retro(app: App, root_id: str, write: bool, as_json: bool) -> None:
     Examples:
       aoi retro t-4k2m
       aoi retro t-4k2m --json
-      aoi retro t-4k2m --write      # regenerate and commit retros/t-4k2m.md
+      aoi retro t-4k2m --write      # regenerate and commit retros/4/k/t-4k2m.md
     """
     from aoi_git import retro as retro_mod
 
@@ -43,7 +45,7 @@ def retro(app: App, root_id: str, write: bool, as_json: bool) -> None:
         raise AoiError(f"{tid} is a {task.kind.value} task; retrospectives are per root work "
                        "task (`aoi task list` shows them)")
     view = app.store.head()
-    path = retro_mod.retro_path(tid)
+    path = retro_mod.retro_path(tid, view)
     if write:
         oid, r = retro_mod.commit_retro(app.store, org.tasks, org.employees,
                                         org.config, tid, app.person, org.index.paths)

@@ -28,11 +28,11 @@ most `max_chars` long unless the three never-cut parts alone are longer.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aoi_git import yamlio
+from aoi_git.journal import journal_path, last_journal_entries
 from aoi_git.model import Employee, Task
 from aoi_git.store import HeadView
 
@@ -100,56 +100,6 @@ def load_sops(view: HeadView, names: list[str]) -> list[Sop]:
         data = view.read(f"sops/{name}")
         if data is not None:
             out.append(parse_sop(name[:-3], data.decode("utf-8", "replace")))
-    return out
-
-
-def journal_entries(text: str) -> list[str]:
-    """Entries of a journal: blocks starting with a `## ` heading."""
-    entries: list[str] = []
-    for block in ("\n" + text).split("\n## ")[1:]:
-        entries.append("## " + block.strip())
-    return entries
-
-
-def last_journal_entries(text: str, n: int) -> list[str]:
-    """The last `n` entries, found from the end (a journal only grows: reading all of it
-    for the latest few made every run of a long-serving employee cost more)."""
-    text = "\n" + text
-    end, found = len(text), list[str]()
-    while len(found) < n and end > 0:
-        start = text.rfind("\n## ", 0, end)
-        if start < 0:
-            break
-        found.append("## " + text[start + 4:end].strip())
-        end = start
-    return found[::-1]
-
-
-_ENTRY_HEAD = re.compile(r"## (?:\S+ \S+ )?([a-z0-9][a-z0-9-]*): ")
-
-
-def journal_entries_about(text: str, task_ids: Collection[str]) -> list[str]:
-    """The entries whose heading names one of `task_ids` (`## <date> <time> <id>: ...`),
-    oldest first. A few ids are looked up where they occur, not by reading every entry."""
-    if len(task_ids) > 32:
-        return [e for e in journal_entries(text)
-                if (m := _ENTRY_HEAD.match(e)) and m.group(1) in task_ids]
-    text = "\n" + text
-    starts: set[int] = set()
-    for tid in task_ids:
-        at = text.find(tid)
-        while at >= 0:
-            head = text.rfind("\n## ", 0, at)
-            if head >= 0 and "\n" not in text[head + 1:at]:
-                starts.add(head)
-            at = text.find(tid, at + len(tid))
-    out = []
-    for head in sorted(starts):
-        end = text.find("\n## ", head + 1)
-        entry = "## " + text[head + 4:end if end >= 0 else len(text)].strip()
-        m = _ENTRY_HEAD.match(entry)
-        if m and m.group(1) in task_ids:
-            out.append(entry)
     return out
 
 
@@ -281,7 +231,7 @@ def assemble_from_view(view: HeadView, task: Task, employee: Employee,
             "utf-8", "replace")
     principles = (view.read(f"employees/{employee.id}/principles.md") or b"").decode(
         "utf-8", "replace")
-    journal = (view.read(f"employees/{employee.id}/journal.md") or b"").decode(
+    journal = (view.read(journal_path(employee.id)) or b"").decode(
         "utf-8", "replace")
     return assemble(task=task, employee=employee, talent_prompt=talent_prompt,
                     principles=principles, sops=load_sops(view, sop_names), journal=journal,

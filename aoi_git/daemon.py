@@ -40,6 +40,7 @@ from aoi_git.context import assemble_from_view
 from aoi_git.errors import AoiError, IllegalTransition
 from aoi_git.gitutil import git
 from aoi_git.history import records
+from aoi_git.journal import is_journal_file
 from aoi_git.locks import DaemonLock, SlotLock, take_slot, take_task_lock
 from aoi_git.model import Actor, ActorKind, Employee, Kind, Status, Task
 from aoi_git.org import Org, load_org
@@ -398,7 +399,7 @@ class Daemon:
         self.store._task_cache = index
         self.store._cache_dirty = True
         if any(p.startswith(("employees/", "aoi.yaml", "talents/"))
-               and not p.endswith("/journal.md") for p in txn.files):  # journals: not config
+               and not is_journal_file(p) for p in txn.files):
             self._refresh()
 
     def _refresh_if_moved(self) -> None:

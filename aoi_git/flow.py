@@ -13,6 +13,7 @@ from typing import Any
 
 from aoi_git.errors import AoiError
 from aoi_git.graph import find_cycle
+from aoi_git.journal import append_journal, journal_entry
 from aoi_git.model import Actor, ActorKind, Employee, Kind, OrgConfig, Status, Task
 from aoi_git.ops import cancel_cascade, new_task
 from aoi_git.runs import AgentResult
@@ -68,29 +69,6 @@ def depth_of(task: Task, tasks: Mapping[str, Task]) -> int:
         depth += 1
         cur = tasks[cur.parent]
     return depth
-
-
-def journal_entry(task: Task, result: AgentResult, now: float | None = None) -> str:
-    when = now_iso(now)[:16].replace("T", " ")
-    lines = [f"## {when} {task.id}: {task.title} ({result.outcome})", ""]
-    if result.summary:
-        lines.append(result.summary.strip()[:1500])
-    if result.error:
-        lines.append(f"Error: {result.error.strip()[:500]}")
-    for lesson in result.lessons:
-        lines.append(f"- Lesson: {lesson.strip()}")
-    return "\n".join(lines) + "\n\n"
-
-
-def append_journal(txn: Txn, employee: str, entry: str) -> None:
-    path = f"employees/{employee}/journal.md"
-    current = txn.files.get(path)
-    if current is None:
-        current = txn.view.read(path) or f"# Journal of {employee}\n\n".encode()
-    txt = current.decode("utf-8", "replace")
-    if not txt.endswith("\n"):
-        txt += "\n"
-    txn.put_file(path, (txt + "\n" + entry).encode())
 
 
 def apply_result(

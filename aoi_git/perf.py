@@ -34,6 +34,7 @@ from typing import Any
 
 from aoi_git import yamlio
 from aoi_git.graph import TaskLinks, is_root
+from aoi_git.journal import journal_for
 from aoi_git.model import Actor, ActorKind, Employee, EmployeeStatus, OrgConfig, Status, Task
 from aoi_git.ops import new_task
 from aoi_git.signals import EmployeeSignals, Signals, collect
@@ -295,8 +296,6 @@ def render(emp: Employee, n: int, cycle: int, ok: bool, reasons: list[str], rule
            sig: Signals, roots: list[str], tasks: Mapping[str, Task], view: HeadView,
            by: str, when: str, streak: int, streak_reviews: list[int], status: str,
            new_status: str) -> str:
-    from aoi_git.retro import journal_for
-
     e = sig.employees[emp.id]
     rate = "-" if e.pass_rate is None else f"{e.pass_rate:.0%}"
     verdict = "PASS" if ok else "FAIL"
@@ -351,7 +350,7 @@ def render(emp: Employee, n: int, cycle: int, ok: bool, reasons: list[str], rule
     else:
         lines.append(f"Status: {status} (unchanged). {PIP_AFTER} failed reviews in a row put "
                      f"an employee on pip; {OFFBOARD_AFTER} offboard it.")
-    entries = journal_for(view, emp.id, set(sig.tasks))
+    entries = journal_for(view, emp.id, set(sig.tasks), sig.since)
     lines += ["", "## Self-assessment", "",
               f"Quoted verbatim from `employees/{emp.id}/journal.md` (entries for these "
               "projects' tasks)."]

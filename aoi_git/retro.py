@@ -30,9 +30,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aoi_git.context import journal_entries_about
 from aoi_git.graph import TaskLinks
 from aoi_git.ids import sharded
+from aoi_git.journal import journal_for
 from aoi_git.model import Actor, Employee, Kind, OrgConfig, Status, Task
 from aoi_git.ops import new_task
 from aoi_git.signals import Signals, TaskSignals, collect, fmt_seconds
@@ -311,7 +311,7 @@ def render(view: HeadView, sig: Signals, tasks: Mapping[str, Task],
     if not participants:
         out.append("No employee ran a task of this project.")
     for emp_id in participants:
-        entries = journal_for(view, emp_id, set(sig.tasks))
+        entries = journal_for(view, emp_id, set(sig.tasks), sig.since)
         out.append(f"### {emp_id}" + (f" ({employees[emp_id].role})"
                                       if emp_id in employees else ""))
         out.append("")
@@ -400,14 +400,6 @@ def judge(sig: Signals, tasks: Mapping[str, Task], root: Task) -> tuple[list[str
         bad.append("Nothing measurable: no failed run, rejection, escalation or "
                    "cancellation.")
     return good, bad
-
-
-def journal_for(view: HeadView, employee: str, task_ids: set[str]) -> list[str]:
-    """The employee's journal entries about any of `task_ids`, verbatim, oldest first."""
-    data = view.read(f"employees/{employee}/journal.md")
-    if data is None:
-        return []
-    return journal_entries_about(data.decode("utf-8", "replace"), task_ids)
 
 
 # ------------------------------------------------------------------ daemon and CLI

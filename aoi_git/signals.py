@@ -166,6 +166,16 @@ class Signals:
         return sum(t.usd for t in self.tasks.values())
 
     @property
+    def since(self) -> int | None:
+        """Commit time at which the earliest of these tasks appeared (or was first claimed),
+        None when one has neither in the history read (e.g. a shallow clone's edge)."""
+        starts = [t.created if t.created is not None else t.first_claim
+                  for t in self.tasks.values()]
+        if not starts or any(s is None for s in starts):
+            return None
+        return min(s for s in starts if s is not None)
+
+    @property
     def tokens(self) -> int:
         return sum(t.tokens for t in self.tasks.values())
 

@@ -152,6 +152,19 @@ class HeadView:
     def exists(self, path: str) -> bool:
         return self.blob_id(path) is not None
 
+    def names(self, path: str) -> list[str]:
+        """Names of the entries of a folder (empty if missing or not a folder)."""
+        if self.commit is None:
+            return []
+        try:
+            entry = self.commit.tree[path]
+        except KeyError:
+            return []
+        tree = self.repo[entry.id]
+        if not isinstance(tree, pygit2.Tree):
+            return []
+        return [e.name for e in tree if e.name is not None]
+
 
 @dataclass
 class TaskIndex:
@@ -237,17 +250,7 @@ class Store:
 
     def list_dir(self, path: str, view: HeadView | None = None) -> list[str]:
         """Names of the entries of a folder at HEAD (empty if missing)."""
-        view = view or self.head()
-        if view.commit is None:
-            return []
-        try:
-            entry = view.commit.tree[path]
-        except KeyError:
-            return []
-        tree = self.repo[entry.id]
-        if not isinstance(tree, pygit2.Tree):
-            return []
-        return [e.name for e in tree if e.name is not None]
+        return (view or self.head()).names(path)
 
     # ------------------------------------------------------------ task loading
     def load_tasks(self, view: HeadView | None = None) -> TaskIndex:

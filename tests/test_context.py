@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from aoi_git.context import (
     CONTRACT,
@@ -16,9 +13,6 @@ from aoi_git.context import (
     JOURNAL_ENTRIES,
     assemble,
     assemble_from_view,
-    journal_entries,
-    journal_entries_about,
-    last_journal_entries,
     parse_sop,
 )
 from aoi_git.model import Backend, Employee, OrgConfig, Status, Talent, Task
@@ -231,33 +225,3 @@ def test_tool_gating(role: str, talent: Talent | None, profile_tools: tuple[str,
 def test_profile_tools_take_precedence_over_the_talents() -> None:
     emp = Employee(id="e-1", role="engineer", talent="figma-designer", tools=("Read",))
     assert allowed_tools(emp, CONFIG, TALENT) == ["Read", "Glob", "Grep"]
-
-
-# ------------------------------------------------------------------ journal lookups
-
-_IDS = ["t-aa", "t-ab", "t-abc", "fix-1", "fix-10"]
-
-
-@st.composite
-def _journals(draw: st.DrawFn) -> str:
-    """Journals like flow.journal_entry writes them, with ids also mentioned in bodies,
-    prefixes of each other, headings without a date, and stray text before the first."""
-    parts = [draw(st.sampled_from(["", "# Journal of x\n\n", "preface t-aa: here\n"]))]
-    for _ in range(draw(st.integers(0, 12))):
-        tid = draw(st.sampled_from(_IDS))
-        date = draw(st.sampled_from(["2026-11-21 10:26 ", ""]))
-        body = draw(st.sampled_from(["", "done", "see t-ab: also", "## not a heading",
-                                     "mentions fix-10 and t-abc"]))
-        parts.append(f"## {date}{tid}: title ({draw(st.sampled_from(['completed', 'x']))})"
-                     f"\n\n{body}\n\n")
-    return "".join(parts)
-
-
-@given(_journals(), st.sets(st.sampled_from(_IDS)), st.integers(0, 15))
-@settings(max_examples=300, deadline=None)
-def test_journal_lookups_match_reading_every_entry(text: str, ids: set[str], n: int) -> None:
-    head = re.compile(r"^## (?:\S+ \S+ )?([a-z0-9][a-z0-9-]*): ")
-    every = journal_entries(text)
-    expected = [e for e in every if (m := head.match(e.splitlines()[0])) and m.group(1) in ids]
-    assert journal_entries_about(text, ids) == expected
-    assert last_journal_entries(text, n) == (every[-n:] if n else [])

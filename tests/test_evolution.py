@@ -24,7 +24,7 @@ import yaml
 from conftest import PERSON_NAME, git
 from orgkit import TmpOrg
 
-from aoi_git import perf, stats
+from aoi_git import journal, perf, stats
 from aoi_git.commitmsg import Message, Transition
 from aoi_git.context import assemble_from_view
 from aoi_git.model import Actor, ActorKind, Status, Task
@@ -293,6 +293,40 @@ def test_retro_write_regenerates_in_the_sharded_layout_or_where_an_older_one_is(
     assert "## What went well" in (org.read("retros/p1.md") or "")
     assert org.read("retros/p/1/p1.md") is None
     assert "a person's note" in git(org.root, "show", "HEAD~1:retros/p1.md")
+
+
+def test_a_rotated_journal_still_feeds_retros_reviews_and_contexts(
+        org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(journal, "ROTATE_BYTES", 700)
+    monkeypatch.setattr(journal, "KEEP", 3)
+    org.team()
+    org.evolution(review_every=2)
+    org.commit()
+    org.project("p1", [sub(k, f"Part {k}") for k in "abcdefghij"])
+    org.project("p2", [sub("m", "Part m")])
+    org.run()
+    archives = sorted((org.root / "employees" / "eng-1" / "journal").iterdir())
+    assert archives, "the journal did not rotate"
+    assert all(git(org.root, "log", "--format=%h", "--", f"employees/eng-1/journal/{a.name}")
+               .count("\n") == 1 for a in archives)  # each written once
+    kids = org.kids("p1")
+    assert len(org.read("employees/eng-1/journal.md") or "") < 700 + 400
+    # p1's retrospective quotes every part's entry, most of them from the archives
+    text = org.read("retros/p/1/p1.md") or ""
+    for k in "abcdefghij":
+        assert f"> - Lesson: eng lesson on {kids[f'Part {k}'].id}: run the error path" in text
+    # the review quotes its last six entries: more than journal.md keeps
+    review = org.read("reviews/eng-1/1.md") or ""
+    assert review.count("\n> ## 20") == 6
+    # the next run's context has the latest lessons, from journal.md
+    latest = journal.last_journal_entries(org.read("employees/eng-1/journal.md") or "", 1)
+    lesson = latest[0].splitlines()[-1]
+    assert lesson.startswith("- Lesson: eng lesson on ")
+    org.project("p3", [sub("n", "Part n")])
+    org.run()
+    n = org.kids("p3")["Part n"]
+    context = (org.root / ".aoi" / "runs" / n.id / "context.md").read_text()
+    assert lesson in context
 
 
 def test_sop_from_a_rejection_is_committed_and_reaches_a_later_context(org: Org) -> None:

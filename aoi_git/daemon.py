@@ -173,6 +173,7 @@ class Daemon:
         self._status_written = ""
         self.lock_busy = False  # a dispatch found its task or slot lock taken
         self.unreviewable_roots: set[str] = set()  # see perf.run_cycle(passed_over=)
+        self.unreviewed_roots = perf.Uncovered()
 
     # ----------------------------------------------------------------- set-up
     def _workspace(self) -> Workspace:
@@ -564,7 +565,7 @@ class Daemon:
                 txn, store=self.store, tasks=self.org.tasks,
                 employees=self.org.employees, config=self.org.config, org=self.org,
                 now=self.clock(), links=self._live_set().links,
-                passed_over=self.unreviewable_roots),
+                passed_over=self.unreviewable_roots, uncovered=self.unreviewed_roots),
                 perf.reviewer(self.org.employees, self.actor))
         except Exception as exc:
             self._log(f"performance reviews not written: {exc!r}")

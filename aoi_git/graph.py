@@ -113,6 +113,7 @@ class TaskLinks:
         self.about: dict[str, dict[str, None]] = {}  # task -> tasks about it
         self.roots: dict[str, None] = {}  # projects
         self.finished_roots: dict[str, None] = {}  # projects whose root is finished
+        self.finished_log: list[str] = []  # roots in the order they became finished
         self._parent: dict[str, str] = {}
         self._refs: dict[str, tuple[str, ...]] = {}
         for t in tasks.values():
@@ -145,7 +146,9 @@ class TaskLinks:
         else:
             self.roots.pop(tid, None)
         if root and task.status is Status.FINISHED:
-            self.finished_roots[tid] = None
+            if tid not in self.finished_roots:
+                self.finished_roots[tid] = None
+                self.finished_log.append(tid)
         else:
             self.finished_roots.pop(tid, None)
 

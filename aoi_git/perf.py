@@ -32,6 +32,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import pygit2
+
 from aoi_git import yamlio
 from aoi_git.graph import TaskLinks, is_root
 from aoi_git.journal import journal_for
@@ -105,43 +107,67 @@ class Reviews(dict[str, list[ReviewFile]]):
         return frozenset(r for files in self.values() for f in files for r in f.roots)
 
 
-# Parsed review files by blob id, and whole `reviews/` trees by tree id: content-addressed,
-# so right for any repository. A daemon reads the reviews at every root it finishes; without
-# these it parsed every review ever written each time (its cost grew with the org's age).
-_META_BY_BLOB: dict[str, tuple[int, str, list[str]]] = {}
+# Parsed review files by blob id, each employee's folder by tree id and whole `reviews/`
+# trees by tree id: content-addressed, so right for any repository. A daemon reads the
+# reviews at every root it finishes; a new cycle changes the folders of the employees it
+# reviewed, and only those are listed again (by tree entries: looking each file up by
+# path cost ~10 us, 6.8 ms per cycle with 666 reviews of one employee).
+_META_BY_BLOB: dict[bytes, tuple[int, str, list[str]]] = {}
+_BY_FOLDER: dict[bytes, list[ReviewFile]] = {}
 _BY_TREE: dict[str, Reviews] = {}
 _CACHE_MAX = 20_000
+_REVIEW_NAME = re.compile(r"(\d+)\.md")
 
 
 def read_reviews(view: HeadView, store: Store) -> Reviews:
     """Every `reviews/<employee>/<n>.md`, by employee, in order of n (don't mutate)."""
     tree_id = view.blob_id("reviews")
-    if tree_id is not None and tree_id in _BY_TREE:
+    if tree_id is None:
+        return Reviews()
+    if tree_id in _BY_TREE:
         return _BY_TREE[tree_id]
+    repo = store.repo
+    top = repo[tree_id]
     out = Reviews()
-    for emp in store.list_dir("reviews", view):
-        for name in store.list_dir(f"reviews/{emp}", view):
-            m = re.fullmatch(r"(\d+)\.md", name)
-            if not m:
-                continue
-            cycle, result, roots = _review_meta(view, f"reviews/{emp}/{name}")
-            out.setdefault(emp, []).append(ReviewFile(emp, int(m.group(1)), cycle, result,
-                                                      roots))
-    for files in out.values():
-        files.sort(key=lambda f: f.n)
-    if tree_id is not None:
-        if len(_BY_TREE) >= 8:
-            _BY_TREE.pop(next(iter(_BY_TREE)))
-        _BY_TREE[tree_id] = out
+    if isinstance(top, pygit2.Tree):
+        for folder in top:
+            if folder.type_str == "tree" and folder.name:
+                files = _folder_reviews(repo, folder.name, folder.id)
+                if files:
+                    out[folder.name] = files
+    if len(_BY_TREE) >= 8:
+        _BY_TREE.pop(next(iter(_BY_TREE)))
+    _BY_TREE[tree_id] = out
     return out
 
 
-def _review_meta(view: HeadView, path: str) -> tuple[int, str, list[str]]:
+def _folder_reviews(repo: pygit2.Repository, emp: str, folder_id: pygit2.Oid) -> list[ReviewFile]:
+    known = _BY_FOLDER.get(folder_id.raw)
+    if known is not None:
+        return known
+    files = []
+    folder = repo[folder_id]
+    assert isinstance(folder, pygit2.Tree)
+    for entry in folder:
+        m = _REVIEW_NAME.fullmatch(entry.name or "")
+        if m is None or entry.type_str != "blob":
+            continue
+        cycle, result, roots = _review_meta(repo, entry.id)
+        files.append(ReviewFile(emp, int(m.group(1)), cycle, result, roots))
+    files.sort(key=lambda f: f.n)
+    if len(_BY_FOLDER) >= 64:
+        _BY_FOLDER.pop(next(iter(_BY_FOLDER)))
+    _BY_FOLDER[folder_id.raw] = files
+    return files
+
+
+def _review_meta(repo: pygit2.Repository, blob_id: pygit2.Oid) -> tuple[int, str, list[str]]:
     """(cycle, pass|fail, roots) from a review file's front matter."""
-    blob = view.blob_id(path)
-    if blob is not None and blob in _META_BY_BLOB:
-        return _META_BY_BLOB[blob]
-    meta = front_matter(view.read(path) or b"")
+    known = _META_BY_BLOB.get(blob_id.raw)
+    if known is not None:
+        return known
+    blob = repo[blob_id]
+    meta = front_matter(blob.data if isinstance(blob, pygit2.Blob) else b"")
     roots = meta.get("roots") or []
     try:
         cycle = int(meta.get("cycle") or 0)
@@ -150,10 +176,9 @@ def _review_meta(view: HeadView, path: str) -> tuple[int, str, list[str]]:
     found = (cycle,
              "fail" if str(meta.get("result", "")).lower() == "fail" else "pass",
              [str(r) for r in roots] if isinstance(roots, list) else [])
-    if blob is not None:
-        if len(_META_BY_BLOB) >= _CACHE_MAX:
-            _META_BY_BLOB.clear()
-        _META_BY_BLOB[blob] = found
+    if len(_META_BY_BLOB) >= _CACHE_MAX:
+        _META_BY_BLOB.clear()
+    _META_BY_BLOB[blob_id.raw] = found
     return found
 
 
@@ -180,15 +205,47 @@ def fails_in_a_row(results: list[str]) -> int:
     return n
 
 
+class Uncovered:
+    """The finished projects no review covers, kept across calls by the daemon. A call
+    costs the projects finished since the previous one; every finished project is looked
+    at again only when the reviews (or the links) are others than last time, i.e. after a
+    cycle, not at every root finish (0.8 ms per root finish with ~3,000 projects)."""
+
+    def __init__(self) -> None:
+        self._reviews: Reviews | None = None
+        self._links: TaskLinks | None = None
+        self._seen = 0
+        self._roots: dict[str, None] = {}
+
+    def roots(self, reviews: Reviews, links: TaskLinks) -> list[str]:
+        covered = reviews.covered
+        if reviews is not self._reviews or links is not self._links:
+            self._reviews, self._links = reviews, links
+            self._roots = dict.fromkeys(r for r in links.finished_roots if r not in covered)
+        else:
+            for r in links.finished_log[self._seen:]:
+                if r not in covered:
+                    self._roots[r] = None
+        self._seen = len(links.finished_log)
+        for r in [r for r in self._roots if r not in links.finished_roots]:
+            del self._roots[r]  # reopened since
+        return list(self._roots)
+
+
 def due_roots(tasks: Mapping[str, Task], reviews: Reviews, every: int,
               links: TaskLinks | None = None,
-              passed_over: Collection[str] = ()) -> list[str] | None:
+              passed_over: Collection[str] = (),
+              uncovered: Uncovered | None = None) -> list[str] | None:
     """The finished projects no review covers yet, when there are at least `every`
-    (`passed_over`: projects a cycle already found no one to review in)."""
-    covered = reviews.covered
-    finished = links.finished_roots if links is not None else \
-        [t.id for t in tasks.values() if is_root(t) and t.status is Status.FINISHED]
-    due = [r for r in finished if r not in covered and r not in passed_over and r in tasks]
+    (`passed_over`: projects a cycle already found no one to review in; `uncovered`: the
+    caller's tracker, with `links`)."""
+    if links is not None and uncovered is not None:
+        candidates = uncovered.roots(reviews, links)
+    else:
+        finished = links.finished_roots if links is not None else \
+            [t.id for t in tasks.values() if is_root(t) and t.status is Status.FINISHED]
+        candidates = [r for r in finished if r not in reviews.covered]
+    due = [r for r in candidates if r not in passed_over and r in tasks]
     if len(due) < max(1, every):
         return None
     return sorted(due, key=lambda r: (tasks[r].created or "", r))
@@ -197,7 +254,8 @@ def due_roots(tasks: Mapping[str, Task], reviews: Reviews, every: int,
 def run_cycle(txn: Txn, *, store: Store, tasks: Mapping[str, Task],
               employees: Mapping[str, Employee], config: OrgConfig, org: Any = None,
               now: float | None = None, links: TaskLinks | None = None,
-              passed_over: set[str] | None = None) -> Outcome | None:
+              passed_over: set[str] | None = None,
+              uncovered: Uncovered | None = None) -> Outcome | None:
     """Write the due review cycle into `txn` (nothing when none is due).
 
     `links`: the links of `tasks` when the caller keeps them (the daemon). `passed_over`:
@@ -205,9 +263,11 @@ def run_cycle(txn: Txn, *, store: Store, tasks: Mapping[str, Task],
     (no runs in their history, e.g. imported ones) are added and not examined again, so
     they do not make every later root finish read all their history once more. The next
     cycle that writes reviews lists them among its projects (as it would have without
-    the set: they finished since the last review), so they stay covered after a restart."""
+    the set: they finished since the last review), so they stay covered after a restart.
+    `uncovered`: the caller's tracker of unreviewed projects (see `Uncovered`)."""
     reviews = read_reviews(txn.view, store)
-    roots = due_roots(tasks, reviews, config.review_every, links, passed_over or ())
+    roots = due_roots(tasks, reviews, config.review_every, links, passed_over or (),
+                      uncovered)
     if roots is None:
         return None
     sig = collect(store, tasks, roots, rev=txn.view.oid or "HEAD", links=links)

@@ -22,11 +22,14 @@ from typing import Any
 import pytest
 import yaml
 from conftest import PERSON_NAME, git
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from orgkit import TmpOrg
 
 from aoi_git import journal, perf, stats
 from aoi_git.commitmsg import Message, Transition
 from aoi_git.context import assemble_from_view
+from aoi_git.graph import TaskLinks
 from aoi_git.model import Actor, ActorKind, Status, Task
 from aoi_git.ops import new_task
 from aoi_git.org import load_org
@@ -530,6 +533,36 @@ def test_a_review_file_a_person_garbled_still_counts(org_dir: Path) -> None:
     assert [(f.n, f.cycle, f.result, f.roots) for f in reviews["coo"]] == [
         (1, 0, "fail", ["p1"]), (2, 0, "pass", [])]
     assert reviews.covered == {"p1"}
+
+
+_STEPS = st.lists(st.tuples(st.sampled_from(["finish", "reopen", "review", "relink"]),
+                            st.sampled_from([f"r{i}" for i in range(8)] + ["s1"])),
+                  max_size=40)
+
+
+@given(_STEPS)
+@settings(max_examples=200, deadline=None)
+def test_the_uncovered_tracker_agrees_with_a_scan_of_every_project(
+        steps: list[tuple[str, str]]) -> None:
+    """Roots finish and reopen, cycles cover some (a new Reviews each time), the links are
+    rebuilt: the daemon's tracker answers what a scan of every finished root answers."""
+    tasks = {f"r{i}": Task(id=f"r{i}", title="root", created=f"2026-01-0{i + 1}T00:00:00Z")
+             for i in range(8)}
+    tasks["s1"] = Task(id="s1", title="sub", parent="r0")
+    links, reviews, tracker = TaskLinks(tasks), perf.Reviews(), perf.Uncovered()
+    for op, tid in steps:
+        if op in ("finish", "reopen"):
+            status = S.FINISHED if op == "finish" else S.PENDING
+            tasks[tid] = tasks[tid].with_changes(status=status)
+            links.update(tasks[tid])
+        elif op == "review":
+            files = [*reviews.get("eng-1", []), perf.ReviewFile("eng-1", 1, 1, "pass", [tid])]
+            reviews = perf.Reviews({"eng-1": files})
+        else:
+            links = TaskLinks(tasks)
+        for every in (1, 2):
+            assert perf.due_roots(tasks, reviews, every, links, uncovered=tracker) == \
+                perf.due_roots(tasks, reviews, every)
 
 
 def test_review_counters_come_from_the_files() -> None:

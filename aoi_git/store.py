@@ -200,7 +200,7 @@ class Store:
         self.defer_index = False
         self._checkout_held = False
         self._pending: dict[str, pending.Move] = {}
-        self._commits_since_gc = 0
+        self.commits_since_gc = 0
         self._task_cache: TaskIndex | None = None
         self._tree_cache: dict[str, list[tuple[str, str, bool]]] = {}
         self._parse_cache: dict[str, Task | tuple[int, str]] = {}
@@ -516,9 +516,8 @@ class Store:
         assert isinstance(new, pygit2.Commit)
         old_view, new_view = HeadView(self.repo, old), HeadView(self.repo, new)
         self.sync_paths(old_view, new_view, paths, in_work_tree)
-        self._commits_since_gc += 1
-        if self._commits_since_gc >= GC_EVERY_COMMITS:
-            self._commits_since_gc = 0
+        self.commits_since_gc += 1
+        if self.commits_since_gc >= GC_EVERY_COMMITS:
             self.maintenance()
 
     def sync_paths(self, old: HeadView, new: HeadView, paths: Iterable[str],
@@ -642,14 +641,15 @@ class Store:
                                        FILEMODE_BLOB))  # type: ignore[arg-type]
         return True
 
-    def maintenance(self, loose_factor: int = 1) -> None:
-        """Pack loose objects now and then (pygit2 never runs `git gc --auto`).
+    def maintenance(self, loose_factor: int = 1, wait: bool = False) -> None:
+        """`git gc --auto`: pack loose objects past git's `gc.auto` (pygit2 never does).
 
-        `loose_factor`: only past this many times git's `gc.auto` loose objects (0 in the
-        config turns it off, as in git)."""
+        `loose_factor`: only past this many times `gc.auto` loose objects (0 in the config
+        turns it off, as in git). `wait`: in the foreground, else in the background."""
         import subprocess
         import threading
 
+        self.commits_since_gc = 0
         cmd = ["git", "gc", "--auto", "--quiet"]
         if loose_factor != 1:
             try:
@@ -659,6 +659,10 @@ class Store:
             if auto <= 0:
                 return
             cmd[1:1] = ["-c", f"gc.auto={auto * loose_factor}"]
+        if wait:
+            subprocess.run([*cmd[:1], "-c", "gc.autoDetach=false", *cmd[1:]], cwd=self.root,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            return
         proc = subprocess.Popen(
             cmd, cwd=self.root,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,

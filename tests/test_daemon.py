@@ -28,6 +28,7 @@ import yaml
 from conftest import AOI_BIN, PERSON_NAME, git
 from orgkit import TmpOrg
 
+from aoi_git import daemon as daemon_mod
 from aoi_git.daemon import Daemon, DaemonOptions, load_backends
 from aoi_git.errors import IllegalTransition
 from aoi_git.model import Actor, ActorKind, Kind, Status
@@ -273,14 +274,10 @@ def test_a_run_that_changed_nothing_leaves_no_branch_or_worktree(org: Org) -> No
     org.assert_clean()
 
 
-def test_every_daemon_start_packs_loose_objects_past_gc_auto(org: Org) -> None:
-    # one daemon run commits far fewer than GC_EVERY_COMMITS: without a check at start,
-    # loose objects piled up over many short runs (78k after 7 benchmark runs)
-    git(org.root, "config", "gc.auto", "20")  # at start: 8x that, 160
-    org.employee("eng-1", command=["/bin/sh", "-c", "true"])
-    org.commit()
-    org.new("t-11", "Nothing to do")
-    # `git gc --auto` estimates the loose objects from objects/17/: make it see enough
+def _loose_objects_past_gc_auto(org: Org, auto: int) -> Path:
+    """Set gc.auto to `auto` and make `git gc --auto`, which estimates the loose objects
+    from objects/17/, see more than that; returns HEAD's loose object file."""
+    git(org.root, "config", "gc.auto", str(auto))
     repo, n = pygit2.Repository(str(org.root)), 0
     while len(list((org.root / ".git" / "objects" / "17").glob("*"))) < 3:
         repo.create_blob(f"filler {n}".encode())
@@ -288,11 +285,38 @@ def test_every_daemon_start_packs_loose_objects_past_gc_auto(org: Org) -> None:
     head = git(org.root, "rev-parse", "HEAD").strip()
     loose_head = org.root / ".git" / "objects" / head[:2] / head[2:]
     assert loose_head.exists()
-    org.run()  # its gc runs in the background
-    deadline = time.monotonic() + 30
-    while loose_head.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not loose_head.exists()  # packed
+    return loose_head
+
+
+def test_an_until_idle_run_packs_loose_objects_at_exit(org: Org) -> None:
+    # one run commits far fewer than GC_EVERY_COMMITS: without a check at exit, loose
+    # objects piled up over many short runs (78k after 7 benchmark runs)
+    org.employee("eng-1", command=["/bin/sh", "-c", "true"])
+    org.commit()
+    org.new("t-11", "Nothing to do")
+    loose_head = _loose_objects_past_gc_auto(org, 20)  # at exit: 8x that, 160
+    org.run()
+    assert not loose_head.exists()  # packed before the run returned
+    subprocess.run(["git", "fsck", "--no-progress"], cwd=org.root, check=True,
+                   capture_output=True)
+    # a run past gc.auto but under 8x it leaves them loose
+    org.new("t-12", "Nothing either")
+    loose_head = _loose_objects_past_gc_auto(org, 2_000)
+    org.run()
+    assert loose_head.exists()
+
+
+def test_a_long_running_daemon_packs_when_it_goes_idle(
+        org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(daemon_mod, "IDLE_GC_COMMITS", 3)
+    org.employee("eng-1", command=["/bin/sh", "-c", "true"])
+    org.commit()
+    org.new("t-11", "Nothing to do")
+    loose_head = _loose_objects_past_gc_auto(org, 20)
+    d = org.daemon()
+    drive(d, lambda: d.idle, what="t-11 to finish")
+    assert org.task("t-11").status is S.FINISHED
+    wait_for(lambda: not loose_head.exists(), what="the background gc to pack")
     subprocess.run(["git", "fsck", "--no-progress"], cwd=org.root, check=True,
                    capture_output=True)
 

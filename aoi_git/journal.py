@@ -110,11 +110,15 @@ def _entry_time(m: re.Match[str]) -> int:
     if not m.group(1):
         return 0
     hhmm = f"{m.group(2)}:{m.group(3)}" if m.group(2) else "23:59"  # a date alone: its end
+    return _utc_minute(m.group(1), hhmm) or 0
+
+
+def _utc_minute(date: str, hhmm: str) -> int | None:
+    """`YYYY-MM-DD`, `HH:MM` (UTC) as a timestamp; None when it is no real time."""
     try:
-        t = time.strptime(f"{m.group(1)} {hhmm}", "%Y-%m-%d %H:%M")
+        return calendar.timegm(time.strptime(f"{date} {hhmm}", "%Y-%m-%d %H:%M"))
     except ValueError:
-        return 0
-    return calendar.timegm(t)
+        return None
 
 
 # ------------------------------------------------------------------------- reading
@@ -168,11 +172,10 @@ def journal_files(view: HeadView, employee: str, since: float | None = None) -> 
         m = _ARCHIVE.match(name)
         if m is None:
             continue
-        if since is not None and m.group(2):
-            newest = calendar.timegm(time.strptime(
-                f"{m.group(2)} {m.group(3)}:{m.group(4)}", "%Y-%m-%d %H:%M"))
-            if newest + 60 < since - ARCHIVE_SLACK_S:  # +60: the name has whole minutes
-                continue
+        newest = _utc_minute(m.group(2), f"{m.group(3)}:{m.group(4)}") if m.group(2) else None
+        # +60: the name has whole minutes; a name without a (real) time is always read
+        if since is not None and newest is not None and newest + 60 < since - ARCHIVE_SLACK_S:
+            continue
         archives.append((int(m.group(1)), name))
     return [f"{archive_folder(employee)}/{n}" for _, n in sorted(archives)] + \
         [journal_path(employee)]

@@ -175,6 +175,10 @@ def test_journal_for_reads_the_archives_a_project_can_be_in(
         [entries[i].strip() for i in range(100, 144)]
     # an entry older than `since` that a skipped archive holds is not looked for
     assert journal_for(view, "eng-1", {"t-n0"}, since) == []
+    # an archive whose name has no real time (a person renamed it) is always read
+    git(org_dir, "mv", f"{ARCHIVES}/{names[0]}", f"{ARCHIVES}/{names[0][:5]}2026-19-99T10-15.md")
+    git(org_dir, "commit", "-q", "--no-verify", "-m", "renamed")
+    assert journal_for(store.head(), "eng-1", {"t-n0"}, since) == [entries[0].strip()]
 
 
 def test_a_long_journal_with_few_entries_is_not_cut(

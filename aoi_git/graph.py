@@ -93,6 +93,11 @@ def descendants(tasks: Mapping[str, Task], task_id: str) -> list[str]:
     return out
 
 
+def oldest_first(tasks: Mapping[str, Task], ids: Iterable[str]) -> list[str]:
+    """`ids` in order of creation, then of id (one without `created` first)."""
+    return sorted(ids, key=lambda i: (tasks[i].created or "", i))
+
+
 def is_root(task: Task) -> bool:
     """A project: a work task without a parent."""
     return task.parent is None and task.kind is Kind.WORK

@@ -35,7 +35,7 @@ from typing import Any
 import pygit2
 
 from aoi_git import yamlio
-from aoi_git.graph import TaskLinks, is_root
+from aoi_git.graph import TaskLinks, is_root, oldest_first
 from aoi_git.journal import journal_for
 from aoi_git.model import Actor, ActorKind, Employee, EmployeeStatus, OrgConfig, Status, Task
 from aoi_git.ops import new_task
@@ -248,7 +248,7 @@ def due_roots(tasks: Mapping[str, Task], reviews: Reviews, every: int,
     due = [r for r in candidates if r not in passed_over and r in tasks]
     if len(due) < max(1, every):
         return None
-    return sorted(due, key=lambda r: (tasks[r].created or "", r))
+    return oldest_first(tasks, due)
 
 
 def run_cycle(txn: Txn, *, store: Store, tasks: Mapping[str, Task],
@@ -272,7 +272,7 @@ def run_cycle(txn: Txn, *, store: Store, tasks: Mapping[str, Task],
         return None
     sig = collect(store, tasks, roots, rev=txn.view.oid or "HEAD", links=links)
     quiet = [r for r in passed_over or () if r in tasks and r not in reviews.covered]
-    listed = sorted({*roots, *quiet}, key=lambda r: (tasks[r].created or "", r))
+    listed = oldest_first(tasks, {*roots, *quiet})
     cycle = max((f.cycle for files in reviews.values() for f in files), default=0) + 1
     outcome = Outcome(cycle, listed)
     rule = Rule.of(config)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aoi_git.graph import children
+from aoi_git.graph import children, oldest_first
 from aoi_git.model import Task
 
 
@@ -14,14 +14,10 @@ def task_line(t: Task) -> str:
 
 
 def tree_lines(tasks: Mapping[str, Task], roots: list[str] | None = None) -> list[str]:
-    kids = children(tasks)
-    for v in kids.values():
-        v.sort(key=lambda i: (tasks[i].created or "", i))
+    kids = {k: oldest_first(tasks, v) for k, v in children(tasks).items()}
     if roots is None:
-        roots = sorted(
-            (t.id for t in tasks.values() if not t.parent or t.parent not in tasks),
-            key=lambda i: (tasks[i].created or "", i),
-        )
+        roots = oldest_first(
+            tasks, (t.id for t in tasks.values() if not t.parent or t.parent not in tasks))
     out: list[str] = []
     seen: set[str] = set()
 

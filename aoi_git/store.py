@@ -36,6 +36,7 @@ except ImportError:  # pragma: no cover - not POSIX
 
 from aoi_git import pending
 from aoi_git.errors import AoiError, ConcurrentUpdate
+from aoi_git.gitutil import git
 from aoi_git.history_index import HistoryIndex
 from aoi_git.model import Task
 
@@ -659,9 +660,8 @@ class Store:
             if auto <= 0:
                 return
             cmd[1:1] = ["-c", f"gc.auto={auto * loose_factor}"]
-        if wait:
-            subprocess.run([*cmd[:1], "-c", "gc.autoDetach=false", *cmd[1:]], cwd=self.root,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        if wait:  # a failed gc leaves the objects loose: nothing to report at exit
+            git("-c", "gc.autoDetach=false", *cmd[1:], cwd=self.root, check=False)
             return
         proc = subprocess.Popen(
             cmd, cwd=self.root,

@@ -44,6 +44,7 @@ from aoi_git.journal import is_journal_file
 from aoi_git.locks import DaemonLock, SlotLock, take_slot, take_task_lock
 from aoi_git.model import Actor, ActorKind, Employee, Kind, Status, Task
 from aoi_git.org import Org, load_org
+from aoi_git.reaper import Reaper
 from aoi_git.scheduler import (
     Advance,
     ApplyDecision,
@@ -151,6 +152,7 @@ class Daemon:
         self.backends = load_backends()
         self.active: dict[str, Active] = {}
         self.events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self.reaper = Reaper(self._child_exited)
         self.wake = threading.Event()
         self.breakers: dict[str, Breaker] = {}
         self.stop_level = 0
@@ -247,6 +249,7 @@ class Daemon:
                 signal.signal(s, h)
             if self.observer is not None:
                 self.observer.stop()
+            self.reaper.close()
             self._flush_index()
             self.store.save_cache()
             self.workspace.drop_pool()
@@ -748,14 +751,14 @@ class Daemon:
         a = Active(task.id, emp.id, emp.backend.kind, files, now, now + timeout, proc.pid, proc,
                    slot, task_lock, fresh_tip=made.fresh_tip, before=before)
         self.active[task.id] = a
-        threading.Thread(target=self._wait_child, args=(task.id, proc, files), daemon=True,
-                         name=f"wait-{task.id}").start()
+        self.reaper.watch(task.id, proc)
         self._log(f"{task.id}: started {emp.id} ({emp.backend.kind}) pid {proc.pid}")
 
-    def _wait_child(self, task_id: str, proc: Any, files: runs.RunFiles) -> None:
-        rc = proc.wait()
+    def _child_exited(self, task_id: str, rc: int) -> None:
+        """(On the reaper's thread.) The exit status goes to the run's files first: a
+        daemon killed right after still knows the agent finished (see `recover`)."""
         try:
-            files.exit.write_text(str(rc))
+            runs.RunFiles(self.runs_dir / task_id).exit.write_text(str(rc))
         except OSError:
             pass
         self.events.put(("exit", (task_id, rc)))

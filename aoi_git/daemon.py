@@ -322,7 +322,7 @@ class Daemon:
             live = self._live_set()
             state = SchedState(
                 tasks=self.org.tasks, employees=self.org.employees, config=self.org.config,
-                live=live.live, children=live.children,
+                live=live.live, children=live.children, queue=live.queue,
                 running={a.task_id: Running(a.task_id, a.employee, a.backend, a.started)
                          for a in self.active.values()},
                 spent_today=self.spent_today,
@@ -470,8 +470,8 @@ class Daemon:
         t = self.org.tasks.get(a.task_id)
         if t is None:
             return False
-        if a.to is S.FINISHED:
-            return self._merge_and_finish(t)
+        if a.to is S.FINISHED:  # (after an accept in the same plan: if that was made)
+            return t.status is S.ACCEPTED and self._merge_and_finish(t)
         if a.to is S.FAILED:  # deadlock or a failed subtask: straight to a person
             def fail(txn: Txn) -> None:
                 h = flow.escalate(txn, a.task_id, a.reason, self.org.employees,

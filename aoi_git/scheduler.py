@@ -7,7 +7,10 @@ a plan made on slightly stale state can never make an illegal move.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import heapq
+import itertools
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -41,14 +44,36 @@ class SchedState:
     # in an org of 100k mostly finished ones. None: derived from `tasks` on every plan.
     live: Collection[str] | None = None
     children: Mapping[str, Collection[str]] | None = None
+    # With `live`: the open tasks that only wait to be dispatched (`is_queued`), in dispatch
+    # order and left out of `live`. A plan then looks at them only until the free slots are
+    # filled, so a queue of 10k tasks costs a plan what one of 10 does.
+    queue: Collection[str] | None = None
+
+
+def dispatch_key(task: Task) -> tuple[int, str, str]:
+    """Dispatch order: priority, then age (then id, so the order is total)."""
+    return (-task.priority, task.created or "", task.id)
+
+
+def is_queued(task: Task) -> bool:
+    """Pending with nothing but its dispatch to decide: no lifecycle move of `plan` applies
+    to it (no budget request or escalation to apply, never rejected in review) and no
+    retry time has to be watched."""
+    return (task.status is S.PENDING and task.kind is not Kind.HUMAN and not task.retry_at
+            and task.review_rounds == 0 and not task.extra.get("budget_request")
+            and not task.extra.get("escalation"))
 
 
 class LiveSet:
-    """Open tasks and the links of a task map, updated one written task at a time."""
+    """Open tasks and the links of a task map, updated one written task at a time.
+
+    `live`: the open tasks but the queued ones; `queue`: those, in dispatch order."""
 
     def __init__(self, tasks: Mapping[str, Task]) -> None:
         self.source = tasks  # the map this describes (a new map needs a new LiveSet)
         self.live: dict[str, None] = {}
+        self._keys: dict[str, tuple[int, str, str]] = {}  # queued id -> its dispatch key
+        self._order: list[tuple[int, str, str]] = []  # the keys, sorted
         self.links = TaskLinks({})
         for t in tasks.values():
             self.update(t)
@@ -57,12 +82,39 @@ class LiveSet:
     def children(self) -> dict[str, dict[str, None]]:
         return self.links.children
 
+    @property
+    def queue(self) -> Collection[str]:
+        return _Queue(self._keys, self._order)
+
     def update(self, task: Task) -> None:
         self.links.update(task)
-        if needs_plan(task):
-            self.live[task.id] = None
-        else:
+        old = self._keys.pop(task.id, None)
+        if old is not None:
+            del self._order[bisect.bisect_left(self._order, old)]
+        if not needs_plan(task):
             self.live.pop(task.id, None)
+        elif is_queued(task):
+            self.live.pop(task.id, None)
+            key = self._keys[task.id] = dispatch_key(task)
+            bisect.insort(self._order, key)
+        else:
+            self.live[task.id] = None
+
+
+class _Queue(Collection[str]):
+    """The queued ids of a `LiveSet` in dispatch order (a view: it can be read again)."""
+
+    def __init__(self, keys: Mapping[str, object], order: list[tuple[int, str, str]]):
+        self._keys, self._order = keys, order
+
+    def __iter__(self) -> Iterator[str]:
+        return (key[2] for key in self._order)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __contains__(self, tid: object) -> bool:
+        return tid in self._keys
 
 
 def needs_plan(task: Task) -> bool:
@@ -95,7 +147,29 @@ def _open_tasks(state: SchedState) -> Iterable[Task]:
     if state.live is None:
         return state.tasks.values()
     tasks = state.tasks
+    return [tasks[i] for i in itertools.chain(state.live, state.queue or ()) if i in tasks]
+
+
+def _unqueued(state: SchedState) -> list[Task] | None:
+    """The open tasks a plan looks at one by one (None: all of `state.tasks`); queued ones
+    (`SchedState.queue`) are looked at in dispatch order, as far as needed."""
+    if state.live is None:
+        return None
+    tasks = state.tasks
     return [tasks[i] for i in state.live if i in tasks]
+
+
+def _queued_ready(state: SchedState, escalating: Collection[str]) -> Iterator[Task]:
+    """The queued tasks that could start now, in dispatch order."""
+    tasks = state.tasks
+    for tid in state.queue or ():
+        t = tasks.get(tid)
+        if t is None or not is_queued(t) or t.id in state.running or t.id in escalating:
+            continue
+        if t.assignee is None or t.assignee in state.config.humans:
+            continue
+        if _deps_finished(t, tasks):
+            yield t
 
 
 @dataclass(frozen=True)
@@ -233,10 +307,13 @@ def plan(state: SchedState, now: float) -> Plan:
             if t.parent:
                 built.setdefault(t.parent, []).append(t)
         kids = built
-    candidates = _open_tasks(state)
+    unqueued = _unqueued(state)
+    looked_at: Iterable[Task] = unqueued if unqueued is not None else tasks.values()
+    # (queued tasks have had no review round; with no round allowed, all can escalate)
+    moving = _open_tasks(state) if limits.max_review_rounds < 1 else looked_at
 
     # 1. lifecycle moves that need no agent
-    for t in candidates:
+    for t in moving:
         st = t.status
         if t.id in state.running:
             continue
@@ -251,8 +328,9 @@ def plan(state: SchedState, now: float) -> Plan:
                 actions.append(Advance(t.id, S.COMPLETED, "all subtasks finished"))
         elif st is S.COMPLETED:
             rv = reviewer_of(t, tasks, cfg)
-            if rv == "none":
+            if rv == "none":  # accepted, then merged: two moves (commits), one plan
                 actions.append(Advance(t.id, S.ACCEPTED, "no reviewer: accepted at once"))
+                actions.append(Advance(t.id, S.FINISHED, "merge its branch"))
             elif rv in state.employees and not _has_open_review(t, tasks):
                 actions.append(RequestReview(t.id, rv))
         elif st is S.ACCEPTED:
@@ -297,7 +375,7 @@ def plan(state: SchedState, now: float) -> Plan:
     max_agents = state.max_agents if state.max_agents is not None else limits.max_agents
     ready: list[Task] = []
     # with every slot taken nothing can start: the next agent exit plans again
-    for t in (candidates if total < max_agents and not state.stopping else ()):
+    for t in (looked_at if total < max_agents and not state.stopping else ()):
         if (t.status is not S.PENDING or t.kind is Kind.HUMAN or t.id in state.running
                 or t.id in escalating or t.extra.get("budget_request")
                 or t.extra.get("escalation")):
@@ -311,10 +389,16 @@ def plan(state: SchedState, now: float) -> Plan:
             next_wake = at if next_wake is None else min(next_wake, at)
             continue
         ready.append(t)
-    ready.sort(key=lambda t: (-t.priority, t.created or "", t.id))
+    ready.sort(key=dispatch_key)
+    if state.queue is not None and total < max_agents and not state.stopping:
+        # read lazily: the loop below stops once the free slots are taken
+        ready_iter: Iterable[Task] = heapq.merge(ready, _queued_ready(state, escalating),
+                                                 key=dispatch_key)
+    else:
+        ready_iter = ready
     asked_budget: set[str] = set()
     over_budget: set[str] = set()  # held until a person raises the budget
-    for t in ready:
+    for t in ready_iter:
         if state.stopping or total >= max_agents:
             break
         emp = _route(t, state, load, now)

@@ -148,6 +148,7 @@ class Daemon:
         self.status_file = self.aoi / "daemon" / "status.json"
         self.index_journal = pending.journal_path(self.root)
         self.index_journal.parent.mkdir(parents=True, exist_ok=True)
+        self.index_writer = pending.Writer(self.index_journal)
         self.actor = Actor(ActorKind.DAEMON, socket.gethostname())
         self.backends = load_backends()
         self.active: dict[str, Active] = {}
@@ -251,6 +252,7 @@ class Daemon:
                 self.observer.stop()
             self.reaper.close()
             self._flush_index()
+            self.index_writer.close()
             self.store.save_cache()
             self.workspace.drop_pool()
             self.trash.wait()
@@ -381,14 +383,14 @@ class Daemon:
     # finishes them, and a person's commit or `aoi validate` meanwhile is not misled.
     def _journal_index(self, paths: Any) -> None:
         moves = self.store.pending_moves
-        pending.append(self.index_journal, ((p, moves[p]) for p in paths if p in moves))
+        self.index_writer.append((p, moves[p]) for p in paths if p in moves)
 
     def _flush_index(self) -> None:
         started = time.monotonic()
         if not self.store.flush_index():
             self._log("index locked by another git process: updating it later")
             return
-        pending.clear(self.index_journal)
+        self.index_writer.clear()
         # ~40 ms at 100k tasks (the whole index is rewritten): every 2 s, not every 0.5 s
         took = time.monotonic() - started
         self.flush_every = max(INDEX_FLUSH_S, min(5.0, INDEX_FLUSH_SHARE * took))

@@ -16,6 +16,7 @@ lines `[path, old blob, new blob]`, so that:
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -40,11 +41,45 @@ def journal_path(root: Path) -> Path:
     return root / ".aoi" / "daemon" / "index-pending.jsonl"
 
 
+def _rows(moves: Iterable[tuple[str, Move]]) -> str:
+    return "".join(json.dumps([path, m.index_old, m.new, m.file_old]) + "\n"
+                   for path, m in moves)
+
+
 def append(journal: Path, moves: Iterable[tuple[str, Move]]) -> None:
-    rows = [json.dumps([path, m.index_old, m.new, m.file_old]) + "\n" for path, m in moves]
+    rows = _rows(moves)
     if rows:
         with open(journal, "a") as fh:
-            fh.write("".join(rows))
+            fh.write(rows)
+
+
+class Writer:
+    """The daemon's journal, kept open: a commit's rows are one `write` (no open and close
+    per commit), and a flush empties the file in place instead of deleting it."""
+
+    def __init__(self, journal: Path) -> None:
+        self.path = journal
+        self._fd: int | None = None
+
+    def append(self, moves: Iterable[tuple[str, Move]]) -> None:
+        rows = _rows(moves)
+        if not rows:
+            return
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                               0o644)
+        os.write(self._fd, rows.encode())
+
+    def clear(self) -> None:
+        if self._fd is None:
+            clear(self.path)
+        else:
+            os.ftruncate(self._fd, 0)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def read(journal: Path) -> dict[str, Move]:

@@ -585,7 +585,8 @@ class Store:
                 index.read(False)
                 changed = False
                 for path, move in moves.items():
-                    changed |= self._move_entry(index, path, move.index_old, now[path])
+                    changed |= self._move_entry(index, path, move.index_old, now[path],
+                                                on_disk[path])
                 if changed:
                     index.write()
             except (pygit2.GitError, OSError):  # index.lock: a person's git is writing it
@@ -626,7 +627,9 @@ class Store:
         return new_blob
 
     def _move_entry(self, index: pygit2.Index, path: str, old_blob: str | None,
-                    new_blob: str | None) -> bool:
+                    new_blob: str | None, file_blob: str | None = pending.KEEP) -> bool:
+        """Move the index entry from `old_blob` to `new_blob` unless a person staged their
+        own; `file_blob`: what `_move_file` left in the work tree (KEEP: not known)."""
         try:
             entry_id: str | None = str(index[path].id)
         except KeyError:
@@ -638,11 +641,12 @@ class Store:
                 return False
             index.remove(path)
             return True
-        full = self.root / path
-        try:
-            on_disk = str(pygit2.hash(full.read_bytes()))
-        except OSError:
-            on_disk = None
+        on_disk = file_blob
+        if on_disk == pending.KEEP:
+            try:
+                on_disk = str(pygit2.hash((self.root / path).read_bytes()))
+            except OSError:
+                on_disk = None
         if on_disk == new_blob:
             index.add(path)  # records stat data, so `git status` stays quick and clean
         else:

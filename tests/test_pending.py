@@ -59,7 +59,7 @@ def test_a_persons_commit_meanwhile_keeps_the_daemons_change(org: Path, how: str
         2 if how == "commit -a" else 1)  # only the person's files
     assert head_title(org) == "Write it well"
     d._flush_index()
-    assert not d.store.pending_moves and not d.index_journal.exists()
+    assert not d.store.pending_moves and not pending.read(d.index_journal)
     assert b"Write it well" in (org / d.org.index.paths["job"]).read_bytes()
     assert git(org, "status", "--porcelain") == ""
 
@@ -87,11 +87,11 @@ def test_a_locked_index_defers_the_move_and_loses_nothing(org: Path) -> None:
     lock = org / ".git" / "index.lock"
     lock.write_text("")
     d._flush_index()
-    assert d.store.pending_moves and d.index_journal.exists()  # kept for the next try
+    assert d.store.pending_moves and pending.read(d.index_journal)  # kept for the next try
     d._commit(lambda txn: txn.update("job", title="Written"))
     lock.unlink()
     d._flush_index()
-    assert not d.store.pending_moves and not d.index_journal.exists()
+    assert not d.store.pending_moves and not pending.read(d.index_journal)
     assert git(org, "status", "--porcelain") == ""
     assert b"Written" in (org / d.org.index.paths["job"]).read_bytes()
 
@@ -108,3 +108,24 @@ def test_another_aoi_process_committing_the_path_meanwhile(org: Path) -> None:
 
 def _retitle(txn: Txn, title: str) -> None:
     txn.update("job", title=title)
+
+
+def test_the_open_journal_writer_appends_empties_in_place_and_survives_a_crash(
+        tmp_path: Path) -> None:
+    path = tmp_path / "index-pending.jsonl"
+    writer = pending.Writer(path)
+    writer.clear()  # nothing written yet: nothing to clear
+    assert not path.exists()
+    writer.append([("tasks/a.yaml", pending.Move("1" * 40, "2" * 40, "1" * 40))])
+    writer.append([])  # a commit of no deferred path writes nothing
+    writer.append([("tasks/a.yaml", pending.Move("2" * 40, "3" * 40, "2" * 40)),
+                   ("tasks/b.yaml", pending.Move(None, "4" * 40, None))])
+    # read by another process while still open (as after a kill -9 of the daemon)
+    assert pending.read(path) == {"tasks/a.yaml": pending.Move("1" * 40, "3" * 40, "1" * 40),
+                                  "tasks/b.yaml": pending.Move(None, "4" * 40, None)}
+    inode = path.stat().st_ino
+    writer.clear()
+    assert pending.read(path) == {} and path.stat().st_ino == inode  # emptied, not replaced
+    writer.append([("tasks/c.yaml", pending.Move(None, None, pending.KEEP))])
+    writer.close()
+    assert pending.read(path) == {"tasks/c.yaml": pending.Move(None, None, pending.KEEP)}

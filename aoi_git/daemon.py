@@ -149,6 +149,7 @@ class Daemon:
         self.index_journal = pending.journal_path(self.root)
         self.index_journal.parent.mkdir(parents=True, exist_ok=True)
         self.index_writer = pending.Writer(self.index_journal)
+        self.store.on_notice = self._log
         self.actor = Actor(ActorKind.DAEMON, socket.gethostname())
         self.backends = load_backends()
         self.active: dict[str, Active] = {}

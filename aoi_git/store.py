@@ -34,7 +34,7 @@ try:
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
-from aoi_git import pending
+from aoi_git import indexlock, pending
 from aoi_git.errors import AoiError, ConcurrentUpdate
 from aoi_git.gitutil import git
 from aoi_git.history_index import HistoryIndex
@@ -209,6 +209,7 @@ class Store:
         self._cache_dirty = False
         self._history: HistoryIndex | None = None
         self._identity: tuple[tuple[str, str], ...] | None = None  # committer, author
+        self.on_notice: Callable[[str], None] | None = None  # e.g. the daemon's log
 
     # ------------------------------------------------------------------ reading
     @property
@@ -588,7 +589,7 @@ class Store:
                     changed |= self._move_entry(index, path, move.index_old, now[path],
                                                 on_disk[path])
                 if changed:
-                    index.write()
+                    self._write_index(index)
             except (pygit2.GitError, OSError):  # index.lock: a person's git is writing it
                 with contextlib.suppress(pygit2.GitError, OSError):
                     index.read(True)  # drop what was changed in memory only
@@ -597,6 +598,16 @@ class Store:
                                    for path, move in moves.items()})
                 return False
         return True
+
+    def _write_index(self, index: pygit2.Index) -> None:
+        """`index.write()`, marked so that a lock left by a kill is found (`indexlock`)."""
+        git_dir = Path(self.repo.path)
+        if (git_dir / "index.lock").exists():
+            done = indexlock.clear_if_stale(git_dir, self.aoi_dir)
+            if done is not None and self.on_notice is not None:
+                self.on_notice(done)
+        with indexlock.writing(self.aoi_dir):
+            index.write()
 
     def _move_file(self, path: str, old_blob: str | None, new_blob: str | None) -> str | None:
         """Bring the work-tree file from `old_blob` to `new_blob` unless a person changed it;

@@ -4,6 +4,10 @@ daemon committed is reverted or lost."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -129,3 +133,73 @@ def test_the_open_journal_writer_appends_empties_in_place_and_survives_a_crash(
     writer.append([("tasks/c.yaml", pending.Move(None, None, pending.KEEP))])
     writer.close()
     assert pending.read(path) == {"tasks/c.yaml": pending.Move(None, None, pending.KEEP)}
+
+
+# ------------------------------------------------ an index.lock left by a killed writer
+
+def _die_holding_the_index_lock(root: Path, started: float | None = None) -> None:
+    """A real process that marks an index write, takes git's index.lock the way git and
+    libgit2 do, and is killed (SIGKILL) before it renames the lock into place."""
+    code = (
+        "import os, signal, sys, time\n"
+        "from pathlib import Path\n"
+        "from aoi_git import indexlock\n"
+        "root = Path(sys.argv[1])\n"
+        "with indexlock.writing(root / '.aoi'):\n"
+        "    if len(sys.argv) > 2:\n"  # an older write: rewrite the marker's start time
+        "        fd = os.open(root / '.aoi/locks/index-writer', os.O_WRONLY)\n"
+        "        os.pwrite(fd, f'{os.getpid()} {sys.argv[2]}\\n'.encode(), 0)\n"
+        "    os.open(root / '.git/index.lock', os.O_WRONLY | os.O_CREAT | os.O_EXCL)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    args = [sys.executable, "-c", code, str(root)] + ([str(started)] if started else [])
+    proc = subprocess.run(args, check=False)
+    assert proc.returncode == -signal.SIGKILL
+    assert (root / ".git" / "index.lock").exists()
+
+
+def test_an_index_lock_left_by_a_killed_aoi_writer_is_removed_and_the_move_done(
+        org: Path) -> None:
+    _die_holding_the_index_lock(org)
+    d = daemon_edit(org)
+    d._flush_index()
+    assert not (org / ".git" / "index.lock").exists()
+    assert not d.store.pending_moves and not pending.read(d.index_journal)
+    assert git(org, "status", "--porcelain") == ""
+    assert "removed the index.lock left by aoi process" in \
+        (org / ".aoi" / "daemon.log").read_text()
+
+
+def test_a_persons_index_lock_is_never_removed(org: Path) -> None:
+    lock = org / ".git" / "index.lock"
+    lock.write_text("")  # a person's git, writing the index now
+    d = daemon_edit(org)
+    d._flush_index()
+    assert lock.exists() and d.store.pending_moves  # waits for the person's git
+    # an aoi write cut short long ago, then a person's git takes the lock now
+    lock.unlink()
+    _die_holding_the_index_lock(org, started=time.time() - 3600)
+    d._flush_index()
+    assert lock.exists() and d.store.pending_moves
+    lock.unlink()
+    d._flush_index()
+    assert not d.store.pending_moves and git(org, "status", "--porcelain") == ""
+
+
+def test_a_lock_is_left_while_another_aoi_process_is_writing(org: Path) -> None:
+    _die_holding_the_index_lock(org)
+    holder = subprocess.Popen(  # another aoi process in the middle of its index write
+        [sys.executable, "-c", "import fcntl, os, sys, time\n"
+         "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+         "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)\n",
+         str(org / ".aoi" / "locks" / "index-writer")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        d = daemon_edit(org)
+        d._flush_index()
+        assert (org / ".git" / "index.lock").exists() and d.store.pending_moves
+    finally:
+        holder.kill()
+        holder.wait()
+    d._flush_index()
+    assert not d.store.pending_moves and git(org, "status", "--porcelain") == ""

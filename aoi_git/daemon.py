@@ -16,6 +16,7 @@ once: its task lock and slot lock are flocks the agent inherits).
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import logging
 import os
@@ -223,6 +224,7 @@ class Daemon:
         try:
             self._log(f"daemon started on {self.root} (pid {os.getpid()})")
             self.recover()
+            _freeze_heap()
             if self.opts.watch:
                 self._start_watcher()
             while True:
@@ -257,6 +259,7 @@ class Daemon:
             self.store.save_cache()
             self.workspace.drop_pool()
             self.trash.wait()
+            gc.unfreeze()  # (the process may go on, e.g. tests running a daemon in-process)
             self._write_status(self.clock(), stopped=True)
             self.lock.release()
             self._log("daemon stopped")
@@ -440,6 +443,7 @@ class Daemon:
 
     def _refresh(self) -> None:
         self.org = load_org(self.store)
+        _freeze_heap()
         self.known_head = self.org.commit
         ws = self._workspace()
         self.workspace = ws
@@ -1044,6 +1048,14 @@ class Daemon:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a") as fh:
             fh.write(line + "\n")
+
+
+def _freeze_heap() -> None:
+    """Leave what is loaded now (the org's tasks: ~85 ms of every full collection at 100k)
+    out of Python's cyclic garbage collector, so its occasional full passes do not stall
+    the loop. Those objects are still freed by reference counting when an org is reloaded
+    (a dropped org holds no reference cycles: measured, 0 unreachable objects)."""
+    gc.freeze()
 
 
 def _requeue(txn: Txn, task_id: str, actor: Actor,

@@ -10,6 +10,7 @@ with a fake clock) or as the real `aoi daemon` where signals and kill -9 matter.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -254,6 +255,18 @@ def test_reviewer_none_runs_merges_and_finishes(org: Org) -> None:
     body = git(org.root, "log", "-1", "--format=%B", "--grep=processing -> completed")
     assert "Aoi-Cost-Usd: 0.25" in body and "Aoi-Employee: eng-1" in body
     assert (org.root / ".aoi" / "daemon.log").exists()
+
+
+def test_the_loaded_org_is_left_out_of_the_garbage_collector_while_the_daemon_runs(
+        org: Org) -> None:
+    org.agent("ok", OK_AGENT)
+    org.employee("eng-1", "ok")
+    org.commit()
+    org.new("job-1", "Write the file")
+    frozen: list[int] = []
+    org.run(on_commit=lambda actor, subject: frozen.append(gc.get_freeze_count()))
+    assert frozen and min(frozen) > 1000  # the org's objects, frozen once loaded
+    assert gc.get_freeze_count() == 0  # and given back when the daemon stops
 
 
 def test_a_run_that_changed_nothing_leaves_no_branch_or_worktree(org: Org) -> None:

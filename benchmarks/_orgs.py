@@ -8,6 +8,7 @@ way instead of hours through the transition API.
 
 from __future__ import annotations
 
+import argparse
 import random
 import subprocess
 import sys
@@ -89,3 +90,23 @@ def build_org(root: Path, n: int, seed: int = 1, status: Status = Status.PENDING
 def percentile(values: list[float], p: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, max(0, round(p / 100 * len(s)) - 1))]
+
+
+def bench_parser(doc: str, *, sizes: bool = True) -> argparse.ArgumentParser:
+    """The options every benchmark shares: `--sizes` (orgs to build), `--dir`, `--keep`."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    if sizes:
+        ap.add_argument("--sizes", default="1000,10000,100000",
+                        help="comma-separated numbers of tasks in the orgs built")
+    ap.add_argument("--dir", help="where to build the orgs (default: the system temp dir; "
+                    "on a disk, give a fresh top-level folder)")
+    ap.add_argument("--keep", action="store_true", help="keep the orgs afterwards")
+    return ap
+
+
+def status_clean(root: Path, *args: str) -> bool:
+    """`git status --porcelain ARGS` is empty (what is not, is printed to stderr)."""
+    status = git(root, "status", "--porcelain", *args)
+    if status:
+        print(f"  git status not clean:\n{status[:2000]}", file=sys.stderr)
+    return status == ""

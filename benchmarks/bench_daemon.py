@@ -42,7 +42,6 @@ Targets (2 cores): save->start p50 <= 50 ms; overhead <= 25 ms per task, flat fr
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -67,7 +66,7 @@ from aoi_git.store import Store
 from aoi_git.txn import Txn, commit, dump_task, now_iso
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _orgs import GIT_ENV, build_org, git, percentile  # noqa: E402
+from _orgs import GIT_ENV, bench_parser, build_org, git, percentile, status_clean  # noqa: E402
 
 PERSON = Actor(ActorKind.HUMAN, "bench")
 PROJECT_SIZE = 1000  # the finished tasks form projects: a root and 999 subtasks
@@ -292,17 +291,13 @@ def bench_size(n: int, tasks: int, saves: int, workdir: Path, bare_ms: float,
             res["per_task_ms"] = mid[2]
             res["overhead_ms"] = res["per_task_ms"] - bare_ms
     res["rss_mb"] = rss.peak / 2**20
-    status = git(root, "status", "--porcelain", "--untracked-files=no")
-    res["status_clean"] = status == ""
-    if status:
-        print(f"  git status not clean:\n{status[:2000]}", file=sys.stderr)
+    res["status_clean"] = status_clean(root, "--untracked-files=no")
     print(f"size {n}: {json.dumps(res)}", file=sys.stderr)
     return res
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", default="1000,10000,100000")
+    ap = bench_parser(__doc__)
     ap.add_argument("--tasks", type=int, default=200, help="tasks per end-to-end run")
     ap.add_argument("--saves", type=int, default=50, help="saves for the latency")
     ap.add_argument("--repeat", type=int, default=3,
@@ -310,8 +305,6 @@ def main() -> None:
     ap.add_argument("--subtasks", action="store_true",
                     help="make the tasks subtasks of a finished project: no retrospective "
                     "and no performance-review cycle per task (those come with each root)")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary orgs")
-    ap.add_argument("--dir", help="where to build the orgs (default: the system temp dir)")
     args = ap.parse_args()
     os.environ.update(GIT_ENV)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]

@@ -16,7 +16,6 @@ start included), best of 3. Target: <= 2 s at 100k transitions.
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import shutil
@@ -31,11 +30,12 @@ from aoi_git.commitmsg import Message, Transition
 from aoi_git.ids import new_task_id, shard_path
 from aoi_git.orginit import init_org
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _orgs import WORDS, bench_parser  # noqa: E402
+
 AOI = Path(sys.executable).parent / "aoi"
 ENGINEERS = [f"eng-{i}" for i in range(1, 9)]
 REVIEWERS = ["coo", "rev-1", "rev-2"]
-WORDS = ("draft", "review", "migrate", "the", "billing", "report", "for", "customer",
-         "onboarding", "flow", "and", "update", "docs", "pipeline", "quarterly", "fix")
 
 
 def _title(rng: random.Random) -> str:
@@ -182,10 +182,8 @@ def timed(args: list[str], runs: int = 3) -> tuple[float, str]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = bench_parser(__doc__, sizes=False)
     ap.add_argument("--commits", type=int, default=100_000, help="transitions to write")
-    ap.add_argument("--dir", default=None, help="where to build the org (default: a tmp dir)")
-    ap.add_argument("--keep", action="store_true", help="keep the org afterwards")
     a = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="aoi-bench-stats-", dir=a.dir))
     root = base / "org"

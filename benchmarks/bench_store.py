@@ -42,7 +42,7 @@ from aoi_git.store import Store
 from aoi_git.txn import commit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _orgs import GIT_ENV, build_org, git, percentile  # noqa: E402
+from _orgs import GIT_ENV, bench_parser, build_org, percentile, status_clean  # noqa: E402
 
 FLUSH_EVERY = 100
 ACTOR = Actor(ActorKind.DAEMON, "bench")
@@ -156,10 +156,7 @@ def bench_size(n: int, commits: int, workdir: Path) -> dict[str, float]:
     processing = sum(1 for t in tasks.values() if t.status is Status.PROCESSING)
     assert processing == 2 * commits + 1, processing
 
-    status = git(root, "status", "--porcelain")
-    res["status_clean"] = status == ""
-    if status:
-        print(f"  git status not clean:\n{status[:2000]}", file=sys.stderr)
+    res["status_clean"] = status_clean(root)
     fsck = subprocess.run(["git", "fsck", "--no-progress"], cwd=root, capture_output=True,
                           text=True)
     res["fsck_clean"] = fsck.returncode == 0 and not fsck.stdout.strip()
@@ -170,11 +167,8 @@ def bench_size(n: int, commits: int, workdir: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", default="1000,10000,100000")
+    ap = bench_parser(__doc__)
     ap.add_argument("--commits", type=int, default=300)
-    ap.add_argument("--keep", action="store_true", help="keep the temporary orgs")
-    ap.add_argument("--dir", help="where to build the orgs (default: the system temp dir)")
     ap.add_argument("--child-cold-load", metavar="ROOT", help=argparse.SUPPRESS)
     args = ap.parse_args()
     os.environ.update(GIT_ENV)

@@ -44,9 +44,10 @@ class SchedState:
     # in an org of 100k mostly finished ones. None: derived from `tasks` on every plan.
     live: Collection[str] | None = None
     children: Mapping[str, Collection[str]] | None = None
-    # With `live`: the open tasks that only wait to be dispatched (`is_queued`), in dispatch
-    # order and left out of `live`. A plan then looks at them only until the free slots are
-    # filled, so a queue of 10k tasks costs a plan what one of 10 does.
+    # With `live` (ignored without): the open tasks that only wait to be dispatched
+    # (`is_queued`), in dispatch order and left out of `live`. A plan then looks at them
+    # only until the free slots are filled, so a queue of 10k tasks costs a plan what one
+    # of 10 does.
     queue: Collection[str] | None = None
 
 
@@ -390,7 +391,8 @@ def plan(state: SchedState, now: float) -> Plan:
             continue
         ready.append(t)
     ready.sort(key=dispatch_key)
-    if state.queue is not None and total < max_agents and not state.stopping:
+    if unqueued is not None and state.queue is not None and total < max_agents \
+            and not state.stopping:
         # read lazily: the loop below stops once the free slots are taken
         ready_iter: Iterable[Task] = heapq.merge(ready, _queued_ready(state, escalating),
                                                  key=dispatch_key)

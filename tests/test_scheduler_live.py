@@ -61,6 +61,8 @@ def _fast(s: SchedState, live: LiveSet) -> SchedState:
 def test_a_plan_on_the_live_set_is_the_plan_on_all_tasks(s: SchedState) -> None:
     live = LiveSet(s.tasks)
     _same(plan(_fast(s, live), NOW), plan(s, NOW))
+    # a queue without the live set is ignored: every task is looked at once
+    _same(plan(dataclasses.replace(s, queue=live.queue), NOW), plan(s, NOW))
 
 
 def _same(fast: Plan, slow: Plan) -> None:

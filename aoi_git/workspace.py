@@ -22,6 +22,7 @@ worktree (`aoi_git.treestat`), without a git process.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -304,25 +305,49 @@ class Workspace:
         return treestat.take(path, skip=frozenset({".git"}), extra=extra)
 
     @staticmethod
-    def _common_dir(repo: pygit2.Repository) -> Path:
-        gitdir = Path(repo.path).resolve()
+    @functools.cache
+    def _common_dir_of(git_dir: str) -> Path:
+        gitdir = Path(git_dir).resolve()
         try:  # repo_dir may itself be a linked worktree: its entries live in the common dir
             return (gitdir / (gitdir / "commondir").read_text().strip()).resolve()
         except OSError:
             return gitdir
 
+    @classmethod
+    def _common_dir(cls, repo: pygit2.Repository) -> Path:
+        return cls._common_dir_of(repo.path)
+
     def _refuse_if_checked_out(self, repo: pygit2.Repository, ref_name: str) -> None:
-        admin_root = self._common_dir(repo) / "worktrees"
-        if not admin_root.is_dir():
-            return
-        for admin in admin_root.iterdir():
+        where = self._checked_out_at(repo, ref_name)
+        if where is not None:
+            raise AoiError(f"{ref_name} is already checked out at {where}")
+
+    def _checked_out_at(self, repo: pygit2.Repository, ref_name: str) -> Path | None:
+        """The checkout (the main one or a linked worktree) whose HEAD is `ref_name`.
+
+        What libgit2's branch deletion checks, but from the HEAD files alone: libgit2
+        opens every worktree as a repository for it, ~1 ms per delete with a full pool."""
+        want = f"ref: {ref_name}"
+        common = self._common_dir(repo)
+        for gitdir in dict.fromkeys((common, Path(repo.path).resolve())):
             try:
-                head = (admin / "HEAD").read_text().strip()
-                gitdir = Path((admin / "gitdir").read_text().strip())
+                if (gitdir / "HEAD").read_text().strip() == want:
+                    return gitdir.parent if gitdir.name == ".git" else gitdir
             except OSError:
                 continue
-            if head == f"ref: {ref_name}" and gitdir.exists():
-                raise AoiError(f"{ref_name} is already checked out at {gitdir.parent}")
+        try:
+            admins = list((common / "worktrees").iterdir())
+        except OSError:
+            return None
+        for admin in admins:
+            try:
+                head = (admin / "HEAD").read_text().strip()
+                dot_git = Path((admin / "gitdir").read_text().strip())
+            except OSError:
+                continue
+            if head == want and dot_git.exists():
+                return dot_git.parent
+        return None
 
     def _add_admin(self, repo: pygit2.Repository, path: Path, name: str, ref_name: str) -> Path:
         """What `git worktree add --no-checkout` writes: the link between folder and repo."""
@@ -420,14 +445,17 @@ class Workspace:
             shutil.rmtree(path, ignore_errors=True)
 
     def delete_branch(self, task_id: str) -> None:
-        """Delete `aoi/<id>` (left in place when its lock stays taken: a stale branch is
-        harmless, a daemon stopped by it is not)."""
-        br = self.repo.lookup_branch(branch_name(task_id))
-        if br is not None:
-            try:
-                update_ref(br.delete)
-            except (pygit2.GitError, OSError):
-                pass
+        """Delete `aoi/<id>` and its reflog; left in place while some checkout has it (a
+        person looking at it) or its lock stays taken: a stale branch is harmless, a
+        daemon stopped by it is not."""
+        name = f"refs/heads/{branch_name(task_id)}"
+        ref = self.repo.references.get(name)
+        if ref is None or self._checked_out_at(self.repo, name) is not None:
+            return
+        try:
+            update_ref(ref.delete)
+        except (pygit2.GitError, OSError):
+            pass
 
     def branch_tip(self, task_id: str) -> str | None:
         br = self.repo.lookup_branch(branch_name(task_id))

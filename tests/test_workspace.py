@@ -14,6 +14,7 @@ import pygit2
 import pytest
 from conftest import git
 
+from aoi_git.errors import AoiError
 from aoi_git.workspace import REF_LOCK_WAIT_S, Workspace, branch_name
 
 
@@ -137,3 +138,27 @@ def test_drop_pool_deletes_kept_worktrees_and_their_admin_folders(
     assert list((ws.worktrees / ".pool").iterdir()) == []
     assert _worktree_admins(ws) == []
     assert git(ws.repo_dir, "worktree", "list").count("\n") == 1
+
+
+def test_a_branch_a_person_has_checked_out_is_not_deleted(ws: Workspace, tmp_path: Path) -> None:
+    ws.create("t-look")
+    ws.remove("t-look")
+    repo = pygit2.Repository(str(ws.repo_dir))
+    reflog = ws.repo_dir / ".git" / "logs" / "refs" / "heads" / "aoi" / "t-look"
+    # in the main checkout (a person looking at the agent's work)
+    git(ws.repo_dir, "checkout", "-q", branch_name("t-look"))
+    ws.delete_branch("t-look")
+    assert repo.lookup_branch(branch_name("t-look")) is not None
+    git(ws.repo_dir, "checkout", "-q", "main")
+    # in a worktree of the person's own
+    other = tmp_path / "elsewhere"
+    git(ws.repo_dir, "worktree", "add", "-q", str(other), branch_name("t-look"))
+    ws.delete_branch("t-look")
+    assert repo.lookup_branch(branch_name("t-look")) is not None
+    with pytest.raises(AoiError, match="already checked out at"):
+        ws.create("t-look")
+    git(ws.repo_dir, "worktree", "remove", str(other))
+    assert reflog.exists()
+    ws.delete_branch("t-look")  # checked out nowhere now: deleted, with its reflog
+    assert repo.lookup_branch(branch_name("t-look")) is None and not reflog.exists()
+    assert git(ws.repo_dir, "status", "--porcelain") == ""

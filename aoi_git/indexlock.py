@@ -56,6 +56,7 @@ def writing(aoi_dir: Path) -> Iterator[None]:
         except OSError:  # another aoi process writes (its own checkout lock lets it)
             yield  # unmarked: git's lock decides which write happens
             return
+        os.ftruncate(fd, 0)  # (what a killed writer left, if no lock of its was found)
         os.pwrite(fd, f"{os.getpid()} {time.time():.3f}\n".encode(), 0)
         try:
             yield

@@ -203,3 +203,14 @@ def test_a_lock_is_left_while_another_aoi_process_is_writing(org: Path) -> None:
         holder.wait()
     d._flush_index()
     assert not d.store.pending_moves and git(org, "status", "--porcelain") == ""
+
+
+def test_a_killed_writer_is_recognised_after_an_older_writers_leftover(org: Path) -> None:
+    marker = org / ".aoi" / "locks" / "index-writer"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("4194303 1000000000.000 and more: a longer leftover\n")
+    _die_holding_the_index_lock(org)
+    d = daemon_edit(org)
+    d._flush_index()
+    assert not (org / ".git" / "index.lock").exists() and not d.store.pending_moves
+    assert git(org, "status", "--porcelain") == ""

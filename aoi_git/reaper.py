@@ -13,6 +13,7 @@ daemon runs and waits for itself are never reaped here.
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import subprocess
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 OnExit = Callable[[str, int], None]
+log = logging.getLogger("aoi.reaper")
 
 
 class Reaper:
@@ -82,7 +84,10 @@ class Reaper:
                     key, proc = watched.pop(fd)
                     poller.unregister(fd)
                     os.close(fd)
-                    self._on_exit(key, proc.wait())
+                    try:
+                        self._on_exit(key, proc.wait())
+                    except Exception:  # one report failing must not end the others'
+                        log.exception("reporting the exit of %s failed", key)
         finally:
             for fd in watched:
                 os.close(fd)

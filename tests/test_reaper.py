@@ -89,3 +89,20 @@ def test_without_pidfds_each_process_gets_its_own_waiting_thread(
     key, name, rc = exits.get(timeout=20)  # type: ignore[misc]
     assert (key, name, rc) == ("a", "wait-a", 3)
     reaper.close()  # no thread of its own was started
+
+
+def test_a_failing_report_does_not_stop_the_others() -> None:
+    exits: queue.SimpleQueue[tuple[str, int]] = queue.SimpleQueue()
+
+    def on_exit(key: str, rc: int) -> None:
+        if key == "bad":
+            raise RuntimeError("the callback failed")
+        exits.put((key, rc))
+
+    reaper = Reaper(on_exit)
+    reaper.watch("good", _start("import time; time.sleep(0.5); raise SystemExit(5)"))
+    reaper.watch("bad", _start("pass"))  # exits first; its report fails
+    try:
+        assert _collect(1, exits) == {"good": 5}
+    finally:
+        reaper.close()

@@ -412,8 +412,8 @@ def render(emp: Employee, n: int, cycle: int, ok: bool, reasons: list[str], rule
                      f"an employee on pip; {OFFBOARD_AFTER} offboard it.")
     entries = journal_for(view, emp.id, set(sig.tasks), sig.since)
     lines += ["", "## Self-assessment", "",
-              f"Quoted verbatim from `employees/{emp.id}/journal.md` (entries for these "
-              "projects' tasks)."]
+              f"Quoted verbatim from `employees/{emp.id}/journal.md` and its archives in "
+              f"`employees/{emp.id}/journal/` (entries for these projects' tasks)."]
     if not entries:
         lines += ["", "No journal entry for these projects' tasks."]
     for entry in entries[-6:]:

@@ -305,8 +305,9 @@ def render(view: HeadView, sig: Signals, tasks: Mapping[str, Task],
     out += ["", "## What went well", ""] + [f"- {g}" for g in good]
     out += ["", "## What went badly", ""] + [f"- {b}" for b in bad]
     out += ["", "## Self-assessments", "",
-            "Quoted verbatim from each participant's journal (`employees/<id>/journal.md`), "
-            "the entries for this project's tasks. aoi adds nothing in anyone's name.", ""]
+            "Quoted verbatim from each participant's journal (`employees/<id>/journal.md` "
+            "and its archives in `employees/<id>/journal/`), the entries for this project's "
+            "tasks. aoi adds nothing in anyone's name.", ""]
     participants = sorted({e for t in project for e in t.employees})
     if not participants:
         out.append("No employee ran a task of this project.")

@@ -402,7 +402,7 @@ class Daemon:
     def _finish_interrupted_index_flush(self) -> None:
         moves = pending.read(self.index_journal)
         if not moves:
-            pending.clear(self.index_journal)
+            self.index_writer.clear()
             return
         self.store.resume_moves(moves)
         self._flush_index()

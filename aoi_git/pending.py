@@ -41,18 +41,6 @@ def journal_path(root: Path) -> Path:
     return root / ".aoi" / "daemon" / "index-pending.jsonl"
 
 
-def _rows(moves: Iterable[tuple[str, Move]]) -> str:
-    return "".join(json.dumps([path, m.index_old, m.new, m.file_old]) + "\n"
-                   for path, m in moves)
-
-
-def append(journal: Path, moves: Iterable[tuple[str, Move]]) -> None:
-    rows = _rows(moves)
-    if rows:
-        with open(journal, "a") as fh:
-            fh.write(rows)
-
-
 class Writer:
     """The daemon's journal, kept open: a commit's rows are one `write` (no open and close
     per commit), and a flush empties the file in place instead of deleting it."""
@@ -62,7 +50,8 @@ class Writer:
         self._fd: int | None = None
 
     def append(self, moves: Iterable[tuple[str, Move]]) -> None:
-        rows = _rows(moves)
+        rows = "".join(json.dumps([path, m.index_old, m.new, m.file_old]) + "\n"
+                       for path, m in moves)
         if not rows:
             return
         if self._fd is None:

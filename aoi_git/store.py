@@ -638,7 +638,7 @@ class Store:
         return new_blob
 
     def _move_entry(self, index: pygit2.Index, path: str, old_blob: str | None,
-                    new_blob: str | None, file_blob: str | None = pending.KEEP) -> bool:
+                    new_blob: str | None, file_blob: str | None) -> bool:
         """Move the index entry from `old_blob` to `new_blob` unless a person staged their
         own; `file_blob`: what `_move_file` left in the work tree (KEEP: not known)."""
         try:

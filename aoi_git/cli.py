@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from aoi_git.app import App
+from aoi_git.commands.cli_context import App
 from aoi_git.errors import AoiError, ValidationFailed
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

@@ -14,10 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aoi_git.ids import new_task_id, shard_path
-from aoi_git.model import Kind, Status, Task
-from aoi_git.orginit import init_org
-from aoi_git.txn import dump_task
+from aoi_git.domain.ids import new_task_id, shard_path
+from aoi_git.domain.model import Kind, Status, Task
+from aoi_git.org.create import init_org
+from aoi_git.store.txn import dump_task
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@aoi.invalid",

@@ -59,11 +59,11 @@ import psutil
 import pygit2
 import yaml
 
-from aoi_git.ids import new_task_id, shard_path
-from aoi_git.model import Actor, ActorKind, Kind, Status, Task
-from aoi_git.org import load_org
-from aoi_git.store import Store
-from aoi_git.txn import Txn, commit, dump_task, now_iso
+from aoi_git.domain.ids import new_task_id, shard_path
+from aoi_git.domain.model import Actor, ActorKind, Kind, Status, Task
+from aoi_git.org.organisation import load_org
+from aoi_git.store.org_store import Store
+from aoi_git.store.txn import Txn, commit, dump_task, now_iso
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _orgs import GIT_ENV, bench_parser, build_org, git, percentile, status_clean  # noqa: E402

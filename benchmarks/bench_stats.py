@@ -26,9 +26,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from aoi_git.commitmsg import Message, Transition
-from aoi_git.ids import new_task_id, shard_path
-from aoi_git.orginit import init_org
+from aoi_git.domain.ids import new_task_id, shard_path
+from aoi_git.org.create import init_org
+from aoi_git.store.trailers import Message, Transition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _orgs import WORDS, bench_parser  # noqa: E402

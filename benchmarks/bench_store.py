@@ -36,10 +36,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from aoi_git.model import Actor, ActorKind, Status
-from aoi_git.org import load_org
-from aoi_git.store import Store
-from aoi_git.txn import commit
+from aoi_git.domain.model import Actor, ActorKind, Status
+from aoi_git.org.organisation import load_org
+from aoi_git.store.org_store import Store
+from aoi_git.store.txn import commit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _orgs import GIT_ENV, bench_parser, build_org, percentile, status_clean  # noqa: E402

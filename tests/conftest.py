@@ -101,7 +101,7 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory,
 @pytest.fixture
 def org_dir(tmp_path: Path) -> Path:
     """A fresh org made by `aoi init` (one commit, hooks and merge driver installed)."""
-    from aoi_git.orginit import init_org
+    from aoi_git.org.create import init_org
 
     path = tmp_path / "org"
     init_org(path)

@@ -12,13 +12,13 @@ from typing import Any
 import yaml
 from conftest import AOI_BIN, PERSON_NAME, git
 
-from aoi_git.daemon import Daemon, DaemonOptions
-from aoi_git.model import Actor, ActorKind, Task
-from aoi_git.ops import new_task
-from aoi_git.org import load_org
-from aoi_git.orginit import init_org
-from aoi_git.store import Store
-from aoi_git.txn import commit
+from aoi_git.domain.model import Actor, ActorKind, Task
+from aoi_git.org.create import init_org
+from aoi_git.org.organisation import load_org
+from aoi_git.org.task_ops import new_task
+from aoi_git.runtime.daemon import Daemon, DaemonOptions
+from aoi_git.store.org_store import Store
+from aoi_git.store.txn import commit
 
 PERSON = Actor(ActorKind.HUMAN, PERSON_NAME)
 

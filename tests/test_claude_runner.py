@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from aoi_git.backends.base import AgentConfig
-from aoi_git.backends.claude import ClaudeBackend
-from aoi_git.backends.script import ScriptBackend
+from aoi_git.domain.model import Employee
 from aoi_git.errors import AoiError
-from aoi_git.model import Employee
+from aoi_git.runtime.backends.base import AgentConfig
+from aoi_git.runtime.backends.claude import ClaudeBackend
+from aoi_git.runtime.backends.script import ScriptBackend
 from aoi_git.testing.fake_messages_api import (
     ApiError,
     ScriptedMessagesAPI,
@@ -81,7 +81,7 @@ def run_runner(tmp_path: Path) -> Any:
             )
             env.update(extra_env or {})
             proc = subprocess.run(
-                [sys.executable, "-m", "aoi_git.backends.claude_runner"],
+                [sys.executable, "-m", "aoi_git.runtime.backends.claude_runner"],
                 cwd=worktree,
                 env=env,
                 capture_output=True,
@@ -325,7 +325,7 @@ def test_missing_contract_variable_exits_nonzero(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AOI_")}
     env["PYTHONPATH"] = str(REPO_ROOT)
     proc = subprocess.run(
-        [sys.executable, "-m", "aoi_git.backends.claude_runner"],
+        [sys.executable, "-m", "aoi_git.runtime.backends.claude_runner"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode != 0
@@ -334,7 +334,8 @@ def test_missing_contract_variable_exits_nonzero(tmp_path: Path) -> None:
 
 def test_backends_commands() -> None:
     emp = Employee.from_dict({"id": "eng-1", "role": "engineer", "backend": {"kind": "claude"}})
-    assert ClaudeBackend().command(emp) == [sys.executable, "-m", "aoi_git.backends.claude_runner"]
+    runner = "aoi_git.runtime.backends.claude_runner"
+    assert ClaudeBackend().command(emp) == [sys.executable, "-m", runner]
     assert ClaudeBackend().environment(emp) == {}
     scripted = Employee.from_dict(
         {"id": "bot", "role": "engineer", "backend": {"kind": "script", "command": ["sh", "a.sh"]}}

@@ -14,7 +14,7 @@ import pytest
 from conftest import PERSON_NAME, git, lines
 
 from aoi_git.cli import main
-from aoi_git.ids import ID_RE
+from aoi_git.domain.ids import ID_RE
 
 GENERATED = re.compile(r"^t-[a-z2-9]{10}$")
 
@@ -63,7 +63,7 @@ def test_init_creates_an_org_in_one_commit(tmp_path: Path, run_aoi) -> None:  # 
         assert path.is_file() and path.stat().st_mode & stat.S_IXUSR
         assert "aoi" in path.read_text()
     driver = git(org, "config", "--local", "merge.aoi-task.driver")
-    assert "aoi_git.merge" in driver and "%A" in driver
+    assert "aoi_git.store.task_merge" in driver and "%A" in driver
     assert re.search(r"(?m)^tasks/\*\*/\*\.yaml\s+merge=aoi-task\s*$",
                      (org / ".gitattributes").read_text())
     assert ".gitattributes" in git(org, "ls-files")

@@ -145,7 +145,7 @@ def test_spec_example_task_passes() -> None:
 
 
 def test_task_round_trips_through_the_model() -> None:
-    model = pytest.importorskip("aoi_git.model")
+    model = pytest.importorskip("aoi_git.domain.model")
     task = model.Task.from_dict(SPEC_TASK)
     assert errors("task", task.to_dict()) == []
 
@@ -240,7 +240,7 @@ def test_template_aoi_yaml_validates() -> None:
 
 
 def test_template_aoi_yaml_loads_into_the_model() -> None:
-    model = pytest.importorskip("aoi_git.model")
+    model = pytest.importorskip("aoi_git.domain.model")
     cfg = model.OrgConfig.from_dict(load_yaml(TEMPLATE / "aoi.yaml"))
     assert cfg.limits.max_agents == 4
     assert "Bash" in cfg.gated_tools
@@ -339,7 +339,7 @@ def test_market_has_the_catalogue() -> None:
 
 
 def test_talent_model_reads_market() -> None:
-    model = pytest.importorskip("aoi_git.model")
+    model = pytest.importorskip("aoi_git.domain.model")
     for folder in market_talents():
         t = model.Talent.from_dict(
             load_yaml(folder / "talent.yaml"), prompt=(folder / "prompt.md").read_text()

@@ -1,4 +1,5 @@
-"""Context assembly (aoi_git.context) and tool access by role (aoi_git.tools): unit tests."""
+"""Context assembly (aoi_git.org.context) and tool access by role (aoi_git.org.tool_access):
+unit tests."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from aoi_git.context import (
+from aoi_git.domain.model import Backend, Employee, OrgConfig, Status, Talent, Task
+from aoi_git.org.context import (
     CONTRACT,
     CUT,
     DEP_CHARS,
@@ -15,10 +17,9 @@ from aoi_git.context import (
     assemble_from_view,
     parse_sop,
 )
-from aoi_git.model import Backend, Employee, OrgConfig, Status, Talent, Task
-from aoi_git.org import load_org
-from aoi_git.store import Store
-from aoi_git.tools import allowed_tools, tool_access
+from aoi_git.org.organisation import load_org
+from aoi_git.org.tool_access import allowed_tools, tool_access
+from aoi_git.store.org_store import Store
 
 ENG = Employee(id="eng-1", role="engineer", name="Ada", talent="software-engineer",
                backend=Backend(kind="claude"))

@@ -29,14 +29,14 @@ import yaml
 from conftest import AOI_BIN, PERSON_NAME, git
 from orgkit import TmpOrg
 
-from aoi_git import daemon as daemon_mod
-from aoi_git.daemon import Daemon, DaemonOptions, load_backends
+from aoi_git.domain.model import Actor, ActorKind, Kind, Status
 from aoi_git.errors import IllegalTransition
-from aoi_git.model import Actor, ActorKind, Kind, Status
-from aoi_git.org import load_org
-from aoi_git.scheduler import parse_time
-from aoi_git.store import Store
-from aoi_git.txn import commit
+from aoi_git.org.organisation import load_org
+from aoi_git.runtime import daemon as daemon_mod
+from aoi_git.runtime.daemon import Daemon, DaemonOptions, load_backends
+from aoi_git.runtime.scheduler import parse_time
+from aoi_git.store.org_store import Store
+from aoi_git.store.txn import commit
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -26,16 +26,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from orgkit import TmpOrg
 
-from aoi_git import journal, perf, stats
-from aoi_git.commitmsg import Message, Transition
-from aoi_git.context import assemble_from_view
-from aoi_git.graph import TaskLinks
-from aoi_git.model import Actor, ActorKind, Status, Task
-from aoi_git.ops import new_task
-from aoi_git.org import load_org
-from aoi_git.orginit import init_org
-from aoi_git.store import Store
-from aoi_git.txn import commit, dump_task
+from aoi_git.domain.graph import TaskLinks
+from aoi_git.domain.model import Actor, ActorKind, Status, Task
+from aoi_git.evolution import journal, performance_reviews, stats
+from aoi_git.org.context import assemble_from_view
+from aoi_git.org.create import init_org
+from aoi_git.org.organisation import load_org
+from aoi_git.org.task_ops import new_task
+from aoi_git.store.org_store import Store
+from aoi_git.store.trailers import Message, Transition
+from aoi_git.store.txn import commit, dump_task
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -421,7 +421,7 @@ def test_performance_reviews_every_n_roots(org: Org) -> None:
     org.run()
     text = org.read("reviews/eng-1/1.md")
     assert text is not None and org.read("reviews/lead-1/1.md") is not None
-    meta = perf.front_matter(text.encode())
+    meta = performance_reviews.front_matter(text.encode())
     assert meta["result"] == "pass" and meta["cycle"] == 1
     assert sorted(meta["roots"]) == ["p1", "p2"]
     # 3 tasks, 1 rejected at its first review: pass rate 67%, 1 retry over 3 tasks
@@ -458,7 +458,7 @@ def test_three_failed_reviews_pip_then_offboarded(org: Org) -> None:
     org.project("p1", [sub("a", "Part A [reject-once]", assignee="eng-bad")])
     org.run()
     text = org.read("reviews/eng-bad/3.md") or ""
-    assert perf.front_matter(text.encode())["result"] == "fail"
+    assert performance_reviews.front_matter(text.encode())["result"] == "fail"
     assert "review pass rate 0% < 50%" in text
     assert "Failed reviews in a row: 3 (reviews 1, 2, 3)." in text
     assert "Status: active -> pip (3 failed reviews in a row)." in text
@@ -469,7 +469,7 @@ def test_three_failed_reviews_pip_then_offboarded(org: Org) -> None:
     org.project("p2", [sub("a", "Part B [reject-once]", assignee="eng-bad")])
     org.run()
     text4 = org.read("reviews/eng-bad/4.md") or ""
-    assert perf.front_matter(text4.encode())["result"] == "fail", text4
+    assert performance_reviews.front_matter(text4.encode())["result"] == "fail", text4
     assert "Status: pip -> offboarded" in text4
     prof = org.profile("eng-bad")
     assert "status: offboarded" in prof and "# a comment a person wrote" in prof
@@ -499,13 +499,13 @@ def test_a_cycle_with_no_one_to_review_passes_its_roots_over(org_dir: Path) -> N
     store = Store(org_dir)
     org = load_org(store)
     passed: set[str] = set()
-    oid, _ = commit(store, lambda txn: perf.run_cycle(
+    oid, _ = commit(store, lambda txn: performance_reviews.run_cycle(
         txn, store=store, tasks=org.tasks, employees=org.employees, config=org.config,
         org=org, passed_over=passed), PERSON)
     assert oid is None and passed == set(imported)
-    reviews = perf.read_reviews(store.head(), store)
-    assert perf.due_roots(org.tasks, reviews, 3) == imported
-    assert perf.due_roots(org.tasks, reviews, 3, passed_over=passed) is None
+    reviews = performance_reviews.read_reviews(store.head(), store)
+    assert performance_reviews.due_roots(org.tasks, reviews, 3) == imported
+    assert performance_reviews.due_roots(org.tasks, reviews, 3, passed_over=passed) is None
 
 
 def test_passed_over_projects_are_listed_by_the_next_written_cycle(org: Org) -> None:
@@ -516,7 +516,7 @@ def test_passed_over_projects_are_listed_by_the_next_written_cycle(org: Org) -> 
     org.project("p1", [sub("a", "Part A")])
     org.project("p2", [sub("b", "Part B")])
     org.run()  # one daemon: its first cycle passes the imports over, p1 + p2 make the next
-    meta = perf.front_matter((org.read("reviews/eng-1/1.md") or "").encode())
+    meta = performance_reviews.front_matter((org.read("reviews/eng-1/1.md") or "").encode())
     assert meta["cycle"] == 1 and sorted(meta["roots"]) == sorted([*imported, "p1", "p2"])
     assert org.read("reviews/eng-1/2.md") is None
 
@@ -529,7 +529,7 @@ def test_a_review_file_a_person_garbled_still_counts(org_dir: Path) -> None:
     git(org_dir, "add", "reviews")
     git(org_dir, "commit", "-q", "--no-verify", "-m", "hand-written reviews")
     store = Store(org_dir)
-    reviews = perf.read_reviews(store.head(), store)
+    reviews = performance_reviews.read_reviews(store.head(), store)
     assert [(f.n, f.cycle, f.result, f.roots) for f in reviews["coo"]] == [
         (1, 0, "fail", ["p1"]), (2, 0, "pass", [])]
     assert reviews.covered == {"p1"}
@@ -549,27 +549,29 @@ def test_the_uncovered_tracker_agrees_with_a_scan_of_every_project(
     tasks = {f"r{i}": Task(id=f"r{i}", title="root", created=f"2026-01-0{i + 1}T00:00:00Z")
              for i in range(8)}
     tasks["s1"] = Task(id="s1", title="sub", parent="r0")
-    links, reviews, tracker = TaskLinks(tasks), perf.Reviews(), perf.Uncovered()
+    links = TaskLinks(tasks)
+    reviews, tracker = performance_reviews.Reviews(), performance_reviews.Uncovered()
     for op, tid in steps:
         if op in ("finish", "reopen"):
             status = S.FINISHED if op == "finish" else S.PENDING
             tasks[tid] = tasks[tid].with_changes(status=status)
             links.update(tasks[tid])
         elif op == "review":
-            files = [*reviews.get("eng-1", []), perf.ReviewFile("eng-1", 1, 1, "pass", [tid])]
-            reviews = perf.Reviews({"eng-1": files})
+            done = performance_reviews.ReviewFile("eng-1", 1, 1, "pass", [tid])
+            files = [*reviews.get("eng-1", []), done]
+            reviews = performance_reviews.Reviews({"eng-1": files})
         else:
             links = TaskLinks(tasks)
         for every in (1, 2):
-            assert perf.due_roots(tasks, reviews, every, links, uncovered=tracker) == \
-                perf.due_roots(tasks, reviews, every)
+            due = performance_reviews.due_roots(tasks, reviews, every, links, uncovered=tracker)
+            assert due == performance_reviews.due_roots(tasks, reviews, every)
 
 
 def test_review_counters_come_from_the_files() -> None:
-    assert perf.fails_in_a_row(["fail", "pass", "fail", "fail"]) == 2
-    assert perf.fails_in_a_row(["pass"]) == 0
-    rule = perf.Rule(0.5, 1.0)
-    from aoi_git.signals import EmployeeSignals
+    assert performance_reviews.fails_in_a_row(["fail", "pass", "fail", "fail"]) == 2
+    assert performance_reviews.fails_in_a_row(["pass"]) == 0
+    rule = performance_reviews.Rule(0.5, 1.0)
+    from aoi_git.evolution.project_metrics import EmployeeSignals
 
     ok, why = rule.verdict(EmployeeSignals("x", reviewed=4, passed_first=1, tasks_run=2,
                                            retries=3))

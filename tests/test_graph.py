@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aoi_git.graph import (
+from aoi_git.domain.graph import (
     TaskLinks,
     children,
     dependents,
@@ -17,7 +17,7 @@ from aoi_git.graph import (
     root_of,
     would_cycle,
 )
-from aoi_git.model import Kind, Status, Task
+from aoi_git.domain.model import Kind, Status, Task
 
 NODES = [f"n{i}" for i in range(7)]
 

@@ -12,10 +12,10 @@ import pytest
 import yaml
 from conftest import PERSON_NAME, CliRun, git
 
-from aoi_git.daemon import Daemon, DaemonOptions
-from aoi_git.model import EmployeeStatus, Kind, Status, Task
-from aoi_git.org import load_org
-from aoi_git.store import Store
+from aoi_git.domain.model import EmployeeStatus, Kind, Status, Task
+from aoi_git.org.organisation import load_org
+from aoi_git.runtime.daemon import Daemon, DaemonOptions
+from aoi_git.store.org_store import Store
 
 pytestmark = pytest.mark.timeout(120)
 S = Status

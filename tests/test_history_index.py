@@ -9,13 +9,13 @@ from pathlib import Path
 
 from conftest import git
 
-from aoi_git import history
-from aoi_git.history import Record
-from aoi_git.model import Actor, ActorKind, Status
-from aoi_git.ops import new_task
-from aoi_git.org import load_org
-from aoi_git.store import Store
-from aoi_git.txn import Txn, commit
+from aoi_git.domain.model import Actor, ActorKind, Status
+from aoi_git.org.organisation import load_org
+from aoi_git.org.task_ops import new_task
+from aoi_git.store import history
+from aoi_git.store.history import Record
+from aoi_git.store.org_store import Store
+from aoi_git.store.txn import Txn, commit
 
 PERSON = Actor(ActorKind.HUMAN, "Test Person")
 DAEMON = Actor(ActorKind.DAEMON, "host")

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from aoi_git import ops
+from aoi_git.domain.ids import _ALPHABET, ID_BITS, ID_RE, is_valid_id, new_task_id, shard_path
+from aoi_git.domain.model import Actor, ActorKind
 from aoi_git.errors import AoiError
-from aoi_git.ids import _ALPHABET, ID_BITS, ID_RE, is_valid_id, new_task_id, shard_path
-from aoi_git.model import Actor, ActorKind
-from aoi_git.org import load_org
-from aoi_git.store import Store
-from aoi_git.txn import Txn, commit
+from aoi_git.org import task_ops
+from aoi_git.org.organisation import load_org
+from aoi_git.store.org_store import Store
+from aoi_git.store.txn import Txn, commit
 
 GENERATED = re.compile(r"^t-[a-z2-9]{10}$")
 
@@ -76,9 +76,9 @@ def _make(store: Store, *chosen: str, generated: int = 0) -> list[str]:
         made.clear()
         tasks = store.load_tasks().tasks
         for tid in chosen:
-            made.append(ops.new_task(txn, tasks, f"task {tid}", task_id=tid).id)
+            made.append(task_ops.new_task(txn, tasks, f"task {tid}", task_id=tid).id)
         for i in range(generated):
-            made.append(ops.new_task(txn, tasks, f"generated {i}").id)
+            made.append(task_ops.new_task(txn, tasks, f"generated {i}").id)
 
     commit(store, build, human)
     return made

@@ -1,4 +1,4 @@
-"""The employee journal (aoi_git.journal): lookups, and rotation into write-once archives,
+"""The employee journal (aoi_git.evolution.journal): lookups, and rotation into write-once archives,
 committed through a real Store into a real git repository."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from conftest import git
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aoi_git import journal
-from aoi_git.context import JOURNAL_ENTRIES
-from aoi_git.journal import (
+from aoi_git.domain.model import Actor, ActorKind, Task
+from aoi_git.evolution import journal
+from aoi_git.evolution.journal import (
     append_journal,
     journal_entries,
     journal_entries_about,
@@ -24,10 +24,10 @@ from aoi_git.journal import (
     journal_for,
     last_journal_entries,
 )
-from aoi_git.model import Actor, ActorKind, Task
-from aoi_git.runs import AgentResult
-from aoi_git.store import Store
-from aoi_git.txn import Txn, commit
+from aoi_git.org.context import JOURNAL_ENTRIES
+from aoi_git.runtime.agent_run import AgentResult
+from aoi_git.store.org_store import Store
+from aoi_git.store.txn import Txn, commit
 
 AGENT = Actor(ActorKind.AGENT, "eng-1")
 T0 = calendar.timegm((2026, 11, 21, 8, 0, 0, 0, 0, 0))

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aoi_git.domain.lifecycle import TRANSITIONS, allowed, check_transition
+from aoi_git.domain.model import TERMINAL, ActorKind, Kind, Status
 from aoi_git.errors import IllegalTransition
-from aoi_git.lifecycle import TRANSITIONS, allowed, check_transition
-from aoi_git.model import TERMINAL, ActorKind, Kind, Status
 
 A, H, D = ActorKind.AGENT, ActorKind.HUMAN, ActorKind.DAEMON
 S = Status

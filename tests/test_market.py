@@ -11,8 +11,8 @@ import pytest
 import yaml
 from conftest import PERSON_NAME, CliRun, git
 
-from aoi_git import market
 from aoi_git.errors import AoiError
+from aoi_git.evolution import market
 from aoi_git.resources import resource_dir
 
 BUNDLED = resource_dir("market")
@@ -230,7 +230,7 @@ def test_a_folder_market_relative_to_the_org(org_dir: Path, cli: CliRun,
 def test_the_bundled_market_wins_an_id(tmp_path: Path) -> None:
     folder = tmp_path / "dup"
     shutil.copytree(BUNDLED / "architect", folder / "architect")
-    from aoi_git.model import OrgConfig
+    from aoi_git.domain.model import OrgConfig
 
     cat = market.load_catalogue(tmp_path, OrgConfig(markets=(str(folder),)))
     found = cat.find("architect")

@@ -15,15 +15,20 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from aoi_git.domain.model import LIFECYCLE_ORDER, Status, Task
 from aoi_git.errors import AoiError
-from aoi_git.gitconfig import (
+from aoi_git.store.clone_setup import (
     GITATTRIBUTES_LINE,
     HOOK_MARKER,
     install_hooks,
     install_merge_driver,
 )
-from aoi_git.merge import ATTENTION_LINE, MergeOutcome, merge_task_texts, run_merge_driver
-from aoi_git.model import LIFECYCLE_ORDER, Status, Task
+from aoi_git.store.task_merge import (
+    ATTENTION_LINE,
+    MergeOutcome,
+    merge_task_texts,
+    run_merge_driver,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GIT_MARKERS = ("<<<<<<<", "=======", ">>>>>>>")
@@ -532,14 +537,16 @@ def test_run_merge_driver_reports_parse_failure(
     assert b"<<<<<<< ours" in ours.read_bytes()
 
 
-def test_module_entry_point(tmp_path: Path) -> None:
+@pytest.mark.parametrize("module", ["aoi_git.store.task_merge", "aoi_git.merge"])
+def test_module_entry_point(tmp_path: Path, module: str) -> None:
+    """`aoi_git.merge` is the name that clones set up by earlier releases keep in .git/config."""
     base, ours, theirs = (tmp_path / n for n in ("b", "o", "t"))
     base.write_bytes(dump(BASE))
     ours.write_bytes(dump(edited(status="processing")))
     theirs.write_bytes(dump(edited(priority=9)))
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-m", "aoi_git.merge", str(base), str(ours), str(theirs), "t.yaml"],
+        [sys.executable, "-m", module, str(base), str(ours), str(theirs), "t.yaml"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -550,7 +557,7 @@ def test_module_entry_point(tmp_path: Path) -> None:
     doc = load(ours.read_bytes())
     assert (doc["status"], doc["priority"]) == ("processing", 9)
     usage = subprocess.run(
-        [sys.executable, "-m", "aoi_git.merge", "x"],
+        [sys.executable, "-m", module, "x"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -581,7 +588,8 @@ def git_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("GIT_COMMITTER_DATE", "2024-01-01T00:00:00+00:00")
     monkeypatch.setenv("GIT_MERGE_AUTOEDIT", "no")
     monkeypatch.setenv("GIT_TERMINAL_PROMPT", "0")
-    # The driver runs `python -m aoi_git.merge` from the clone: make the package importable.
+    # The driver runs `python -m aoi_git.store.task_merge` from the clone: make the package
+    # importable.
     monkeypatch.setenv(
         "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
     )
@@ -745,7 +753,7 @@ def test_install_merge_driver_config_and_attributes(git_env: Path) -> None:
     assert install_merge_driver(repo) is True
     assert git(repo, "config", "--local", "merge.aoi-task.name").stdout.strip() == "aoi task merge"
     driver = git(repo, "config", "--local", "merge.aoi-task.driver").stdout.strip()
-    assert driver.endswith(" -m aoi_git.merge %O %A %B %P")
+    assert driver.endswith(" -m aoi_git.store.task_merge %O %A %B %P")
     assert sys.executable in driver
     assert (repo / ".gitattributes").read_text() == GITATTRIBUTES_LINE + "\n"
     assert install_merge_driver(repo) is False

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from conftest import PERSON_NAME, CliRun, git
 
-from aoi_git.one_on_one import clean_rewrite, split_principles
+from aoi_git.evolution.one_on_one import clean_rewrite, split_principles
 from aoi_git.testing.fake_messages_api import (
     ScriptedMessagesAPI,
     Text,

@@ -27,9 +27,9 @@ import yaml
 from conftest import AOI_BIN, PERSON_NAME, git
 from orgkit import TmpOrg
 
-from aoi_git.model import Kind, Status, Task
-from aoi_git.org import load_org
-from aoi_git.store import Store
+from aoi_git.domain.model import Kind, Status, Task
+from aoi_git.org.organisation import load_org
+from aoi_git.store.org_store import Store
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -1,4 +1,4 @@
-"""The daemon's deferred work-tree and index moves (aoi_git.pending): while they wait, a
+"""The daemon's deferred work-tree and index moves (aoi_git.store.index_journal): while they wait, a
 person's commit, `aoi validate`, a rescan and a locked index all behave, and nothing the
 daemon committed is reverted or lost."""
 
@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 from conftest import PERSON_NAME, AoiRun, git
 
-from aoi_git import pending
-from aoi_git.daemon import Daemon, DaemonOptions
-from aoi_git.model import Actor, ActorKind, Status
-from aoi_git.ops import new_task
-from aoi_git.org import load_org
-from aoi_git.orginit import init_org
-from aoi_git.store import Store
-from aoi_git.txn import Txn, commit
+from aoi_git.domain.model import Actor, ActorKind, Status
+from aoi_git.org.create import init_org
+from aoi_git.org.organisation import load_org
+from aoi_git.org.task_ops import new_task
+from aoi_git.runtime.daemon import Daemon, DaemonOptions
+from aoi_git.store import index_journal
+from aoi_git.store.org_store import Store
+from aoi_git.store.txn import Txn, commit
 
 PERSON = Actor(ActorKind.HUMAN, PERSON_NAME)
 
@@ -40,7 +40,7 @@ def daemon_edit(root: Path) -> Daemon:
     """A daemon commit whose work-tree file and index entry are still to be moved."""
     d = Daemon(root, DaemonOptions(watch=False))
     d._commit(lambda txn: txn.move("job", Status.PROCESSING, title="Write it well"))
-    assert d.store.pending_moves and pending.read(d.index_journal)
+    assert d.store.pending_moves and index_journal.read(d.index_journal)
     assert b"Write it well" not in (root / d.org.index.paths["job"]).read_bytes()
     return d
 
@@ -63,7 +63,7 @@ def test_a_persons_commit_meanwhile_keeps_the_daemons_change(org: Path, how: str
         2 if how == "commit -a" else 1)  # only the person's files
     assert head_title(org) == "Write it well"
     d._flush_index()
-    assert not d.store.pending_moves and not pending.read(d.index_journal)
+    assert not d.store.pending_moves and not index_journal.read(d.index_journal)
     assert b"Write it well" in (org / d.org.index.paths["job"]).read_bytes()
     assert git(org, "status", "--porcelain") == ""
 
@@ -91,11 +91,11 @@ def test_a_locked_index_defers_the_move_and_loses_nothing(org: Path) -> None:
     lock = org / ".git" / "index.lock"
     lock.write_text("")
     d._flush_index()
-    assert d.store.pending_moves and pending.read(d.index_journal)  # kept for the next try
+    assert d.store.pending_moves and index_journal.read(d.index_journal)  # kept for the next try
     d._commit(lambda txn: txn.update("job", title="Written"))
     lock.unlink()
     d._flush_index()
-    assert not d.store.pending_moves and not pending.read(d.index_journal)
+    assert not d.store.pending_moves and not index_journal.read(d.index_journal)
     assert git(org, "status", "--porcelain") == ""
     assert b"Written" in (org / d.org.index.paths["job"]).read_bytes()
 
@@ -117,22 +117,24 @@ def _retitle(txn: Txn, title: str) -> None:
 def test_the_open_journal_writer_appends_empties_in_place_and_survives_a_crash(
         tmp_path: Path) -> None:
     path = tmp_path / "index-pending.jsonl"
-    writer = pending.Writer(path)
+    writer = index_journal.Writer(path)
     writer.clear()  # nothing written yet: nothing to clear
     assert not path.exists()
-    writer.append([("tasks/a.yaml", pending.Move("1" * 40, "2" * 40, "1" * 40))])
+    writer.append([("tasks/a.yaml", index_journal.Move("1" * 40, "2" * 40, "1" * 40))])
     writer.append([])  # a commit of no deferred path writes nothing
-    writer.append([("tasks/a.yaml", pending.Move("2" * 40, "3" * 40, "2" * 40)),
-                   ("tasks/b.yaml", pending.Move(None, "4" * 40, None))])
+    writer.append([("tasks/a.yaml", index_journal.Move("2" * 40, "3" * 40, "2" * 40)),
+                   ("tasks/b.yaml", index_journal.Move(None, "4" * 40, None))])
     # read by another process while still open (as after a kill -9 of the daemon)
-    assert pending.read(path) == {"tasks/a.yaml": pending.Move("1" * 40, "3" * 40, "1" * 40),
-                                  "tasks/b.yaml": pending.Move(None, "4" * 40, None)}
+    Move = index_journal.Move
+    assert index_journal.read(path) == {"tasks/a.yaml": Move("1" * 40, "3" * 40, "1" * 40),
+                                        "tasks/b.yaml": Move(None, "4" * 40, None)}
     inode = path.stat().st_ino
     writer.clear()
-    assert pending.read(path) == {} and path.stat().st_ino == inode  # emptied, not replaced
-    writer.append([("tasks/c.yaml", pending.Move(None, None, pending.KEEP))])
+    assert index_journal.read(path) == {} and path.stat().st_ino == inode  # emptied, not replaced
+    writer.append([("tasks/c.yaml", index_journal.Move(None, None, index_journal.KEEP))])
     writer.close()
-    assert pending.read(path) == {"tasks/c.yaml": pending.Move(None, None, pending.KEEP)}
+    kept = index_journal.Move(None, None, index_journal.KEEP)
+    assert index_journal.read(path) == {"tasks/c.yaml": kept}
 
 
 # ------------------------------------------------ an index.lock left by a killed writer
@@ -143,9 +145,9 @@ def _die_holding_the_index_lock(root: Path, started: float | None = None) -> Non
     code = (
         "import os, signal, sys, time\n"
         "from pathlib import Path\n"
-        "from aoi_git import indexlock\n"
+        "from aoi_git.store import index_lock\n"
         "root = Path(sys.argv[1])\n"
-        "with indexlock.writing(root / '.aoi'):\n"
+        "with index_lock.writing(root / '.aoi'):\n"
         "    if len(sys.argv) > 2:\n"  # an older write: rewrite the marker's start time
         "        fd = os.open(root / '.aoi/locks/index-writer', os.O_WRONLY)\n"
         "        os.pwrite(fd, f'{os.getpid()} {sys.argv[2]}\\n'.encode(), 0)\n"
@@ -164,7 +166,7 @@ def test_an_index_lock_left_by_a_killed_aoi_writer_is_removed_and_the_move_done(
     d = daemon_edit(org)
     d._flush_index()
     assert not (org / ".git" / "index.lock").exists()
-    assert not d.store.pending_moves and not pending.read(d.index_journal)
+    assert not d.store.pending_moves and not index_journal.read(d.index_journal)
     assert git(org, "status", "--porcelain") == ""
     assert "removed the index.lock left by aoi process" in \
         (org / ".aoi" / "daemon.log").read_text()

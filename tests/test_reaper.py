@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from aoi_git.reaper import Reaper
+from aoi_git.runtime.reaper import Reaper
 
 
 def _start(code: str) -> subprocess.Popen[bytes]:

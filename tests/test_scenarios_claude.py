@@ -23,7 +23,7 @@ import pytest
 import yaml
 from test_org_loop import LoopOrg, commit_of
 
-from aoi_git.model import Kind, Status
+from aoi_git.domain.model import Kind, Status
 from aoi_git.testing.fake_messages_api import (
     ScriptedMessagesAPI,
     Text,

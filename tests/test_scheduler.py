@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aoi_git.model import (
+from aoi_git.domain.model import (
     Backend,
     Capacity,
     Employee,
@@ -26,7 +26,7 @@ from aoi_git.model import (
     Status,
     Task,
 )
-from aoi_git.scheduler import (
+from aoi_git.runtime.scheduler import (
     Advance,
     AskBudget,
     Dispatch,

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_scheduler import NOW, config, emp, iso, task
 
-from aoi_git.model import Kind, Status, Task
-from aoi_git.scheduler import Dispatch, LiveSet, Plan, Running, SchedState, plan
+from aoi_git.domain.model import Kind, Status, Task
+from aoi_git.runtime.scheduler import Dispatch, LiveSet, Plan, Running, SchedState, plan
 
 pytestmark = pytest.mark.timeout(120)
 

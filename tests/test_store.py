@@ -15,14 +15,14 @@ import pygit2
 import pytest
 from conftest import PERSON_NAME, git
 
-from aoi_git import ops
-from aoi_git import store as store_mod
+from aoi_git.domain.ids import ID_RE, shard_path
+from aoi_git.domain.model import Actor, ActorKind, Status
 from aoi_git.errors import IllegalTransition
-from aoi_git.ids import ID_RE, shard_path
-from aoi_git.model import Actor, ActorKind, Status
-from aoi_git.org import load_org
-from aoi_git.store import Store, host_actor
-from aoi_git.txn import Txn, commit
+from aoi_git.org import task_ops
+from aoi_git.org.organisation import load_org
+from aoi_git.store import org_store as store_mod
+from aoi_git.store.org_store import Store, host_actor
+from aoi_git.store.txn import Txn, commit
 
 HUMAN = Actor(ActorKind.HUMAN, PERSON_NAME)
 DAEMON = Actor.parse(host_actor())
@@ -33,7 +33,7 @@ def new_task(store: Store, title: str = "Build the login API", **fields: object)
     made: list[str] = []
 
     def build(txn: Txn) -> None:
-        made[:] = [ops.new_task(txn, store.load_tasks().tasks, title, **fields).id]
+        made[:] = [task_ops.new_task(txn, store.load_tasks().tasks, title, **fields).id]
 
     commit(store, build, HUMAN)
     return made[0]
@@ -101,7 +101,8 @@ def test_several_tasks_in_one_commit_get_a_trailer_pair_each(org_dir: Path) -> N
     kid = new_task(store, "kid", parent=root)
     dep = new_task(store, "after", depends_on=[kid])
     before = count(org_dir)
-    commit(store, lambda txn: ops.cancel_cascade(txn, store.load_tasks().tasks, root, "no"), HUMAN)
+    commit(store, lambda txn: task_ops.cancel_cascade(txn, store.load_tasks().tasks, root, "no"),
+           HUMAN)
     assert count(org_dir) == before + 1
     assert trailers(org_dir, "Aoi-Task") == [root, kid, dep]
     assert trailers(org_dir, "Aoi-Transition") == ["pending->cancelled"] * 3
@@ -186,9 +187,9 @@ WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from aoi_git.model import Actor, ActorKind
-    from aoi_git.store import Store
-    from aoi_git.txn import commit
+    from aoi_git.domain.model import Actor, ActorKind
+    from aoi_git.store.org_store import Store
+    from aoi_git.store.txn import commit
 
     root, tid, path, tag, n = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
     store = Store(Path(root))
@@ -234,9 +235,9 @@ CLAIMER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from aoi_git.model import Actor, Status
-    from aoi_git.store import Store, host_actor
-    from aoi_git.txn import commit
+    from aoi_git.domain.model import Actor, Status
+    from aoi_git.store.org_store import Store, host_actor
+    from aoi_git.store.txn import commit
 
     root, tid, status = sys.argv[1], sys.argv[2], sys.argv[3]
     store = Store(Path(root))

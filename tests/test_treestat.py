@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from aoi_git import treestat
+from aoi_git.store import tree_snapshot
 
 
 def tree(root: Path) -> Path:
@@ -38,36 +38,36 @@ CHANGES: dict[str, Callable[[Path], None]] = {
 @pytest.mark.parametrize("change", list(CHANGES), ids=list(CHANGES))
 def test_every_change_is_seen(tmp_path: Path, change: str) -> None:
     root = tree(tmp_path / "wt")
-    snap = treestat.take(root, skip=frozenset({".git"}))
+    snap = tree_snapshot.take(root, skip=frozenset({".git"}))
     assert snap is not None
     CHANGES[change](root)
-    assert not treestat.unchanged(root, snap, skip=frozenset({".git"}))
+    assert not tree_snapshot.unchanged(root, snap, skip=frozenset({".git"}))
 
 
 def test_an_untouched_tree_and_skipped_names(tmp_path: Path) -> None:
     root = tree(tmp_path / "wt")
-    snap = treestat.take(root, skip=frozenset({".git"}))
+    snap = tree_snapshot.take(root, skip=frozenset({".git"}))
     assert snap is not None and "README" in snap.racy  # just written: hashed as well
     (root / "src" / "a.py").read_text()  # reading changes nothing
     (root / ".git").write_text("gitdir: moved\n")  # skipped
-    assert treestat.unchanged(root, snap, skip=frozenset({".git"}))
+    assert tree_snapshot.unchanged(root, snap, skip=frozenset({".git"}))
 
 
 def test_extra_files_outside_the_tree(tmp_path: Path) -> None:
     root = tree(tmp_path / "wt")
     index = tmp_path / "index"
     index.write_bytes(b"1234")
-    snap = treestat.take(root, skip=frozenset({".git"}), extra=(index,))
+    snap = tree_snapshot.take(root, skip=frozenset({".git"}), extra=(index,))
     assert snap is not None
-    assert treestat.unchanged(root, snap, skip=frozenset({".git"}), extra=(index,))
+    assert tree_snapshot.unchanged(root, snap, skip=frozenset({".git"}), extra=(index,))
     index.write_bytes(b"5678")  # same size, same tick: caught by its hash
-    assert not treestat.unchanged(root, snap, skip=frozenset({".git"}), extra=(index,))
+    assert not tree_snapshot.unchanged(root, snap, skip=frozenset({".git"}), extra=(index,))
 
 
 def test_too_big_to_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = tree(tmp_path / "wt")
-    monkeypatch.setattr(treestat, "LIMIT", 2)
-    assert treestat.take(root) is None
-    monkeypatch.setattr(treestat, "LIMIT", 100)
-    monkeypatch.setattr(treestat, "RACY_BYTES", 3)
-    assert treestat.take(root) is None
+    monkeypatch.setattr(tree_snapshot, "LIMIT", 2)
+    assert tree_snapshot.take(root) is None
+    monkeypatch.setattr(tree_snapshot, "LIMIT", 100)
+    monkeypatch.setattr(tree_snapshot, "RACY_BYTES", 3)
+    assert tree_snapshot.take(root) is None

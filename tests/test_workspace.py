@@ -15,7 +15,7 @@ import pytest
 from conftest import git
 
 from aoi_git.errors import AoiError
-from aoi_git.workspace import REF_LOCK_WAIT_S, Workspace, branch_name
+from aoi_git.store.worktrees import REF_LOCK_WAIT_S, Workspace, branch_name
 
 
 def _hold(lock: Path, seconds: float) -> threading.Thread:

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import click
 
-from aoi_git import flow
-from aoi_git.app import App
-from aoi_git.txn import Txn, commit
+from aoi_git.commands.cli_context import App
+from aoi_git.org import flow
+from aoi_git.store.txn import Txn, commit
 
 
 @click.command()

@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from aoi_git.app import App
-from aoi_git.daemon import Daemon, DaemonOptions
+from aoi_git.commands.cli_context import App
+from aoi_git.runtime.daemon import Daemon, DaemonOptions
 
 
 @click.command()

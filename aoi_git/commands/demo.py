@@ -10,18 +10,19 @@ from pathlib import Path
 
 import click
 
-from aoi_git import ops, yamlio
-from aoi_git.app import App
-from aoi_git.daemon import Daemon, DaemonOptions
+from aoi_git.commands.cli_context import App
+from aoi_git.commands.render import tree_lines
+from aoi_git.domain.model import Actor, ActorKind, Status
 from aoi_git.errors import AoiError
-from aoi_git.gitutil import git
-from aoi_git.model import Actor, ActorKind, Status
-from aoi_git.org import load_org
-from aoi_git.orginit import init_org
-from aoi_git.render import tree_lines
+from aoi_git.org import task_ops
+from aoi_git.org.create import init_org
+from aoi_git.org.organisation import load_org
 from aoi_git.resources import resource_dir
-from aoi_git.store import Store
-from aoi_git.txn import Txn, commit
+from aoi_git.runtime.daemon import Daemon, DaemonOptions
+from aoi_git.store import yamlio
+from aoi_git.store.git import git
+from aoi_git.store.org_store import Store
+from aoi_git.store.txn import Txn, commit
 
 ROOT_TITLE = "Build textkit: a tiny text-statistics library with a command line"
 ROOT_DESCRIPTION = """\
@@ -91,7 +92,7 @@ def demo(app: App, directory: Path | None, claude: bool, model: str) -> None:
     created: list[str] = []
 
     def add_root(txn: Txn) -> None:
-        t = ops.new_task(txn, org.tasks, ROOT_TITLE, description=ROOT_DESCRIPTION,
+        t = task_ops.new_task(txn, org.tasks, ROOT_TITLE, description=ROOT_DESCRIPTION,
                          assignee="coo", reviewer="qa")
         created.append(t.id)
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import click
 
-from aoi_git.app import App
-from aoi_git.render import dot, mermaid, tree_lines
+from aoi_git.commands.cli_context import App
+from aoi_git.commands.render import dot, mermaid, tree_lines
 
 
 @click.command()

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import click
 
-from aoi_git import hiring
-from aoi_git.app import App
+from aoi_git.commands.cli_context import App
 from aoi_git.errors import ValidationFailed
-from aoi_git.txn import Txn, commit
-from aoi_git.validate import Validator
+from aoi_git.evolution import hiring
+from aoi_git.org.validate import Validator
+from aoi_git.store.txn import Txn, commit
 
 
 @click.command()

@@ -7,14 +7,14 @@ from pathlib import Path
 import click
 import pygit2
 
-from aoi_git import pending
-from aoi_git.commitmsg import parse_trailers
+from aoi_git.domain.model import Actor, ActorKind
 from aoi_git.errors import ValidationFailed
-from aoi_git.gitutil import git
-from aoi_git.model import Actor, ActorKind
-from aoi_git.org import load_org
-from aoi_git.store import HeadView, Store
-from aoi_git.validate import Validator, is_org_file
+from aoi_git.org.organisation import load_org
+from aoi_git.org.validate import Validator, is_org_file
+from aoi_git.store import index_journal
+from aoi_git.store.git import git
+from aoi_git.store.org_store import HeadView, Store
+from aoi_git.store.trailers import parse_trailers
 
 ZERO = "0" * 40
 
@@ -44,13 +44,13 @@ def pre_commit() -> None:
     raw = git("diff", "--cached", "--raw", "-z", "--no-renames", "--no-abbrev", cwd=root)
     items = raw.split("\0")
     files: dict[str, bytes | None] = {}
-    moves = pending.read(pending.journal_path(root))
+    moves = index_journal.read(index_journal.journal_path(root))
     for meta, p in zip(items[0::2], items[1::2], strict=False):
         if not p or not is_org_file(p):
             continue
         head_id, new_id = meta.split()[2:4]
         staged = None if new_id == ZERO else new_id
-        if pending.stale_entry(moves, p, staged, None if head_id == ZERO else head_id):
+        if index_journal.stale_entry(moves, p, staged, None if head_id == ZERO else head_id):
             _move_entry_forward(root, p, head_id)  # the daemon's update, not the person's
             continue
         blob = None if staged is None else store.repo.get(staged)
@@ -87,8 +87,8 @@ def commit_msg(message_file: Path) -> None:
     Example (what .git/hooks/commit-msg runs):
       python -m aoi_git hook commit-msg .git/COMMIT_EDITMSG
     """
-    from aoi_git.commitmsg import Transition
-    from aoi_git.validate import full_task_problems, is_task_path, parse_task_bytes
+    from aoi_git.org.validate import full_task_problems, is_task_path, parse_task_bytes
+    from aoi_git.store.trailers import Transition
 
     try:
         message = message_file.read_text(encoding="utf-8")

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import click
 
-from aoi_git.app import App
-from aoi_git.orginit import init_org
+from aoi_git.commands.cli_context import App
+from aoi_git.org.create import init_org
 
 
 @click.command()

@@ -5,9 +5,9 @@ import json
 
 import click
 
-from aoi_git.app import App
-from aoi_git.graph import children
-from aoi_git.history import body_text, records
+from aoi_git.commands.cli_context import App
+from aoi_git.domain.graph import children
+from aoi_git.store.history import body_text, records
 
 
 @click.command()

@@ -5,13 +5,13 @@ from pathlib import Path
 
 import click
 
-from aoi_git import market
-from aoi_git.app import App
+from aoi_git.commands.cli_context import App
+from aoi_git.domain.model import Employee
 from aoi_git.errors import AoiError
-from aoi_git.model import Employee
-from aoi_git.tools import tool_access
-from aoi_git.txn import Txn, commit
-from aoi_git.validate import Validator
+from aoi_git.evolution import market
+from aoi_git.org.tool_access import tool_access
+from aoi_git.org.validate import Validator
+from aoi_git.store.txn import Txn, commit
 
 
 def _catalogue(app: App, refresh: bool) -> market.Catalogue:

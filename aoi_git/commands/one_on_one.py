@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import click
 
-from aoi_git import one_on_one as ooo
-from aoi_git.app import App
+from aoi_git.commands.cli_context import App
 from aoi_git.errors import AoiError
+from aoi_git.evolution import one_on_one as ooo
 
 
 @click.command("one-on-one")

@@ -4,7 +4,7 @@ import json
 
 import click
 
-from aoi_git.app import App
+from aoi_git.commands.cli_context import App
 from aoi_git.errors import AoiError
 
 
@@ -30,7 +30,7 @@ def retro(app: App, root_id: str, write: bool, as_json: bool) -> None:
       aoi retro t-4k2m --json
       aoi retro t-4k2m --write      # regenerate and commit retros/4/k/t-4k2m.md
     """
-    from aoi_git import retro as retro_mod
+    from aoi_git.evolution import retrospectives as retro_mod
 
     org = app.org()
     tid = org.resolve_id(root_id)

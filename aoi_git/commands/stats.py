@@ -4,7 +4,7 @@ import json
 
 import click
 
-from aoi_git.app import App
+from aoi_git.commands.cli_context import App
 
 
 @click.command()
@@ -29,7 +29,7 @@ def stats(app: App, employee: str | None, since: str | None, max_roots: int,
       aoi stats --employee eng-1 --since 2025-01-01
       aoi stats --since "2 weeks ago" --json
     """
-    from aoi_git.stats import compute, parse_since, render
+    from aoi_git.evolution.stats import compute, parse_since, render
 
     ts = parse_since(since, app.root) if since else None
     st = compute(app.root, since=ts, employee=employee)

@@ -7,11 +7,11 @@ from typing import Any
 
 import click
 
-from aoi_git.app import App
-from aoi_git.history import records
-from aoi_git.model import Kind, Status
-from aoi_git.scheduler import SchedState, waits_on_person
-from aoi_git.worktree_changes import pending_problems
+from aoi_git.commands.cli_context import App
+from aoi_git.domain.model import Kind, Status
+from aoi_git.org.person_edits import pending_problems
+from aoi_git.runtime.scheduler import SchedState, waits_on_person
+from aoi_git.store.history import records
 
 
 def _daemon_state(app: App) -> dict[str, Any]:

@@ -7,13 +7,13 @@ import subprocess
 
 import click
 
-from aoi_git import ops
-from aoi_git.app import App
+from aoi_git.commands.cli_context import App
+from aoi_git.commands.render import task_line
+from aoi_git.domain.model import Status, Task
 from aoi_git.errors import AoiError, ValidationFailed
-from aoi_git.model import Status, Task
-from aoi_git.render import task_line
-from aoi_git.txn import Txn, commit
-from aoi_git.validate import Validator, full_task_problems
+from aoi_git.org import task_ops
+from aoi_git.org.validate import Validator, full_task_problems
+from aoi_git.store.txn import Txn, commit
 
 
 @click.group()
@@ -58,7 +58,7 @@ def new(app: App, title: str, assignee: str | None, reviewer: str | None, after:
     parent_id = org.resolve_id(parent) if parent else None
 
     def build(txn: Txn) -> None:
-        created = ops.new_task(
+        created = task_ops.new_task(
             txn, org.tasks, title, task_id=task_id, assignee=assignee, reviewer=reviewer,
             depends_on=list(deps), parent=parent_id, description=description,
             labels=list(labels), priority=priority,
@@ -186,7 +186,7 @@ def cancel(app: App, task_id: str, reason: str) -> None:
     result: list[str] = []
 
     def build(txn: Txn) -> None:
-        result[:] = ops.cancel_cascade(txn, org.tasks, tid, reason)
+        result[:] = task_ops.cancel_cascade(txn, org.tasks, tid, reason)
 
     commit(app.store, build, app.person, org.index.paths)
     for c in result:

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import click
 
-from aoi_git.app import App
+from aoi_git.commands.cli_context import App
 from aoi_git.errors import ValidationFailed
-from aoi_git.worktree_changes import pending_problems
+from aoi_git.org.person_edits import pending_problems
 
 
 @click.command()

@@ -1,0 +1,35 @@
+"""What every command needs: the org root, its store, the acting person."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+from aoi_git.domain.model import Actor, ActorKind
+from aoi_git.org.organisation import Org, load_org
+from aoi_git.store.git import find_org_root, git
+from aoi_git.store.org_store import Store
+
+
+@dataclass
+class App:
+    cwd: Path
+
+    @functools.cached_property
+    def root(self) -> Path:
+        return find_org_root(self.cwd)
+
+    @functools.cached_property
+    def store(self) -> Store:
+        return Store(self.root)
+
+    def org(self) -> Org:
+        org = load_org(self.store)
+        self.store.save_cache()
+        return org
+
+    @functools.cached_property
+    def person(self) -> Actor:
+        name = git("config", "user.name", cwd=self.root, check=False).strip()
+        return Actor(ActorKind.HUMAN, name or "unknown")

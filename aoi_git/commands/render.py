@@ -1,0 +1,67 @@
+"""Plain-text renderings shared by commands: task lines, trees, graphs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aoi_git.domain.graph import children, oldest_first
+from aoi_git.domain.model import Task
+
+
+def task_line(t: Task) -> str:
+    who = t.assignee or "-"
+    return f"{t.id}  {t.status.value:<10}  {who:<14}  {t.title}"
+
+
+def tree_lines(tasks: Mapping[str, Task], roots: list[str] | None = None) -> list[str]:
+    kids = {k: oldest_first(tasks, v) for k, v in children(tasks).items()}
+    if roots is None:
+        roots = oldest_first(
+            tasks, (t.id for t in tasks.values() if not t.parent or t.parent not in tasks))
+    out: list[str] = []
+    seen: set[str] = set()
+
+    def walk(tid: str, depth: int) -> None:
+        if tid in seen:
+            return
+        seen.add(tid)
+        t = tasks[tid]
+        deps = f"  (after {', '.join(t.depends_on)})" if t.depends_on else ""
+        who = f" @{t.assignee}" if t.assignee else ""
+        out.append(f"{'  ' * depth}{t.id} [{t.status.value}]{who} {t.title}{deps}")
+        for k in kids.get(tid, []):
+            walk(k, depth + 1)
+
+    for r in roots:
+        walk(r, 0)
+    return out
+
+
+def _label(t: Task) -> str:
+    return f"{t.id}: {t.title} [{t.status.value}]".replace('"', "'")
+
+
+def mermaid(tasks: Mapping[str, Task]) -> str:
+    lines = ["flowchart TD"]
+    for t in sorted(tasks.values(), key=lambda t: t.id):
+        lines.append(f'  {t.id.replace("-", "_")}["{_label(t)}"]')
+    for t in sorted(tasks.values(), key=lambda t: t.id):
+        node = t.id.replace("-", "_")
+        if t.parent and t.parent in tasks:
+            lines.append(f"  {t.parent.replace('-', '_')} --> {node}")
+        for d in t.depends_on:
+            lines.append(f"  {d.replace('-', '_')} -.-> {node}")
+    return "\n".join(lines) + "\n"
+
+
+def dot(tasks: Mapping[str, Task]) -> str:
+    lines = ["digraph aoi {", "  rankdir=TB;"]
+    for t in sorted(tasks.values(), key=lambda t: t.id):
+        lines.append(f'  "{t.id}" [label="{_label(t)}"];')
+    for t in sorted(tasks.values(), key=lambda t: t.id):
+        if t.parent and t.parent in tasks:
+            lines.append(f'  "{t.parent}" -> "{t.id}";')
+        for d in t.depends_on:
+            lines.append(f'  "{d}" -> "{t.id}" [style=dashed];')
+    lines.append("}")
+    return "\n".join(lines) + "\n"

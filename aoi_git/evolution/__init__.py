@@ -1,0 +1,1 @@
+"""How the organisation learns: journals, retrospectives, hiring, reviews, metrics."""

@@ -1,0 +1,1 @@
+"""The organisation: loading, validation, task operations, flow rules, agent context."""

@@ -1,0 +1,480 @@
+"""The organisation's flow, as Txn builders: results, decomposition, questions, reviews,
+escalation, budget requests. Each function changes tasks inside one commit; the caller
+(daemon or CLI) commits it. All status changes go through `Txn.put` and so through the
+transition table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from aoi_git.domain.graph import find_cycle
+from aoi_git.domain.model import Actor, ActorKind, Employee, Kind, OrgConfig, Status, Task
+from aoi_git.errors import AoiError
+from aoi_git.evolution.journal import append_journal, journal_entry
+from aoi_git.org.task_ops import cancel_cascade, new_task
+from aoi_git.runtime.agent_run import AgentResult
+from aoi_git.store.txn import Txn, now_iso
+
+S = Status
+
+
+def fb(actor: Actor | str, kind: str, text: str, now: float | None = None) -> dict[str, Any]:
+    return {"from": str(actor), "kind": kind, "text": text, "at": now_iso(now)}
+
+
+def add_cost(task: Task, usage: Mapping[str, float], seconds: float) -> dict[str, float]:
+    cost = dict(task.cost)
+    for k in ("input_tokens", "output_tokens"):
+        if usage.get(k):
+            cost[k] = int(cost.get(k, 0)) + int(usage[k])
+    if usage.get("usd"):
+        cost["usd"] = round(float(cost.get("usd", 0.0)) + float(usage["usd"]), 6)
+    cost["seconds"] = round(float(cost.get("seconds", 0.0)) + seconds, 3)
+    return cost
+
+
+def supervisor_chain(who: str | None, employees: Mapping[str, Employee],
+                     config: OrgConfig) -> list[str]:
+    chain: list[str] = []
+    cur = who
+    while cur and cur not in chain:
+        chain.append(cur)
+        if cur in config.humans:
+            break
+        emp = employees.get(cur)
+        cur = emp.reports_to if emp else None
+    return chain
+
+
+def first_human_up(who: str | None, employees: Mapping[str, Employee],
+                   config: OrgConfig) -> str:
+    """The first person up `who`'s reports_to chain; the CEO last."""
+    if who and who.startswith("role:"):
+        cands = [e for e in employees.values() if e.role == who[5:]]
+        who = cands[0].id if cands else None
+    for name in supervisor_chain(who, employees, config)[1:] if who in employees else [who or ""]:
+        if name in config.humans:
+            return name
+    return config.ceo
+
+
+def depth_of(task: Task, tasks: Mapping[str, Task]) -> int:
+    depth, cur, seen = 0, task, set()
+    while cur.parent and cur.parent in tasks and cur.id not in seen:
+        seen.add(cur.id)
+        depth += 1
+        cur = tasks[cur.parent]
+    return depth
+
+
+def apply_result(
+    txn: Txn,
+    *,
+    task_id: str,
+    result: AgentResult,
+    employee: Employee,
+    tasks: Mapping[str, Task],
+    employees: Mapping[str, Employee],
+    config: OrgConfig,
+    branch: str | None,
+    commit: str | None,
+    seconds: float,
+    now: float,
+) -> str:
+    """Commit what a finished run reported. Returns the outcome that was applied."""
+    agent = Actor(ActorKind.AGENT, employee.id)
+    daemon = txn.actor
+    task = txn.get(task_id)
+    if task.status is not S.PROCESSING:
+        raise AoiError(f"task {task_id} is {task.status.value}, not processing")
+    cost = add_cost(task, result.usage, seconds)
+    txn.add_cost({**result.usage, "seconds": round(seconds, 3)})
+    txn.trailers.append(("Aoi-Employee", employee.id))
+    outcome = result.outcome
+    if outcome == "completed" and result.subtasks:
+        problem = _subtask_problem(task, result, tasks, config, employees)
+        if problem:
+            outcome, result.error = "failed", problem
+    if outcome == "completed" and task.kind is Kind.REVIEW and not _decision(result):
+        outcome = "failed"
+        result.error = "a review must end with a decision: accept or reject (submit_review)"
+    res_dict: dict[str, Any] = {"summary": result.summary or "", "outcome": outcome}
+    if branch:
+        res_dict["branch"] = branch
+    if commit:
+        res_dict["commit"] = commit
+    if outcome == "failed":
+        if result.summary.strip() or result.lessons:  # the agent's own words: its reflection
+            append_journal(txn, employee.id, journal_entry(task, result, now))
+        return _fail(txn, task, cost, result.error or "failed", daemon, now, config)
+    txn.actor = agent  # the commit is the agent's: its trailer says so
+    if outcome == "blocked":
+        human = _ask(txn, task, result, employee, employees, config, tasks)
+        txn.put(task.with_changes(status=S.BLOCKED, cost=cost, result=res_dict,
+                                  extra={**task.extra, "waiting_on": human.id}))
+    elif result.subtasks:
+        created = _decompose(txn, task, result, tasks)
+        extra: dict[str, Any] = {**task.extra, "subtasks": created}
+        earlier = [*task.extra.get("superseded", ()), *task.extra.get("subtasks", ())]
+        if earlier:  # a retried parent planned again: its earlier subtasks no longer count
+            extra["superseded"] = earlier
+        txn.put(task.with_changes(status=S.WAITING, cost=cost, result=res_dict, extra=extra))
+        txn.body_lines.append(f"decomposed into {len(created)} subtasks: "
+                              + ", ".join(created))
+    else:
+        review = _decision(result)
+        if task.kind is Kind.REVIEW and review is not None and task.subject:
+            res_dict["review"] = review
+            _apply_review(txn, task.subject, review, agent, now)
+        txn.put(task.with_changes(status=S.COMPLETED, cost=cost, result=res_dict))
+    if result.hire:  # a proposed hire: HR shortlists, the CEO decides (aoi_git.evolution.hiring)
+        from pathlib import Path
+
+        from aoi_git.evolution.hiring import propose_hire
+
+        workdir = txn.view.repo.workdir
+        propose_hire(txn, proposer=employee, proposal=result.hire, about=task, tasks=tasks,
+                     employees=employees, config=config,
+                     org_root=Path(workdir) if workdir else None)
+    if result.summary:
+        txn.body_lines.insert(0, result.summary.strip()[:600])
+    append_journal(txn, employee.id, journal_entry(task, result, now))
+    return outcome
+
+
+def _decision(result: AgentResult) -> dict[str, Any] | None:
+    r = result.review or {}
+    d = str(r.get("decision", "")).lower()
+    if d not in ("accept", "reject"):
+        return None
+    return {"decision": d, "feedback": str(r.get("feedback") or "")}
+
+
+def _fail(txn: Txn, task: Task, cost: dict[str, float], error: str, daemon: Actor,
+          now: float, config: OrgConfig) -> str:
+    attempts = task.attempts + 1
+    lim = config.limits
+    delay = min(lim.backoff_max_s, lim.backoff_base_s * (2 ** (attempts - 1)))
+    retry_at = now_iso(now + delay) if attempts < lim.max_attempts else None
+    txn.put(task.with_changes(
+        status=S.FAILED, attempts=attempts, cost=cost, retry_at=retry_at,
+        feedback=(*task.feedback, fb(daemon, "error", f"attempt {attempts} failed: "
+                                     f"{error.strip()[:2000]}", now)),
+    ))
+    txn.body_lines.append(f"attempt {attempts} failed: {error.strip()[:500]}")
+    return "failed"
+
+
+def _who_problem(who: str, employees: Mapping[str, Employee], config: OrgConfig) -> bool:
+    """True if `who` names no one: not a person, not an active employee or role."""
+    if who in config.humans:
+        return False
+    if who.startswith("role:"):
+        return not any(e.role == who[5:] and e.is_active for e in employees.values())
+    emp = employees.get(who)
+    return emp is None or not emp.is_active
+
+
+def _subtask_problem(task: Task, result: AgentResult, tasks: Mapping[str, Task],
+                     config: OrgConfig,
+                     employees: Mapping[str, Employee] | None = None) -> str | None:
+    lim = config.limits
+    if len(result.subtasks) > lim.max_fanout:
+        return (f"{len(result.subtasks)} subtasks exceed limits.max_fanout={lim.max_fanout}; "
+                "group the work into fewer, larger subtasks")
+    if depth_of(task, tasks) + 1 > lim.max_depth:
+        return f"decomposing would exceed limits.max_depth={lim.max_depth}; do the work instead"
+    keys = [str(s.get("key") or i) for i, s in enumerate(result.subtasks)]
+    if len(set(keys)) != len(keys):
+        return "subtask keys must be unique"
+    if employees is not None:
+        for key, s in zip(keys, result.subtasks, strict=True):
+            for field_name in ("assignee", "reviewer"):
+                who = str(s.get(field_name) or "")
+                if who and who != "none" and _who_problem(who, employees, config):
+                    return (f"subtask {key!r}: {field_name} {who!r} is no active employee, "
+                            "role:<role> with one, or person of aoi.yaml")
+    edges: dict[str, tuple[str, ...]] = {}
+    for key, s in zip(keys, result.subtasks, strict=True):
+        deps = []
+        for d in s.get("depends_on") or []:
+            d = str(d)
+            if d in keys:
+                deps.append(d)
+            elif d not in tasks:
+                return (f"subtask {key!r} depends on {d!r}, which is neither a sibling key "
+                        "nor a task")
+        edges[key] = tuple(deps)
+    cycle = find_cycle(edges)
+    if cycle:
+        return f"subtask dependencies form a cycle: {' -> '.join(cycle)}"
+    return None
+
+
+def _decompose(txn: Txn, task: Task, result: AgentResult, tasks: Mapping[str, Task]) -> list[str]:
+    keys = [str(s.get("key") or i) for i, s in enumerate(result.subtasks)]
+    ids: dict[str, str] = {}
+    created: list[str] = []
+    remaining = list(zip(keys, result.subtasks, strict=True))
+    # create in dependency order so every depends_on already exists
+    while remaining:
+        progressed = False
+        for key, s in list(remaining):
+            deps_keys = [str(d) for d in s.get("depends_on") or []]
+            if any(d in keys and d not in ids for d in deps_keys):
+                continue
+            deps = [ids.get(d, d) for d in deps_keys]
+            t = new_task(
+                txn, tasks, str(s["title"]), parent=task.id,
+                description=str(s.get("description") or ""),
+                assignee=str(s["assignee"]) if s.get("assignee") else task.assignee,
+                depends_on=deps, labels=list(s.get("labels") or task.labels),
+                priority=int(s.get("priority") or task.priority),
+                reviewer=str(s["reviewer"]) if s.get("reviewer") else None,
+            )
+            ids[key] = t.id
+            created.append(t.id)
+            remaining.remove((key, s))
+            progressed = True
+        if not progressed:  # pragma: no cover - cycles are refused before
+            raise AoiError("subtask dependencies could not be ordered")
+    return created
+
+
+def _ask(txn: Txn, task: Task, result: AgentResult, employee: Employee,
+         employees: Mapping[str, Employee], config: OrgConfig,
+         tasks: Mapping[str, Task]) -> Task:
+    question = result.question or "(no question given)"
+    so_far = result.summary or "(nothing reported yet)"
+    description = (
+        f"{employee.id} is blocked on task {task.id} \"{task.title}\" and asks:\n\n"
+        f"> {question}\n\nThe task:\n{task.description.strip() or '(no description)'}\n\n"
+        f"What was done so far:\n{so_far}\n\n"
+        f"Answer with `aoi answer <this id> \"...\"`, or edit `answer:` and set "
+        f"`status: finished` in this file."
+    )
+    if config.question_role and any(e.role == config.question_role for e in employees.values()):
+        return new_task(txn, tasks, f"Question from {employee.id}: {task.title}"[:120],
+                        assignee=f"role:{config.question_role}", description=description,
+                        question=question, reviewer="none",
+                        extra={"about": task.id, "answers": task.id})
+    human = first_human_up(employee.id, employees, config)
+    return new_task(txn, tasks, f"Question from {employee.id}: {task.title}"[:120],
+                    kind="human", assignee=human, description=description, question=question,
+                    extra={"about": task.id})
+
+
+def _apply_review(txn: Txn, subject_id: str, review: Mapping[str, Any], reviewer: Actor,
+                  now: float) -> None:
+    subject = txn.get(subject_id)
+    if subject.status is not S.COMPLETED:
+        txn.body_lines.append(f"review of {subject_id} ignored: it is {subject.status.value}")
+        return
+    if review["decision"] == "accept":
+        txn.put(subject.with_changes(status=S.ACCEPTED))
+        comment = str(review.get("feedback") or "").strip()  # kept: the reviewer's words
+        txn.body_lines.append(f"{reviewer} accepted {subject_id}"
+                              + (f": {comment}" if comment else ""))
+    else:
+        text = review.get("feedback") or "rejected without feedback"
+        txn.put(subject.with_changes(
+            status=S.PENDING, review_rounds=subject.review_rounds + 1,
+            feedback=(*subject.feedback, fb(reviewer, "review", text, now)),
+            extra={k: v for k, v in subject.extra.items() if k != "review_task"},
+        ))
+        txn.body_lines.append(f"{reviewer} rejected {subject_id}: {text}")
+
+
+def review_by_person(txn: Txn, task_id: str, accept: bool, text: str, person: Actor) -> None:
+    """`aoi review ID --accept/--reject`: a person's decision on a completed task."""
+    task = txn.get(task_id)
+    if task.status is not S.COMPLETED:
+        raise AoiError(f"task {task_id} is {task.status.value}; only completed tasks are reviewed")
+    _apply_review(txn, task_id, {"decision": "accept" if accept else "reject",
+                                 "feedback": text}, person, None)  # type: ignore[arg-type]
+    rid = task.extra.get("review_task")
+    if isinstance(rid, str):  # a person decided instead of the reviewing agent
+        review_task = txn.find(rid)
+        if review_task is not None and not review_task.is_terminal:
+            txn.put(review_task.with_changes(status=S.CANCELLED, feedback=(
+                *review_task.feedback, fb(person, "note", "decided by a person"))))
+
+
+def request_review(txn: Txn, task_id: str, reviewer: str, tasks: Mapping[str, Task],
+                   diff: str, violations: list[str]) -> None:
+    task = txn.get(task_id)
+    if violations:
+        text = ("your branch changes org state files, which agents may change only through "
+                "the result contract: " + ", ".join(violations[:10])
+                + ". Revert those files on your branch.")
+        txn.put(task.with_changes(
+            status=S.PENDING, review_rounds=task.review_rounds + 1,
+            feedback=(*task.feedback, fb(txn.actor, "review", text))))
+        return
+    summary = (task.result or {}).get("summary") or "(no summary)"
+    description = (
+        f"Review task {task.id} \"{task.title}\" by {task.assignee}.\n\n"
+        f"## What was asked\n{task.description.strip() or '(no description)'}\n\n"
+        f"## Their summary\n{summary}\n\n"
+        f"## The diff of {(task.result or {}).get('branch') or 'its branch'}\n"
+        f"```diff\n{diff.strip() or '(no file changes)'}\n```\n\n"
+        "Decide with submit_review (accept, or reject with concrete feedback)."
+    )
+    review = new_task(txn, tasks, f"Review: {task.title}"[:200], kind="review",
+                      assignee=reviewer, subject=task.id, reviewer="none",
+                      description=description, priority=task.priority + 1,
+                      extra={"about": task.id})
+    # the subject stays completed; we remember its open review
+    txn.put(task.with_changes(extra={**task.extra, "review_task": review.id}))
+
+
+def escalate(txn: Txn, task_id: str, reason: str, employees: Mapping[str, Employee],
+             config: OrgConfig, tasks: Mapping[str, Task], *, fail: bool = False) -> Task:
+    """A human task for the supervisor: retry, reassign to EMPLOYEE, or cancel."""
+    task = txn.get(task_id)
+    human = first_human_up(task.assignee, employees, config)
+    last = task.feedback_texts()[-3:]
+    description = (
+        f"Task {task.id} \"{task.title}\" (assignee {task.assignee}) needs a decision: "
+        f"{reason}.\n\nRecent feedback:\n" + "\n".join(f"- {x[:500]}" for x in last)
+        + "\n\nAnswer with one of:\n- `retry`\n- `reassign to EMPLOYEE`\n- `cancel`\n"
+        f"e.g. `aoi answer <this id> \"reassign to {task.assignee or 'eng-2'}\"`"
+    )
+    h = new_task(txn, tasks, f"Decide: {task.title}"[:200], kind="human", assignee=human,
+                 description=description, question=f"{reason}: retry, reassign or cancel?",
+                 extra={"about": task.id, "decision_for": task.id}, priority=task.priority + 1)
+    changes: dict[str, Any] = {"extra": {**task.extra, "escalation": h.id}}
+    if fail:
+        changes["status"] = S.FAILED
+        changes["feedback"] = (*task.feedback, fb(txn.actor, "escalation", reason))
+    txn.put(task.with_changes(**changes))
+    txn.body_lines.append(f"escalated to {human}: {reason}")
+    return h
+
+
+_REASSIGN = re.compile(r"reassign(?:\s+to)?\s+([a-z0-9:][a-z0-9:_-]*)", re.I)
+
+
+def apply_decision(txn: Txn, human_id: str, subject_id: str, tasks: Mapping[str, Task],
+                   employees: Mapping[str, Employee]) -> str:
+    """Apply a person's answer to an escalation or a budget request."""
+    h = txn.get(human_id)
+    subject = txn.get(subject_id)
+    answer = (h.answer or "").strip()
+    person = Actor(ActorKind.HUMAN, h.assignee or "unknown")
+    txn.actor = person  # applying a person's decision: the commit is theirs
+    if subject.extra.get("budget_request") == human_id:
+        extra = {k: v for k, v in subject.extra.items() if k != "budget_request"}
+        m = re.search(r"\d+(?:\.\d+)?", answer)
+        budget = dict(subject.budget)
+        if m and h.status is S.FINISHED and h.extra.get("daily"):
+            _raise_daily_cap(txn, str(h.extra.get("budget_for")), float(m.group(0)))
+        elif m and h.status is S.FINISHED:
+            budget["usd"] = float(m.group(0))
+        if h.status is S.CANCELLED or answer.lower().startswith("cancel"):
+            cancel_cascade(txn, tasks, subject_id, f"budget refused: {answer}")
+            return "cancel"
+        txn.put(subject.with_changes(budget=budget, extra=extra, feedback=(
+            *subject.feedback, fb(person, "answer", f"budget: {answer}"))))
+        return "budget"
+    extra = {k: v for k, v in subject.extra.items() if k != "escalation"}
+    if h.status is S.CANCELLED or answer.lower().startswith("cancel"):
+        txn.put(subject.with_changes(extra=extra))
+        cancel_cascade(txn, tasks, subject_id, f"decided by {person}: {answer or 'cancel'}")
+        return "cancel"
+    m = _REASSIGN.search(answer)
+    assignee = subject.assignee
+    if m:
+        assignee = m.group(1)
+        if assignee not in employees and not assignee.startswith("role:"):
+            raise AoiError(f"cannot reassign {subject_id} to {assignee!r}: no such employee")
+    txn.put(subject.with_changes(
+        status=S.PENDING, assignee=assignee, attempts=0, review_rounds=0, retry_at=None,
+        extra=extra, feedback=(*subject.feedback, fb(person, "answer", answer or "retry"))))
+    return "reassign" if m else "retry"
+
+
+def unblock(txn: Txn, task_id: str, tasks: Mapping[str, Task]) -> None:
+    task = txn.get(task_id)
+    hid = task.extra.get("waiting_on")
+    h = txn.find(hid) if isinstance(hid, str) else None
+    if h is None:
+        answer, who = "(the question task is gone)", "daemon"
+    elif h.kind is Kind.HUMAN:
+        answer, who = (h.answer or "(no answer given)"), f"human:{h.assignee}"
+        if h.status is S.CANCELLED:
+            answer = "(the question was cancelled without an answer; use your judgment)"
+    else:
+        answer, who = ((h.result or {}).get("summary") or "(no answer)"), f"agent:{h.assignee}"
+    extra = {k: v for k, v in task.extra.items() if k != "waiting_on"}
+    txn.put(task.with_changes(status=S.PENDING, extra=extra,
+                              feedback=(*task.feedback, fb(who, "answer", answer))))
+
+
+def answer_human_task(txn: Txn, task_id: str, text: str) -> None:
+    t = txn.get(task_id)
+    if t.kind is not Kind.HUMAN:
+        raise AoiError(f"task {task_id} is a {t.kind.value} task, not a question for a person")
+    if t.status is not S.PENDING:
+        raise AoiError(f"task {task_id} is {t.status.value}: it was answered already")
+    txn.put(t.with_changes(status=S.FINISHED, answer=text))
+
+
+def budget_request(txn: Txn, task_id: str, employee: Employee, reason: str,
+                   employees: Mapping[str, Employee], config: OrgConfig,
+                   tasks: Mapping[str, Task]) -> Task:
+    task = txn.get(task_id)
+    human = first_human_up(employee.id, employees, config)
+    day = dt.date.today().isoformat()
+    description = (
+        f"{employee.id} cannot start task {task.id} \"{task.title}\": {reason}.\n\n"
+        "Answer with a new budget in USD for this task (e.g. `aoi answer <this id> 5`), "
+        "or `cancel`. For a daily cap, raise `capacity.usd_per_day` in "
+        f"employees/{employee.id}/profile.yaml."
+    )
+    h = new_task(txn, tasks, f"Budget for {employee.id}: {task.title}"[:200], kind="human",
+                 assignee=human, description=description, question=reason,
+                 extra={"about": task.id, "budget_for": employee.id, "day": day,
+                        "daily": reason.startswith("daily")})
+    txn.put(task.with_changes(extra={**task.extra, "budget_request": h.id}))
+    return h
+
+
+def _raise_daily_cap(txn: Txn, employee: str, usd: float) -> None:
+    """Set `capacity.usd_per_day` in a profile, keeping the person's comments and order."""
+    import io
+
+    from ruamel.yaml import YAML
+
+    path = f"employees/{employee}/profile.yaml"
+    data = txn.view.read(path)
+    if data is None:
+        return
+    rt = YAML()
+    doc = rt.load(data.decode("utf-8"))
+    doc.setdefault("capacity", {})["usd_per_day"] = usd
+    out = io.StringIO()
+    rt.dump(doc, out)
+    txn.put_file(path, out.getvalue().encode())
+
+
+def fold_child_escalations(txn: Txn, parent_id: str, parent_question: str,
+                           tasks: Mapping[str, Task]) -> None:
+    """A person decides once, at the parent: open escalations of its failed subtasks are
+    withdrawn, and those subtasks stay failed, decided (`extra.folded_into`); a retry of
+    the parent plans anew."""
+    for child in tasks.values():
+        if child.parent != parent_id or child.status is not S.FAILED:
+            continue
+        hid = child.extra.get("escalation")
+        h = txn.find(hid) if isinstance(hid, str) else None
+        if h is None or h.is_terminal:
+            continue
+        txn.put(h.with_changes(status=S.CANCELLED, feedback=(*h.feedback, fb(
+            txn.actor, "note", f"folded into the decision on the parent: {parent_question}"))))
+        extra = {k: v for k, v in child.extra.items() if k != "escalation"}
+        txn.put(child.with_changes(extra={**extra, "folded_into": parent_question}))

@@ -1,0 +1,76 @@
+"""A person's uncommitted edits to org files, and their problems against HEAD."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pygit2
+
+from aoi_git.commands.cli_context import App
+from aoi_git.errors import AoiError
+from aoi_git.org.organisation import Org
+from aoi_git.org.validate import Validator, is_org_file
+from aoi_git.store import index_journal
+from aoi_git.store.git import git
+
+
+def changed_org_files(root: Path) -> list[str]:
+    """Org files that differ from HEAD in the work tree (modified, new or deleted)."""
+    out = git("status", "--porcelain=v1", "-z", "-uall", "--no-renames", "--",
+              "tasks", "employees", "talents", "aoi.yaml", cwd=root)
+    paths = []
+    for item in out.split("\0"):
+        if len(item) > 3:
+            path = item[3:]
+            if is_org_file(path):
+                paths.append(path)
+    return paths
+
+
+def read_worktree(root: Path, paths: list[str]) -> dict[str, bytes | None]:
+    files: dict[str, bytes | None] = {}
+    for p in paths:
+        full = root / p
+        try:
+            files[p] = full.read_bytes()
+        except FileNotFoundError:
+            files[p] = None
+    return files
+
+
+def to_repo_paths(app: App, paths: list[Path]) -> list[str]:
+    out = []
+    for p in paths:
+        full = (app.cwd / p).resolve()
+        try:
+            rel = full.relative_to(app.root)
+        except ValueError:
+            raise AoiError(f"{p}: outside the org at {app.root}") from None
+        if full.is_dir():
+            out += [str(f.relative_to(app.root)) for f in full.rglob("*.y*ml")
+                    if is_org_file(str(f.relative_to(app.root)))]
+        elif not full.exists() and not (app.store.head().exists(str(rel))):
+            raise AoiError(f"{p}: no such file")
+        else:
+            out.append(str(rel))
+    return out
+
+
+def pending_problems(app: App, paths: list[Path] | None, org: Org | None = None) -> list[str]:
+    org = org or app.org()
+    if paths is None:
+        rel = changed_org_files(app.root)
+        problems = list(org.problems)
+    else:
+        rel = to_repo_paths(app, paths)
+        problems = [p for p in org.problems if p.split(":", 1)[0] in set(rel)]
+    files = read_worktree(app.root, rel)
+    moves = index_journal.read(index_journal.journal_path(app.root))
+    if moves:  # a running daemon's committed update, not written to the work tree yet
+        head = app.store.head()
+        for path, data in list(files.items()):
+            blob = str(pygit2.hash(data)) if data is not None else None
+            if index_journal.stale_file(moves, path, blob, head.blob_id(path)):
+                del files[path]
+    problems += Validator.for_org(org).check(files, app.person)
+    return problems

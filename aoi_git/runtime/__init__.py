@@ -1,0 +1,1 @@
+"""Running the organisation: the daemon loop, the scheduler, agent processes."""

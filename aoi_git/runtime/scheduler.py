@@ -1,0 +1,531 @@
+"""The scheduler: a pure function from org state and the time to the actions to take.
+
+No git, no processes, no clock of its own: `plan(state, now)` decides, the daemon acts.
+Every action is re-checked against the transition table when the daemon commits it, so
+a plan made on slightly stale state can never make an illegal move.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import heapq
+import itertools
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from aoi_git.domain.graph import TaskLinks
+from aoi_git.domain.model import Employee, EmployeeStatus, Kind, OrgConfig, Status, Task
+
+S = Status
+
+
+@dataclass(frozen=True)
+class Running:
+    task_id: str
+    employee: str
+    backend: str
+    started: float
+
+
+@dataclass(frozen=True)
+class SchedState:
+    tasks: Mapping[str, Task]
+    employees: Mapping[str, Employee]
+    config: OrgConfig
+    running: Mapping[str, Running] = field(default_factory=dict)
+    held_elsewhere: Mapping[str, int] = field(default_factory=dict)  # slots taken by others
+    spent_today: Mapping[str, float] = field(default_factory=dict)  # employee -> usd
+    breakers: Mapping[str, float] = field(default_factory=dict)  # backend kind -> until
+    max_agents: int | None = None
+    stopping: bool = False
+    # The tasks not finished or cancelled (the only ones a plan acts on) and every parent's
+    # subtask ids, kept up to date by the daemon (`LiveSet`) so a plan costs O(open tasks)
+    # in an org of 100k mostly finished ones. None: derived from `tasks` on every plan.
+    live: Collection[str] | None = None
+    children: Mapping[str, Collection[str]] | None = None
+    # With `live` (ignored without): the open tasks that only wait to be dispatched
+    # (`is_queued`), in dispatch order and left out of `live`. A plan then looks at them
+    # only until the free slots are filled, so a queue of 10k tasks costs a plan what one
+    # of 10 does.
+    queue: Collection[str] | None = None
+
+
+def dispatch_key(task: Task) -> tuple[int, str, str]:
+    """Dispatch order: priority, then age (then id, so the order is total)."""
+    return (-task.priority, task.created or "", task.id)
+
+
+def is_queued(task: Task) -> bool:
+    """Pending with nothing but its dispatch to decide: no lifecycle move of `plan` applies
+    to it (no budget request or escalation to apply, never rejected in review) and no
+    retry time has to be watched."""
+    return (task.status is S.PENDING and task.kind is not Kind.HUMAN and not task.retry_at
+            and task.review_rounds == 0 and not task.extra.get("budget_request")
+            and not task.extra.get("escalation"))
+
+
+class LiveSet:
+    """Open tasks and the links of a task map, updated one written task at a time.
+
+    `live`: the open tasks but the queued ones; `queue`: those, in dispatch order."""
+
+    def __init__(self, tasks: Mapping[str, Task]) -> None:
+        self.source = tasks  # the map this describes (a new map needs a new LiveSet)
+        self.live: dict[str, None] = {}
+        self._keys: dict[str, tuple[int, str, str]] = {}  # queued id -> its dispatch key
+        self._order: list[tuple[int, str, str]] = []  # the keys, sorted
+        self.links = TaskLinks({})
+        for t in tasks.values():
+            self.update(t)
+
+    @property
+    def children(self) -> dict[str, dict[str, None]]:
+        return self.links.children
+
+    @property
+    def queue(self) -> Collection[str]:
+        return _Queue(self._keys, self._order)
+
+    def update(self, task: Task) -> None:
+        self.links.update(task)
+        old = self._keys.pop(task.id, None)
+        if old is not None:
+            del self._order[bisect.bisect_left(self._order, old)]
+        if not needs_plan(task):
+            self.live.pop(task.id, None)
+        elif is_queued(task):
+            self.live.pop(task.id, None)
+            key = self._keys[task.id] = dispatch_key(task)
+            bisect.insort(self._order, key)
+        else:
+            self.live[task.id] = None
+
+
+class _Queue(Collection[str]):
+    """The queued ids of a `LiveSet` in dispatch order (a view: it can be read again)."""
+
+    def __init__(self, keys: Mapping[str, object], order: list[tuple[int, str, str]]):
+        self._keys, self._order = keys, order
+
+    def __iter__(self) -> Iterator[str]:
+        return (key[2] for key in self._order)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __contains__(self, tid: object) -> bool:
+        return tid in self._keys
+
+
+def needs_plan(task: Task) -> bool:
+    """Whether a plan must look at this task: it is open, or it is a person's decision on a
+    proposed hire that has not been applied yet."""
+    if not task.is_terminal:
+        return True
+    return task.kind is Kind.HUMAN and bool(task.extra.get("hire")) \
+        and not task.extra.get("applied")
+
+
+class _Kids(Mapping[str, list[Task]]):
+    """parent id -> its subtasks, looked up when asked (from `SchedState.children`)."""
+
+    def __init__(self, tasks: Mapping[str, Task], children: Mapping[str, Collection[str]]):
+        self._tasks, self._children = tasks, children
+
+    def __getitem__(self, parent: str) -> list[Task]:
+        return [self._tasks[c] for c in self._children[parent] if c in self._tasks]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._children)
+
+    def __len__(self) -> int:
+        return len(self._children)
+
+
+def _open_tasks(state: SchedState) -> Iterable[Task]:
+    """The tasks a plan looks at: those that `needs_plan` (the rest need no move)."""
+    if state.live is None:
+        return state.tasks.values()
+    tasks = state.tasks
+    return [tasks[i] for i in itertools.chain(state.live, state.queue or ()) if i in tasks]
+
+
+def _unqueued(state: SchedState) -> list[Task] | None:
+    """The open tasks a plan looks at one by one (None: all of `state.tasks`); queued ones
+    (`SchedState.queue`) are looked at in dispatch order, as far as needed."""
+    if state.live is None:
+        return None
+    tasks = state.tasks
+    return [tasks[i] for i in state.live if i in tasks]
+
+
+def _queued_ready(state: SchedState, escalating: Collection[str]) -> Iterator[Task]:
+    """The queued tasks that could start now, in dispatch order."""
+    tasks = state.tasks
+    for tid in state.queue or ():
+        t = tasks.get(tid)
+        if t is None or not is_queued(t) or t.id in state.running or t.id in escalating:
+            continue
+        if t.assignee is None or t.assignee in state.config.humans:
+            continue
+        if _deps_finished(t, tasks):
+            yield t
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    task_id: str
+    employee: str
+
+
+@dataclass(frozen=True)
+class Advance:
+    """A daemon-made lifecycle move."""
+
+    task_id: str
+    to: Status
+    reason: str
+
+
+@dataclass(frozen=True)
+class RequestReview:
+    task_id: str
+    reviewer: str
+
+
+@dataclass(frozen=True)
+class Escalate:
+    task_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ApplyDecision:
+    """A person answered an escalation or a budget request: apply it. For a proposed hire
+    (`human_task_id == subject_id`) the CEO's answer is applied by `aoi_git.evolution.hiring`."""
+
+    human_task_id: str
+    subject_id: str
+
+
+@dataclass(frozen=True)
+class AskBudget:
+    task_id: str
+    employee: str
+    reason: str
+
+
+Action = Dispatch | Advance | RequestReview | Escalate | ApplyDecision | AskBudget
+
+
+@dataclass
+class Plan:
+    actions: list[Action]
+    next_wake: float | None  # earliest future time something becomes dispatchable
+    idle: bool  # nothing running, nothing to do now, nothing scheduled
+
+
+def parse_time(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def reviewer_of(task: Task, tasks: Mapping[str, Task], config: OrgConfig) -> str:
+    """The reviewer: explicit, else the parent's assignee, else the CEO (for roots).
+
+    Review and human tasks are not reviewed again."""
+    if task.kind is not Kind.WORK:
+        return "none"
+    if task.reviewer:
+        return task.reviewer
+    parent = tasks.get(task.parent) if task.parent else None
+    if parent is not None and parent.assignee and not parent.assignee.startswith("role:"):
+        return parent.assignee
+    return config.ceo
+
+
+def waits_on_person(task: Task, state: SchedState) -> bool:
+    """A task whose next move is a person's (so its stillness is not a deadlock)."""
+    cfg = state.config
+    if task.kind is Kind.HUMAN and task.status is S.PENDING:
+        return True
+    if task.status is S.BLOCKED:
+        return True
+    if task.extra.get("escalation") and not task.is_terminal:
+        return True  # a person decides: retry, reassign or cancel
+    if task.status is S.PENDING and task.extra.get("budget_request"):
+        return True
+    if task.status is S.COMPLETED:
+        rv = reviewer_of(task, state.tasks, cfg)
+        return rv in cfg.humans
+    return task.assignee is not None and task.assignee in cfg.humans
+
+
+def _route(task: Task, state: SchedState, load: Mapping[str, int],
+           now: float | None = None) -> Employee | None:
+    who = task.assignee
+    if who is None:
+        return None
+    if who.startswith("role:"):
+        role = who[5:]
+        candidates = [e for e in state.employees.values()
+                      if e.role == role and e.status is not EmployeeStatus.OFFBOARDED]
+        if not candidates:
+            return None
+        if now is not None:  # prefer those who can start now: a free slot, a backend not paused
+            free = [e for e in candidates
+                    if load.get(e.id, 0) < e.capacity.concurrency
+                    and state.breakers.get(e.backend.kind, 0.0) <= now]
+            candidates = free or candidates
+        return min(candidates, key=lambda e: (load.get(e.id, 0) / max(1, e.capacity.concurrency),
+                                              e.id))
+    emp = state.employees.get(who)
+    if emp is None or emp.status is EmployeeStatus.OFFBOARDED:
+        return None
+    return emp
+
+
+def _deps_finished(task: Task, tasks: Mapping[str, Task]) -> bool:
+    return all(tasks.get(d) is not None and tasks[d].status is S.FINISHED for d in task.depends_on)
+
+
+def plan(state: SchedState, now: float) -> Plan:
+    tasks, cfg = state.tasks, state.config
+    limits = cfg.limits
+    actions: list[Action] = []
+    next_wake: float | None = None
+    kids: Mapping[str, list[Task]]
+    if state.children is not None:
+        kids = _Kids(tasks, state.children)
+    else:
+        built: dict[str, list[Task]] = {}
+        for t in tasks.values():
+            if t.parent:
+                built.setdefault(t.parent, []).append(t)
+        kids = built
+    unqueued = _unqueued(state)
+    looked_at: Iterable[Task] = unqueued if unqueued is not None else tasks.values()
+    # (queued tasks have had no review round; with no round allowed, all can escalate)
+    moving = _open_tasks(state) if limits.max_review_rounds < 1 else looked_at
+
+    # 1. lifecycle moves that need no agent
+    for t in moving:
+        st = t.status
+        if t.id in state.running:
+            continue
+        if st is S.WAITING:
+            gone = t.extra.get("superseded") or ()  # subtasks of an earlier, failed plan
+            children = [c for c in kids.get(t.id, []) if c.id not in gone]
+            if any(c.status is S.CANCELLED or (c.status is S.FAILED and _failed_for_good(c, cfg))
+                   for c in children):
+                actions.append(Advance(t.id, S.FAILED, "a subtask failed for good or was "
+                                       "cancelled"))
+            elif children and all(c.status is S.FINISHED for c in children):
+                actions.append(Advance(t.id, S.COMPLETED, "all subtasks finished"))
+        elif st is S.COMPLETED:
+            rv = reviewer_of(t, tasks, cfg)
+            if rv == "none":  # accepted, then merged: two moves (commits), one plan
+                actions.append(Advance(t.id, S.ACCEPTED, "no reviewer: accepted at once"))
+                actions.append(Advance(t.id, S.FINISHED, "merge its branch"))
+            elif rv in state.employees and not _has_open_review(t, tasks):
+                actions.append(RequestReview(t.id, rv))
+        elif st is S.ACCEPTED:
+            actions.append(Advance(t.id, S.FINISHED, "merge its branch"))
+        elif st is S.BLOCKED:
+            hid = t.extra.get("waiting_on")
+            h = tasks.get(hid) if isinstance(hid, str) else None
+            if h is not None and h.is_terminal:
+                actions.append(Advance(t.id, S.PENDING, "the question was answered"))
+        elif st is S.FAILED:
+            if t.extra.get("escalation"):
+                h = tasks.get(t.extra["escalation"])
+                if h is not None and h.is_terminal:
+                    actions.append(ApplyDecision(h.id, t.id))
+            elif t.extra.get("folded_into"):
+                pass  # decided with its parent's escalation
+            elif t.attempts < limits.max_attempts and t.kind is not Kind.HUMAN:
+                actions.append(Advance(t.id, S.PENDING, "retry"))
+            else:
+                actions.append(Escalate(t.id, f"failed {t.attempts} times"))
+        elif st is S.PENDING and (t.extra.get("budget_request") or t.extra.get("escalation")):
+            # a budget request, or an escalation after too many rejections, was answered
+            h = tasks.get(t.extra.get("budget_request") or t.extra["escalation"])
+            if h is not None and h.is_terminal:
+                actions.append(ApplyDecision(h.id, t.id))
+        elif (st is S.PENDING and t.kind is Kind.WORK
+              and t.review_rounds >= limits.max_review_rounds
+              and not t.extra.get("escalation")):
+            actions.append(Escalate(t.id, f"rejected {t.review_rounds} times in review"))
+        elif (t.kind is Kind.HUMAN and t.is_terminal and t.extra.get("hire")
+              and not t.extra.get("applied")):
+            actions.append(ApplyDecision(t.id, t.id))  # the CEO decided a proposed hire
+
+    # 2. dispatch
+    escalating = {a.task_id for a in actions if isinstance(a, Escalate)}
+    load: dict[str, int] = {}
+    for r in state.running.values():
+        load[r.employee] = load.get(r.employee, 0) + 1
+    for emp_id, n in state.held_elsewhere.items():
+        load[emp_id] = load.get(emp_id, 0) + n
+    total = len(state.running)
+    max_agents = state.max_agents if state.max_agents is not None else limits.max_agents
+    ready: list[Task] = []
+    # with every slot taken nothing can start: the next agent exit plans again
+    for t in (looked_at if total < max_agents and not state.stopping else ()):
+        if (t.status is not S.PENDING or t.kind is Kind.HUMAN or t.id in state.running
+                or t.id in escalating or t.extra.get("budget_request")
+                or t.extra.get("escalation")):
+            continue
+        if t.assignee is None or t.assignee in cfg.humans:
+            continue
+        if not _deps_finished(t, tasks):
+            continue
+        at = parse_time(t.retry_at)
+        if at is not None and at > now:
+            next_wake = at if next_wake is None else min(next_wake, at)
+            continue
+        ready.append(t)
+    ready.sort(key=dispatch_key)
+    if unqueued is not None and state.queue is not None and total < max_agents \
+            and not state.stopping:
+        # read lazily: the loop below stops once the free slots are taken
+        ready_iter: Iterable[Task] = heapq.merge(ready, _queued_ready(state, escalating),
+                                                 key=dispatch_key)
+    else:
+        ready_iter = ready
+    asked_budget: set[str] = set()
+    over_budget: set[str] = set()  # held until a person raises the budget
+    for t in ready_iter:
+        if state.stopping or total >= max_agents:
+            break
+        emp = _route(t, state, load, now)
+        if emp is None or emp.status is EmployeeStatus.OFFBOARDED:
+            continue
+        until = state.breakers.get(emp.backend.kind)
+        if until is not None and until > now:
+            next_wake = until if next_wake is None else min(next_wake, until)
+            continue
+        if load.get(emp.id, 0) >= emp.capacity.concurrency:
+            continue
+        over = _over_budget(t, emp, state)
+        if over:
+            over_budget.add(t.id)
+            key = emp.id if over.startswith("daily") else t.id
+            if key not in asked_budget:
+                asked_budget.add(key)
+                actions.append(AskBudget(t.id, emp.id, over))
+            continue
+        actions.append(Dispatch(t.id, emp.id))
+        load[emp.id] = load.get(emp.id, 0) + 1
+        total += 1
+
+    busy = bool(state.running) or any(not isinstance(a, AskBudget) for a in actions)
+
+    # 3. deadlock: nothing running or possible, yet a project is neither done nor with a person
+    #    (a task over its budget is with a person: one is being asked for more)
+    if not busy and next_wake is None and not state.stopping:
+        for root in _deadlocked_roots(state, kids, over_budget):
+            actions.append(Advance(root, S.FAILED, "deadlock: nothing is running or can run, "
+                                   "and no person is asked"))
+    # A budget request is made once (per task, or per employee and day): one that is
+    # already open does not keep the daemon busy.
+    idle = not state.running and next_wake is None \
+        and all(isinstance(a, AskBudget) for a in actions)
+    return Plan(actions, next_wake, idle)
+
+
+def _failed_for_good(t: Task, cfg: OrgConfig) -> bool:
+    """Failed and escalated to a person (the parent then fails and takes over the question)."""
+    return bool(t.extra.get("escalation") or t.extra.get("folded_into"))
+
+
+def _has_open_review(t: Task, tasks: Mapping[str, Task]) -> bool:
+    rid = t.extra.get("review_task")
+    if not isinstance(rid, str):
+        return False
+    r = tasks.get(rid)
+    return r is not None and not r.is_terminal
+
+
+def _over_budget(t: Task, emp: Employee, state: SchedState) -> str | None:
+    usd_cap = t.budget.get("usd")
+    if usd_cap is not None and float(t.cost.get("usd", 0.0)) >= float(usd_cap):
+        return f"task budget spent: ${float(t.cost.get('usd', 0.0)):.2f} of ${float(usd_cap):.2f}"
+    tok_cap = t.budget.get("tokens") or emp.capacity.tokens_per_task
+    used = int(t.cost.get("input_tokens", 0)) + int(t.cost.get("output_tokens", 0))
+    if tok_cap is not None and used >= int(tok_cap):
+        return f"task token budget spent: {used} of {int(tok_cap)}"
+    day = emp.capacity.usd_per_day
+    if day is not None and state.spent_today.get(emp.id, 0.0) >= day:
+        return f"daily budget spent: ${state.spent_today.get(emp.id, 0.0):.2f} of ${day:.2f}"
+    return None
+
+
+def _deadlocked_roots(state: SchedState, kids: Mapping[str, list[Task]],
+                     over_budget: Collection[str] = ()) -> list[str]:
+    """Roots that nothing can move on: no person is asked anywhere in their subtree, nor
+    in the subtree of any project they (transitively) wait on through a dependency.
+
+    A project that only waits on another stuck project is not failed itself: the one
+    that stalls the others is, and once a person is asked about it, the others wait on
+    that person. Only when stuck projects all wait on each other are they all failed."""
+    tasks = state.tasks
+    info: dict[str, tuple[bool, set[str]]] = {}  # root -> (a person moves it, roots waited on)
+
+    def root_of(tid: str) -> str:
+        seen: set[str] = set()
+        cur = tid
+        while cur not in seen:
+            seen.add(cur)
+            parent = tasks[cur].parent if cur in tasks else None
+            if not parent or parent not in tasks:
+                return cur
+            cur = parent
+        return cur
+
+    def examine(rid: str) -> tuple[bool, set[str]]:
+        if rid not in info:
+            subtree = [t for t in _subtree(rid, tasks, kids) if not t.is_terminal]
+            alive = any(waits_on_person(t, state) or t.id in over_budget for t in subtree) \
+                or any(isinstance(t.extra.get("review_task"), str)  # a review of it is open
+                       and tasks.get(t.extra["review_task"]) is not None
+                       and not tasks[t.extra["review_task"]].is_terminal for t in subtree)
+            # a dependency that ended without finishing (cancelled) is waited on in vain
+            waits = {root_of(d) for t in subtree for d in t.depends_on
+                     if d in tasks and not tasks[d].is_terminal}
+            info[rid] = (alive, waits - {rid})
+        return info[rid]
+
+    stuck: dict[str, set[str]] = {}
+    for root in [t for t in _open_tasks(state) if not t.parent or t.parent not in tasks]:
+        if root.is_terminal or root.kind is not Kind.WORK:
+            continue
+        if root.status is S.FAILED:
+            continue  # already failing: the escalation path handles it
+        seen, stack, alive = {root.id}, [root.id], False
+        while stack and not alive:
+            alive, waits = examine(stack.pop())
+            for r in waits - seen:
+                seen.add(r)
+                stack.append(r)
+        if not alive:
+            stuck[root.id] = seen - {root.id}
+    primary = [r for r, waits in stuck.items() if not waits & stuck.keys()]
+    return primary or list(stuck)
+
+
+def _subtree(root: str, tasks: Mapping[str, Task], kids: Mapping[str, list[Task]]) -> list[Task]:
+    out, stack = [], [root]
+    while stack:
+        cur = stack.pop()
+        t = tasks.get(cur)
+        if t is None:
+            continue
+        out.append(t)
+        stack.extend(k.id for k in kids.get(cur, []))
+    return out

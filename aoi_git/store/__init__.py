@@ -1,0 +1,1 @@
+"""Git as the database: the one git path, the store, transactions, trailers, history."""

@@ -1,0 +1,144 @@
+"""Per-clone git setup a clone does not inherit: the task merge driver and the hooks."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from aoi_git.errors import AoiError
+
+__all__ = [
+    "GITATTRIBUTES_LINE",
+    "HOOK_MARKER",
+    "MERGE_DRIVER_NAME",
+    "install_hooks",
+    "install_merge_driver",
+]
+
+MERGE_DRIVER_NAME = "aoi-task"
+GITATTRIBUTES_LINE = f"tasks/**/*.yaml merge={MERGE_DRIVER_NAME}"
+HOOK_MARKER = "# aoi-hook"
+
+# The names git runs as hooks (githooks(5)); anything else in the source folder is ignored.
+GIT_HOOK_NAMES = frozenset(
+    {
+        "applypatch-msg", "pre-applypatch", "post-applypatch", "pre-commit",
+        "pre-merge-commit", "prepare-commit-msg", "commit-msg", "post-commit",
+        "pre-rebase", "post-checkout", "post-merge", "pre-push", "pre-receive",
+        "update", "proc-receive", "post-receive", "post-update", "reference-transaction",
+        "push-to-checkout", "pre-auto-gc", "post-rewrite", "sendemail-validate",
+        "fsmonitor-watchman", "p4-changelist", "p4-prepare-changelist",
+        "p4-post-changelist", "p4-pre-submit", "post-index-change",
+    }
+)  # fmt: skip
+
+
+def _git(repo_dir: Path, *args: str) -> str:
+    try:
+        proc = subprocess.run(
+            ["git", *args], cwd=repo_dir, capture_output=True, text=True, check=False
+        )
+    except OSError as exc:
+        raise AoiError(f"cannot run git in {repo_dir}: {exc}") from exc
+    if proc.returncode != 0:
+        detail = " ".join(proc.stderr.split()) or f"exit status {proc.returncode}"
+        raise AoiError(f"git {' '.join(args)} failed in {repo_dir}: {detail}")
+    return proc.stdout.rstrip("\n")
+
+
+def install_merge_driver(repo_dir: Path) -> bool:
+    """Register the `aoi-task` merge driver in the clone's config and route task files
+    to it in `.gitattributes`. Returns True if `.gitattributes` was changed.
+
+    `git config --local` writes to the repository's common config, so a linked
+    worktree and its main checkout share the driver.
+    """
+    repo_dir = Path(repo_dir)
+    driver = f"{shlex.quote(sys.executable)} -m aoi_git.store.task_merge %O %A %B %P"
+    _git(repo_dir, "config", "--local", f"merge.{MERGE_DRIVER_NAME}.name", "aoi task merge")
+    _git(repo_dir, "config", "--local", f"merge.{MERGE_DRIVER_NAME}.driver", driver)
+    return _ensure_gitattributes(repo_dir / ".gitattributes")
+
+
+def _ensure_gitattributes(path: Path) -> bool:
+    """Append GITATTRIBUTES_LINE unless present; every other byte stays as it was."""
+    wanted = GITATTRIBUTES_LINE.split()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        path.write_bytes(f"{GITATTRIBUTES_LINE}\n".encode())
+        return True
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        if line.split() == wanted:
+            return False
+    newline = b"\r\n" if b"\r\n" in data else b"\n"
+    separator = b"" if not data or data.endswith(b"\n") else newline
+    path.write_bytes(data + separator + GITATTRIBUTES_LINE.encode() + newline)
+    return True
+
+
+def _hooks_dir(repo_dir: Path) -> Path:
+    """Where git looks for hooks: honours core.hooksPath and linked worktrees."""
+    hooks = Path(_git(repo_dir, "rev-parse", "--git-path", "hooks"))
+    return hooks if hooks.is_absolute() else repo_dir / hooks
+
+
+def _is_ours(content: bytes) -> bool:
+    return any(line.strip() == HOOK_MARKER.encode() for line in content.splitlines())
+
+
+def _make_executable(path: Path) -> None:
+    mode = path.stat().st_mode
+    path.chmod(mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+
+def install_hooks(repo_dir: Path, hooks_src: Path) -> list[str]:
+    """Copy the hook scripts in `hooks_src` into the clone's hooks folder, executable.
+
+    A hook already there is replaced only if aoi installed it (it has the line
+    `# aoi-hook`); another program's hook is left alone and reported. Returns the
+    warnings, one string each (empty when every hook is in place).
+    """
+    repo_dir, hooks_src = Path(repo_dir), Path(hooks_src)
+    if not hooks_src.is_dir():
+        raise AoiError(f"hook folder {hooks_src} does not exist")
+    dest_dir = _hooks_dir(repo_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    warnings: list[str] = []
+    for src in sorted(hooks_src.iterdir()):
+        if src.name not in GIT_HOOK_NAMES or not src.is_file():
+            continue
+        content = src.read_bytes()
+        dest = dest_dir / src.name
+        if dest.exists() or dest.is_symlink():
+            try:
+                existing = dest.read_bytes()
+            except OSError as exc:
+                warnings.append(f"{dest}: cannot read the existing hook ({exc}); left as is")
+                continue
+            if existing == content:
+                _make_executable(dest)
+                continue
+            if not _is_ours(existing):
+                warnings.append(
+                    f"{dest}: a {src.name} hook not installed by aoi is already there and "
+                    f"was left in place, so aoi's {src.name} checks do not run; "
+                    f"call {src} from it to enable them"
+                )
+                continue
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{src.name}.", dir=dest_dir)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(content)
+            tmp.chmod(0o755)
+            os.replace(tmp, dest)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    return warnings

@@ -1,0 +1,108 @@
+"""The audit trail read back from git: every aoi commit's time, actor, transitions, cost."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pygit2
+
+from aoi_git.store.trailers import COST_TRAILERS, parse_trailers
+
+_COST_BY_TRAILER = {v: k for k, v in COST_TRAILERS.items()}
+
+
+@dataclass
+class Record:
+    commit: str
+    time: int
+    subject: str
+    body: str
+    actor: str
+    transitions: list[tuple[str, str]] = field(default_factory=list)  # (task, "a->b")
+    cost: dict[str, float] = field(default_factory=dict)
+    trailers: list[tuple[str, str]] = field(default_factory=list)
+
+    def tasks(self) -> list[str]:
+        return [t for t, _ in self.transitions]
+
+
+def records(root: Path, rev: str = "HEAD", since: str | None = None,
+            tasks: Sequence[str] = ()) -> Iterator[Record]:
+    """aoi commits, oldest first, parsed from trailers (one `git log` process, streamed).
+
+    `tasks`: only commits with an `Aoi-Task:` trailer naming one of these (git filters,
+    so a short list costs little however long the history is)."""
+    cmd = ["git", "log", "--reverse", "--date-order",  # children after parents, always
+           "--format=%H%x1f%ct%x1f%s%x1f%B%x1e", rev]
+    if since:
+        cmd.insert(3, f"--since={since}")
+    if tasks:
+        cmd[3:3] = ["--fixed-strings", *(f"--grep=Aoi-Task: {t}" for t in tasks)]
+    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True, bufsize=1 << 20)
+    assert proc.stdout is not None
+    buf = ""
+    try:
+        while True:
+            chunk = proc.stdout.read(1 << 20)
+            if not chunk:
+                break
+            buf += chunk
+            *items, buf = buf.split("\x1e")
+            for item in items:
+                rec = _parse(item)
+                if rec is not None:
+                    yield rec
+        if buf.strip():
+            rec = _parse(buf)
+            if rec is not None:
+                yield rec
+    finally:
+        proc.stdout.close()
+        proc.wait()
+
+
+def _parse(item: str) -> Record | None:
+    item = item.lstrip("\n")
+    parts = item.split("\x1f", 3)
+    if len(parts) != 4:
+        return None
+    sha, ct, subject, body = parts
+    return _record(sha, int(ct), subject, body)
+
+
+def record(commit: pygit2.Commit) -> Record | None:
+    """The record of one commit read with pygit2 (None if it is not an aoi commit)."""
+    message = commit.message
+    first = message.lstrip("\n").split("\n\n", 1)[0]
+    return _record(str(commit.id), commit.commit_time, " ".join(first.split("\n")), message)
+
+
+def _record(sha: str, ct: int, subject: str, body: str) -> Record | None:
+    trailers = parse_trailers(body)
+    actor = next((v for k, v in trailers if k == "Aoi-Actor"), None)
+    if actor is None:
+        return None
+    rec = Record(sha, ct, subject, body, actor, trailers=trailers)
+    pending_task: str | None = None
+    for k, v in trailers:
+        if k == "Aoi-Task":
+            pending_task = v
+        elif k == "Aoi-Transition" and pending_task is not None:
+            rec.transitions.append((pending_task, v))
+            pending_task = None
+        elif k in _COST_BY_TRAILER:
+            try:
+                rec.cost[_COST_BY_TRAILER[k]] = float(v)
+            except ValueError:
+                pass
+    return rec
+
+
+def body_text(rec: Record) -> str:
+    """The commit body between the subject and the trailers (e.g. review feedback)."""
+    blocks = rec.body.rstrip("\n").split("\n\n")
+    return "\n\n".join(blocks[1:-1]).strip()

@@ -1,0 +1,703 @@
+"""The org store: reads the org at HEAD and writes every change as exactly one commit.
+
+Writes go through pygit2 (blob + TreeBuilder along the changed paths, ~1 ms per commit
+in a sharded tree). The branch update is a compare-and-swap: `create_commit` fails when
+the branch tip is no longer our parent, and then the change is rebuilt on the new head by
+calling the caller's `build` function again, so the caller's checks (the transition
+table) run against what is really there.
+
+After a commit the person's checkout is brought along path by path: a work-tree file
+that still holds the old committed content is rewritten, one the person has edited is
+left alone; index entries are moved only where they matched the old commit. Nothing the
+person has not committed is ever swept into an aoi commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copyreg
+import dataclasses
+import gc
+import operator
+import os
+import pickle
+import socket
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pygit2
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
+
+from aoi_git.domain.model import Task
+from aoi_git.errors import AoiError, ConcurrentUpdate
+from aoi_git.store import index_journal, index_lock
+from aoi_git.store.git import git
+from aoi_git.store.history_index import HistoryIndex
+
+_RETRYABLE = (
+    "current tip is not the first parent",
+    "old reference value does not match",
+    "failed to lock",
+    "failed to create locked file",
+)
+
+FILEMODE_BLOB = pygit2.enums.FileMode.BLOB if hasattr(pygit2, "enums") else 0o100644
+FILEMODE_TREE = pygit2.enums.FileMode.TREE if hasattr(pygit2, "enums") else 0o040000
+
+# libgit2 caches trees of at most 4 KB by default; the `tasks/` tree of a sharded org (one
+# entry per shard, ~30 KB) is read several times per commit, so let bigger trees be cached.
+pygit2.settings.cache_object_limit(pygit2.enums.ObjectType.TREE, 1 << 20)
+
+CACHE_VERSION = 4
+
+# Tasks are pickled as `Task(*values)`: the dataclass default for a frozen slotted class
+# (`_dataclass_setstate`, which calls `fields()` per object) made a warm start at 100k tasks
+# take ~1.5 s instead of ~0.5 s. The cache header records the field order it was made with.
+_TASK_FIELDS = tuple(f.name for f in dataclasses.fields(Task))
+_task_values = operator.attrgetter(*_TASK_FIELDS)
+_TASK_POSITIONAL = all(f.init and f.kw_only is not True for f in dataclasses.fields(Task))
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic-GC passes while building many acyclic objects at once."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _reduce_task(task: Task) -> tuple[type[Task], tuple[object, ...]]:
+    return Task, _task_values(task)
+
+GC_EVERY_COMMITS = 2000
+GIT_GC_AUTO_DEFAULT = 6700  # git's gc.auto when unset
+
+
+@dataclass
+class Change:
+    """A change to org files: path -> new bytes (None deletes), as one commit."""
+
+    files: dict[str, bytes | None]
+    message: str
+    extra_parents: tuple[str, ...] = ()  # e.g. the task branch tip for a merge
+    base_tree: str | None = None  # a merged tree to start from instead of the head's
+    in_work_tree: tuple[str, ...] = ()  # paths whose work-tree file holds the new bytes already
+
+
+# Contents of big blobs by id (content-addressed: right for any repository). An employee's
+# journal only grows and is read 3-4 times per task (context, the result's append, the
+# retrospective, a review); inflating a 140 KB blob each time cost ~10 ms per task.
+BIG_BLOB = 16 * 1024
+_BIG_BLOBS: dict[bytes, bytes] = {}
+_BIG_BLOBS_MAX_BYTES = 32 * 1024 * 1024
+_big_blobs_bytes = 0
+
+
+def remember_blob(oid: pygit2.Oid, data: bytes) -> None:
+    """Keep a big blob's bytes (the oldest go first past _BIG_BLOBS_MAX_BYTES)."""
+    global _big_blobs_bytes
+    if len(data) < BIG_BLOB or oid.raw in _BIG_BLOBS:
+        return
+    _BIG_BLOBS[oid.raw] = data
+    _big_blobs_bytes += len(data)
+    while _big_blobs_bytes > _BIG_BLOBS_MAX_BYTES and _BIG_BLOBS:
+        _big_blobs_bytes -= len(_BIG_BLOBS.pop(next(iter(_BIG_BLOBS))))
+
+
+class HeadView:
+    """Read-only access to the files of one commit, for building a change."""
+
+    def __init__(self, repo: pygit2.Repository, commit: pygit2.Commit | None) -> None:
+        self.repo = repo
+        self.commit = commit
+
+    @property
+    def oid(self) -> str | None:
+        return str(self.commit.id) if self.commit is not None else None
+
+    def read(self, path: str) -> bytes | None:
+        if self.commit is None:
+            return None
+        try:
+            entry = self.commit.tree[path]
+        except KeyError:
+            return None
+        known = _BIG_BLOBS.get(entry.id.raw)
+        if known is not None:
+            return known
+        obj = self.repo[entry.id]
+        if not isinstance(obj, pygit2.Blob):
+            return None
+        data = obj.data
+        remember_blob(entry.id, data)
+        return data
+
+    def blob_id(self, path: str) -> str | None:
+        if self.commit is None:
+            return None
+        try:
+            return str(self.commit.tree[path].id)
+        except KeyError:
+            return None
+
+    def exists(self, path: str) -> bool:
+        return self.blob_id(path) is not None
+
+    def names(self, path: str) -> list[str]:
+        """Names of the entries of a folder (empty if missing or not a folder)."""
+        if self.commit is None:
+            return []
+        try:
+            entry = self.commit.tree[path]
+        except KeyError:
+            return []
+        tree = self.repo[entry.id]
+        if not isinstance(tree, pygit2.Tree):
+            return []
+        return [e.name for e in tree if e.name is not None]
+
+
+@dataclass
+class TaskIndex:
+    """Every task file at one commit: id -> path, parsed tasks, and files that failed."""
+
+    root_tree: str | None
+    paths: dict[str, str] = field(default_factory=dict)  # id -> path
+    blobs: dict[str, str] = field(default_factory=dict)  # path -> blob id
+    tasks: dict[str, Task] = field(default_factory=dict)  # id -> task
+    errors: dict[str, tuple[int, str]] = field(default_factory=dict)  # path -> (line, msg)
+
+
+def _signature_from_env(prefix: str, fallback: pygit2.Signature) -> pygit2.Signature:
+    name = os.environ.get(f"GIT_{prefix}_NAME")
+    email = os.environ.get(f"GIT_{prefix}_EMAIL")
+    if name or email:
+        return pygit2.Signature(name or fallback.name, email or fallback.email)
+    return fallback
+
+
+def host_actor() -> str:
+    return f"daemon:{socket.gethostname()}"
+
+
+class Store:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+        try:
+            self.repo = pygit2.Repository(str(self.root))
+        except pygit2.GitError as exc:
+            raise AoiError(f"{self.root} is not a git repository: {exc}") from None
+        self.aoi_dir = self.root / ".aoi"
+        self.defer_index = False
+        self._checkout_held = False
+        self._pending: dict[str, index_journal.Move] = {}
+        self.commits_since_gc = 0
+        self._task_cache: TaskIndex | None = None
+        self._tree_cache: dict[str, list[tuple[str, str, bool]]] = {}
+        self._parse_cache: dict[str, Task | tuple[int, str]] = {}
+        self._cache_loaded = False
+        self._cache_dirty = False
+        self._history: HistoryIndex | None = None
+        self._identity: tuple[tuple[str, str], ...] | None = None  # committer, author
+        self.on_notice: Callable[[str], None] | None = None  # e.g. the daemon's log
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def branch_ref(self) -> str:
+        try:
+            ref = self.repo.lookup_reference("HEAD").target
+        except KeyError:  # pragma: no cover
+            return "refs/heads/main"
+        return str(ref) if isinstance(ref, str) else "refs/heads/main"
+
+    @property
+    def branch(self) -> str:
+        return self.branch_ref.removeprefix("refs/heads/")
+
+    def head_commit(self) -> pygit2.Commit | None:
+        try:
+            ref = self.repo.lookup_reference(self.branch_ref)
+        except KeyError:
+            return None
+        obj = self.repo[ref.target]
+        assert isinstance(obj, pygit2.Commit)
+        return obj
+
+    def head(self) -> HeadView:
+        return HeadView(self.repo, self.head_commit())
+
+    @property
+    def history(self) -> HistoryIndex:
+        """Which aoi commits name a task (`.aoi/cache/history.sqlite`, opened on first use)."""
+        if self._history is None:
+            self._history = HistoryIndex(self.repo, self.aoi_dir / "cache" / "history.sqlite")
+        return self._history
+
+    def view(self, commit: str) -> HeadView:
+        obj = self.repo.revparse_single(commit)
+        assert isinstance(obj, pygit2.Commit)
+        return HeadView(self.repo, obj)
+
+    def read(self, path: str) -> bytes | None:
+        return self.head().read(path)
+
+    def list_dir(self, path: str, view: HeadView | None = None) -> list[str]:
+        """Names of the entries of a folder at HEAD (empty if missing)."""
+        return (view or self.head()).names(path)
+
+    # ------------------------------------------------------------ task loading
+    def load_tasks(self, view: HeadView | None = None) -> TaskIndex:
+        """All tasks at HEAD, parsing only blobs not seen before (cache under .aoi/)."""
+        view = view or self.head()
+        self._load_cache()
+        root_tree = view.blob_id("tasks")
+        cached = self._task_cache
+        if cached is not None and cached.root_tree == root_tree:
+            return cached
+        index = TaskIndex(root_tree=root_tree)
+        if root_tree is not None:
+            with _gc_paused():  # parsing 100k files: the collector's passes cost ~10%
+                self._walk(root_tree, "tasks", index)
+        self._task_cache = index
+        self._cache_dirty = True
+        return index
+
+    def _walk(self, tree_id: str, prefix: str, index: TaskIndex) -> None:
+        entries = self._tree_cache.get(tree_id)
+        if entries is None:
+            tree = self.repo[tree_id]
+            assert isinstance(tree, pygit2.Tree)
+            entries = [
+                (e.name or "", str(e.id), e.type_str == "tree") for e in tree
+            ]
+            self._tree_cache[tree_id] = entries
+            self._cache_dirty = True
+        for name, oid, is_tree in entries:
+            path = f"{prefix}/{name}"
+            if is_tree:
+                self._walk(oid, path, index)
+                continue
+            if not name.endswith((".yaml", ".yml")):
+                continue
+            index.blobs[path] = oid
+            parsed = self._parse_cache.get(oid)
+            if parsed is None:
+                parsed = self._parse_task_blob(oid, path)
+                self._parse_cache[oid] = parsed
+                self._cache_dirty = True
+            if isinstance(parsed, Task):
+                stem = name.rsplit(".", 1)[0]
+                if parsed.id != stem:
+                    index.errors[path] = (1, f"id {parsed.id!r} must equal the file name {stem!r}")
+                    continue
+                if parsed.id in index.paths:
+                    other = index.paths[parsed.id]
+                    index.errors[path] = (1, f"duplicate task id {parsed.id!r} (also {other})")
+                    continue
+                index.paths[parsed.id] = path
+                index.tasks[parsed.id] = parsed
+            else:
+                index.errors[path] = parsed
+
+    def _parse_task_blob(self, oid: str, path: str) -> Task | tuple[int, str]:
+        from aoi_git.org.validate import parse_task_bytes  # local: validate imports store types
+
+        blob = self.repo[oid]
+        assert isinstance(blob, pygit2.Blob)
+        return parse_task_bytes(blob.data, path)
+
+    def note_task_written(self, path: str, blob_id: str, task: Task,
+                          replaced: str | None = None) -> None:
+        """Record a task we just committed so the next load (or transaction) need not parse
+        it; the version it replaced is dropped, so a long-running daemon's cache stays the
+        size of the org, not of its history."""
+        self._parse_cache[blob_id] = task
+        if replaced is not None and replaced != blob_id:
+            self._parse_cache.pop(replaced, None)
+
+    def parsed_task(self, blob_id: str) -> Task | None:
+        """The parsed task of a blob this process has already read or written, if any."""
+        found = self._parse_cache.get(blob_id)
+        return found if isinstance(found, Task) else None
+
+    # ------------------------------------------------------------- cache file
+    @property
+    def _cache_file(self) -> Path:
+        return self.aoi_dir / "cache" / "tasks.pickle"
+
+    def _load_cache(self) -> None:
+        if self._cache_loaded:
+            return
+        self._cache_loaded = True
+        try:
+            with open(self._cache_file, "rb") as fh:
+                header = pickle.load(fh)
+                if header != self._cache_header():
+                    return
+                with _gc_paused():  # no cycles in here; collector passes cost ~30%
+                    data = pickle.load(fh)
+            self._tree_cache = data["trees"]
+            self._parse_cache = data["parsed"]
+            self._task_cache = data["index"]
+        except FileNotFoundError:
+            return
+        except Exception:
+            # A stale or corrupt cache is only a cache: start over, it is rebuilt from git.
+            self._tree_cache, self._parse_cache, self._task_cache = {}, {}, None
+
+    @staticmethod
+    def _cache_header() -> dict[str, object]:
+        return {"version": CACHE_VERSION, "task_fields": _TASK_FIELDS}
+
+    def save_cache(self) -> None:
+        if not self._cache_dirty or self._task_cache is None:
+            return
+        live_trees: dict[str, list[tuple[str, str, bool]]] = {}
+        live_blobs = set(self._task_cache.blobs.values())
+
+        def keep(tree_id: str | None) -> None:
+            if tree_id is None or tree_id not in self._tree_cache:
+                return
+            live_trees[tree_id] = self._tree_cache[tree_id]
+            for _name, oid, is_tree in live_trees[tree_id]:
+                if is_tree:
+                    keep(oid)
+
+        keep(self._task_cache.root_tree)
+        parsed = {k: v for k, v in self._parse_cache.items() if k in live_blobs}
+        self._tree_cache, self._parse_cache = live_trees, parsed
+        data = {"trees": live_trees, "parsed": parsed, "index": self._task_cache}
+        self._cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._cache_file.with_suffix(f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            pickle.dump(self._cache_header(), fh, protocol=pickle.HIGHEST_PROTOCOL)
+            pickler = pickle.Pickler(fh, protocol=pickle.HIGHEST_PROTOCOL)
+            if _TASK_POSITIONAL:
+                pickler.dispatch_table = {**copyreg.dispatch_table, Task: _reduce_task}
+            pickler.dump(data)
+        os.replace(tmp, self._cache_file)
+        self._cache_dirty = False
+
+    # ------------------------------------------------------------------ writing
+    def signature(self, actor: str | None = None) -> tuple[pygit2.Signature, pygit2.Signature]:
+        if self._identity is None:
+            # read once: the config lookup cost ~20 µs of every commit (a changed
+            # user.name shows in the commits of the next Store, e.g. after a restart)
+            try:
+                default = self.repo.default_signature
+            except (KeyError, pygit2.GitError):
+                default = pygit2.Signature("aoi", "aoi@localhost")
+            self._identity = tuple(
+                (sig.name, sig.email) for sig in (_signature_from_env("COMMITTER", default),
+                                                  _signature_from_env("AUTHOR", default)))
+        (c_name, c_email), (a_name, a_email) = self._identity
+        committer = pygit2.Signature(c_name, c_email)  # the time: now, in local time
+        author = pygit2.Signature(a_name, a_email)
+        if actor and not actor.startswith("human:"):
+            kind, _, name = actor.partition(":")
+            author = pygit2.Signature(f"{name} ({kind})", f"{name}@aoi.invalid",
+                                      int(time.time()), 0)
+        return author, committer
+
+    def transact(
+        self,
+        build: Callable[[HeadView], Change | None],
+        *,
+        actor: str | None = None,
+        attempts: int = 50,
+    ) -> str | None:
+        """Build a change against the current head and commit it with a compare-and-swap.
+
+        `build` is called again on the new head whenever another writer moved the branch,
+        so its checks always see the state the commit is made on. Returns the new commit
+        id, or None when `build` decided there is nothing to do.
+        """
+        last_error = ""
+        for attempt in range(attempts):
+            head = self.head_commit()
+            view = HeadView(self.repo, head)
+            change = build(view)
+            if change is None:
+                return None
+            tree_id = self._build_tree(head, change)
+            parents = [head.id] if head is not None else []
+            parents += [pygit2.Oid(hex=p) for p in change.extra_parents]
+            author, committer = self.signature(actor)
+            # Commit and checkout sync under one lock, so two aoi processes sharing this
+            # checkout bring the work tree along in commit order.
+            with self._checkout_lock():
+                try:
+                    new_id = self.repo.create_commit(
+                        self.branch_ref, author, committer, change.message, tree_id, parents
+                    )
+                except (pygit2.GitError, ValueError, OSError) as exc:  # ref lock: OSError
+                    last_error = str(exc)
+                    if not any(r in last_error for r in _RETRYABLE):
+                        raise
+                else:
+                    self._after_commit(head, new_id, change.files.keys(), change.in_work_tree)
+                    return str(new_id)
+            time.sleep(min(0.001 * (2**attempt), 0.05))
+        raise ConcurrentUpdate(
+            f"could not commit after {attempts} attempts, the branch keeps moving: {last_error}"
+        )
+
+    @contextlib.contextmanager
+    def _checkout_lock(self) -> Iterator[None]:
+        if self.repo.is_bare or fcntl is None or self._checkout_held:
+            yield  # (re-entered: a commit's own flush)
+            return
+        path = self.aoi_dir / "locks" / "checkout.lock"
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._checkout_held = True
+            yield
+        finally:
+            self._checkout_held = False
+            os.close(fd)
+
+    def _build_tree(self, head: pygit2.Commit | None, change: Change) -> pygit2.Oid:
+        base: pygit2.Object | None
+        if change.base_tree is not None:
+            base = self.repo[change.base_tree]
+        else:
+            base = head.tree if head is not None else None
+        nested: dict[str, object] = {}
+        for path, data in change.files.items():
+            parts = path.split("/")
+            node = nested
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})  # type: ignore[assignment]
+            node[parts[-1]] = data
+        return self._write_tree(base if isinstance(base, pygit2.Tree) else None, nested)[0]
+
+    def _write_tree(
+        self, base: pygit2.Tree | None, nested: Mapping[str, object]
+    ) -> tuple[pygit2.Oid, int]:
+        """Write `base` with `nested` applied; returns the tree id and its number of entries."""
+        builder = self.repo.TreeBuilder(base) if base is not None else self.repo.TreeBuilder()
+        for name, value in nested.items():
+            existing = None
+            if base is not None:
+                try:
+                    existing = base[name]
+                except KeyError:
+                    existing = None
+            if isinstance(value, dict):
+                sub = self.repo[existing.id] if existing is not None else None
+                sub_tree = sub if isinstance(sub, pygit2.Tree) else None
+                oid, size = self._write_tree(sub_tree, value)
+                if size == 0:
+                    if existing is not None:
+                        builder.remove(name)
+                else:
+                    builder.insert(name, oid, FILEMODE_TREE)
+            elif value is None:
+                if existing is not None:
+                    builder.remove(name)
+            else:
+                assert isinstance(value, bytes)
+                blob = self.repo.create_blob(value)
+                remember_blob(blob, value)  # e.g. a journal: read again by the next task
+                builder.insert(name, blob, FILEMODE_BLOB)
+        return builder.write(), len(builder)
+
+    # ------------------------------------------------------- checkout sync
+    def _after_commit(
+        self, old: pygit2.Commit | None, new_id: pygit2.Oid, paths: Iterable[str],
+        in_work_tree: Iterable[str] = (),
+    ) -> None:
+        new = self.repo[new_id]
+        assert isinstance(new, pygit2.Commit)
+        old_view, new_view = HeadView(self.repo, old), HeadView(self.repo, new)
+        self.sync_paths(old_view, new_view, paths, in_work_tree)
+        self.commits_since_gc += 1
+        if self.commits_since_gc >= GC_EVERY_COMMITS:
+            self.maintenance()
+
+    def sync_paths(self, old: HeadView, new: HeadView, paths: Iterable[str],
+                   in_work_tree: Iterable[str] = ()) -> None:
+        """Bring work tree and index from `old` to `new` for `paths`, sparing a person's edits.
+
+        `in_work_tree`: paths whose work-tree file already holds the new content (a person's
+        saved file). With `defer_index` (the daemon) the move is only recorded here and done
+        by `flush_index`, once for many commits (see `aoi_git.store.index_journal`)."""
+        if self.repo.is_bare:
+            return
+        theirs = set(in_work_tree)
+        for path in paths:
+            old_blob, new_blob = old.blob_id(path), new.blob_id(path)
+            if old_blob == new_blob:
+                continue
+            move = index_journal.Move(old_blob, new_blob, new_blob if path in theirs else old_blob)
+            earlier = self._pending.get(path)
+            if earlier is not None:
+                move = earlier.then(move)
+                if path in theirs:
+                    move = dataclasses.replace(move, file_old=new_blob)
+            self._pending[path] = move
+        if not self.defer_index:
+            self.flush_index()
+
+    @property
+    def pending_moves(self) -> Mapping[str, index_journal.Move]:
+        """Committed paths whose work-tree file or index entry is not moved along yet."""
+        return self._pending
+
+    def resume_moves(self, moves: Mapping[str, index_journal.Move]) -> None:
+        """Take back moves journaled by a process that died before flushing them (they
+        come first: anything this process committed since moves on from them)."""
+        for path, move in moves.items():
+            later = self._pending.get(path)
+            self._pending[path] = move.then(later) if later else move
+
+    def flush_index(self) -> bool:
+        """Move work-tree files, then index entries, that still match the old commit to the
+        new one (one index write). False when another git process holds the index lock:
+        the index moves stay pending for the next call (the files are moved already)."""
+        if not self._pending or self.repo.is_bare:
+            self._pending.clear()
+            return True
+        moves, self._pending = self._pending, {}
+        with self._checkout_lock():
+            # to what HEAD has now: another aoi process may have committed the path since
+            # (and spared the stale file, taking it for a person's edit)
+            head = self.head()
+            now = {path: head.blob_id(path) for path in moves}
+            on_disk = {path: self._move_file(path, move.file_old, now[path])
+                       for path, move in moves.items()}
+            index = self.repo.index
+            try:
+                index.read(False)
+                changed = False
+                for path, move in moves.items():
+                    changed |= self._move_entry(index, path, move.index_old, now[path],
+                                                on_disk[path])
+                if changed:
+                    self._write_index(index)
+            except (pygit2.GitError, OSError):  # index.lock: a person's git is writing it
+                with contextlib.suppress(pygit2.GitError, OSError):
+                    index.read(True)  # drop what was changed in memory only
+                # the files are done; the entries are not
+                self.resume_moves({path: dataclasses.replace(move, file_old=on_disk[path])
+                                   for path, move in moves.items()})
+                return False
+        return True
+
+    def _write_index(self, index: pygit2.Index) -> None:
+        """`index.write()`, marked so that a lock left by a kill is found (`indexlock`)."""
+        git_dir = Path(self.repo.path)
+        if (git_dir / "index.lock").exists():
+            done = index_lock.clear_if_stale(git_dir, self.aoi_dir)
+            if done is not None and self.on_notice is not None:
+                self.on_notice(done)
+        with index_lock.writing(self.aoi_dir):
+            index.write()
+
+    def _move_file(self, path: str, old_blob: str | None, new_blob: str | None) -> str | None:
+        """Bring the work-tree file from `old_blob` to `new_blob` unless a person changed it;
+        what it holds now, or `index_journal.KEEP` when it is the person's."""
+        if old_blob == index_journal.KEEP:
+            return index_journal.KEEP
+        full = self.root / path
+        try:
+            current: str | None = str(pygit2.hash(full.read_bytes()))
+        except (FileNotFoundError, NotADirectoryError):
+            current = None
+        except (IsADirectoryError, PermissionError):
+            return index_journal.KEEP
+        if current == new_blob:
+            return new_blob
+        if current != old_blob:
+            return index_journal.KEEP  # a person's edit: spared
+        if new_blob is None:
+            full.unlink(missing_ok=True)
+            _prune_empty_dirs(full.parent, self.root)
+            return None
+        blob = self.repo.get(new_blob)
+        assert isinstance(blob, pygit2.Blob)
+        full.parent.mkdir(parents=True, exist_ok=True)
+        tmp = full.with_name(f".{full.name}.aoi-tmp")
+        tmp.write_bytes(blob.data)
+        os.replace(tmp, full)
+        return new_blob
+
+    def _move_entry(self, index: pygit2.Index, path: str, old_blob: str | None,
+                    new_blob: str | None, file_blob: str | None) -> bool:
+        """Move the index entry from `old_blob` to `new_blob` unless a person staged their
+        own; `file_blob`: what `_move_file` left in the work tree (KEEP: not known)."""
+        try:
+            entry_id: str | None = str(index[path].id)
+        except KeyError:
+            entry_id = None
+        if entry_id != old_blob and entry_id != new_blob:
+            return False  # the person staged something of their own here: leave it
+        if new_blob is None:
+            if entry_id is None:
+                return False
+            index.remove(path)
+            return True
+        on_disk = file_blob
+        if on_disk == index_journal.KEEP:
+            try:
+                on_disk = str(pygit2.hash((self.root / path).read_bytes()))
+            except OSError:
+                on_disk = None
+        if on_disk == new_blob:
+            index.add(path)  # records stat data, so `git status` stays quick and clean
+        else:
+            index.add(pygit2.IndexEntry(path, pygit2.Oid(hex=new_blob),
+                                       FILEMODE_BLOB))  # type: ignore[arg-type]
+        return True
+
+    def maintenance(self, loose_factor: int = 1, wait: bool = False) -> None:
+        """`git gc --auto`: pack loose objects past git's `gc.auto` (pygit2 never does).
+
+        `loose_factor`: only past this many times `gc.auto` loose objects (0 in the config
+        turns it off, as in git). `wait`: in the foreground, else in the background."""
+        import subprocess
+        import threading
+
+        self.commits_since_gc = 0
+        cmd = ["git", "gc", "--auto", "--quiet"]
+        if loose_factor != 1:
+            try:
+                auto = self.repo.config.get_int("gc.auto")
+            except (KeyError, ValueError, pygit2.GitError):
+                auto = GIT_GC_AUTO_DEFAULT
+            if auto <= 0:
+                return
+            cmd[1:1] = ["-c", f"gc.auto={auto * loose_factor}"]
+        if wait:  # a failed gc leaves the objects loose: nothing to report at exit
+            git("-c", "gc.autoDetach=false", *cmd[1:], cwd=self.root, check=False)
+            return
+        proc = subprocess.Popen(
+            cmd, cwd=self.root,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        # reaped in the background: a long-running daemon must not collect zombies
+        threading.Thread(target=proc.wait, daemon=True, name="git-gc").start()
+
+
+def _prune_empty_dirs(folder: Path, stop: Path) -> None:
+    while folder != stop and folder.is_dir():
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent

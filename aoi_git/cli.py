@@ -13,13 +13,21 @@ from typing import Any
 
 import click
 
-from aoi_git.commands.cli_context import App
+from aoi_git import __version__, commands
 from aoi_git.errors import AoiError, ValidationFailed
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 class AoiGroup(click.Group):
+    """The top-level group: subcommands are imported when they run (see `commands.load`)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(commands.COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return commands.load(cmd_name)
+
     def main(self, args: Any = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True,
              **extra: Any) -> Any:
@@ -72,7 +80,7 @@ class AoiGroup(click.Group):
 @click.group(cls=AoiGroup, context_settings=CONTEXT)
 @click.option("-C", "directory", type=click.Path(file_okay=False, path_type=Path),
               help="Run as if aoi was started in this folder.")
-@click.version_option(package_name="aoi-git", prog_name="aoi")
+@click.version_option(__version__, prog_name="aoi")
 @click.pass_context
 def main(ctx: click.Context, directory: Path | None) -> None:
     """aoi: an organisation of AI agents whose whole state is a git repository.
@@ -83,17 +91,9 @@ def main(ctx: click.Context, directory: Path | None) -> None:
     """
     if directory is not None and not directory.is_dir():
         raise click.ClickException(f"-C {directory}: no such folder")
+    from aoi_git.commands.cli_context import App
+
     ctx.obj = App(Path(directory or os.getcwd()))
-
-
-def _register() -> None:
-    from aoi_git.commands import REGISTRY
-
-    for command in REGISTRY():
-        main.add_command(command)
-
-
-_register()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -41,7 +41,10 @@ def test_every_command_is_documented() -> None:
         if path:
             assert f"aoi {path[0]}" in readme, f"`aoi {path[0]}` is not in the README"
         if isinstance(cmd, click.Group):
-            for sub_name, sub in cmd.commands.items():
+            ctx = click.Context(cmd)
+            for sub_name in cmd.list_commands(ctx):
+                sub = cmd.get_command(ctx, sub_name)
+                assert sub is not None, f"`aoi {name} {sub_name}` does not load"
                 walk(sub, [*path, sub_name])
 
     walk(main, [])

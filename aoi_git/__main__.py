@@ -1,3 +1,3 @@
 from aoi_git.cli import main
 
-main()
+main(prog_name="aoi")  # so `python -m aoi_git` reads _AOI_COMPLETE and says `aoi` in its usage

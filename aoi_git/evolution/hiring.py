@@ -30,6 +30,7 @@ from typing import Any
 
 from aoi_git.domain.ids import is_valid_id
 from aoi_git.domain.model import Actor, ActorKind, Employee, Kind, OrgConfig, Status, Talent, Task
+from aoi_git.domain.reporting import first_human_up
 from aoi_git.errors import AoiError
 from aoi_git.evolution import market
 from aoi_git.org.organisation import Org
@@ -210,8 +211,6 @@ class Offboarding:
 
 
 def fire(txn: Txn, org: Org, employee_id: str, reason: str = "") -> Offboarding:
-    from aoi_git.org.flow import first_human_up
-
     emp = org.employees.get(employee_id)
     if emp is None:
         raise AoiError(f"no employee {employee_id!r}: `ls employees/` lists them")

@@ -13,6 +13,7 @@ from typing import Any
 
 from aoi_git.domain.graph import find_cycle
 from aoi_git.domain.model import Actor, ActorKind, Employee, Kind, OrgConfig, Status, Task
+from aoi_git.domain.reporting import first_human_up
 from aoi_git.errors import AoiError
 from aoi_git.evolution.journal import append_journal, journal_entry
 from aoi_git.org.task_ops import cancel_cascade, new_task
@@ -35,31 +36,6 @@ def add_cost(task: Task, usage: Mapping[str, float], seconds: float) -> dict[str
         cost["usd"] = round(float(cost.get("usd", 0.0)) + float(usage["usd"]), 6)
     cost["seconds"] = round(float(cost.get("seconds", 0.0)) + seconds, 3)
     return cost
-
-
-def supervisor_chain(who: str | None, employees: Mapping[str, Employee],
-                     config: OrgConfig) -> list[str]:
-    chain: list[str] = []
-    cur = who
-    while cur and cur not in chain:
-        chain.append(cur)
-        if cur in config.humans:
-            break
-        emp = employees.get(cur)
-        cur = emp.reports_to if emp else None
-    return chain
-
-
-def first_human_up(who: str | None, employees: Mapping[str, Employee],
-                   config: OrgConfig) -> str:
-    """The first person up `who`'s reports_to chain; the CEO last."""
-    if who and who.startswith("role:"):
-        cands = [e for e in employees.values() if e.role == who[5:]]
-        who = cands[0].id if cands else None
-    for name in supervisor_chain(who, employees, config)[1:] if who in employees else [who or ""]:
-        if name in config.humans:
-            return name
-    return config.ceo
 
 
 def depth_of(task: Task, tasks: Mapping[str, Task]) -> int:

@@ -36,15 +36,13 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aoi_git.errors import AoiError
-
-READ_CHUNK = 1 << 20
+from aoi_git.store.git import GitError, git, git_stream, is_unborn
 
 
 @dataclass
@@ -172,8 +170,7 @@ def parse_since(text: str, root: Path) -> int:
         pass
     if re.fullmatch(r"(\d+\s+(second|minute|hour|day|week|month|year)s?\s+ago|yesterday|today)",
                     s, re.I):
-        out = subprocess.run(["git", "rev-parse", f"--since={s}"], cwd=root,
-                             capture_output=True, text=True, check=False).stdout
+        out = git("rev-parse", f"--since={s}", cwd=root, check=False)
         m = re.search(r"--max-age=(\d+)", out)
         if m:
             return int(m.group(1))
@@ -183,26 +180,11 @@ def parse_since(text: str, root: Path) -> int:
 
 def _stream(root: Path, rev: str) -> Iterator[str]:
     """Each commit's `%ct\\x1f%B`, oldest first, from one streamed `git log`."""
-    proc = subprocess.Popen(["git", "log", "--reverse", "--format=%ct%x1f%B%x1e", rev],
-                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdout is not None
-    buf = b""
     try:
-        while True:
-            chunk = proc.stdout.read(READ_CHUNK)
-            if not chunk:
-                break
-            buf += chunk
-            *items, buf = buf.split(b"\x1e")
-            for item in items:
-                yield item.decode("utf-8", "replace")
-        if buf.strip():
-            yield buf.decode("utf-8", "replace")
-    finally:
-        proc.stdout.close()
-        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-        if proc.wait() != 0 and "does not have any commits" not in err:
-            raise AoiError(f"git log failed: {err.strip() or proc.returncode}")
+        yield from git_stream("log", "--reverse", "--format=%ct%x1f%B%x1e", rev, cwd=root)
+    except GitError as exc:
+        if not is_unborn(exc):
+            raise
 
 
 def compute(root: Path, *, rev: str = "HEAD", since: int | None = None,

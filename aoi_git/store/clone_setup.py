@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import shlex
 import stat
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from aoi_git.errors import AoiError
+from aoi_git.store.git import git
 
 __all__ = [
     "GITATTRIBUTES_LINE",
@@ -38,19 +38,6 @@ GIT_HOOK_NAMES = frozenset(
 )  # fmt: skip
 
 
-def _git(repo_dir: Path, *args: str) -> str:
-    try:
-        proc = subprocess.run(
-            ["git", *args], cwd=repo_dir, capture_output=True, text=True, check=False
-        )
-    except OSError as exc:
-        raise AoiError(f"cannot run git in {repo_dir}: {exc}") from exc
-    if proc.returncode != 0:
-        detail = " ".join(proc.stderr.split()) or f"exit status {proc.returncode}"
-        raise AoiError(f"git {' '.join(args)} failed in {repo_dir}: {detail}")
-    return proc.stdout.rstrip("\n")
-
-
 def install_merge_driver(repo_dir: Path) -> bool:
     """Register the `aoi-task` merge driver in the clone's config and route task files
     to it in `.gitattributes`. Returns True if `.gitattributes` was changed.
@@ -60,8 +47,8 @@ def install_merge_driver(repo_dir: Path) -> bool:
     """
     repo_dir = Path(repo_dir)
     driver = f"{shlex.quote(sys.executable)} -m aoi_git.store.task_merge %O %A %B %P"
-    _git(repo_dir, "config", "--local", f"merge.{MERGE_DRIVER_NAME}.name", "aoi task merge")
-    _git(repo_dir, "config", "--local", f"merge.{MERGE_DRIVER_NAME}.driver", driver)
+    git("config", "--local", f"merge.{MERGE_DRIVER_NAME}.name", "aoi task merge", cwd=repo_dir)
+    git("config", "--local", f"merge.{MERGE_DRIVER_NAME}.driver", driver, cwd=repo_dir)
     return _ensure_gitattributes(repo_dir / ".gitattributes")
 
 
@@ -84,7 +71,7 @@ def _ensure_gitattributes(path: Path) -> bool:
 
 def _hooks_dir(repo_dir: Path) -> Path:
     """Where git looks for hooks: honours core.hooksPath and linked worktrees."""
-    hooks = Path(_git(repo_dir, "rev-parse", "--git-path", "hooks"))
+    hooks = Path(git("rev-parse", "--git-path", "hooks", cwd=repo_dir).rstrip("\n"))
     return hooks if hooks.is_absolute() else repo_dir / hooks
 
 

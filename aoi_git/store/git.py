@@ -1,16 +1,28 @@
-"""Every git subprocess goes through `git()`: its error names the command, status and output."""
+"""Every git subprocess of the package starts here.
+
+`git()` runs a command to completion, `git_stream()` reads a long output as it comes
+(the history readers), `git_start()` runs one while the caller does other work and
+`git_detached()` leaves one running in the background. A failure raises `GitError`, whose
+message names the command, its exit status and the last line of its stderr."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Sequence
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from aoi_git.errors import AoiError
 
+NOT_STARTED = 127  # the exit status a shell gives a command it cannot run
+STREAM_CHUNK = 1 << 20
+
 
 class GitError(AoiError):
+    """A git command failed: `cmd`, `returncode`, `stdout` and `stderr` say how."""
+
     def __init__(self, cmd: Sequence[str], returncode: int, stdout: str, stderr: str) -> None:
         self.cmd, self.returncode, self.stdout, self.stderr = list(cmd), returncode, stdout, stderr
         detail = (stderr.strip() or stdout.strip()).splitlines()
@@ -19,23 +31,68 @@ class GitError(AoiError):
         )
 
 
+def _not_started(cmd: list[str], exc: OSError | subprocess.SubprocessError) -> GitError:
+    return GitError(cmd, NOT_STARTED, "", f"cannot run git: {exc}")
+
+
 def git(
     *args: str,
     cwd: Path | str,
     check: bool = True,
     input: str | None = None,
     env: dict[str, str] | None = None,
+    timeout: float | None = None,
 ) -> str:
+    """`git ARGS` in `cwd`, its stdout. Raises GitError on a non-zero exit when `check`,
+    and always when git cannot be started or outlives `timeout` seconds."""
     cmd = ["git", *args]
-    full_env = None
-    if env:
-        full_env = {**os.environ, **env}
-    proc = subprocess.run(
-        cmd, cwd=cwd, input=input, capture_output=True, text=True, env=full_env, check=False
-    )
+    full_env = {**os.environ, **env} if env else None
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, input=input, capture_output=True, text=True,
+                              env=full_env, check=False, timeout=timeout)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise _not_started(cmd, exc) from exc
     if check and proc.returncode != 0:
         raise GitError(cmd, proc.returncode, proc.stdout, proc.stderr)
     return proc.stdout
+
+
+def git_stream(*args: str, cwd: Path | str, separator: bytes = b"\x1e") -> Iterator[str]:
+    """The items of `git ARGS`'s stdout between `separator`s, decoded (UTF-8, undecodable
+    bytes replaced), as git writes them: one process, never the whole output in memory.
+
+    A non-zero exit raises GitError once the output is read to its end; a reader that
+    stops early ends git and raises nothing."""
+    cmd = ["git", *args]
+    with tempfile.TemporaryFile() as err:  # a file: a talkative git never blocks on it
+        try:
+            proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=err)
+        except OSError as exc:
+            raise _not_started(cmd, exc) from exc
+        assert proc.stdout is not None
+        read_all = False
+        try:
+            buf = b""
+            while chunk := proc.stdout.read(STREAM_CHUNK):
+                buf += chunk
+                *items, buf = buf.split(separator)
+                for item in items:
+                    yield item.decode("utf-8", "replace")
+            if buf.strip():
+                yield buf.decode("utf-8", "replace")
+            read_all = True
+        finally:
+            proc.stdout.close()
+            returncode = proc.wait()
+        if read_all and returncode != 0:
+            err.seek(0)
+            raise GitError(cmd, returncode, "", err.read().decode("utf-8", "replace"))
+
+
+def is_unborn(exc: GitError) -> bool:
+    """Whether `exc` is git's refusal to read the history of a branch without commits."""
+    return "does not have any commits" in exc.stderr
 
 
 class GitProcess:
@@ -54,9 +111,25 @@ class GitProcess:
 def git_start(*args: str, cwd: Path | str) -> GitProcess:
     """`git()` without waiting: `.wait()` returns its output or raises the same GitError."""
     cmd = ["git", *args]
-    proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    try:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    except OSError as exc:
+        raise _not_started(cmd, exc) from exc
     return GitProcess(cmd, proc)
+
+
+def git_detached(*args: str, cwd: Path | str) -> None:
+    """`git ARGS` left running in its own session, its output discarded (nothing waits
+    for its result); a thread reaps it, so a long-running caller collects no zombies."""
+    cmd = ["git", *args]
+    try:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+    except OSError as exc:
+        raise _not_started(cmd, exc) from exc
+    threading.Thread(target=proc.wait, daemon=True, name=f"git-{args[0] if args else ''}").start()
 
 
 def find_org_root(start: Path) -> Path:

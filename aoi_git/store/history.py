@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pygit2
 
+from aoi_git.store.git import GitError, git_stream, is_unborn
 from aoi_git.store.trailers import COST_TRAILERS, parse_trailers
 
 _COST_BY_TRAILER = {v: k for k, v in COST_TRAILERS.items()}
@@ -35,34 +35,20 @@ def records(root: Path, rev: str = "HEAD", since: str | None = None,
 
     `tasks`: only commits with an `Aoi-Task:` trailer naming one of these (git filters,
     so a short list costs little however long the history is)."""
-    cmd = ["git", "log", "--reverse", "--date-order",  # children after parents, always
-           "--format=%H%x1f%ct%x1f%s%x1f%B%x1e", rev]
+    args = ["log", "--reverse", "--date-order",  # children after parents, always
+            "--format=%H%x1f%ct%x1f%s%x1f%B%x1e", rev]
     if since:
-        cmd.insert(3, f"--since={since}")
+        args.insert(2, f"--since={since}")
     if tasks:
-        cmd[3:3] = ["--fixed-strings", *(f"--grep=Aoi-Task: {t}" for t in tasks)]
-    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True, bufsize=1 << 20)
-    assert proc.stdout is not None
-    buf = ""
+        args[2:2] = ["--fixed-strings", *(f"--grep=Aoi-Task: {t}" for t in tasks)]
     try:
-        while True:
-            chunk = proc.stdout.read(1 << 20)
-            if not chunk:
-                break
-            buf += chunk
-            *items, buf = buf.split("\x1e")
-            for item in items:
-                rec = _parse(item)
-                if rec is not None:
-                    yield rec
-        if buf.strip():
-            rec = _parse(buf)
+        for item in git_stream(*args, cwd=root):
+            rec = _parse(item)
             if rec is not None:
                 yield rec
-    finally:
-        proc.stdout.close()
-        proc.wait()
+    except GitError as exc:
+        if not is_unborn(exc):
+            raise
 
 
 def _parse(item: str) -> Record | None:

@@ -37,7 +37,7 @@ except ImportError:  # pragma: no cover - not POSIX
 from aoi_git.domain.model import Task
 from aoi_git.errors import AoiError, ConcurrentUpdate
 from aoi_git.store import index_journal, index_lock
-from aoi_git.store.git import git
+from aoi_git.store.git import git, git_detached
 from aoi_git.store.history_index import HistoryIndex
 
 _RETRYABLE = (
@@ -124,6 +124,11 @@ class HeadView:
     @property
     def oid(self) -> str | None:
         return str(self.commit.id) if self.commit is not None else None
+
+    @property
+    def workdir(self) -> Path | None:
+        """The work tree of the repository this view reads (None if it is bare)."""
+        return Path(self.repo.workdir) if self.repo.workdir else None
 
     def read(self, path: str) -> bytes | None:
         if self.commit is None:
@@ -452,6 +457,17 @@ class Store:
             f"could not commit after {attempts} attempts, the branch keeps moving: {last_error}"
         )
 
+    def commit_to_branch(self, branch: str, view: HeadView, change: Change,
+                         actor: str | None = None) -> str:
+        """Commit `change` on top of `view` as the tip of `branch` (created or moved there,
+        whatever it held), leaving the org's branch and the work tree as they are."""
+        tree_id = self._build_tree(view.commit, change)
+        author, committer = self.signature(actor)
+        parents = [view.commit.id] if view.commit is not None else []
+        oid = self.repo.create_commit(None, author, committer, change.message, tree_id, parents)
+        self.repo.references.create(f"refs/heads/{branch}", oid, force=True)
+        return str(oid)
+
     @contextlib.contextmanager
     def _checkout_lock(self) -> Iterator[None]:
         if self.repo.is_bare or fcntl is None or self._checkout_held:
@@ -670,11 +686,8 @@ class Store:
 
         `loose_factor`: only past this many times `gc.auto` loose objects (0 in the config
         turns it off, as in git). `wait`: in the foreground, else in the background."""
-        import subprocess
-        import threading
-
         self.commits_since_gc = 0
-        cmd = ["git", "gc", "--auto", "--quiet"]
+        args = ["gc", "--auto", "--quiet"]
         if loose_factor != 1:
             try:
                 auto = self.repo.config.get_int("gc.auto")
@@ -682,16 +695,11 @@ class Store:
                 auto = GIT_GC_AUTO_DEFAULT
             if auto <= 0:
                 return
-            cmd[1:1] = ["-c", f"gc.auto={auto * loose_factor}"]
+            args[0:0] = ["-c", f"gc.auto={auto * loose_factor}"]
         if wait:  # a failed gc leaves the objects loose: nothing to report at exit
-            git("-c", "gc.autoDetach=false", *cmd[1:], cwd=self.root, check=False)
+            git("-c", "gc.autoDetach=false", *args, cwd=self.root, check=False)
             return
-        proc = subprocess.Popen(
-            cmd, cwd=self.root,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )
-        # reaped in the background: a long-running daemon must not collect zombies
-        threading.Thread(target=proc.wait, daemon=True, name="git-gc").start()
+        git_detached(*args, cwd=self.root)
 
 
 def _prune_empty_dirs(folder: Path, stop: Path) -> None:

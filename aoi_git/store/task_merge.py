@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ import yaml
 
 from aoi_git.domain.model import LIFECYCLE_ORDER, Status
 from aoi_git.errors import AoiError
+from aoi_git.store.git import GitError, git
 
 __all__ = [
     "ATTENTION_LINE",
@@ -261,15 +261,12 @@ def merge_task_texts(
 
 
 def _git(*args: str) -> str | None:
+    """git's output in the merge's work tree (where git runs the driver), None on failure."""
     try:
-        proc = subprocess.run(
-            ["git", *args], capture_output=True, text=True, check=False, timeout=30
-        )
-    except (OSError, subprocess.SubprocessError):
+        out = git(*args, cwd=".", timeout=30)
+    except GitError:
         return None
-    if proc.returncode != 0:
-        return None
-    return proc.stdout.strip() or None
+    return out.strip() or None
 
 
 def _commit(rev: str) -> str | None:
@@ -338,14 +335,9 @@ def _ours_is_later(file_path: str) -> bool:
 def _leave_text_conflict(base_path: str, ours_path: str, theirs_path: str) -> None:
     """Fallback: the usual line-based merge with conflict markers, as git would do."""
     # If git cannot run, ours stays in place; git still reports the path as conflicted.
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        subprocess.run(
-            ["git", "merge-file", "-L", "ours", "-L", "base", "-L", "theirs",
-             ours_path, base_path, theirs_path],
-            capture_output=True,
-            check=False,
-            timeout=30,
-        )  # fmt: skip
+    with contextlib.suppress(GitError):
+        git("merge-file", "-L", "ours", "-L", "base", "-L", "theirs",
+            ours_path, base_path, theirs_path, cwd=".", check=False, timeout=30)
 
 
 def run_merge_driver(base_path: str, ours_path: str, theirs_path: str, file_path: str) -> int:

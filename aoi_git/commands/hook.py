@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import click
-import pygit2
 
 from aoi_git.domain.model import Actor, ActorKind
 from aoi_git.errors import ValidationFailed
@@ -13,7 +12,8 @@ from aoi_git.org.organisation import load_org
 from aoi_git.org.validate import Validator, is_org_file
 from aoi_git.store import index_journal
 from aoi_git.store.git import git
-from aoi_git.store.org_store import HeadView, Store
+from aoi_git.store.objects import add_object_dir, commit_change, read_blob
+from aoi_git.store.org_store import Store
 from aoi_git.store.trailers import parse_trailers
 
 ZERO = "0" * 40
@@ -53,8 +53,7 @@ def pre_commit() -> None:
         if index_journal.stale_entry(moves, p, staged, None if head_id == ZERO else head_id):
             _move_entry_forward(root, p, head_id)  # the daemon's update, not the person's
             continue
-        blob = None if staged is None else store.repo.get(staged)
-        files[p] = blob.data if isinstance(blob, pygit2.Blob) else None
+        files[p] = None if staged is None else read_blob(store, staged)
     if not files:
         return
     name = git("config", "user.name", cwd=root, check=False).strip() or "unknown"
@@ -106,10 +105,10 @@ def commit_msg(message_file: Path) -> None:
             if not p or not is_task_path(p):
                 continue
             new_id = meta.split()[3]
-            blob = None if new_id == ZERO else store.repo.get(new_id)
-            if not isinstance(blob, pygit2.Blob):
+            data = None if new_id == ZERO else read_blob(store, new_id)
+            if data is None:
                 continue
-            task, _ = full_task_problems(blob.data, p)
+            task, _ = full_task_problems(data, p)
             if task is None:
                 continue
             before = head.read(p)
@@ -148,7 +147,7 @@ def pre_receive() -> None:
     # Pushed objects wait in a quarantine folder that git, but not libgit2, reads.
     for var in ("GIT_QUARANTINE_PATH", "GIT_OBJECT_DIRECTORY"):
         if os.environ.get(var):
-            store.repo.odb.add_disk_alternate(os.environ[var])
+            add_object_dir(store, os.environ[var])
     problems: list[str] = []
     for line in sys.stdin.read().splitlines():
         old, new, ref = line.split()
@@ -163,24 +162,12 @@ def pre_receive() -> None:
 
 
 def _check_commit(store: Store, rev: str) -> list[str]:
-    commit = store.repo.revparse_single(rev)
-    assert isinstance(commit, pygit2.Commit)
-    parent = commit.parents[0] if commit.parents else None
-    before = HeadView(store.repo, parent)
-    after = HeadView(store.repo, commit)
-    if parent is None:
-        diff = commit.tree.diff_to_tree(swap=True)
-    else:
-        diff = store.repo.diff(parent, commit)
-    files: dict[str, bytes | None] = {}
-    for patch in diff.deltas:
-        path = patch.new_file.path or patch.old_file.path
-        if is_org_file(path):
-            files[path] = after.read(path)
+    commit = commit_change(store, rev)
+    files = {path: commit.after.read(path) for path in commit.paths if is_org_file(path)}
     if not files:
         return []
     trailers = dict(parse_trailers(commit.message))
     actor = Actor.parse(trailers["Aoi-Actor"]) if "Aoi-Actor" in trailers else Actor(
-        ActorKind.HUMAN, commit.author.name)
-    org = load_org(store, before)
+        ActorKind.HUMAN, commit.author_name)
+    org = load_org(store, commit.before)
     return [f"{rev[:10]} {p}" for p in Validator.for_org(org).check(files, actor)]

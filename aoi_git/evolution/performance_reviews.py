@@ -32,14 +32,13 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import pygit2
-
 from aoi_git.domain.graph import TaskLinks, is_root, oldest_first
 from aoi_git.domain.model import Actor, ActorKind, Employee, EmployeeStatus, OrgConfig, Status, Task
 from aoi_git.evolution.journal import journal_for
 from aoi_git.evolution.project_metrics import EmployeeSignals, Signals, collect
 from aoi_git.org.task_ops import new_task
 from aoi_git.store import yamlio
+from aoi_git.store.objects import read_blob, tree_entries
 from aoi_git.store.org_store import HeadView, Store
 from aoi_git.store.txn import Txn, now_iso
 
@@ -112,8 +111,8 @@ class Reviews(dict[str, list[ReviewFile]]):
 # reviews at every root it finishes; a new cycle changes the folders of the employees it
 # reviewed, and only those are listed again (by tree entries: looking each file up by
 # path cost ~10 us, 6.8 ms per cycle with 666 reviews of one employee).
-_META_BY_BLOB: dict[bytes, tuple[int, str, list[str]]] = {}
-_BY_FOLDER: dict[bytes, list[ReviewFile]] = {}
+_META_BY_BLOB: dict[str, tuple[int, str, list[str]]] = {}
+_BY_FOLDER: dict[str, list[ReviewFile]] = {}
 _BY_TREE: dict[str, Reviews] = {}
 _CACHE_MAX = 20_000
 _REVIEW_NAME = re.compile(r"(\d+)\.md")
@@ -126,48 +125,42 @@ def read_reviews(view: HeadView, store: Store) -> Reviews:
         return Reviews()
     if tree_id in _BY_TREE:
         return _BY_TREE[tree_id]
-    repo = store.repo
-    top = repo[tree_id]
     out = Reviews()
-    if isinstance(top, pygit2.Tree):
-        for folder in top:
-            if folder.type_str == "tree" and folder.name:
-                files = _folder_reviews(repo, folder.name, folder.id)
-                if files:
-                    out[folder.name] = files
+    for folder in tree_entries(store, tree_id):
+        if folder.kind == "tree":
+            files = _folder_reviews(store, folder.name, folder.id)
+            if files:
+                out[folder.name] = files
     if len(_BY_TREE) >= 8:
         _BY_TREE.pop(next(iter(_BY_TREE)))
     _BY_TREE[tree_id] = out
     return out
 
 
-def _folder_reviews(repo: pygit2.Repository, emp: str, folder_id: pygit2.Oid) -> list[ReviewFile]:
-    known = _BY_FOLDER.get(folder_id.raw)
+def _folder_reviews(store: Store, emp: str, folder_id: str) -> list[ReviewFile]:
+    known = _BY_FOLDER.get(folder_id)
     if known is not None:
         return known
     files = []
-    folder = repo[folder_id]
-    assert isinstance(folder, pygit2.Tree)
-    for entry in folder:
-        m = _REVIEW_NAME.fullmatch(entry.name or "")
-        if m is None or entry.type_str != "blob":
+    for entry in tree_entries(store, folder_id):
+        m = _REVIEW_NAME.fullmatch(entry.name)
+        if m is None or entry.kind != "blob":
             continue
-        cycle, result, roots = _review_meta(repo, entry.id)
+        cycle, result, roots = _review_meta(store, entry.id)
         files.append(ReviewFile(emp, int(m.group(1)), cycle, result, roots))
     files.sort(key=lambda f: f.n)
     if len(_BY_FOLDER) >= 64:
         _BY_FOLDER.pop(next(iter(_BY_FOLDER)))
-    _BY_FOLDER[folder_id.raw] = files
+    _BY_FOLDER[folder_id] = files
     return files
 
 
-def _review_meta(repo: pygit2.Repository, blob_id: pygit2.Oid) -> tuple[int, str, list[str]]:
+def _review_meta(store: Store, blob_id: str) -> tuple[int, str, list[str]]:
     """(cycle, pass|fail, roots) from a review file's front matter."""
-    known = _META_BY_BLOB.get(blob_id.raw)
+    known = _META_BY_BLOB.get(blob_id)
     if known is not None:
         return known
-    blob = repo[blob_id]
-    meta = front_matter(blob.data if isinstance(blob, pygit2.Blob) else b"")
+    meta = front_matter(read_blob(store, blob_id) or b"")
     roots = meta.get("roots") or []
     try:
         cycle = int(meta.get("cycle") or 0)
@@ -178,7 +171,7 @@ def _review_meta(repo: pygit2.Repository, blob_id: pygit2.Oid) -> tuple[int, str
              [str(r) for r in roots] if isinstance(roots, list) else [])
     if len(_META_BY_BLOB) >= _CACHE_MAX:
         _META_BY_BLOB.clear()
-    _META_BY_BLOB[blob_id.raw] = found
+    _META_BY_BLOB[blob_id] = found
     return found
 
 

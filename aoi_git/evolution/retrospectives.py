@@ -140,18 +140,12 @@ def write_into(txn: Txn, store: Store, retro: Retro, tasks: Mapping[str, Task],
 
 
 def _sop_branch_commit(store: Store, view: HeadView, retro: Retro, actor: str) -> str:
-    repo = store.repo
     files: dict[str, bytes | None] = {s.path: s.content for s in retro.sops}
     msg = (f"aoi: SOP changes from the retrospective of {retro.root}\n\n"
            + "\n".join(f"{s.path}: " + "; ".join(s.items) for s in retro.sops)
            + f"\n\nAoi-Retro: {retro.root}\nAoi-Actor: {actor}\n")
-    tree = store._build_tree(view.commit, Change(files, msg))
-    author, committer = store.signature(actor)
-    parents = [view.commit.id] if view.commit is not None else []
-    oid = repo.create_commit(None, author, committer, msg, tree, parents)
     assert retro.sop_branch is not None
-    repo.references.create(f"refs/heads/{retro.sop_branch}", oid, force=True)
-    return str(oid)
+    return store.commit_to_branch(retro.sop_branch, view, Change(files, msg), actor)
 
 
 # ------------------------------------------------------------------------ SOP rules

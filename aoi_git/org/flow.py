@@ -108,14 +108,10 @@ def apply_result(
             _apply_review(txn, task.subject, review, agent, now)
         txn.put(task.with_changes(status=S.COMPLETED, cost=cost, result=res_dict))
     if result.hire:  # a proposed hire: HR shortlists, the CEO decides (aoi_git.evolution.hiring)
-        from pathlib import Path
-
         from aoi_git.evolution.hiring import propose_hire
 
-        workdir = txn.view.repo.workdir
         propose_hire(txn, proposer=employee, proposal=result.hire, about=task, tasks=tasks,
-                     employees=employees, config=config,
-                     org_root=Path(workdir) if workdir else None)
+                     employees=employees, config=config, org_root=txn.view.workdir)
     if result.summary:
         txn.body_lines.insert(0, result.summary.strip()[:600])
     append_journal(txn, employee.id, journal_entry(task, result, now))

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pygit2
-
 from aoi_git.commands.cli_context import App
 from aoi_git.errors import AoiError
 from aoi_git.org.organisation import Org
 from aoi_git.org.validate import Validator, is_org_file
 from aoi_git.store import index_journal
 from aoi_git.store.git import git
+from aoi_git.store.objects import hash_blob
 
 
 def changed_org_files(root: Path) -> list[str]:
@@ -69,7 +68,7 @@ def pending_problems(app: App, paths: list[Path] | None, org: Org | None = None)
     if moves:  # a running daemon's committed update, not written to the work tree yet
         head = app.store.head()
         for path, data in list(files.items()):
-            blob = str(pygit2.hash(data)) if data is not None else None
+            blob = hash_blob(data) if data is not None else None
             if index_journal.stale_file(moves, path, blob, head.blob_id(path)):
                 del files[path]
     problems += Validator.for_org(org).check(files, app.person)

@@ -10,13 +10,7 @@ from aoi_git.errors import AoiError
 from aoi_git.org import flow
 from aoi_git.runtime.scheduler import reviewer_of
 from aoi_git.store.txn import Txn, commit
-from aoi_git.store.worktrees import Workspace
-
-
-def _workspace(app: App) -> Workspace:
-    org = app.org()
-    return Workspace(app.root, org.config.workspace_base or app.store.branch,
-                     app.root / ".aoi" / "worktrees")
+from aoi_git.store.worktrees import open_workspace
 
 
 @click.command()
@@ -53,7 +47,7 @@ def review(app: App, task_id: str | None, decision: str | None, message: str,
     tid = org.resolve_id(task_id)
     t = org.tasks[tid]
     if decision is None:
-        ws = _workspace(app)
+        ws = open_workspace(app.store, org.config)
         info = {"id": t.id, "title": t.title, "status": t.status.value,
                 "assignee": t.assignee, "summary": (t.result or {}).get("summary"),
                 "branch": (t.result or {}).get("branch"), "cost": dict(t.cost),

@@ -67,7 +67,14 @@ from aoi_git.store.history import records
 from aoi_git.store.org_store import Change, HeadView, Store
 from aoi_git.store.tree_snapshot import Snapshot
 from aoi_git.store.txn import Txn, commit, now_iso
-from aoi_git.store.worktrees import NewWorktree, Trash, Workspace, branch_name, update_ref
+from aoi_git.store.worktrees import (
+    NewWorktree,
+    Trash,
+    Workspace,
+    branch_name,
+    open_workspace,
+    update_ref,
+)
 
 log = logging.getLogger("aoi.daemon")
 S = Status
@@ -188,18 +195,8 @@ class Daemon:
 
     # ----------------------------------------------------------------- set-up
     def _workspace(self) -> Workspace:
-        cfg = self.org.config
-        repo = Path(cfg.workspace_repo)
-        repo_dir = (self.root / repo).resolve() if not repo.is_absolute() else repo
-        is_org = repo_dir == self.root
-        if is_org:
-            base = cfg.workspace_base or self.store.branch
-            return Workspace(repo_dir, base, self.aoi / "worktrees", is_org=True,
-                             trash=self.trash, _repo=self.store.repo, pool_size=POOL_SIZE)
-        ws_repo = pygit2.Repository(str(repo_dir))
-        base = cfg.workspace_base or ws_repo.head.shorthand
-        return Workspace(repo_dir, base, self.aoi / "worktrees", is_org=False, trash=self.trash,
-                         _repo=ws_repo, pool_size=POOL_SIZE)
+        return open_workspace(self.store, self.org.config, trash=self.trash,
+                              pool_size=POOL_SIZE)
 
     def _signal(self, signum: int, frame: Any) -> None:
         self.stop_level += 1

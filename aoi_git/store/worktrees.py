@@ -38,9 +38,11 @@ from typing import TypeVar
 
 import pygit2
 
+from aoi_git.domain.model import OrgConfig
 from aoi_git.errors import AoiError
 from aoi_git.store import tree_snapshot
 from aoi_git.store.git import GitError, GitProcess, git, git_start
+from aoi_git.store.org_store import Store
 
 ORG_STATE_PREFIXES = ("tasks/", "employees/", "talents/", "sops/", "retros/", "reviews/",
                       "schemas/")
@@ -495,3 +497,25 @@ class Workspace:
         if base is None:
             return False
         return tip == str(base.target) or repo.descendant_of(base.target, pygit2.Oid(hex=tip))
+
+
+def open_workspace(store: Store, config: OrgConfig, *, trash: Trash | None = None,
+                   pool_size: int = 0) -> Workspace:
+    """The workspace aoi.yaml's `workspace:` names, for the org in `store`: `repo` (the
+    org checkout by default; a relative path is from the org's top) and `base` (by
+    default the org's branch in the org checkout, the repository's current branch in a
+    separate one). Its worktrees go to the org's `.aoi/worktrees`."""
+    setting = Path(config.workspace_repo)
+    repo_dir = setting if setting.is_absolute() else (store.root / setting).resolve()
+    worktrees = store.aoi_dir / "worktrees"
+    if repo_dir == store.root:
+        return Workspace(repo_dir, config.workspace_base or store.branch, worktrees,
+                         is_org=True, trash=trash, _repo=store.repo, pool_size=pool_size)
+    try:
+        repo = pygit2.Repository(str(repo_dir))
+    except pygit2.GitError:
+        raise AoiError(f"aoi.yaml: workspace repo {config.workspace_repo!r} ({repo_dir}) "
+                       "is not a git repository; create it or fix `workspace: repo:`") from None
+    base = config.workspace_base or repo.head.shorthand
+    return Workspace(repo_dir, base, worktrees, is_org=False, trash=trash, _repo=repo,
+                     pool_size=pool_size)

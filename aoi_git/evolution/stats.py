@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from aoi_git.errors import AoiError
-from aoi_git.store.git import GitError, git, git_stream, is_unborn
+from aoi_git.store.git import GitError, git, git_stream, has_commits
 
 
 @dataclass
@@ -182,8 +182,8 @@ def _stream(root: Path, rev: str) -> Iterator[str]:
     """Each commit's `%ct\\x1f%B`, oldest first, from one streamed `git log`."""
     try:
         yield from git_stream("log", "--reverse", "--format=%ct%x1f%B%x1e", rev, cwd=root)
-    except GitError as exc:
-        if not is_unborn(exc):
+    except GitError:
+        if has_commits(root):
             raise
 
 

@@ -3,7 +3,7 @@
 `git()` runs a command to completion, `git_stream()` reads a long output as it comes
 (the history readers), `git_start()` runs one while the caller does other work and
 `git_detached()` leaves one running in the background. A failure raises `GitError`, whose
-message names the command, its exit status and the last line of its stderr."""
+message names the command, its exit status and the line of its stderr that says why."""
 
 from __future__ import annotations
 
@@ -25,10 +25,16 @@ class GitError(AoiError):
 
     def __init__(self, cmd: Sequence[str], returncode: int, stdout: str, stderr: str) -> None:
         self.cmd, self.returncode, self.stdout, self.stderr = list(cmd), returncode, stdout, stderr
-        detail = (stderr.strip() or stdout.strip()).splitlines()
-        super().__init__(
-            f"`{' '.join(cmd)}` exited {returncode}" + (f": {detail[-1]}" if detail else "")
-        )
+        super().__init__(f"`{' '.join(cmd)}` exited {returncode}"
+                         + (f": {line}" if (line := telling_line(stderr or stdout)) else ""))
+
+
+def telling_line(output: str) -> str:
+    """The line of git's output that says what went wrong: its first `fatal:` or
+    `error:` line (a usage text may follow it), else its last line."""
+    lines = [ln.strip() for ln in output.strip().splitlines() if ln.strip()]
+    return next((ln for ln in lines if ln.startswith(("fatal:", "error:"))),
+                lines[-1] if lines else "")
 
 
 def _not_started(cmd: list[str], exc: OSError | subprocess.SubprocessError) -> GitError:
@@ -90,9 +96,9 @@ def git_stream(*args: str, cwd: Path | str, separator: bytes = b"\x1e") -> Itera
             raise GitError(cmd, returncode, "", err.read().decode("utf-8", "replace"))
 
 
-def is_unborn(exc: GitError) -> bool:
-    """Whether `exc` is git's refusal to read the history of a branch without commits."""
-    return "does not have any commits" in exc.stderr
+def has_commits(cwd: Path | str) -> bool:
+    """Whether HEAD names a commit (not so in a repository without commits yet)."""
+    return bool(git("rev-parse", "-q", "--verify", "HEAD^{commit}", cwd=cwd, check=False))
 
 
 class GitProcess:

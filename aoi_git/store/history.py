@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pygit2
 
-from aoi_git.store.git import GitError, git_stream, is_unborn
+from aoi_git.store.git import GitError, git_stream, has_commits
 from aoi_git.store.trailers import COST_TRAILERS, parse_trailers
 
 _COST_BY_TRAILER = {v: k for k, v in COST_TRAILERS.items()}
@@ -46,8 +46,8 @@ def records(root: Path, rev: str = "HEAD", since: str | None = None,
             rec = _parse(item)
             if rec is not None:
                 yield rec
-    except GitError as exc:
-        if not is_unborn(exc):
+    except GitError:
+        if has_commits(root):
             raise
 
 

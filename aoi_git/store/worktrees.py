@@ -501,21 +501,17 @@ class Workspace:
 
 def open_workspace(store: Store, config: OrgConfig, *, trash: Trash | None = None,
                    pool_size: int = 0) -> Workspace:
-    """The workspace aoi.yaml's `workspace:` names, for the org in `store`: `repo` (the
-    org checkout by default; a relative path is from the org's top) and `base` (by
-    default the org's branch in the org checkout, the repository's current branch in a
-    separate one). Its worktrees go to the org's `.aoi/worktrees`."""
+    """The workspace of aoi.yaml's `workspace:` for the org in `store`: `repo` (default the
+    org checkout; relative to its top), `base` (default the org's branch there, else the
+    repository's current branch). Worktrees go to the org's `.aoi/worktrees`."""
     setting = Path(config.workspace_repo)
     repo_dir = setting if setting.is_absolute() else (store.root / setting).resolve()
-    worktrees = store.aoi_dir / "worktrees"
-    if repo_dir == store.root:
-        return Workspace(repo_dir, config.workspace_base or store.branch, worktrees,
-                         is_org=True, trash=trash, _repo=store.repo, pool_size=pool_size)
+    is_org = repo_dir == store.root
     try:
-        repo = pygit2.Repository(str(repo_dir))
+        repo = store.repo if is_org else pygit2.Repository(str(repo_dir))
     except pygit2.GitError:
         raise AoiError(f"aoi.yaml: workspace repo {config.workspace_repo!r} ({repo_dir}) "
                        "is not a git repository; create it or fix `workspace: repo:`") from None
-    base = config.workspace_base or repo.head.shorthand
-    return Workspace(repo_dir, base, worktrees, is_org=False, trash=trash, _repo=repo,
-                     pool_size=pool_size)
+    base = config.workspace_base or (store.branch if is_org else repo.head.shorthand)
+    return Workspace(repo_dir, base, store.aoi_dir / "worktrees", is_org=is_org, trash=trash,
+                     _repo=repo, pool_size=pool_size)

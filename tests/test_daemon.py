@@ -535,7 +535,7 @@ def test_bad_results_are_handled(org: Org) -> None:
     assert chatty.status is S.FINISHED and chatty.result["summary"] == "printed 20 MB"
     # the four failures were escalated to the CEO, each once
     decisions = [t for t in tasks.values() if t.kind is Kind.HUMAN]
-    assert sorted(t.extra["decision_for"] for t in decisions) == ["garbage", "huge",
+    assert sorted(t.bookkeeping.decision_for for t in decisions) == ["garbage", "huge",
                                                                   "silent-fail"]
     org.assert_clean()
 
@@ -591,8 +591,8 @@ def test_retries_respect_retry_at_then_escalate_to_the_supervisor(org: Org) -> N
     assert (a1, a2) == (0, 1)
     assert "error-of-run-1" in seen2 and "error-of-run-2" not in seen2
     (h,) = [x for x in org.tasks().values() if x.kind is Kind.HUMAN]
-    assert h.assignee == "ceo" and h.extra["decision_for"] == "job-1"
-    assert t.extra["escalation"] == h.id
+    assert h.assignee == "ceo" and h.bookkeeping.decision_for == "job-1"
+    assert t.bookkeeping.escalation == h.id
     assert "error-of-run-1" in h.description and "error-of-run-2" in h.description
     # nothing more happens until the CEO decides
     clock.t += 10_000
@@ -646,7 +646,7 @@ def test_over_budget_asks_a_person_and_runs_once_raised(org: Org) -> None:
     t = org.task("job-1")
     assert t.status is S.PENDING
     (h,) = [x for x in org.tasks().values() if x.kind is Kind.HUMAN]
-    assert t.extra["budget_request"] == h.id and h.assignee == "ceo" and h.status is S.PENDING
+    assert t.bookkeeping.budget_request == h.id and h.assignee == "ceo" and h.status is S.PENDING
     assert "budget" in (h.question or "")
     answered = org.aoi("answer", h.id, "5")
     assert answered.returncode == 0, answered.stderr
@@ -673,8 +673,8 @@ def test_daily_budget_pauses_the_employee_with_one_request(org: Org) -> None:
     assert [tasks[f"job-{i}"].status for i in range(4)] == [S.FINISHED, S.FINISHED,
                                                             S.PENDING, S.PENDING]
     asks = [t for t in tasks.values() if t.kind is Kind.HUMAN]
-    assert len(asks) == 1 and asks[0].extra["daily"] and asks[0].assignee == "ceo"
-    assert not any(t.extra.get("escalation") for t in tasks.values())  # not a "deadlock"
+    assert len(asks) == 1 and asks[0].bookkeeping.daily and asks[0].assignee == "ceo"
+    assert not any(t.bookkeeping.escalation for t in tasks.values())  # not a "deadlock"
     assert org.aoi("answer", asks[0].id, "10").returncode == 0
     org.run()
     assert org.runs() == 4

@@ -32,6 +32,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aoi_git.domain.bookkeeping import Bookkeeping
 from aoi_git.domain.graph import TaskLinks, is_root, oldest_first
 from aoi_git.domain.model import Actor, ActorKind, Employee, EmployeeStatus, OrgConfig, Status, Task
 from aoi_git.evolution.journal import journal_for
@@ -341,7 +342,7 @@ def _change_status(txn: Txn, emp_id: str, new_status: str, employees: Mapping[st
                  kind="human", assignee=config.ceo, description=description,
                  question=f"{emp_id} ({emp.role}) was offboarded after failed performance "
                           "reviews: hire a replacement?",
-                 extra={"hiring_need": emp.role, "offboarded": emp_id})
+                 bookkeeping=Bookkeeping(hiring_need=emp.role, offboarded=emp_id))
     outcome.hiring_tasks.append(h.id)
 
 

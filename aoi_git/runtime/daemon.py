@@ -28,7 +28,7 @@ import threading
 import time
 from collections import ChainMap
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -496,7 +496,7 @@ class Daemon:
             cur = txn.get(a.task_id)
             changes: dict[str, Any] = {"status": a.to}
             if a.to is S.COMPLETED and cur.status is S.WAITING:
-                kids = [self.org.tasks[k] for k in cur.extra.get("subtasks", [])
+                kids = [self.org.tasks[k] for k in cur.bookkeeping.subtasks
                         if k in self.org.tasks]
                 summary = "\n".join(f"- {k.id} {k.title}: "
                                     f"{((k.result or {}).get('summary') or '')[:300]}"
@@ -519,7 +519,7 @@ class Daemon:
     def _ask_budget(self, a: AskBudget, now: float) -> bool:
         emp = self.org.employees.get(a.employee)
         task = self.org.tasks.get(a.task_id)
-        if emp is None or task is None or task.extra.get("budget_request"):
+        if emp is None or task is None or task.bookkeeping.budget_request:
             return False
         # the plan may be stale: an action before this one (a person's answer to another
         # budget request) may have raised the cap
@@ -531,7 +531,7 @@ class Daemon:
         if a.reason.startswith("daily"):
             for t in self.org.tasks.values():  # one open request per employee and day
                 if (t.kind is Kind.HUMAN and not t.is_terminal
-                        and t.extra.get("budget_for") == emp.id and t.extra.get("day") == day):
+                        and t.bookkeeping.budget_for == emp.id and t.bookkeeping.day == day):
                     return False
         self._commit(lambda txn: flow.budget_request(txn, a.task_id, emp, a.reason,
                                                      self.org.employees, self.org.config,
@@ -682,7 +682,7 @@ class Daemon:
             cur = txn.get(task_id)
             changes: dict[str, Any] = {}
             if cur.assignee and cur.assignee.startswith("role:"):
-                changes["extra"] = {**cur.extra, "routed_to": emp.id}
+                changes["bookkeeping"] = replace(cur.bookkeeping, routed_to=emp.id)
             # move, not put: a task that is already processing is claimed by someone else
             # (processing -> processing would be a legal no-op and start a second agent)
             txn.move(task_id, S.PROCESSING, **changes)
@@ -904,7 +904,7 @@ class Daemon:
             if pgid and agent_run.group_alive(pgid):
                 agent_run.kill_group(pgid, signal.SIGKILL)  # agents do not outlive their daemon
                 self._log(f"{task.id}: killed the orphaned agent group {pgid}")
-            emp_id = task.extra.get("routed_to") or task.assignee
+            emp_id = task.bookkeeping.routed_to or task.assignee
             emp = self.org.employees.get(str(emp_id))
             # the run files were cleared before the claim was committed: a result or an
             # exit status here is this claim's, even if the daemon died before it wrote

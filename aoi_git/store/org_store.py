@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pygit2
 
@@ -34,6 +35,7 @@ try:
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
+from aoi_git.domain.bookkeeping import Bookkeeping, HireProposal
 from aoi_git.domain.model import Task
 from aoi_git.errors import AoiError, ConcurrentUpdate
 from aoi_git.store import index_journal, index_lock
@@ -54,14 +56,17 @@ FILEMODE_TREE = pygit2.enums.FileMode.TREE if hasattr(pygit2, "enums") else 0o04
 # entry per shard, ~30 KB) is read several times per commit, so let bigger trees be cached.
 pygit2.settings.cache_object_limit(pygit2.enums.ObjectType.TREE, 1 << 20)
 
-CACHE_VERSION = 4
+CACHE_VERSION = 5  # raise when the parsed form of a task changes
 
 # Tasks are pickled as `Task(*values)`: the dataclass default for a frozen slotted class
 # (`_dataclass_setstate`, which calls `fields()` per object) made a warm start at 100k tasks
-# take ~1.5 s instead of ~0.5 s. The cache header records the field order it was made with.
-_TASK_FIELDS = tuple(f.name for f in dataclasses.fields(Task))
-_task_values = operator.attrgetter(*_TASK_FIELDS)
-_TASK_POSITIONAL = all(f.init and f.kw_only is not True for f in dataclasses.fields(Task))
+# take ~1.5 s instead of ~0.5 s. The cache header records the fields it was made with.
+_PICKLED_POSITIONALLY: tuple[type, ...] = (Task, HireProposal)
+_FIELDS: dict[type, tuple[str, ...]] = {
+    cls: tuple(f.name for f in dataclasses.fields(cls))
+    for cls in (*_PICKLED_POSITIONALLY, Bookkeeping)}
+_POSITIONAL = all(f.init and f.kw_only is not True
+                  for cls in _PICKLED_POSITIONALLY for f in dataclasses.fields(cls))
 
 
 @contextlib.contextmanager
@@ -76,8 +81,17 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _reduce_task(task: Task) -> tuple[type[Task], tuple[object, ...]]:
-    return Task, _task_values(task)
+def _positional_reducer(cls: type) -> Callable[[object], tuple[type, tuple[object, ...]]]:
+    values = operator.attrgetter(*_FIELDS[cls])
+
+    def reduce(record: object) -> tuple[type, tuple[object, ...]]:
+        return cls, values(record)
+
+    return reduce
+
+
+_REDUCERS: dict[type, Callable[[Any], tuple[type, tuple[object, ...]]]] = {
+    cls: _positional_reducer(cls) for cls in _PICKLED_POSITIONALLY}
 
 GC_EVERY_COMMITS = 2000
 GIT_GC_AUTO_DEFAULT = 6700  # git's gc.auto when unset
@@ -362,7 +376,8 @@ class Store:
 
     @staticmethod
     def _cache_header() -> dict[str, object]:
-        return {"version": CACHE_VERSION, "task_fields": _TASK_FIELDS}
+        return {"version": CACHE_VERSION,
+                "fields": {cls.__name__: names for cls, names in _FIELDS.items()}}
 
     def save_cache(self) -> None:
         if not self._cache_dirty or self._task_cache is None:
@@ -387,8 +402,8 @@ class Store:
         with open(tmp, "wb") as fh:
             pickle.dump(self._cache_header(), fh, protocol=pickle.HIGHEST_PROTOCOL)
             pickler = pickle.Pickler(fh, protocol=pickle.HIGHEST_PROTOCOL)
-            if _TASK_POSITIONAL:
-                pickler.dispatch_table = {**copyreg.dispatch_table, Task: _reduce_task}
+            if _POSITIONAL:
+                pickler.dispatch_table = {**copyreg.dispatch_table, **_REDUCERS}
             pickler.dump(data)
         os.replace(tmp, self._cache_file)
         self._cache_dirty = False

@@ -35,6 +35,7 @@ from typing import Any
 
 import pygit2
 
+from aoi_git.domain.budget import over_budget
 from aoi_git.domain.model import Actor, ActorKind, Employee, Kind, Status, Task
 from aoi_git.errors import AoiError, IllegalTransition
 from aoi_git.evolution import hiring, performance_reviews, retrospectives
@@ -60,7 +61,6 @@ from aoi_git.runtime.scheduler import (
     SchedState,
     plan,
 )
-from aoi_git.runtime.scheduler import _over_budget as over_budget
 from aoi_git.store import index_journal
 from aoi_git.store.git import git
 from aoi_git.store.history import records
@@ -523,9 +523,7 @@ class Daemon:
             return False
         # the plan may be stale: an action before this one (a person's answer to another
         # budget request) may have raised the cap
-        fresh = SchedState(self.org.tasks, self.org.employees, self.org.config,
-                           spent_today=self.spent_today)
-        if not over_budget(task, emp, fresh):
+        if not over_budget(task, emp, self.spent_today):
             return False
         day = dt.date.fromtimestamp(now).isoformat()
         if a.reason.startswith("daily"):

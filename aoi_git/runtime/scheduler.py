@@ -14,6 +14,7 @@ import itertools
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from aoi_git.domain import budget
 from aoi_git.domain.graph import TaskLinks
 from aoi_git.domain.model import Employee, EmployeeStatus, Kind, OrgConfig, Status, Task
 
@@ -412,7 +413,7 @@ def plan(state: SchedState, now: float) -> Plan:
             continue
         if load.get(emp.id, 0) >= emp.capacity.concurrency:
             continue
-        over = _over_budget(t, emp, state)
+        over = budget.over_budget(t, emp, state.spent_today)
         if over:
             over_budget.add(t.id)
             key = emp.id if over.startswith("daily") else t.id
@@ -450,20 +451,6 @@ def _has_open_review(t: Task, tasks: Mapping[str, Task]) -> bool:
         return False
     r = tasks.get(rid)
     return r is not None and not r.is_terminal
-
-
-def _over_budget(t: Task, emp: Employee, state: SchedState) -> str | None:
-    usd_cap = t.budget.get("usd")
-    if usd_cap is not None and float(t.cost.get("usd", 0.0)) >= float(usd_cap):
-        return f"task budget spent: ${float(t.cost.get('usd', 0.0)):.2f} of ${float(usd_cap):.2f}"
-    tok_cap = t.budget.get("tokens") or emp.capacity.tokens_per_task
-    used = int(t.cost.get("input_tokens", 0)) + int(t.cost.get("output_tokens", 0))
-    if tok_cap is not None and used >= int(tok_cap):
-        return f"task token budget spent: {used} of {int(tok_cap)}"
-    day = emp.capacity.usd_per_day
-    if day is not None and state.spent_today.get(emp.id, 0.0) >= day:
-        return f"daily budget spent: ${state.spent_today.get(emp.id, 0.0):.2f} of ${day:.2f}"
-    return None
 
 
 def _deadlocked_roots(state: SchedState, kids: Mapping[str, list[Task]],

@@ -22,7 +22,8 @@ from aoi_git.domain.bookkeeping import NO_BOOKKEEPING, Bookkeeping, HireProposal
 from aoi_git.domain.model import Task
 from aoi_git.org.validate import parse_task_bytes
 from aoi_git.store import yamlio
-from aoi_git.store.org_store import CACHE_VERSION, Store
+from aoi_git.store.org_store import Store
+from aoi_git.store.task_cache import CACHE_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "tasks-0.1.0"

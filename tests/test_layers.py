@@ -28,9 +28,6 @@ REPO = PACKAGE.parent
 DAEMON = "aoi_git/runtime/daemon.py"
 DAEMON_SPLIT_ALLOWED: frozenset[tuple[str, str]] = frozenset({
     (DAEMON, "imports pygit2 outside store/"),
-    (DAEMON, "reads private self.org._sorted_ids of another module"),
-    (DAEMON, "reads private self.store._task_cache of another module"),
-    (DAEMON, "reads private self.store._cache_dirty of another module"),
 })
 
 SUBPROCESS_STARTERS = frozenset({"run", "Popen", "call", "check_call", "check_output"})

@@ -39,8 +39,9 @@ from aoi_git.evolution.journal import journal_for
 from aoi_git.evolution.project_metrics import EmployeeSignals, Signals, collect
 from aoi_git.org.task_ops import new_task
 from aoi_git.store import yamlio
+from aoi_git.store.head_view import HeadView
 from aoi_git.store.objects import read_blob, tree_entries
-from aoi_git.store.org_store import HeadView, Store
+from aoi_git.store.org_store import Store
 from aoi_git.store.txn import Txn, now_iso
 
 PIP_AFTER = 3  # failed reviews in a row -> pip

@@ -38,7 +38,8 @@ from aoi_git.domain.model import Actor, Employee, Kind, OrgConfig, Status, Task
 from aoi_git.evolution.journal import journal_for
 from aoi_git.evolution.project_metrics import Signals, TaskSignals, collect, fmt_seconds
 from aoi_git.org.task_ops import new_task
-from aoi_git.store.org_store import Change, HeadView, Store
+from aoi_git.store.head_view import HeadView
+from aoi_git.store.org_store import Change, Store
 from aoi_git.store.txn import Txn, now_iso
 
 ENTRY_CHARS = 2000

@@ -63,8 +63,9 @@ from aoi_git.runtime.scheduler import (
 )
 from aoi_git.store import index_journal
 from aoi_git.store.git import git
+from aoi_git.store.head_view import HeadView
 from aoi_git.store.history import records
-from aoi_git.store.org_store import Change, HeadView, Store
+from aoi_git.store.org_store import Change, Store
 from aoi_git.store.tree_snapshot import Snapshot
 from aoi_git.store.txn import Txn, commit, now_iso
 from aoi_git.store.worktrees import (
@@ -419,18 +420,12 @@ class Daemon:
         index = self.org.index
         for tid, task in txn.written.items():
             path = txn.path_of(tid)
-            index.paths[tid] = path
-            index.tasks[tid] = task
+            index.record(task, path, head.blob_id(path))
             if self._live is not None and self._live.source is index.tasks:
                 self._live.update(task)
-            blob = head.blob_id(path)
-            if blob:
-                index.blobs[path] = blob
         index.root_tree = head.blob_id("tasks")
-        self.org._sorted_ids = None
-        self.org.commit = head.oid
-        self.store._task_cache = index
-        self.store._cache_dirty = True
+        self.org.tasks_changed(head.oid)
+        self.store.task_cache.adopt(index)
         if any(p.startswith(("employees/", "aoi.yaml", "talents/"))
                and not is_journal_file(p) for p in txn.files):
             self._refresh()

@@ -33,6 +33,7 @@ from aoi_git.domain.model import Actor, ActorKind, Kind, Status
 from aoi_git.errors import IllegalTransition
 from aoi_git.org.organisation import load_org
 from aoi_git.runtime import daemon as daemon_mod
+from aoi_git.runtime.clock import Clock
 from aoi_git.runtime.daemon import Daemon, DaemonOptions, load_backends
 from aoi_git.runtime.scheduler import parse_time
 from aoi_git.store.org_store import Store
@@ -139,7 +140,7 @@ class Org(TmpOrg):
     # -- running
     def daemon(self, clock: Callable[[], float] = time.time, **opts: Any) -> Daemon:
         """A daemon driven by `tick()` (no loop, no signals); its agents die with the test."""
-        d = Daemon(self.root, DaemonOptions(watch=False, **opts), clock=clock)
+        d = Daemon(self.root, DaemonOptions(watch=False, **opts), clock=Clock(wall=clock))
         self.daemons.append(d)
         return d
 
@@ -390,11 +391,11 @@ def test_dispatching_a_running_task_again_is_a_no_op(org: Org) -> None:
     head = git(org.root, "rev-parse", "HEAD")
     # the same daemon, a stale plan: its own task lock refuses
     with contextlib.suppress(IllegalTransition):
-        assert not d._dispatch("job-1", "eng-1", time.time())
+        assert not d.dispatch("job-1", "eng-1", time.time())
     # another daemon object (as after a restart, or a second process): the claim refuses
     other = org.daemon()
     with contextlib.suppress(IllegalTransition):
-        assert not other._dispatch("job-1", "eng-1", time.time())
+        assert not other.dispatch("job-1", "eng-1", time.time())
     assert git(org.root, "rev-parse", "HEAD") == head
     assert len(d.active) == 1 and not other.active
     drive(d, lambda: org.task("job-1").status is S.FINISHED, what="job-1 to finish")
@@ -416,7 +417,7 @@ def test_claiming_a_task_that_is_already_processing_starts_nothing(org: Org) -> 
     d = org.daemon()
     started = False
     with contextlib.suppress(IllegalTransition):
-        started = d._dispatch("job-1", "eng-1", time.time())
+        started = d.dispatch("job-1", "eng-1", time.time())
     assert not started and not d.active
     time.sleep(0.3)
     assert org.runs() == 0

@@ -82,3 +82,4 @@ class HeadView:
         if not isinstance(tree, pygit2.Tree):
             return []
         return [e.name for e in tree if e.name is not None]
+

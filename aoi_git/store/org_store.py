@@ -109,6 +109,15 @@ class Store:
     def branch(self) -> str:
         return self.branch_ref.removeprefix("refs/heads/")
 
+    @property
+    def common_dir(self) -> Path:
+        """The repository's git folder; for a linked worktree, its main repository's."""
+        git_dir = Path(self.repo.path).resolve()
+        common = git_dir / "commondir"
+        if common.exists():
+            return (git_dir / common.read_text().strip()).resolve()
+        return git_dir
+
     def head_commit(self) -> pygit2.Commit | None:
         try:
             ref = self.repo.lookup_reference(self.branch_ref)

@@ -33,8 +33,9 @@ from aoi_git.domain.model import Actor, ActorKind, Kind, Status
 from aoi_git.errors import IllegalTransition
 from aoi_git.org.organisation import load_org
 from aoi_git.runtime import daemon as daemon_mod
+from aoi_git.runtime.backends.registry import load_backends
 from aoi_git.runtime.clock import Clock
-from aoi_git.runtime.daemon import Daemon, DaemonOptions, load_backends
+from aoi_git.runtime.daemon import Daemon, DaemonOptions
 from aoi_git.runtime.scheduler import parse_time
 from aoi_git.store.org_store import Store
 from aoi_git.store.txn import commit
@@ -881,6 +882,39 @@ def test_until_idle_and_status(org: Org) -> None:
     text = org.aoi("status").stdout
     assert "needs a person" in text and "oops.yaml" in text and "cost today: $0.5000" in text
     assert (org.root / ".aoi" / "daemon.log").exists()
+
+
+def test_an_action_that_raises_is_a_problem_in_status_not_the_end_of_the_daemon(
+        org: Org) -> None:
+    org.agent("ok", OK_AGENT)
+    org.employee("eng-1", "ok", concurrency=2)
+    org.commit()
+    org.new("job-1", description="0", priority=1)
+    org.new("job-2", description="0")
+    # a file where job-1's run folder goes: starting job-1 raises NotADirectoryError
+    (org.root / ".aoi" / "runs").mkdir(parents=True, exist_ok=True)
+    (org.root / ".aoi" / "runs" / "job-1").write_text("in the way\n")
+    daemon = org.start("--until-idle")
+    assert daemon.wait(30) == 0, org.output(daemon)
+    tasks = org.tasks()
+    assert tasks["job-2"].status is S.FINISHED  # everything else went on
+    assert tasks["job-1"].status is S.PENDING and org.runs("job-1") == 0
+    log = (org.root / ".aoi" / "daemon.log").read_text()
+    assert "Traceback" in log and "NotADirectoryError" in log
+    info = json.loads(org.aoi("status", "--json").stdout)
+    (problem,) = info["problems"]
+    assert "job-1" in problem["what"] and "NotADirectoryError" in problem["error"]
+    text = org.aoi("status").stdout
+    assert "daemon problems" in text and "job-1" in text
+    # a restart is no crash loop; once the file is out of the way, job-1 runs
+    again = org.start("--until-idle")
+    assert again.wait(30) == 0, org.output(again)
+    (org.root / ".aoi" / "runs" / "job-1").unlink()
+    last = org.start("--until-idle")
+    assert last.wait(30) == 0, org.output(last)
+    assert org.task("job-1").status is S.FINISHED and org.runs("job-1") == 1
+    assert json.loads(org.aoi("status", "--json").stdout)["problems"] == []
+    org.assert_clean()
 
 
 # ------------------------------------------------------------------- claude backend

@@ -96,6 +96,18 @@ class Executor:
         self.known_head = self.org.commit
         self.workspace = self._open_workspace()
 
+    def drop_stale_worktrees(self) -> None:
+        """Remove the kept worktrees, and those of tasks that are not processing."""
+        self.workspace.drop_pool()
+        wt = self.workspace.worktrees
+        if wt.is_dir():
+            for child in wt.iterdir():
+                if child.name.startswith("."):
+                    continue
+                t = self.org.tasks.get(child.name)
+                if t is None or t.status is not S.PROCESSING:
+                    self.workspace.remove(child.name)
+
     def head_moved(self) -> bool:
         """Someone else committed since the org was loaded or last committed."""
         head = self.store.head_commit()

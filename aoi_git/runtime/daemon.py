@@ -53,7 +53,6 @@ from aoi_git.runtime.scheduler import Action, AskBudget, Dispatch, Running, Sche
 from aoi_git.runtime.spending import DailySpend
 from aoi_git.runtime.status_file import StatusFile
 from aoi_git.store import index_journal
-from aoi_git.store.git import git
 from aoi_git.store.org_store import Store
 from aoi_git.store.trash import Trash
 from aoi_git.store.txn import now_iso
@@ -106,8 +105,7 @@ class Daemon:
         self.stop_level = 0
         self.stop_since: float | None = None  # when the warm stop began
         self.person_files = PersonFiles(
-            self.root, git("config", "user.name", cwd=self.root, check=False).strip()
-            or "unknown", self._log)
+            self.root, store.user_name() or "unknown", self._log)
         self.problems = Problems(self._log, self.clock.wall)
         self.spending = DailySpend(self.root, self._log)
         self.observer: Any = None
@@ -255,6 +253,7 @@ class Daemon:
                 max_agents=self.opts.max_agents, stopping=self.stop_level > 0,
             )
             p = plan(state, now)
+            self.problems.forget_all_but("action ", {f"action {a}" for a in p.actions})
             acted = False
             held: list[float] = []  # retry times of actions that raised before
             # agents first: a finished run's remaining commits (accept, merge, finish) are

@@ -41,6 +41,12 @@ class Problems:
     def solved(self, what: str) -> None:
         self.open.pop(what, None)
 
+    def forget_all_but(self, prefix: str, current: set[str]) -> None:
+        """Drop the problems named `prefix...` that are not in `current` (e.g. actions
+        the plan no longer has: the task moved on some other way)."""
+        for what in [w for w in self.open if w.startswith(prefix) and w not in current]:
+            del self.open[what]
+
     def held_until(self, what: str, now: float) -> float | None:
         """When `what` may be tried again, if it failed and that time is still to come."""
         p = self.open.get(what)

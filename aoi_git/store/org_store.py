@@ -118,6 +118,10 @@ class Store:
             return (git_dir / common.read_text().strip()).resolve()
         return git_dir
 
+    def user_name(self) -> str | None:
+        """The checkout's `user.name` (as git reads it), None when unset."""
+        return git("config", "user.name", cwd=self.root, check=False).strip() or None
+
     def head_commit(self) -> pygit2.Commit | None:
         try:
             ref = self.repo.lookup_reference(self.branch_ref)

@@ -3,7 +3,8 @@
 import json
 import os
 
-task = json.load(open(os.environ["AOI_TASK_FILE"]))
+with open(os.environ["AOI_TASK_FILE"]) as fh:
+    task = json.load(fh)
 result = {
     "outcome": "completed",
     "summary": "Split textkit into a word module, a sentence module and a CLI over both.",
@@ -24,4 +25,5 @@ result = {
     "lessons": ["Split by module so two engineers can work in parallel without conflicts."],
     "usage": {"input_tokens": 0, "output_tokens": 0, "usd": 0.0},
 }
-json.dump(result, open(os.environ["AOI_RESULT_FILE"], "w"))
+with open(os.environ["AOI_RESULT_FILE"], "w") as fh:
+    json.dump(result, fh)

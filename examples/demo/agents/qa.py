@@ -12,7 +12,8 @@ import sys
 import tarfile
 import tempfile
 
-task = json.load(open(os.environ["AOI_TASK_FILE"]))
+with open(os.environ["AOI_TASK_FILE"]) as fh:
+    task = json.load(fh)
 subject = task.get("subject")
 base = os.environ.get("AOI_WORKSPACE_BASE", "main")
 branch = f"aoi/{subject}"
@@ -48,5 +49,5 @@ with tempfile.TemporaryDirectory() as tmp:
                         "feedback": f"The unit tests fail on {rev}; fix the failing test:\n{tail}"}
             summary = f"Ran the unit tests on {rev}: they fail."
 
-json.dump({"outcome": "completed", "summary": summary, "review": decision},
-          open(os.environ["AOI_RESULT_FILE"], "w"))
+with open(os.environ["AOI_RESULT_FILE"], "w") as fh:
+    json.dump({"outcome": "completed", "summary": summary, "review": decision}, fh)

@@ -505,12 +505,16 @@ def _deadlocked_roots(state: SchedState, kids: Mapping[str, list[Task]],
 
 
 def _subtree(root: str, tasks: Mapping[str, Task], kids: Mapping[str, list[Task]]) -> list[Task]:
-    out, stack = [], [root]
+    """`root` and the tasks below it, each once (parent links that form a cycle end)."""
+    out, stack, seen = [], [root], {root}
     while stack:
         cur = stack.pop()
         t = tasks.get(cur)
         if t is None:
             continue
         out.append(t)
-        stack.extend(k.id for k in kids.get(cur, []))
+        for k in kids.get(cur, []):
+            if k.id not in seen:
+                seen.add(k.id)
+                stack.append(k.id)
     return out

@@ -1,28 +1,47 @@
-"""ruff and mypy are part of the suite: the code stays lint- and type-clean."""
+"""Rules the suite keeps about itself and the CLI: bounded property tests, documented commands.
+
+ruff and mypy run in `.ci/run`, as steps of their own."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import ast
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.timeout(300)
-def test_ruff_clean() -> None:
-    proc = subprocess.run([sys.executable, "-m", "ruff", "check", "aoi_git", "benchmarks"],
-                          cwd=ROOT, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+def _settings_keywords(node: ast.expr, named: dict[str, set[str]]) -> set[str] | None:
+    """The keywords of a `settings(...)` decorator (or of the module-level settings object
+    it names); None if `node` is no settings."""
+    if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "settings":
+        return {k.arg for k in node.keywords if k.arg}
+    if isinstance(node, ast.Name):
+        return named.get(node.id)
+    return None
 
 
-@pytest.mark.timeout(600)
-def test_mypy_clean() -> None:
-    proc = subprocess.run([sys.executable, "-m", "mypy", "aoi_git"], cwd=ROOT,
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+def test_every_property_test_bounds_its_examples() -> None:
+    """Each `@given` test says how many examples it runs and its deadline, next to it (the
+    timeout that ends a runaway test is pytest-timeout's, see pyproject.toml)."""
+    unbounded = []
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        named = {t.id: kws for node in tree.body if isinstance(node, ast.Assign)
+                 for t in node.targets if isinstance(t, ast.Name)
+                 if (kws := _settings_keywords(node.value, {})) is not None}
+        for fn in ast.walk(tree):
+            if not isinstance(fn, ast.FunctionDef):
+                continue
+            decorators = fn.decorator_list
+            if not any(isinstance(d, ast.Call) and getattr(d.func, "id", None) == "given"
+                       for d in decorators):
+                continue
+            keywords: set[str] = set()
+            for d in decorators:
+                keywords |= _settings_keywords(d, named) or set()
+            if not {"max_examples", "deadline"} <= keywords:
+                unbounded.append(f"{path.name}::{fn.name}")
+    assert not unbounded, f"@given without @settings(max_examples=..., deadline=...): {unbounded}"
 
 
 def test_every_command_is_documented() -> None:

@@ -6,21 +6,17 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import click.testing
 import pygit2
 import pytest
+from kit import AOI_BIN, PERSON_EMAIL, PERSON_NAME, AoiRun, CliRun
 
 # Recorded before any fixture patches HOME.
 REAL_HOME = Path(os.path.expanduser("~"))
-AOI_BIN = Path(sys.executable).parent / "aoi"
-
-PERSON_NAME = "Test Person"
-PERSON_EMAIL = "test@example.com"
 
 # Variables that would point git (or aoi) at some other repository, config or identity.
 _SCRUBBED = (
@@ -108,9 +104,6 @@ def org_dir(tmp_path: Path) -> Path:
     return path
 
 
-CliRun = Callable[..., click.testing.Result]
-
-
 @pytest.fixture
 def cli() -> CliRun:
     """`cli(DIR, *args, input=None, env=None)` runs `aoi -C DIR args...` in-process.
@@ -137,9 +130,6 @@ def _runner_kwargs() -> dict[str, Any]:
     return {}
 
 
-AoiRun = Callable[..., "subprocess.CompletedProcess[str]"]
-
-
 @pytest.fixture
 def run_aoi() -> AoiRun:
     """`run_aoi(*args, cwd=DIR, input=None, env=None)`: the real `aoi` console script."""
@@ -153,17 +143,3 @@ def run_aoi() -> AoiRun:
         )
 
     return run
-
-
-def git(cwd: Path | str, *args: str, check: bool = True,
-        env: Mapping[str, str] | None = None) -> str:
-    """Run git in `cwd` (test helper); returns stdout."""
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"git {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
-    return proc.stdout
-
-
-def lines(text: str) -> Sequence[str]:
-    return [ln for ln in text.splitlines() if ln.strip()]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from conftest import AOI_BIN, PERSON_NAME, git
+from kit import AOI_BIN, PERSON_NAME, git
 
 from aoi_git.domain.model import Actor, ActorKind, Task
 from aoi_git.org.create import init_org

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 import pytest
-from conftest import PERSON_NAME, git, lines
+from kit import PERSON_NAME, git, lines
 
 from aoi_git.cli import main
 from aoi_git.domain.ids import ID_RE

@@ -26,7 +26,7 @@ import psutil
 import pygit2
 import pytest
 import yaml
-from conftest import AOI_BIN, PERSON_NAME, git
+from kit import AOI_BIN, PERSON_NAME, git
 from orgkit import TmpOrg
 
 from aoi_git.domain.model import Actor, ActorKind, Kind, Status

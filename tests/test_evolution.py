@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import PERSON_NAME, git
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kit import PERSON_NAME, git
 from orgkit import TmpOrg
 
 from aoi_git.domain.graph import TaskLinks

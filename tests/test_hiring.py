@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import PERSON_NAME, CliRun, git
+from kit import PERSON_NAME, CliRun, git
 
 from aoi_git.domain.model import EmployeeStatus, Kind, Status, Task
 from aoi_git.org.organisation import load_org

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import git
+from kit import git
 
 from aoi_git.domain.model import Actor, ActorKind, Status
 from aoi_git.org.organisation import load_org

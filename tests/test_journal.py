@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import git
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kit import git
 
 from aoi_git.domain.model import Actor, ActorKind, Task
 from aoi_git.evolution import journal

@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from conftest import PERSON_NAME, CliRun, git
+from kit import PERSON_NAME, CliRun, git
 
 from aoi_git.errors import AoiError
 from aoi_git.evolution import market

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import PERSON_NAME, CliRun, git
+from kit import PERSON_NAME, CliRun, git
 
 from aoi_git.evolution.one_on_one import clean_rewrite, split_principles
 from aoi_git.testing.fake_messages_api import (

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import AOI_BIN, PERSON_NAME, git
+from kit import AOI_BIN, PERSON_NAME, git
 from orgkit import TmpOrg
 
 from aoi_git.domain.model import Kind, Status, Task

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PERSON_NAME, AoiRun, git
+from kit import PERSON_NAME, AoiRun, git
 
 from aoi_git.domain.model import Actor, ActorKind, Status
 from aoi_git.org.create import init_org

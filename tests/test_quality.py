@@ -44,6 +44,14 @@ def test_every_property_test_bounds_its_examples() -> None:
     assert not unbounded, f"@given without @settings(max_examples=..., deadline=...): {unbounded}"
 
 
+def test_test_modules_import_shared_code_from_kit_not_conftest() -> None:
+    """conftest.py holds fixtures; what modules import lives in kit.py (or orgkit.py)."""
+    importing = [p.name for p in sorted((ROOT / "tests").glob("*.py"))
+                 if any(isinstance(node, ast.ImportFrom) and node.module == "conftest"
+                        for node in ast.walk(ast.parse(p.read_text())))]
+    assert not importing, f"`from conftest import` in {importing}: import from kit instead"
+
+
 def test_every_command_is_documented() -> None:
     """Every command has help with an example and appears in the README."""
     import click

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pygit2
 import pytest
-from conftest import PERSON_NAME, git
+from kit import PERSON_NAME, git
 
 from aoi_git.domain.ids import ID_RE, shard_path
 from aoi_git.domain.model import Actor, ActorKind, Status

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import git, lines
+from kit import git, lines
 
 PROBLEM = re.compile(r"^(?P<path>[^:\s][^:]*):(?P<line>\d+): (?P<msg>.+)$")
 REPO = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pygit2
 import pytest
-from conftest import git
+from kit import git
 
 from aoi_git.errors import AoiError
 from aoi_git.store.worktrees import REF_LOCK_WAIT_S, Workspace, branch_name

@@ -440,7 +440,7 @@ def random_states(draw: st.DrawFn) -> SchedState:
     )
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_states())
 def test_caps_are_never_exceeded(s: SchedState) -> None:
     p = plan(s, NOW)

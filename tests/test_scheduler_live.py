@@ -58,7 +58,7 @@ def _fast(s: SchedState, live: LiveSet) -> SchedState:
     return dataclasses.replace(s, live=live.live, children=live.children, queue=live.queue)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(forests())
 def test_a_plan_on_the_live_set_is_the_plan_on_all_tasks(s: SchedState) -> None:
     live = LiveSet(s.tasks)
@@ -76,7 +76,7 @@ def _same(fast: Plan, slow: Plan) -> None:
     assert (fast.next_wake, fast.idle) == (slow.next_wake, slow.idle)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(forests(), st.data())
 def test_updates_one_task_at_a_time_match_a_rebuild(s: SchedState, data: st.DataObject) -> None:
     tasks = dict(s.tasks)

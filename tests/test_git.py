@@ -6,7 +6,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import git as run_git
+from kit import git as run_git
 
 from aoi_git.errors import AoiError
 from aoi_git.evolution import stats

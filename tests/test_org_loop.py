@@ -506,7 +506,7 @@ def test_a_branch_changing_org_state_is_refused_at_review(org: LoopOrg, what: st
     org.run()
     t = org.task("tidy")
     assert t.status is S.FINISHED and t.review_rounds == 1
-    (reason,) = [x for x in t.feedback_texts() if "org state" in x]
+    (reason,) = [x for x in t.feedback_texts() if "refused: your branch" in x]
     path = next(iter(sneaky))
     assert path in reason and "Revert" in reason
     assert len(org.runs("Review: Tidy up")) == 1  # refused before any reviewer looked

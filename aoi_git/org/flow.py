@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aoi_git.domain.graph import find_cycle
@@ -16,6 +16,8 @@ from aoi_git.domain.model import Actor, ActorKind, Employee, Kind, OrgConfig, St
 from aoi_git.domain.reporting import first_human_up
 from aoi_git.errors import AoiError
 from aoi_git.evolution.journal import append_journal, journal_entry
+from aoi_git.org import branch_policy
+from aoi_git.org.branch_policy import Refusal
 from aoi_git.org.task_ops import cancel_cascade, new_task
 from aoi_git.runtime.agent_run import AgentResult
 from aoi_git.store.txn import Txn, now_iso
@@ -277,15 +279,16 @@ def review_by_person(txn: Txn, task_id: str, accept: bool, text: str, person: Ac
 
 
 def request_review(txn: Txn, task_id: str, reviewer: str, tasks: Mapping[str, Task],
-                   diff: str, violations: list[str]) -> None:
+                   diff: str, refused: Sequence[Refusal] = ()) -> None:
+    """A review task for `reviewer`; a branch with `refused` paths (`org.branch_policy`)
+    goes back to its assignee instead, as a rejection that names them."""
     task = txn.get(task_id)
-    if violations:
-        text = ("your branch changes org state files, which agents may change only through "
-                "the result contract: " + ", ".join(violations[:10])
-                + ". Revert those files on your branch.")
+    if refused:
         txn.put(task.with_changes(
             status=S.PENDING, review_rounds=task.review_rounds + 1,
-            feedback=(*task.feedback, fb(txn.actor, "review", text))))
+            feedback=(*task.feedback, fb(txn.actor, "review", branch_policy.feedback(refused)))))
+        txn.body_lines.append(f"branch of {task_id} refused before review: "
+                              + ", ".join(r.path for r in refused[:10]))
         return
     summary = (task.result or {}).get("summary") or "(no summary)"
     description = (

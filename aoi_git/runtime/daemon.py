@@ -39,7 +39,7 @@ from aoi_git.domain.model import Actor, ActorKind, Employee, Kind, Status, Task
 from aoi_git.errors import AoiError, IllegalTransition
 from aoi_git.evolution import hiring, performance_reviews, retrospectives
 from aoi_git.evolution.journal import is_journal_file
-from aoi_git.org import flow
+from aoi_git.org import branch_policy, flow
 from aoi_git.org.context import assemble_from_view
 from aoi_git.org.organisation import Org, load_org
 from aoi_git.org.tool_access import allowed_tools
@@ -510,10 +510,10 @@ class Daemon:
         return True
 
     def _request_review(self, task_id: str, reviewer: str) -> bool:
-        violations = self.workspace.org_state_violations(task_id)
+        refused = self._branch_refusals(task_id)
         diff = self.workspace.diff(task_id, 30_000)
         self._commit(lambda txn: flow.request_review(txn, task_id, reviewer, self.org.tasks,
-                                                     diff, violations))
+                                                     diff, refused))
         return True
 
     def _ask_budget(self, a: AskBudget, now: float) -> bool:
@@ -538,16 +538,20 @@ class Daemon:
                                                      self.org.tasks))
         return True
 
+    def _branch_refusals(self, task_id: str) -> list[branch_policy.Refusal]:
+        """What the branch of `task_id` changes that agents may not (`org.branch_policy`)."""
+        return branch_policy.refusals(self.workspace.changes(task_id),
+                                      org_state=self.workspace.is_org,
+                                      protected=self.org.config.workspace_protected)
+
     def _merge_and_finish(self, task: Task) -> bool:
         ws = self.workspace
         tip = ws.branch_tip(task.id)
         merged_sha: str | None = None
         if tip is not None and not ws.is_merged(task.id):
-            violations = ws.org_state_violations(task.id)
-            if violations:
-                text = ("refused: your branch changes org state files, which agents may "
-                        "change only through the result contract: "
-                        + ", ".join(violations[:10]) + ". Revert those files on your branch.")
+            refused = self._branch_refusals(task.id)
+            if refused:
+                text = branch_policy.feedback(refused)
                 # counts as a rejection, so a stubborn agent escalates instead of looping
                 self._commit(lambda txn: txn.put(txn.get(task.id).with_changes(
                     status=S.PENDING, review_rounds=txn.get(task.id).review_rounds + 1,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pygit2
 import pytest
 from conftest import git
-from test_org_loop import LoopOrg, org  # noqa: F401  (the fixture)
+from test_org_loop import LoopOrg
 
 from aoi_git.domain.model import Status
 from aoi_git.org import branch_policy
@@ -26,22 +26,30 @@ GIT = "git -c user.name=agent -c user.email=agent@aoi.invalid"
 
 # what the agent does in its worktree -> the path its refusal must name
 DAMAGE: dict[str, tuple[list[str], dict[str, str], str]] = {
-    "rename aoi.yaml away": ([f"git mv aoi.yaml elsewhere.yaml && {GIT} commit -qm away"], {},
+    "rename aoi.yaml away": ([f"git mv aoi.yaml elsewhere.yaml && {GIT} commit -nqm away"], {},
                              "aoi.yaml"),
     "move hr's profile out": ([f"git mv --sparse employees/hr/profile.yaml hr.yaml && "
-                               f"{GIT} commit -qm out"], {}, "employees/hr/profile.yaml"),
+                               f"{GIT} commit -nqm out"], {}, "employees/hr/profile.yaml"),
     "rewrite .gitattributes": ([], {".gitattributes": "* -merge\n"}, ".gitattributes"),
     "ignore tasks/": (["printf 'tasks/\\n' >> .gitignore"], {}, ".gitignore"),
     "symlink to /etc/passwd": (["ln -s /etc/passwd passwd"], {}, "passwd"),
     "symlink to the main .git/config": (["ln -s ../../../.git/config cfg"], {}, "cfg"),
-    "a gitlink": ([f"git update-index --add --cacheinfo 160000,$(git rev-parse HEAD),vendor/x"
-                   f" && {GIT} commit -qm gitlink"], {}, "vendor/x"),
+    "a gitlink": ([f"git init -q vendor/x && {GIT} -C vendor/x commit -q --allow-empty -m x"
+                   " && git add --sparse vendor/x"], {}, "vendor/x"),
     "a workflow": ([], {".github/workflows/x.yml": "on: push\n"}, ".github/workflows/x.yml"),
     "a protected glob": ([], {"legal/terms.md": "mine now\n"}, "legal/terms.md"),
     **{f"a file under {folder}/": ([], {f"{folder}/planted.yaml": "x: 1\n"},
                                    f"{folder}/planted.yaml")
        for folder in ("tasks", "employees", "talents", "sops", "retros", "reviews", "schemas")},
 }
+
+
+@pytest.fixture(name="org")
+def hostile_org(tmp_path: Path) -> LoopOrg:
+    o = LoopOrg(tmp_path)
+    o.employee("eng-1")
+    o.employee("qa", role="reviewer")
+    return o
 
 
 @pytest.mark.parametrize("what", sorted(DAMAGE))
@@ -55,9 +63,9 @@ def test_a_damaging_branch_is_refused_before_review(org: LoopOrg, what: str) -> 
     org.act("Review: Work", {"review": {"decision": "accept", "feedback": "ok"}})
     org.commit()
     base_before = git(org.root, "rev-parse", "main:").strip()
-    org.new("w", "Work", reviewer="qa")
+    org.new("wk", "Work", reviewer="qa")
     org.run()
-    t = org.task("w")
+    t = org.task("wk")
     assert t.status is Status.PENDING and t.review_rounds == 1
     (reason,) = [x for x in t.feedback_texts() if x.startswith("refused: your branch")]
     assert named in reason, reason
@@ -72,11 +80,11 @@ def test_a_damaging_branch_is_refused_before_review(org: LoopOrg, what: str) -> 
 def test_a_refused_rename_names_both_sides_when_both_are_protected(org: LoopOrg) -> None:
     org.config(max_review_rounds=1)
     org.act("Move", {"sh": [f"git mv --sparse employees/hr/profile.yaml tasks/hr.yaml && "
-                            f"{GIT} commit -qm move"]})
+                            f"{GIT} commit -nqm move"]})
     org.commit()
-    org.new("m", "Move", reviewer="qa")
+    org.new("mv", "Move", reviewer="qa")
     org.run()
-    (reason,) = [x for x in org.task("m").feedback_texts() if x.startswith("refused")]
+    (reason,) = [x for x in org.task("mv").feedback_texts() if x.startswith("refused")]
     assert "employees/hr/profile.yaml" in reason and "tasks/hr.yaml" in reason
 
 
@@ -84,9 +92,9 @@ def test_without_a_reviewer_the_merge_refuses_the_same_paths(org: LoopOrg) -> No
     org.config(max_review_rounds=1)
     org.act("Link", {"sh": ["ln -s /etc/passwd passwd"], "files": {"ok.txt": "ok\n"}})
     org.commit()
-    org.new("l", "Link", reviewer="none")
+    org.new("ln", "Link", reviewer="none")
     org.run()
-    t = org.task("l")
+    t = org.task("ln")
     (reason,) = [x for x in t.feedback_texts() if x.startswith("refused")]
     assert "passwd (a symlink" in reason
     assert t.status is Status.PENDING and org.in_base("ok.txt") is None

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aoi_git.domain.graph import find_cycle
+from aoi_git.domain.lifecycle import ReviewRefused, review_authority
 from aoi_git.domain.model import Actor, ActorKind, Employee, Kind, OrgConfig, Status, Task
 from aoi_git.domain.reporting import first_human_up
 from aoi_git.errors import AoiError
@@ -20,6 +21,8 @@ from aoi_git.org import branch_policy
 from aoi_git.org.branch_policy import Refusal
 from aoi_git.org.task_ops import cancel_cascade, new_task
 from aoi_git.runtime.agent_run import AgentResult
+from aoi_git.runtime.scheduler import reviewer_of
+from aoi_git.store.trailers import AUTHORITY
 from aoi_git.store.txn import Txn, now_iso
 
 S = Status
@@ -80,6 +83,10 @@ def apply_result(
     if outcome == "completed" and task.kind is Kind.REVIEW and not _decision(result):
         outcome = "failed"
         result.error = "a review must end with a decision: accept or reject (submit_review)"
+    if outcome == "completed" and task.kind is not Kind.REVIEW and _decision(result):
+        outcome = "failed"
+        result.error = (f"{task.id} is a {task.kind.value} task: only a review task's result "
+                        "accepts or rejects; report the work without a review decision")
     res_dict: dict[str, Any] = {"summary": result.summary or "", "outcome": outcome}
     if branch:
         res_dict["branch"] = branch
@@ -107,7 +114,11 @@ def apply_result(
         review = _decision(result)
         if task.kind is Kind.REVIEW and review is not None and task.subject:
             res_dict["review"] = review
-            _apply_review(txn, task.subject, review, agent, now)
+            try:
+                _apply_review(txn, task.subject, review, agent, now, tasks=tasks,
+                              employees=employees, config=config, via=task)
+            except ReviewRefused as exc:  # a stale review task: its verdict decides nothing
+                txn.body_lines.append(f"review of {task.subject} not applied: {exc}")
         txn.put(task.with_changes(status=S.COMPLETED, cost=cost, result=res_dict))
     if result.hire:  # a proposed hire: HR shortlists, the CEO decides (aoi_git.evolution.hiring)
         from aoi_git.evolution.hiring import propose_hire
@@ -169,6 +180,9 @@ def _subtask_problem(task: Task, result: AgentResult, tasks: Mapping[str, Task],
         for key, s in zip(keys, result.subtasks, strict=True):
             for field_name in ("assignee", "reviewer"):
                 who = str(s.get(field_name) or "")
+                if field_name == "assignee" and who in config.humans:
+                    return (f"subtask {key!r}: assignee {who!r} is a person; an agent does not "
+                            "give people work: ask a question or let the task escalate")
                 if who and who != "none" and _who_problem(who, employees, config):
                     return (f"subtask {key!r}: {field_name} {who!r} is no active employee, "
                             "role:<role> with one, or person of aoi.yaml")
@@ -242,12 +256,29 @@ def _ask(txn: Txn, task: Task, result: AgentResult, employee: Employee,
                     extra={"about": task.id})
 
 
+def record_authority(txn: Txn, decider: Actor, subject: Task, *, tasks: Mapping[str, Task],
+                     employees: Mapping[str, Employee], config: OrgConfig, email: str = "",
+                     via: Task | None = None) -> str:
+    """The authority `decider` decides `subject`'s review on (`review_authority`: raises
+    `ReviewRefused` without one), recorded as the commit's `Aoi-Authority` trailer."""
+    authority = review_authority(decider, subject, reviewer_of(subject, tasks, config),
+                                 config=config, employees=employees, email=email, via=via)
+    txn.trailers.append((AUTHORITY, authority))
+    return authority
+
+
 def _apply_review(txn: Txn, subject_id: str, review: Mapping[str, Any], reviewer: Actor,
-                  now: float) -> None:
+                  now: float | None, *, tasks: Mapping[str, Task],
+                  employees: Mapping[str, Employee], config: OrgConfig, email: str = "",
+                  via: Task | None = None) -> None:
+    """`reviewer`'s decision on `subject_id`, if `review_authority` grants it (else
+    `ReviewRefused`); the commit's `Aoi-Authority` trailer says on what authority."""
     subject = txn.get(subject_id)
     if subject.status is not S.COMPLETED:
         txn.body_lines.append(f"review of {subject_id} ignored: it is {subject.status.value}")
         return
+    record_authority(txn, reviewer, subject, tasks=tasks, employees=employees,
+                     config=config, email=email, via=via)
     if review["decision"] == "accept":
         txn.put(subject.with_changes(status=S.ACCEPTED))
         comment = str(review.get("feedback") or "").strip()  # kept: the reviewer's words
@@ -263,13 +294,17 @@ def _apply_review(txn: Txn, subject_id: str, review: Mapping[str, Any], reviewer
         txn.body_lines.append(f"{reviewer} rejected {subject_id}: {text}")
 
 
-def review_by_person(txn: Txn, task_id: str, accept: bool, text: str, person: Actor) -> None:
-    """`aoi review ID --accept/--reject`: a person's decision on a completed task."""
+def review_by_person(txn: Txn, task_id: str, accept: bool, text: str, person: Actor, *,
+                     tasks: Mapping[str, Task], employees: Mapping[str, Employee],
+                     config: OrgConfig, email: str = "") -> None:
+    """`aoi review ID --accept/--reject`: a person's decision on a completed task; refused
+    (`ReviewRefused`) unless the person has authority over its review."""
     task = txn.get(task_id)
     if task.status is not S.COMPLETED:
         raise AoiError(f"task {task_id} is {task.status.value}; only completed tasks are reviewed")
     _apply_review(txn, task_id, {"decision": "accept" if accept else "reject",
-                                 "feedback": text}, person, None)  # type: ignore[arg-type]
+                                 "feedback": text}, person, None, tasks=tasks,
+                  employees=employees, config=config, email=email)
     rid = task.extra.get("review_task")
     if isinstance(rid, str):  # a person decided instead of the reviewing agent
         review_task = txn.find(rid)

@@ -495,6 +495,9 @@ class Daemon:
         def build(txn: Txn) -> None:
             cur = txn.get(a.task_id)
             changes: dict[str, Any] = {"status": a.to}
+            if a.to is S.ACCEPTED:  # no reviewer: the daemon's own authority, recorded
+                flow.record_authority(txn, txn.actor, cur, tasks=self.org.tasks,
+                                      employees=self.org.employees, config=self.org.config)
             if a.to is S.COMPLETED and cur.status is S.WAITING:
                 kids = [self.org.tasks[k] for k in cur.extra.get("subtasks", [])
                         if k in self.org.tasks]

@@ -88,6 +88,22 @@ def test_a_refused_rename_names_both_sides_when_both_are_protected(org: LoopOrg)
     assert "employees/hr/profile.yaml" in reason and "tasks/hr.yaml" in reason
 
 
+def test_a_person_reviewer_is_never_asked_about_a_refused_branch(org: LoopOrg) -> None:
+    org.config(max_review_rounds=1)
+    org.act("Work", {"files": {"work.txt": "work\n", "tasks/planted.yaml": "x: 1\n"}})
+    org.commit()
+    org.new("wk", "Work", reviewer="ceo")
+    org.run()
+    t = org.task("wk")
+    assert t.status is Status.PENDING and t.review_rounds == 1
+    (reason,) = [x for x in t.feedback_texts() if x.startswith("refused: your branch")]
+    assert "tasks/planted.yaml" in reason
+    assert org.transitions("wk")[-2:] == ["processing->completed", "completed->pending"]
+    assert "wk" not in org.ok("review").split()
+    assert org.in_base("work.txt") is None and org.in_base("tasks/planted.yaml") is None
+    org.assert_story()
+
+
 def test_without_a_reviewer_the_merge_refuses_the_same_paths(org: LoopOrg) -> None:
     org.config(max_review_rounds=1)
     org.act("Link", {"sh": ["ln -s /etc/passwd passwd"], "files": {"ok.txt": "ok\n"}})

@@ -313,18 +313,26 @@ def review_by_person(txn: Txn, task_id: str, accept: bool, text: str, person: Ac
                 *review_task.feedback, fb(person, "note", "decided by a person"))))
 
 
+def refuse_branch(txn: Txn, task_id: str, refused: Sequence[Refusal]) -> None:
+    """Send a completed task back to its assignee because its branch changes `refused`
+    paths (`org.branch_policy`): a rejection (it counts towards max_review_rounds, so a
+    stubborn agent escalates) whose feedback names every path."""
+    task = txn.get(task_id)
+    txn.put(task.with_changes(
+        status=S.PENDING, review_rounds=task.review_rounds + 1,
+        feedback=(*task.feedback, fb(txn.actor, "review", branch_policy.feedback(refused)))))
+    txn.body_lines.append(f"branch of {task_id} refused before review: "
+                          + ", ".join(r.path for r in refused[:10]))
+
+
 def request_review(txn: Txn, task_id: str, reviewer: str, tasks: Mapping[str, Task],
                    diff: str, refused: Sequence[Refusal] = ()) -> None:
     """A review task for `reviewer`; a branch with `refused` paths (`org.branch_policy`)
     goes back to its assignee instead, as a rejection that names them."""
-    task = txn.get(task_id)
     if refused:
-        txn.put(task.with_changes(
-            status=S.PENDING, review_rounds=task.review_rounds + 1,
-            feedback=(*task.feedback, fb(txn.actor, "review", branch_policy.feedback(refused)))))
-        txn.body_lines.append(f"branch of {task_id} refused before review: "
-                              + ", ".join(r.path for r in refused[:10]))
+        refuse_branch(txn, task_id, refused)
         return
+    task = txn.get(task_id)
     summary = (task.result or {}).get("summary") or "(no summary)"
     description = (
         f"Review task {task.id} \"{task.title}\" by {task.assignee}.\n\n"

@@ -863,6 +863,10 @@ class Daemon:
             self._commit(build)
         except IllegalTransition as exc:
             self._log(f"{task_id}: result not applied: {exc}")
+        if outcome[0] == "completed" and branch is not None:  # before any reviewer looks
+            refused = self._branch_refusals(task_id)
+            if refused:
+                self._commit(lambda txn: flow.refuse_branch(txn, task_id, refused))
         usd = float(result.usage.get("usd", 0.0))
         self.spent_today[emp.id] = self.spent_today.get(emp.id, 0.0) + usd
         kind = emp.backend.kind

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -181,6 +182,37 @@ def test_the_pre_commit_hook_judges_a_hand_made_acceptance(org: LoopOrg) -> None
                          capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert org.task("wk").status is S.ACCEPTED
+
+
+def test_the_pre_receive_hook_refuses_a_pushed_acceptance_without_authority(
+        org: LoopOrg, tmp_path: Path) -> None:
+    org.commit()
+    org.new("wk", "Work", reviewer="alice")
+    org.run()
+    bare = tmp_path / "shared.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    hook = bare / "hooks" / "pre-receive"
+    hook.write_text((Path(__file__).parents[1] / "hooks" / "pre-receive").read_text())
+    hook.chmod(0o755)
+    git(bare, "config", "aoi.python", sys.executable)
+    git(org.root, "push", "-q", str(bare), "main")  # the daemon's history so far: fine
+    path = org.root / "tasks" / "wk.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["status"] = "accepted"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+    def push_as(who: str) -> subprocess.CompletedProcess[str]:
+        name, email = PEOPLE[who]
+        env = {**os.environ, "GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email}
+        git(org.root, "commit", "-q", "--no-verify", "-am", f"{who} accepts", env=env)
+        return subprocess.run(["git", "push", "-q", str(bare), "main"], cwd=org.root,
+                              capture_output=True, text=True, check=False)
+
+    out = push_as("mallory")
+    assert out.returncode != 0 and "its reviewer is alice" in out.stderr, out.stderr
+    git(org.root, "reset", "-q", "--soft", "HEAD~1")
+    out = push_as("alice")
+    assert out.returncode == 0, out.stderr
 
 
 # ---------------------------------------------------------------- the pure rule

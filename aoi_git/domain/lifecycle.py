@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aoi_git.domain.model import Actor, ActorKind, Employee, Human, Kind, OrgConfig, Status, Task
+from aoi_git.domain.reporting import supervisor_chain
 from aoi_git.errors import IllegalTransition
 
 A, H, D = ActorKind.AGENT, ActorKind.HUMAN, ActorKind.DAEMON
@@ -104,21 +105,11 @@ def people_named(name: str, email: str, humans: Mapping[str, Human]) -> list[str
             or (email_l and h.email.strip().lower() == email_l)]
 
 
-def _managers(reviewer: str, employees: Mapping[str, Employee]) -> list[str]:
+def _managers(reviewer: str, employees: Mapping[str, Employee], config: OrgConfig) -> list[str]:
     """Everyone up the reviewer's reports_to chain (of each employee, for a `role:`)."""
     starts = [e.id for e in employees.values() if e.role == reviewer[5:]] \
         if reviewer.startswith("role:") else [reviewer]
-    out: list[str] = []
-    for start in starts:
-        seen = {start}
-        emp = employees.get(start)
-        cur = emp.reports_to if emp is not None else None
-        while cur and cur not in seen:
-            seen.add(cur)
-            out.append(cur)
-            emp = employees.get(cur)
-            cur = emp.reports_to if emp is not None else None
-    return out
+    return [m for start in starts for m in supervisor_chain(start, employees, config)[1:]]
 
 
 def review_authority(
@@ -160,7 +151,7 @@ def review_authority(
         return REVIEWER
     if config.ceo in ids:
         return CEO
-    for manager in _managers(reviewer, employees):
+    for manager in _managers(reviewer, employees, config):
         if manager in ids:
             return MANAGER_OF + reviewer
     who = f"{decider.name} ({', '.join(ids)})" if ids else \

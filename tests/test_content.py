@@ -190,7 +190,8 @@ def test_task_feedback_forms_and_extra_pass() -> None:
             {"text": "timeout after 1800 s", "kind": "error"},
         ],
         "result": {"outcome": "failed", "error": "timeout", "branch": None, "commit": None},
-        "extra": {"escalation": {"task": "t-abc", "reason": "attempts"}},
+        "extra": {"escalation": "t-abc", "subtasks": ["t-1", "t-2"], "daily": False,
+                  "hire": {"talent": "qa-engineer", "as": "qa-1"}, "a-later-key": {"x": 1}},
     }
     assert errors("task", task) == []
 

@@ -33,7 +33,9 @@ from aoi_git.domain.model import Actor, ActorKind, Kind, Status
 from aoi_git.errors import IllegalTransition
 from aoi_git.org.organisation import load_org
 from aoi_git.runtime import daemon as daemon_mod
-from aoi_git.runtime.daemon import Daemon, DaemonOptions, load_backends
+from aoi_git.runtime.backends.registry import load_backends
+from aoi_git.runtime.clock import Clock
+from aoi_git.runtime.daemon import Daemon, DaemonOptions
 from aoi_git.runtime.scheduler import parse_time
 from aoi_git.store.org_store import Store
 from aoi_git.store.txn import commit
@@ -139,7 +141,7 @@ class Org(TmpOrg):
     # -- running
     def daemon(self, clock: Callable[[], float] = time.time, **opts: Any) -> Daemon:
         """A daemon driven by `tick()` (no loop, no signals); its agents die with the test."""
-        d = Daemon(self.root, DaemonOptions(watch=False, **opts), clock=clock)
+        d = Daemon(self.root, DaemonOptions(watch=False, **opts), clock=Clock(wall=clock))
         self.daemons.append(d)
         return d
 
@@ -390,11 +392,11 @@ def test_dispatching_a_running_task_again_is_a_no_op(org: Org) -> None:
     head = git(org.root, "rev-parse", "HEAD")
     # the same daemon, a stale plan: its own task lock refuses
     with contextlib.suppress(IllegalTransition):
-        assert not d._dispatch("job-1", "eng-1", time.time())
+        assert not d.dispatch("job-1", "eng-1", time.time())
     # another daemon object (as after a restart, or a second process): the claim refuses
     other = org.daemon()
     with contextlib.suppress(IllegalTransition):
-        assert not other._dispatch("job-1", "eng-1", time.time())
+        assert not other.dispatch("job-1", "eng-1", time.time())
     assert git(org.root, "rev-parse", "HEAD") == head
     assert len(d.active) == 1 and not other.active
     drive(d, lambda: org.task("job-1").status is S.FINISHED, what="job-1 to finish")
@@ -416,7 +418,7 @@ def test_claiming_a_task_that_is_already_processing_starts_nothing(org: Org) -> 
     d = org.daemon()
     started = False
     with contextlib.suppress(IllegalTransition):
-        started = d._dispatch("job-1", "eng-1", time.time())
+        started = d.dispatch("job-1", "eng-1", time.time())
     assert not started and not d.active
     time.sleep(0.3)
     assert org.runs() == 0
@@ -535,7 +537,7 @@ def test_bad_results_are_handled(org: Org) -> None:
     assert chatty.status is S.FINISHED and chatty.result["summary"] == "printed 20 MB"
     # the four failures were escalated to the CEO, each once
     decisions = [t for t in tasks.values() if t.kind is Kind.HUMAN]
-    assert sorted(t.extra["decision_for"] for t in decisions) == ["garbage", "huge",
+    assert sorted(t.bookkeeping.decision_for for t in decisions) == ["garbage", "huge",
                                                                   "silent-fail"]
     org.assert_clean()
 
@@ -591,8 +593,8 @@ def test_retries_respect_retry_at_then_escalate_to_the_supervisor(org: Org) -> N
     assert (a1, a2) == (0, 1)
     assert "error-of-run-1" in seen2 and "error-of-run-2" not in seen2
     (h,) = [x for x in org.tasks().values() if x.kind is Kind.HUMAN]
-    assert h.assignee == "ceo" and h.extra["decision_for"] == "job-1"
-    assert t.extra["escalation"] == h.id
+    assert h.assignee == "ceo" and h.bookkeeping.decision_for == "job-1"
+    assert t.bookkeeping.escalation == h.id
     assert "error-of-run-1" in h.description and "error-of-run-2" in h.description
     # nothing more happens until the CEO decides
     clock.t += 10_000
@@ -646,7 +648,7 @@ def test_over_budget_asks_a_person_and_runs_once_raised(org: Org) -> None:
     t = org.task("job-1")
     assert t.status is S.PENDING
     (h,) = [x for x in org.tasks().values() if x.kind is Kind.HUMAN]
-    assert t.extra["budget_request"] == h.id and h.assignee == "ceo" and h.status is S.PENDING
+    assert t.bookkeeping.budget_request == h.id and h.assignee == "ceo" and h.status is S.PENDING
     assert "budget" in (h.question or "")
     answered = org.aoi("answer", h.id, "5")
     assert answered.returncode == 0, answered.stderr
@@ -673,8 +675,8 @@ def test_daily_budget_pauses_the_employee_with_one_request(org: Org) -> None:
     assert [tasks[f"job-{i}"].status for i in range(4)] == [S.FINISHED, S.FINISHED,
                                                             S.PENDING, S.PENDING]
     asks = [t for t in tasks.values() if t.kind is Kind.HUMAN]
-    assert len(asks) == 1 and asks[0].extra["daily"] and asks[0].assignee == "ceo"
-    assert not any(t.extra.get("escalation") for t in tasks.values())  # not a "deadlock"
+    assert len(asks) == 1 and asks[0].bookkeeping.daily and asks[0].assignee == "ceo"
+    assert not any(t.bookkeeping.escalation for t in tasks.values())  # not a "deadlock"
     assert org.aoi("answer", asks[0].id, "10").returncode == 0
     org.run()
     assert org.runs() == 4
@@ -880,6 +882,39 @@ def test_until_idle_and_status(org: Org) -> None:
     text = org.aoi("status").stdout
     assert "needs a person" in text and "oops.yaml" in text and "cost today: $0.5000" in text
     assert (org.root / ".aoi" / "daemon.log").exists()
+
+
+def test_an_action_that_raises_is_a_problem_in_status_not_the_end_of_the_daemon(
+        org: Org) -> None:
+    org.agent("ok", OK_AGENT)
+    org.employee("eng-1", "ok", concurrency=2)
+    org.commit()
+    org.new("job-1", description="0", priority=1)
+    org.new("job-2", description="0")
+    # a file where job-1's run folder goes: starting job-1 raises NotADirectoryError
+    (org.root / ".aoi" / "runs").mkdir(parents=True, exist_ok=True)
+    (org.root / ".aoi" / "runs" / "job-1").write_text("in the way\n")
+    daemon = org.start("--until-idle")
+    assert daemon.wait(30) == 0, org.output(daemon)
+    tasks = org.tasks()
+    assert tasks["job-2"].status is S.FINISHED  # everything else went on
+    assert tasks["job-1"].status is S.PENDING and org.runs("job-1") == 0
+    log = (org.root / ".aoi" / "daemon.log").read_text()
+    assert "Traceback" in log and "NotADirectoryError" in log
+    info = json.loads(org.aoi("status", "--json").stdout)
+    (problem,) = info["problems"]
+    assert "job-1" in problem["what"] and "NotADirectoryError" in problem["error"]
+    text = org.aoi("status").stdout
+    assert "daemon problems" in text and "job-1" in text
+    # a restart is no crash loop; once the file is out of the way, job-1 runs
+    again = org.start("--until-idle")
+    assert again.wait(30) == 0, org.output(again)
+    (org.root / ".aoi" / "runs" / "job-1").unlink()
+    last = org.start("--until-idle")
+    assert last.wait(30) == 0, org.output(last)
+    assert org.task("job-1").status is S.FINISHED and org.runs("job-1") == 1
+    assert json.loads(org.aoi("status", "--json").stdout)["problems"] == []
+    org.assert_clean()
 
 
 # ------------------------------------------------------------------- claude backend

@@ -382,7 +382,7 @@ def test_sop_approval_puts_the_change_on_a_branch(org: Org) -> None:
     assert REASON in on_branch
     diff = git(org.root, "diff", "--name-only", f"HEAD...{branch}").split()
     assert diff == ["sops/retro-engineer.md"]
-    (ask,) = [t for t in org.tasks().values() if t.extra.get("sop_branch") == branch]
+    (ask,) = [t for t in org.tasks().values() if t.bookkeeping.sop_branch == branch]
     assert ask.kind.value == "human" and ask.assignee == "ceo" and ask.status is S.PENDING
     assert f"git merge {branch}" in ask.description
     text = org.read("retros/p/1/p1.md") or ""
@@ -473,10 +473,10 @@ def test_three_failed_reviews_pip_then_offboarded(org: Org) -> None:
     assert "Status: pip -> offboarded" in text4
     prof = org.profile("eng-bad")
     assert "status: offboarded" in prof and "# a comment a person wrote" in prof
-    hires = [t for t in org.tasks().values() if t.extra.get("hiring_need")]
+    hires = [t for t in org.tasks().values() if t.bookkeeping.hiring_need]
     assert len(hires) == 1
     (h,) = hires
-    assert h.assignee == "ceo" and h.kind.value == "human" and h.extra["offboarded"] == "eng-bad"
+    assert h.assignee == "ceo" and h.kind.value == "human" and h.bookkeeping.offboarded == "eng-bad"
     assert "aoi market search engineer" in h.description
 
 

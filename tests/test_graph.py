@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aoi_git.domain.bookkeeping import Bookkeeping
 from aoi_git.domain.graph import (
     TaskLinks,
     children,
@@ -151,7 +152,7 @@ def test_descendants_match_brute_force(
 def _linked(tid: str, parent: str | None, subject: str | None, about: str | None,
             kind: Kind, status: Status = Status.PENDING) -> Task:
     return Task(id=tid, title=tid, parent=parent, subject=subject, kind=kind, status=status,
-                extra={"about": about} if about else {})
+                bookkeeping=Bookkeeping(about=about))
 
 
 linked_tasks = st.tuples(
@@ -172,7 +173,7 @@ def members_by_scan(tasks: Mapping[str, Task], roots: Iterable[str]) -> dict[str
                 continue
             out[tid] = root
             stack += [t.id for t in tasks.values()
-                      if t.parent == tid or tid in (t.subject, t.extra.get("about"))]
+                      if t.parent == tid or tid in (t.subject, t.bookkeeping.about)]
     return out
 
 

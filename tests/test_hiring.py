@@ -150,8 +150,8 @@ def test_fire_offboards_and_hands_open_tasks_to_the_supervisor(org_dir: Path,
     assert h.assignee == "ceo"  # eng-1 -> coo -> ceo: the first person up
     assert all(i in h.description for i in ids) and other not in h.description
     assert done not in h.description
-    assert sorted(h.extra["tasks"]) == sorted(ids)
-    assert all(org.tasks[i].extra.get("escalation") == h.id for i in ids)
+    assert sorted(h.bookkeeping.offboarding_tasks) == sorted(ids)
+    assert all(org.tasks[i].bookkeeping.escalation == h.id for i in ids)
     msg = git(org_dir, "log", "-1", "--format=%B")
     assert msg.startswith("aoi: fire eng-1: offboarded (the project ended)")
     assert f"Aoi-Actor: human:{PERSON_NAME}" in msg
@@ -166,7 +166,7 @@ def test_fire_offboards_and_hands_open_tasks_to_the_supervisor(org_dir: Path,
     for i in ids:
         assert after[i].assignee == "eng-2"
         assert after[i].status is S.COMPLETED, after[i].feedback_texts()
-        assert "escalation" not in after[i].extra
+        assert after[i].bookkeeping.escalation is None
 
 
 def test_fire_without_open_tasks_makes_no_human_task(org_dir: Path, cli: CliRun) -> None:
@@ -211,8 +211,8 @@ def test_a_proposed_hire_needs_the_ceos_approval(org_dir: Path, cli: CliRun) -> 
     assert "1. qa-engineer" in hr_task.description  # the market search results
     assert PROPOSAL["reason"] in hr_task.description
     assert ceo_task.assignee == "ceo" and ceo_task.status is S.PENDING
-    assert ceo_task.extra["hire"]["talent"] == "qa-engineer"
-    assert ceo_task.extra["hire"]["proposed_by"] == "eng-1"
+    hire = ceo_task.bookkeeping.hire
+    assert hire is not None and hire.talent == "qa-engineer" and hire.proposed_by == "eng-1"
     assert hr_task.id in ceo_task.description and "approve" in ceo_task.description
     log = git(org_dir, "log", "--format=%B", "-n", "30")
     assert "proposed hire: qa-engineer as qa-1" in log
@@ -226,7 +226,7 @@ def test_a_proposed_hire_needs_the_ceos_approval(org_dir: Path, cli: CliRun) -> 
     assert "Aoi-Actor: human:ceo" in msg and f"Aoi-Hire-Proposal: {ceo_task.id}" in msg
     assert set(changed(org_dir)) >= {"employees/qa-1/profile.yaml",
                                      "talents/qa-engineer/talent.yaml"}
-    assert tasks(org_dir)[ceo_task.id].extra["applied"] == "hired qa-1 (qa-engineer)"
+    assert tasks(org_dir)[ceo_task.id].bookkeeping.applied == "hired qa-1 (qa-engineer)"
     assert cli(org_dir, "validate").exit_code == 0
     before = head(org_dir)
     run_daemon(org_dir)  # applied once
@@ -239,7 +239,7 @@ def test_a_rejected_proposal_creates_nothing(org_dir: Path, cli: CliRun) -> None
     run_daemon(org_dir)
     assert not (org_dir / "employees" / "qa-1").exists()
     assert "qa-1" not in load_org(Store(org_dir)).employees
-    assert tasks(org_dir)[ceo_task.id].extra["applied"].startswith("rejected by ceo")
+    assert tasks(org_dir)[ceo_task.id].bookkeeping.applied.startswith("rejected by ceo")
     assert "employees/" not in " ".join(changed(org_dir))
 
 
@@ -279,7 +279,7 @@ def test_propose_hire_through_the_claude_backend(org_dir: Path, cli: CliRun, tmp
     all_tasks = tasks(org_dir)
     assert all_tasks[tid].status is S.FINISHED, all_tasks[tid].feedback_texts()
     [ceo_task] = [t for t in all_tasks.values() if t.kind is Kind.HUMAN]
-    assert ceo_task.extra["hire"] == {
+    assert ceo_task.to_dict()["extra"]["hire"] == {
         "talent": "security-reviewer", "as": "sec-1",
         "reason": "the login flow needs a threat model", "proposed_by": "eng-1",
         "about": tid}

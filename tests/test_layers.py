@@ -20,19 +20,6 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "aoi_git"
 REPO = PACKAGE.parent
 
-# TEMPORARY: runtime/daemon.py is being split (its pygit2 work moves into store/, its
-# reach into other objects' state goes). These are the violations it still has: remove
-# each entry as the split fixes it, and this list with the last one
-# (`test_daemon_split_allowances_are_still_needed` fails on an entry nothing matches).
-# Keyed by (file, message) without line numbers so the list survives edits.
-DAEMON = "aoi_git/runtime/daemon.py"
-DAEMON_SPLIT_ALLOWED: frozenset[tuple[str, str]] = frozenset({
-    (DAEMON, "imports pygit2 outside store/"),
-    (DAEMON, "imports private aoi_git.runtime.scheduler._over_budget"),
-    (DAEMON, "reads private self.org._sorted_ids of another module"),
-    (DAEMON, "reads private self.store._task_cache of another module"),
-    (DAEMON, "reads private self.store._cache_dirty of another module"),
-})
 
 SUBPROCESS_STARTERS = frozenset({"run", "Popen", "call", "check_call", "check_output"})
 # underscore names that are public API of the standard library
@@ -113,15 +100,6 @@ def in_package(target: str) -> bool:
 
 def is_private(name: str) -> bool:
     return name.startswith("_") and not name.startswith("__")
-
-
-def allowed(violations: list[Violation]) -> list[Violation]:
-    return [v for v in violations if (v.path, v.message) not in DAEMON_SPLIT_ALLOWED]
-
-
-def all_violations() -> list[Violation]:
-    return [*only_store_uses_pygit2_and_only_git_py_runs_git(),
-            *(v for mod in MODULES for v in private_uses(mod)), *import_cycles()]
 
 
 def report(violations: list[Violation]) -> str:
@@ -207,7 +185,7 @@ def only_store_uses_pygit2_and_only_git_py_runs_git() -> list[Violation]:
 
 
 def test_only_store_uses_pygit2_and_only_git_py_runs_git() -> None:
-    found = allowed(only_store_uses_pygit2_and_only_git_py_runs_git())
+    found = only_store_uses_pygit2_and_only_git_py_runs_git()
     assert not found, report(found)
 
 
@@ -256,7 +234,7 @@ def private_uses(mod: Module) -> Iterator[Violation]:
 
 
 def test_no_private_names_across_modules() -> None:
-    found = allowed([v for mod in MODULES for v in private_uses(mod)])
+    found = [v for mod in MODULES for v in private_uses(mod)]
     assert not found, report(found)
 
 
@@ -299,11 +277,6 @@ def import_cycles() -> list[Violation]:
 
 
 def test_no_import_cycle() -> None:
-    cycles = allowed(import_cycles())
+    cycles = import_cycles()
     assert not cycles, report(cycles)
 
-
-def test_daemon_split_allowances_are_still_needed() -> None:
-    found = {(v.path, v.message) for v in all_violations()}
-    stale = sorted(DAEMON_SPLIT_ALLOWED - found)
-    assert not stale, f"fixed, remove from DAEMON_SPLIT_ALLOWED: {stale}"

@@ -15,6 +15,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from aoi_git.domain.bookkeeping import Bookkeeping
 from aoi_git.domain.model import LIFECYCLE_ORDER, Status, Task
 from aoi_git.errors import AoiError
 from aoi_git.store.clone_setup import (
@@ -249,6 +250,17 @@ def test_nested_mappings_merge_recursively() -> None:
     doc = merge(base, ours, theirs)
     assert doc["result"] == {"summary": "s2", "branch": "aoi/t-abc", "commit": "c1", "extra": 1}
     assert doc["budget"] == {"usd": 5.0, "tokens": 9, "timeout_s": 60}
+
+
+def test_bookkeeping_merges_key_by_key_and_loads_typed() -> None:
+    """Both sides noted something on the task (`extra:`): each key merges on its own."""
+    base = edited(extra={"subtasks": ["t-1"], "review_task": "t-r"})
+    ours = edited(extra={"subtasks": ["t-1", "t-2"], "review_task": "t-r", "escalation": "t-h"})
+    theirs = edited(extra={"subtasks": ["t-1", "t-3"], "routed_to": "eng-1"})
+    doc = merge(base, ours, theirs)
+    book = Task.from_dict(doc).bookkeeping
+    assert book == Bookkeeping(subtasks=("t-1", "t-2", "t-3"), escalation="t-h",
+                               routed_to="eng-1")
 
 
 def test_mapping_added_on_both_sides_without_base_merges() -> None:

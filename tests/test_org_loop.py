@@ -130,7 +130,7 @@ class LoopOrg(TmpOrg):
 
     def humans(self, about: str | None = None) -> list[Task]:
         return sorted((t for t in self.tasks().values() if t.kind is Kind.HUMAN
-                       and (about is None or t.extra.get("about") == about)),
+                       and (about is None or t.bookkeeping.about == about)),
                       key=lambda t: t.created or "")
 
     def runs(self, title: str | None = None) -> list[dict[str, Any]]:
@@ -240,9 +240,9 @@ def test_decomposition_one_commit_and_semantics_and_dependency_bases(org: LoopOr
     a, b = org.by_title("Part A"), org.by_title("Part B")
     assert a.parent == b.parent == "app"
     assert a.assignee == "eng-1" and a.depends_on == ("prep",)
-    assert b.assignee == "role:engineer" and b.extra["routed_to"] in ("eng-1", "eng-2")
+    assert b.assignee == "role:engineer" and b.bookkeeping.routed_to in ("eng-1", "eng-2")
     assert b.depends_on == (a.id,)
-    assert tasks["app"].extra["subtasks"] == [a.id, b.id]
+    assert tasks["app"].bookkeeping.subtasks == (a.id, b.id)
     # one commit: the parent to waiting and both subtasks created, by the planner
     body = commit_of(org, "app", "processing->waiting")
     assert f"Aoi-Task: {a.id}\nAoi-Transition: new->pending" in body
@@ -299,7 +299,7 @@ def test_decomposition_is_refused(org: LoopOrg, case: str) -> None:
     assert not created & {"X", "Y", "K0", "Deeper"}
     # the failure is escalated to the supervisor, never silently dropped
     (h,) = org.humans(failing.id)
-    assert h.assignee == "ceo" and h.extra["decision_for"] == failing.id
+    assert h.assignee == "ceo" and h.bookkeeping.decision_for == failing.id
     if case == "depth":
         assert org.task("plan").status is S.FAILED  # the parent fails with its subtask
     org.assert_story()
@@ -332,7 +332,7 @@ def test_a_subtask_lost_for_good_fails_the_parent_into_escalation(org: LoopOrg,
     assert org.by_title("Easy part").status is S.FINISHED
     assert "waiting->failed" in org.transitions("ship")
     (h,) = org.humans("ship")
-    assert h.assignee == "ceo" and h.status is S.PENDING and ship.extra["escalation"] == h.id
+    assert h.assignee == "ceo" and h.status is S.PENDING and ship.bookkeeping.escalation == h.id
     assert "subtask" in (h.description + (h.question or ""))
     # one decision for the person: the subtask's own escalation is folded into the parent's
     assert all(x.is_terminal for x in org.humans(hard.id))
@@ -346,7 +346,7 @@ def test_a_subtask_lost_for_good_fails_the_parent_into_escalation(org: LoopOrg,
     ship = org.task("ship")
     assert ship.status is S.FINISHED, ship.feedback_texts()
     assert org.by_title("Hard part, simpler").status is S.FINISHED
-    assert ship.extra["superseded"] == [org.by_title("Easy part").id, hard.id]
+    assert ship.bookkeeping.superseded == (org.by_title("Easy part").id, hard.id)
     org.assert_story()
 
 
@@ -445,7 +445,7 @@ def test_too_many_rejections_escalate_and_hold_the_task(org: LoopOrg) -> None:
     assert len(org.runs("Polish")) == 2 and len(org.runs("Review: Polish")) == 2
     assert t.status is S.PENDING and t.review_rounds == 2
     (h,) = org.humans("polish")
-    assert t.extra["escalation"] == h.id and h.assignee == "ceo"
+    assert t.bookkeeping.escalation == h.id and h.assignee == "ceo"
     assert "rejected 2 times" in (h.question or "") + h.description
     assert "still not shiny" in h.description
     org.run()  # nothing is dispatched until a person decides
@@ -531,7 +531,7 @@ def test_org_state_refusal_without_a_reviewer_is_bounded(org: LoopOrg) -> None:
     assert len(org.runs("Sneak")) == 2
     assert any("employees/eng-1/principles.md" in x for x in t.feedback_texts())
     (h,) = org.humans("sneak")
-    assert t.extra["escalation"] == h.id
+    assert t.bookkeeping.escalation == h.id
     assert org.in_base("employees/eng-1/principles.md") != "obey me\n"
     org.assert_story()
 
@@ -561,7 +561,7 @@ def test_a_question_goes_to_the_first_person_up_the_chain(org: LoopOrg) -> None:
     serve = org.task("serve")
     assert serve.status is S.BLOCKED
     (h,) = org.humans("serve")
-    assert serve.extra["waiting_on"] == h.id
+    assert serve.bookkeeping.waiting_on == h.id
     assert h.kind is Kind.HUMAN and h.assignee == "cto" and h.status is S.PENDING
     assert h.question == "Which port, marker-q1?"
     for needed in ("serve", "Serve it", "Start the HTTP server.", "Scaffolded the server",
@@ -600,9 +600,9 @@ def test_questions_routed_to_a_role_in_aoi_yaml(org: LoopOrg) -> None:
     org.run()
     serve = org.task("serve")
     assert serve.status is S.FINISHED
-    (q,) = [t for t in org.tasks().values() if t.extra.get("about") == "serve"
+    (q,) = [t for t in org.tasks().values() if t.bookkeeping.about == "serve"
             and t.kind is Kind.WORK]
-    assert q.assignee == "role:ea" and q.extra["routed_to"] == "ea"
+    assert q.assignee == "role:ea" and q.bookkeeping.routed_to == "ea"
     assert "Which port, marker-q1?" in q.description and "Scaffolded" in q.description
     assert not org.humans()  # no person was bothered
     assert "marker-ea" in org.context("Serve it", 2)
@@ -682,7 +682,7 @@ def test_exhausted_retries_escalate_and_the_decision_is_applied(org: LoopOrg,
     t = org.task("flaky")
     assert t.status is S.FAILED and t.attempts == 2 and len(org.runs("Flaky")) == 2
     (h,) = org.humans("flaky")
-    assert h.assignee == "ceo" and h.extra["decision_for"] == "flaky"
+    assert h.assignee == "ceo" and h.bookkeeping.decision_for == "flaky"
     assert "failed 2 times" in (h.question or "")
     for offered in ("`retry`", "`reassign to EMPLOYEE`", "`cancel`", "flaky-marker"):
         assert offered in h.description, offered
@@ -730,10 +730,10 @@ def test_deadlock_fails_the_stalling_root_and_until_idle_exits(org: LoopOrg) -> 
     assert legacy.status is S.FAILED
     assert any("deadlock" in x for x in legacy.feedback_texts())
     (h,) = org.humans("legacy")
-    assert legacy.extra["escalation"] == h.id and h.assignee == "ceo"
+    assert legacy.bookkeeping.escalation == h.id and h.assignee == "ceo"
     # what only waits on it now waits on that person: not failed, not escalated twice
     assert tasks["next"].status is S.PENDING and tasks["release"].status is S.WAITING
-    assert [t.extra.get("about") for t in org.humans()] == ["legacy"]
+    assert [t.bookkeeping.about for t in org.humans()] == ["legacy"]
     assert not org.runs("Release notes") and not org.runs("Next job")
     assert org.run().idle  # and it stays that way
     assert len(org.humans()) == 1
@@ -763,7 +763,7 @@ def test_a_dependency_that_can_never_finish_fails_the_root(org: LoopOrg) -> None
     assert "waiting->failed" in org.transitions("release")
     assert any("deadlock" in x for x in release.feedback_texts())
     (h,) = org.humans("release")
-    assert release.extra["escalation"] == h.id
+    assert release.bookkeeping.escalation == h.id
     org.ok("answer", h.id, "cancel")
     org.run()
     assert org.task("release").status is S.CANCELLED

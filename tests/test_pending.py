@@ -39,9 +39,9 @@ def org(tmp_path: Path) -> Path:
 def daemon_edit(root: Path) -> Daemon:
     """A daemon commit whose work-tree file and index entry are still to be moved."""
     d = Daemon(root, DaemonOptions(watch=False))
-    d._commit(lambda txn: txn.move("job", Status.PROCESSING, title="Write it well"))
+    d.executor.commit(lambda txn: txn.move("job", Status.PROCESSING, title="Write it well"))
     assert d.store.pending_moves and index_journal.read(d.index_journal)
-    assert b"Write it well" not in (root / d.org.index.paths["job"]).read_bytes()
+    assert b"Write it well" not in (root / d.executor.org.index.paths["job"]).read_bytes()
     return d
 
 
@@ -62,9 +62,9 @@ def test_a_persons_commit_meanwhile_keeps_the_daemons_change(org: Path, how: str
     assert git(org, "show", "--stat", "--format=", "HEAD").count("|") == (
         2 if how == "commit -a" else 1)  # only the person's files
     assert head_title(org) == "Write it well"
-    d._flush_index()
+    d.flush_index()
     assert not d.store.pending_moves and not index_journal.read(d.index_journal)
-    assert b"Write it well" in (org / d.org.index.paths["job"]).read_bytes()
+    assert b"Write it well" in (org / d.executor.org.index.paths["job"]).read_bytes()
     assert git(org, "status", "--porcelain") == ""
 
 
@@ -74,30 +74,30 @@ def test_validate_and_a_rescan_do_not_take_a_pending_move_for_a_persons_edit(
     out = run_aoi("-C", str(org), "validate")
     assert out.returncode == 0, out.stdout + out.stderr
     head = git(org, "rev-parse", "HEAD")
-    d.rescan = True
-    d._take_human_edits()
-    assert git(org, "rev-parse", "HEAD") == head and not d.file_problems
+    d.person_files.rescan = True
+    d.person_files.take(d.executor)
+    assert git(org, "rev-parse", "HEAD") == head and not d.person_files.problems
     # a person's real edit of that file, made meanwhile, is still a person's edit
-    path = org / d.org.index.paths["job"]
+    path = org / d.executor.org.index.paths["job"]
     path.write_text(path.read_text().replace("title: Write it\n",
                                              "title: Mine\nstatus: processing\n"))
-    d.rescan = True
-    d._take_human_edits()
-    assert head_title(org) == "Mine", d.file_problems
+    d.person_files.rescan = True
+    d.person_files.take(d.executor)
+    assert head_title(org) == "Mine", d.person_files.problems
 
 
 def test_a_locked_index_defers_the_move_and_loses_nothing(org: Path) -> None:
     d = daemon_edit(org)
     lock = org / ".git" / "index.lock"
     lock.write_text("")
-    d._flush_index()
+    d.flush_index()
     assert d.store.pending_moves and index_journal.read(d.index_journal)  # kept for the next try
-    d._commit(lambda txn: txn.update("job", title="Written"))
+    d.executor.commit(lambda txn: txn.update("job", title="Written"))
     lock.unlink()
-    d._flush_index()
+    d.flush_index()
     assert not d.store.pending_moves and not index_journal.read(d.index_journal)
     assert git(org, "status", "--porcelain") == ""
-    assert b"Written" in (org / d.org.index.paths["job"]).read_bytes()
+    assert b"Written" in (org / d.executor.org.index.paths["job"]).read_bytes()
 
 
 def test_another_aoi_process_committing_the_path_meanwhile(org: Path) -> None:
@@ -105,8 +105,8 @@ def test_another_aoi_process_committing_the_path_meanwhile(org: Path) -> None:
     store = Store(org)  # the CLI: moves its files at once
     commit(store, lambda txn: _retitle(txn, "Write it better"), PERSON,
            load_org(store).index.paths)
-    d._flush_index()
-    assert b"Write it better" in (org / d.org.index.paths["job"]).read_bytes()
+    d.flush_index()
+    assert b"Write it better" in (org / d.executor.org.index.paths["job"]).read_bytes()
     assert git(org, "status", "--porcelain") == ""
 
 
@@ -164,7 +164,7 @@ def test_an_index_lock_left_by_a_killed_aoi_writer_is_removed_and_the_move_done(
         org: Path) -> None:
     _die_holding_the_index_lock(org)
     d = daemon_edit(org)
-    d._flush_index()
+    d.flush_index()
     assert not (org / ".git" / "index.lock").exists()
     assert not d.store.pending_moves and not index_journal.read(d.index_journal)
     assert git(org, "status", "--porcelain") == ""
@@ -176,15 +176,15 @@ def test_a_persons_index_lock_is_never_removed(org: Path) -> None:
     lock = org / ".git" / "index.lock"
     lock.write_text("")  # a person's git, writing the index now
     d = daemon_edit(org)
-    d._flush_index()
+    d.flush_index()
     assert lock.exists() and d.store.pending_moves  # waits for the person's git
     # an aoi write cut short long ago, then a person's git takes the lock now
     lock.unlink()
     _die_holding_the_index_lock(org, started=time.time() - 3600)
-    d._flush_index()
+    d.flush_index()
     assert lock.exists() and d.store.pending_moves
     lock.unlink()
-    d._flush_index()
+    d.flush_index()
     assert not d.store.pending_moves and git(org, "status", "--porcelain") == ""
 
 
@@ -198,12 +198,12 @@ def test_a_lock_is_left_while_another_aoi_process_is_writing(org: Path) -> None:
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
         d = daemon_edit(org)
-        d._flush_index()
+        d.flush_index()
         assert (org / ".git" / "index.lock").exists() and d.store.pending_moves
     finally:
         holder.kill()
         holder.wait()
-    d._flush_index()
+    d.flush_index()
     assert not d.store.pending_moves and git(org, "status", "--porcelain") == ""
 
 
@@ -213,6 +213,6 @@ def test_a_killed_writer_is_recognised_after_an_older_writers_leftover(org: Path
     marker.write_text("4194303 1000000000.000 and more: a longer leftover\n")
     _die_holding_the_index_lock(org)
     d = daemon_edit(org)
-    d._flush_index()
+    d.flush_index()
     assert not (org / ".git" / "index.lock").exists() and not d.store.pending_moves
     assert git(org, "status", "--porcelain") == ""

@@ -19,6 +19,7 @@ import yaml
 from conftest import AOI_BIN, PERSON_EMAIL, PERSON_NAME, git
 from test_org_loop import LoopOrg, commit_of
 
+from aoi_git.domain.bookkeeping import Bookkeeping
 from aoi_git.domain.lifecycle import (
     CEO,
     MANAGER_OF,
@@ -98,7 +99,8 @@ def test_no_one_without_authority_overrides_an_agent_reviewer(org: LoopOrg) -> N
     org.new("wk", "Work", reviewer="qa")
     org.run()
     t = org.task("wk")
-    review = org.task(t.extra["review_task"])
+    assert t.bookkeeping.review_task is not None
+    review = org.task(t.bookkeeping.review_task)
     assert t.status is S.COMPLETED and review.status is S.BLOCKED  # qa is still on it
     refused_in_one_line(as_person(org, "mallory", "review", "wk", "--accept"),
                         "its reviewer is qa")
@@ -222,7 +224,8 @@ CFG = OrgConfig(ceo="ceo", humans={
     "bob": Human("bob", "Bob", "b@x")})
 STAFF = {"qa": Employee.from_dict({"id": "qa", "role": "reviewer", "reports_to": "lead"}),
          "lead": Employee.from_dict({"id": "lead", "role": "lead", "reports_to": "bob"})}
-SUBJECT = Task(id="t-1", title="x", status=S.COMPLETED, extra={"review_task": "t-r"})
+SUBJECT = Task(id="t-1", title="x", status=S.COMPLETED,
+               bookkeeping=Bookkeeping(review_task="t-r"))
 REVIEW = Task(id="t-r", title="Review: x", kind=Kind.REVIEW, subject="t-1", assignee="qa",
               status=S.PROCESSING)
 

@@ -204,7 +204,7 @@ def test_coo_decomposes_engineers_write_reviewer_rejects_once(
     hello, world = org.by_title("Write hello.txt"), org.by_title("Write world.txt")
     assert kit.status is S.FINISHED, (kit.feedback_texts(), stderr_of(org, "kit"))
     # the COO decomposed through mcp__aoi__create_subtasks: one commit, its own
-    assert kit.extra["subtasks"] == [hello.id, world.id]
+    assert kit.bookkeeping.subtasks == (hello.id, world.id)
     assert hello.assignee == "eng-1" and world.assignee == "role:engineer"
     assert world.depends_on == (hello.id,) and hello.parent == world.parent == "kit"
     body = commit_of(org, "kit", "processing->waiting")

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from aoi_git.domain.bookkeeping import Bookkeeping
 from aoi_git.domain.model import (
     Backend,
     Capacity,
@@ -99,8 +100,8 @@ def test_a_pending_task_with_no_deps_is_dispatched() -> None:
 
 @pytest.mark.parametrize("status", [s for s in Status if s is not S.PENDING])
 def test_only_pending_tasks_are_dispatched(status: Status) -> None:
-    extra = {"escalation": "h-x"} if status is S.FAILED else {}
-    p = plan(state([task("a", status=status, extra=extra)]), NOW)
+    book = Bookkeeping(escalation="h-x") if status is S.FAILED else Bookkeeping()
+    p = plan(state([task("a", status=status, bookkeeping=book)]), NOW)
     assert dispatched(p) == []
 
 
@@ -281,7 +282,7 @@ def test_token_budget_and_daily_budget() -> None:
     assert len(asks) == 1 and asks[0].reason.startswith("daily")  # one request per employee
     assert p.actions == asks  # the other two wait for the same answer: no deadlock
     # once the request is open, the others wait quietly: --until-idle may exit
-    tasks[0] = tasks[0].with_changes(extra={"budget_request": "h"})
+    tasks[0] = tasks[0].with_changes(bookkeeping=Bookkeeping(budget_request="h"))
     h = task("h", kind=Kind.HUMAN, assignee="ceo")
     p = plan(state([*tasks, h], staff, spent_today={"eng-1": 5.0}), NOW)
     assert _failed_roots(p) == [] and dispatched(p) == []
@@ -289,7 +290,8 @@ def test_token_budget_and_daily_budget() -> None:
 
 
 def test_a_pending_budget_request_holds_the_task() -> None:
-    t = task("a", budget={"usd": 1.0}, cost={"usd": 2.0}, extra={"budget_request": "h-1"})
+    t = task("a", budget={"usd": 1.0}, cost={"usd": 2.0},
+             bookkeeping=Bookkeeping(budget_request="h-1"))
     h = task("h-1", kind=Kind.HUMAN, assignee="ceo")
     p = plan(state([t, h]), NOW)
     assert p.actions == []
@@ -312,7 +314,7 @@ def test_an_employee_reviewer_gets_a_review_once() -> None:
     assert of(p, RequestReview) == [RequestReview("a", "coo")]
     open_review = task("r", kind=Kind.REVIEW, assignee="coo", subject="a")
     p = plan(state([task("a", status=S.COMPLETED, reviewer="coo",
-                         extra={"review_task": "r"}), open_review], staff), NOW)
+                         bookkeeping=Bookkeeping(review_task="r")), open_review], staff), NOW)
     assert of(p, RequestReview) == []
 
 
@@ -322,7 +324,7 @@ def test_a_failed_task_is_retried_until_max_attempts_then_escalated() -> None:
     assert [(a.task_id, a.to) for a in of(p, Advance)] == [("a", S.PENDING)]
     p = plan(state([task("a", status=S.FAILED, attempts=2)], config=cfg), NOW)
     assert [a.task_id for a in of(p, Escalate)] == ["a"]
-    p = plan(state([task("a", status=S.FAILED, attempts=2, extra={"escalation": "h"}),
+    p = plan(state([task("a", status=S.FAILED, attempts=2, bookkeeping=Bookkeeping(escalation="h")),
                     task("h", kind=Kind.HUMAN, assignee="ceo")], config=cfg), NOW)
     assert p.actions == [] and p.idle
 
@@ -363,7 +365,8 @@ def test_deadlock_for_a_root_with_an_unroutable_assignee() -> None:
 def test_no_deadlock_while_a_person_is_asked(case: str) -> None:
     if case == "blocked":
         tasks = [task("root", status=S.WAITING),
-                 task("kid", parent="root", status=S.BLOCKED, extra={"waiting_on": "q"}),
+                 task("kid", parent="root", status=S.BLOCKED,
+                      bookkeeping=Bookkeeping(waiting_on="q")),
                  task("q", kind=Kind.HUMAN, assignee="ceo", parent="kid")]
     elif case == "human-task-pending":
         tasks = [task("root", status=S.WAITING),
@@ -372,10 +375,11 @@ def test_no_deadlock_while_a_person_is_asked(case: str) -> None:
     elif case == "human-reviewer":
         tasks = [task("root", status=S.COMPLETED, reviewer="ceo")]
     elif case == "escalated":
-        tasks = [task("root", status=S.FAILED, attempts=3, extra={"escalation": "h"}),
+        tasks = [task("root", status=S.FAILED, attempts=3, bookkeeping=Bookkeeping(escalation="h")),
                  task("h", kind=Kind.HUMAN, assignee="ceo")]
     else:
-        tasks = [task("root", budget={"usd": 1}, cost={"usd": 1}, extra={"budget_request": "h"}),
+        tasks = [task("root", budget={"usd": 1}, cost={"usd": 1},
+                      bookkeeping=Bookkeeping(budget_request="h")),
                  task("h", kind=Kind.HUMAN, assignee="ceo")]
     p = plan(state(tasks), NOW)
     assert _failed_roots(p) == []

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_scheduler import NOW, config, emp, iso, task
 
+from aoi_git.domain.bookkeeping import Bookkeeping
 from aoi_git.domain.model import Kind, Status, Task
 from aoi_git.runtime.scheduler import Dispatch, LiveSet, Plan, Running, SchedState, plan
 
@@ -29,8 +30,9 @@ def forests(draw: st.DrawFn) -> SchedState:
         parent = draw(st.sampled_from([None, *earlier])) if earlier else None
         deps = tuple(draw(st.lists(st.sampled_from(earlier), max_size=2, unique=True))) \
             if earlier else ()
-        extra = draw(st.sampled_from([{}, {"escalation": "t0"}, {"waiting_on": "t1"},
-                                      {"budget_request": "t2"}, {"review_task": "t3"}]))
+        book = draw(st.sampled_from([
+            Bookkeeping(), Bookkeeping(escalation="t0"), Bookkeeping(waiting_on="t1"),
+            Bookkeeping(budget_request="t2"), Bookkeeping(review_task="t3")]))
         tasks.append(task(
             f"t{i}", status=draw(st.sampled_from([*Status, S.PENDING, S.PENDING])),
             parent=parent, priority=draw(st.integers(0, 2)), age=draw(st.integers(0, 3)),
@@ -40,7 +42,7 @@ def forests(draw: st.DrawFn) -> SchedState:
             kind=draw(st.sampled_from([Kind.WORK, Kind.WORK, Kind.HUMAN, Kind.REVIEW])),
             assignee=draw(st.sampled_from(["e0", "e1", "role:ops", "ceo", None])),
             reviewer=draw(st.sampled_from(["none", "e0", "ceo", None])),
-            depends_on=deps, extra=extra, attempts=draw(st.integers(0, 3)),
+            depends_on=deps, bookkeeping=book, attempts=draw(st.integers(0, 3)),
             retry_at=draw(st.sampled_from([None, None, iso(NOW + 10), iso(NOW - 10)])),
         ))
     run = {t.id: Running(t.id, "e0", "script", NOW - 1) for t in tasks

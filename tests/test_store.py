@@ -20,7 +20,7 @@ from aoi_git.domain.model import Actor, ActorKind, Status
 from aoi_git.errors import IllegalTransition
 from aoi_git.org import task_ops
 from aoi_git.org.organisation import load_org
-from aoi_git.store import org_store as store_mod
+from aoi_git.store import head_view as store_mod
 from aoi_git.store.org_store import Store, host_actor
 from aoi_git.store.txn import Txn, commit
 
@@ -304,21 +304,22 @@ def test_parsed_tasks_are_cached_under_dot_aoi(org_dir: Path) -> None:
     assert "?? .aoi" not in git(org_dir, "status", "--porcelain", "--ignored=no")
 
     second = Store(org_dir)
-    second._load_cache()
-    known = set(second._parse_cache)
+    second.task_cache.load()
+    known = second.task_cache.parsed_blob_ids()
     assert set(index.blobs.values()) <= known
     again = second.load_tasks()
     assert again.tasks == index.tasks
-    assert set(second._parse_cache) == known and not second._cache_dirty  # nothing parsed
+    # nothing parsed
+    assert second.task_cache.parsed_blob_ids() == known and not second.task_cache.dirty
 
     # one task changes through another store: a fresh store parses that one blob only
     commit(Store(org_dir), lambda txn: txn.update(ids[0], priority=7), HUMAN)
     third = Store(org_dir)
-    third._load_cache()
-    known = set(third._parse_cache)
+    third.task_cache.load()
+    known = third.task_cache.parsed_blob_ids()
     changed = third.load_tasks()
     assert changed.tasks[ids[0]].priority == 7
-    assert set(third._parse_cache) - known == {changed.blobs[shard_path(ids[0])]}
+    assert third.task_cache.parsed_blob_ids() - known == {changed.blobs[shard_path(ids[0])]}
 
 
 @pytest.mark.parametrize("garbage", [
@@ -340,8 +341,8 @@ def test_a_corrupt_cache_is_ignored_and_rebuilt(org_dir: Path, garbage: bytes) -
     fresh.save_cache()
     assert cache.read_bytes() != garbage  # rebuilt
     warm = Store(org_dir)
-    warm._load_cache()
-    assert set(index.blobs.values()) <= set(warm._parse_cache)  # and usable again
+    warm.task_cache.load()
+    assert set(index.blobs.values()) <= warm.task_cache.parsed_blob_ids()  # and usable again
     assert set(warm.load_tasks().tasks) == ids
 
 

@@ -38,5 +38,5 @@ def daemon(app: App, until_idle: bool, max_agents: int | None, grace_s: float | 
                                        grace_s=grace_s))
     rc = d.run()
     if as_json:
-        click.echo(json.dumps({"exit": rc, "ticks": d.ticks, "head": d.known_head}))
+        click.echo(json.dumps({"exit": rc, "ticks": d.ticks, "head": d.executor.known_head}))
     raise SystemExit(rc)

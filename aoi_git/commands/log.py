@@ -36,7 +36,7 @@ def log(app: App, task_id: str | None, as_json: bool) -> None:
                     wanted.add(k)
                     stack.append(k)
         for t in org.tasks.values():  # review and human tasks about the subtree
-            if t.subject in wanted or (t.extra or {}).get("about") in wanted:
+            if t.subject in wanted or t.bookkeeping.about in wanted:
                 wanted.add(t.id)
     rows = []
     for rec in records(app.root):

@@ -68,6 +68,7 @@ def collect(app: App) -> dict[str, Any]:
         "queues_by_role": {k: v for k, v in queue.items() if k.startswith("role:")},
         "needs_person": needs_person,
         "invalid": pending_problems(app, None, org),
+        "problems": daemon.get("problems", []),
         "cost_today_usd": round(cost_today, 6),
         "counts": {s.value: sum(1 for t in org.tasks.values() if t.status is s) for s in Status},
     }
@@ -114,6 +115,10 @@ def status(app: App, as_json: bool) -> None:
         for t in info["needs_person"]:
             who = t["assignee"] or "-"
             click.echo(f"  {t['id']}  {t['status']:<10} {t['kind']:<6} {who:<10} {t['title']}")
+    if info["problems"]:
+        click.echo("\ndaemon problems (tracebacks in .aoi/daemon.log):")
+        for p in info["problems"]:
+            click.echo(f"  {p['what']}: {p['error']}")
     if info["invalid"]:
         click.echo("\ninvalid files (not committed, not acted on):")
         for line in info["invalid"]:

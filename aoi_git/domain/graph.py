@@ -105,7 +105,7 @@ def is_root(task: Task) -> bool:
 
 def about_refs(task: Task) -> tuple[str, ...]:
     """The tasks this one is about (a review's subject, a person's decision's task)."""
-    refs = (task.subject, (task.extra or {}).get("about"))
+    refs = (task.subject, task.bookkeeping.about)
     return tuple(dict.fromkeys(r for r in refs if isinstance(r, str) and r))
 
 

@@ -142,7 +142,7 @@ def review_authority(
             and decider.name in employees
             and employees[decider.name].role == via.assignee[5:]))
         if (via is not None and assigned and via.kind is Kind.REVIEW
-                and via.subject == subject.id and subject.extra.get("review_task") == via.id):
+                and via.subject == subject.id and subject.bookkeeping.review_task == via.id):
             return REVIEWER
         raise ReviewRefused(f"agent {decider.name} may not decide the review of {subject.id}: "
                             "an agent decides a review only as the result of its review task")

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from aoi_git.domain.bookkeeping import NO_BOOKKEEPING, Bookkeeping
+
 
 class Status(str, Enum):
     PENDING = "pending"
@@ -108,7 +110,7 @@ class Task:
     result: Mapping[str, Any] | None = None
     cost: Mapping[str, float] = field(default_factory=dict)
     created: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)  # aoi bookkeeping (e.g. escalation)
+    bookkeeping: Bookkeeping = NO_BOOKKEEPING  # written as `extra:`
 
     @property
     def is_terminal(self) -> bool:
@@ -140,11 +142,12 @@ class Task:
             result=dict(d["result"]) if d.get("result") else None,
             cost=dict(d.get("cost") or {}),
             created=_opt_str(d.get("created")),
-            extra=dict(d.get("extra") or {}),
+            bookkeeping=Bookkeeping.from_dict(d.get("extra")),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The task as it is written to its file, fields in SPEC order, defaults left out."""
+        """The task as it is written to its file, fields in SPEC order, defaults left out;
+        `bookkeeping` is written as the `extra:` mapping."""
         out: dict[str, Any] = {"id": self.id, "title": self.title}
         for f in dataclasses.fields(self):
             if f.name in ("id", "title"):
@@ -157,6 +160,9 @@ class Task:
             else:  # pragma: no cover - every optional field has a default
                 default = None
             if value == default:
+                continue
+            if isinstance(value, Bookkeeping):
+                out["extra"] = value.to_dict()
                 continue
             if isinstance(value, Enum):
                 value = value.value
@@ -172,6 +178,11 @@ class Task:
 
     def feedback_texts(self) -> list[str]:
         return [fb["text"] if isinstance(fb, Mapping) else str(fb) for fb in self.feedback]
+
+
+TASK_FILE_KEYS = frozenset(
+    "extra" if f.name == "bookkeeping" else f.name for f in dataclasses.fields(Task))
+"""The keys a task file may have."""
 
 
 class EmployeeStatus(str, Enum):

@@ -23,11 +23,12 @@ import io
 import re
 import shlex
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from aoi_git.domain.bookkeeping import Bookkeeping, HireProposal
 from aoi_git.domain.ids import is_valid_id
 from aoi_git.domain.model import Actor, ActorKind, Employee, Kind, OrgConfig, Status, Talent, Task
 from aoi_git.domain.reporting import first_human_up
@@ -231,7 +232,7 @@ def fire(txn: Txn, org: Org, employee_id: str, reason: str = "") -> Offboarding:
         return out
     boss = first_human_up(employee_id, org.employees, org.config)
     waiting = [t for t in open_tasks
-               if t.status in OPEN_TO_REASSIGN and not t.extra.get("escalation")]
+               if t.status in OPEN_TO_REASSIGN and not t.bookkeeping.escalation]
     lines = []
     for t in open_tasks:
         note = "" if t in waiting else "  (in flight: listed for information)"
@@ -249,10 +250,11 @@ def fire(txn: Txn, org: Org, employee_id: str, reason: str = "") -> Offboarding:
                  kind="human", assignee=boss, description=description,
                  question=f"{employee_id} was offboarded: who takes over its "
                           f"{len(open_tasks)} open task(s)?",
-                 extra={"offboarding": employee_id, "tasks": out.open_tasks})
+                 bookkeeping=Bookkeeping(offboarding=employee_id,
+                                         offboarding_tasks=tuple(out.open_tasks)))
     for t in waiting:
         cur = txn.get(t.id)
-        txn.put(cur.with_changes(extra={**cur.extra, "escalation": h.id}))
+        txn.put(cur.with_changes(bookkeeping=replace(cur.bookkeeping, escalation=h.id)))
     out.human_task, out.supervisor, out.waiting = h.id, boss, [t.id for t in waiting]
     return out
 
@@ -300,14 +302,14 @@ def propose_hire(txn: Txn, *, proposer: Employee, proposal: Mapping[str, Any], a
         return None
     taken = set(employees) | set(config.humans)
     for t in [*tasks.values(), *txn.written.values()]:
-        prop = t.extra.get("hire")
-        if (isinstance(prop, Mapping) and not t.is_terminal and t.kind is Kind.HUMAN
-                and prop.get("talent") == talent_id
-                and prop.get("as") in (proposal.get("as"), None)):
+        prop = t.bookkeeping.hire
+        if (prop is not None and not t.is_terminal and t.kind is Kind.HUMAN
+                and prop.talent == talent_id
+                and prop.as_id in (proposal.get("as"), "")):
             txn.body_lines.append(f"hire proposal of {talent_id} already open in {t.id}")
             return None
-        if isinstance(prop, Mapping) and not t.is_terminal:
-            taken.add(str(prop.get("as")))
+        if prop is not None and not t.is_terminal:
+            taken.add(prop.as_id)
     matches, cat = shortlist(org_root, config, f"{talent_id.replace('-', ' ')} {reason}")
     proposed = cat.find(talent_id)
     role = proposed.talent.role if proposed is not None else talent_id
@@ -319,8 +321,8 @@ def propose_hire(txn: Txn, *, proposer: Employee, proposal: Mapping[str, Any], a
     ranked = "\n".join(f"{i}. {m.package.id} ({m.package.talent.role}, {m.package.market}) "
                        f"score {m.score:.1f}: {m.package.talent.description}"
                        for i, m in enumerate(matches, 1)) or "(no talent matched)"
-    record = {"talent": talent_id, "as": as_id, "reason": reason, "proposed_by": proposer.id,
-              "about": about.id}
+    record = HireProposal(talent=talent_id, as_id=as_id, reason=reason,
+                          proposed_by=proposer.id, about=about.id)
     common = (f"{proposer.id} ({proposer.role}) proposes to hire {talent_id} as {as_id}, "
               f"while working on {about.id} \"{about.title}\".\n\nReason: {reason}\n\n"
               f"Proposed talent: {found}\n\nMarket search for the need:\n{ranked}\n")
@@ -334,7 +336,7 @@ def propose_hire(txn: Txn, *, proposer: Employee, proposal: Mapping[str, Any], a
                 "current employees. Report a summary recommending the proposed talent or one "
                 "from the list (with the employee id to use), and why. The CEO decides; do "
                 "not create employees yourself."),
-            extra={"about": about.id, "hire_for": as_id})
+            bookkeeping=Bookkeeping(about=about.id, hire_for=as_id))
     decide = (
         "\nAnswer with `aoi answer <this id> approve` to hire as proposed, "
         f"`approve TALENT as ID` to hire another talent or under another id (e.g. "
@@ -345,7 +347,7 @@ def propose_hire(txn: Txn, *, proposer: Employee, proposal: Mapping[str, Any], a
                  assignee=config.ceo, description=common + decide,
                  question=f"Hire {talent_id} as {as_id}? approve or reject",
                  depends_on=[hr_task.id] if hr_task is not None else None,
-                 extra={"hire": record, "about": about.id})
+                 bookkeeping=Bookkeeping(hire=record, about=about.id))
     txn.body_lines.append(f"proposed hire: {talent_id} as {as_id}; the CEO decides in {h.id}"
                           + (f", HR shortlists in {hr_task.id}" if hr_task else ""))
     return h
@@ -373,14 +375,14 @@ def apply_hire_decision(org_root: Path, org: Org, human_task_id: str,
 
     Approved: the employee is created (as `aoi hire` would), reporting to the CEO.
     Rejected or cancelled: nothing is created. Either way the human task records what
-    was done in `extra.applied`, so the decision is applied once."""
+    was done in its `applied` bookkeeping, so the decision is applied once."""
     h = org.tasks.get(human_task_id)
-    prop = h.extra.get("hire") if h is not None else None
-    if h is None or not isinstance(prop, Mapping) or h.extra.get("applied"):
+    prop = h.bookkeeping.hire if h is not None else None
+    if h is None or prop is None or h.bookkeeping.applied:
         return False
     approved, talent_over, id_over = parse_decision(h)
-    talent_id = talent_over or str(prop.get("talent") or "")
-    as_id = id_over or str(prop.get("as") or "")
+    talent_id = talent_over or prop.talent
+    as_id = id_over or prop.as_id
     ceo = Actor(ActorKind.HUMAN, h.assignee or org.config.ceo)
     source: TalentSource | None = None
     outcome = f"rejected by {ceo.name}: {h.answer or h.status.value}"
@@ -392,7 +394,7 @@ def apply_hire_decision(org_root: Path, org: Org, human_task_id: str,
 
     def build(txn: Txn) -> None:
         cur = txn.get(human_task_id)
-        if cur.extra.get("applied"):
+        if cur.bookkeeping.applied:
             return
         result = outcome
         if source is not None:
@@ -400,7 +402,7 @@ def apply_hire_decision(org_root: Path, org: Org, human_task_id: str,
                 hire(txn, org, source, employee_id=as_id, reports_to=org.config.ceo)
                 txn.trailers.append(("Aoi-Hire-Proposal", human_task_id))
                 txn.body_lines.append(f"approved by {ceo.name} in {human_task_id}: "
-                                      f"{prop.get('reason') or ''}")
+                                      f"{prop.reason}")
                 result = f"hired {as_id} ({talent_id})"
             except AoiError as exc:
                 txn.files.clear()
@@ -409,7 +411,7 @@ def apply_hire_decision(org_root: Path, org: Org, human_task_id: str,
                 result = f"approved but not hired: {exc}"
         if txn.subject is None:
             txn.subject = f"aoi: hire proposal {human_task_id}: {result}"[:200]
-        txn.put(cur.with_changes(extra={**cur.extra, "applied": result}))
+        txn.put(cur.with_changes(bookkeeping=replace(cur.bookkeeping, applied=result)))
 
     commit_fn(build, ceo)
     return True

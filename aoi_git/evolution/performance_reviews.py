@@ -32,14 +32,16 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aoi_git.domain.bookkeeping import Bookkeeping
 from aoi_git.domain.graph import TaskLinks, is_root, oldest_first
 from aoi_git.domain.model import Actor, ActorKind, Employee, EmployeeStatus, OrgConfig, Status, Task
 from aoi_git.evolution.journal import journal_for
 from aoi_git.evolution.project_metrics import EmployeeSignals, Signals, collect
 from aoi_git.org.task_ops import new_task
 from aoi_git.store import yamlio
+from aoi_git.store.head_view import HeadView
 from aoi_git.store.objects import read_blob, tree_entries
-from aoi_git.store.org_store import HeadView, Store
+from aoi_git.store.org_store import Store
 from aoi_git.store.txn import Txn, now_iso
 
 PIP_AFTER = 3  # failed reviews in a row -> pip
@@ -341,7 +343,7 @@ def _change_status(txn: Txn, emp_id: str, new_status: str, employees: Mapping[st
                  kind="human", assignee=config.ceo, description=description,
                  question=f"{emp_id} ({emp.role}) was offboarded after failed performance "
                           "reviews: hire a replacement?",
-                 extra={"hiring_need": emp.role, "offboarded": emp_id})
+                 bookkeeping=Bookkeeping(hiring_need=emp.role, offboarded=emp_id))
     outcome.hiring_tasks.append(h.id)
 
 

@@ -31,13 +31,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aoi_git.domain.bookkeeping import Bookkeeping
 from aoi_git.domain.graph import TaskLinks
 from aoi_git.domain.ids import sharded
 from aoi_git.domain.model import Actor, Employee, Kind, OrgConfig, Status, Task
 from aoi_git.evolution.journal import journal_for
 from aoi_git.evolution.project_metrics import Signals, TaskSignals, collect, fmt_seconds
 from aoi_git.org.task_ops import new_task
-from aoi_git.store.org_store import Change, HeadView, Store
+from aoi_git.store.head_view import HeadView
+from aoi_git.store.org_store import Change, Store
 from aoi_git.store.txn import Txn, now_iso
 
 ENTRY_CHARS = 2000
@@ -119,7 +121,7 @@ def write_into(txn: Txn, store: Store, retro: Retro, tasks: Mapping[str, Task],
     _sop_branch_commit(store, txn.view, retro, str(txn.actor))
     txn.body_lines.append(f"SOP changes proposed on branch {retro.sop_branch}")
     merged = {**tasks, **txn.written}
-    if any(t.extra.get("sop_branch") == retro.sop_branch and not t.is_terminal
+    if any(t.bookkeeping.sop_branch == retro.sop_branch and not t.is_terminal
            for t in merged.values()):
         return  # already asked (a regenerated retrospective)
     root = merged[retro.root]
@@ -136,7 +138,7 @@ def write_into(txn: Txn, store: Store, retro: Retro, tasks: Mapping[str, Task],
     new_task(txn, merged, f"Approve SOP changes from the retrospective of {root.title}"[:200],
              kind="human", assignee=config.ceo, description=description,
              question=f"Merge the SOP changes on {retro.sop_branch}?",
-             extra={"about": retro.root, "sop_branch": retro.sop_branch})
+             bookkeeping=Bookkeeping(about=retro.root, sop_branch=retro.sop_branch))
 
 
 def _sop_branch_commit(store: Store, view: HeadView, retro: Retro, actor: str) -> str:
@@ -378,9 +380,9 @@ def judge(sig: Signals, tasks: Mapping[str, Task], root: Task) -> tuple[list[str
         if t.status == Status.CANCELLED.value:
             bad.append(f"`{t.id}` was cancelled.")
     escalations = [t for t in (tasks[tid] for tid in sorted(sig.tasks) if tid in tasks)
-                   if t.kind is Kind.HUMAN and t.extra.get("decision_for")]
+                   if t.kind is Kind.HUMAN and t.bookkeeping.decision_for]
     for h in escalations:
-        bad.append(f"`{h.extra['decision_for']}` was escalated to {h.assignee} "
+        bad.append(f"`{h.bookkeeping.decision_for}` was escalated to {h.assignee} "
                    f"(`{h.id}`).")
     costs = [t for t in sig.of_root(root.id) if t.usd > 0]
     total = sum(t.usd for t in costs)

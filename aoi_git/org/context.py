@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from aoi_git.domain.model import Employee, Task
 from aoi_git.evolution.journal import journal_path, last_journal_entries
 from aoi_git.store import yamlio
-from aoi_git.store.org_store import HeadView
+from aoi_git.store.head_view import HeadView
 
 MAX_CHARS = 24_000
 JOURNAL_ENTRIES = 8

@@ -9,8 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
+from aoi_git.domain.bookkeeping import Bookkeeping
 from aoi_git.domain.graph import find_cycle
 from aoi_git.domain.lifecycle import ReviewRefused, review_authority
 from aoi_git.domain.model import Actor, ActorKind, Employee, Kind, OrgConfig, Status, Task
@@ -100,14 +102,15 @@ def apply_result(
     if outcome == "blocked":
         human = _ask(txn, task, result, employee, employees, config, tasks)
         txn.put(task.with_changes(status=S.BLOCKED, cost=cost, result=res_dict,
-                                  extra={**task.extra, "waiting_on": human.id}))
+                                  bookkeeping=replace(task.bookkeeping, waiting_on=human.id)))
     elif result.subtasks:
         created = _decompose(txn, task, result, tasks)
-        extra: dict[str, Any] = {**task.extra, "subtasks": created}
-        earlier = [*task.extra.get("superseded", ()), *task.extra.get("subtasks", ())]
-        if earlier:  # a retried parent planned again: its earlier subtasks no longer count
-            extra["superseded"] = earlier
-        txn.put(task.with_changes(status=S.WAITING, cost=cost, result=res_dict, extra=extra))
+        book = task.bookkeeping
+        # a retried parent planned again: its earlier subtasks no longer count
+        book = replace(book, subtasks=tuple(created),
+                       superseded=(*book.superseded, *book.subtasks))
+        txn.put(task.with_changes(status=S.WAITING, cost=cost, result=res_dict,
+                                  bookkeeping=book))
         txn.body_lines.append(f"decomposed into {len(created)} subtasks: "
                               + ", ".join(created))
     else:
@@ -249,11 +252,11 @@ def _ask(txn: Txn, task: Task, result: AgentResult, employee: Employee,
         return new_task(txn, tasks, f"Question from {employee.id}: {task.title}"[:120],
                         assignee=f"role:{config.question_role}", description=description,
                         question=question, reviewer="none",
-                        extra={"about": task.id, "answers": task.id})
+                        bookkeeping=Bookkeeping(about=task.id, answers=task.id))
     human = first_human_up(employee.id, employees, config)
     return new_task(txn, tasks, f"Question from {employee.id}: {task.title}"[:120],
                     kind="human", assignee=human, description=description, question=question,
-                    extra={"about": task.id})
+                    bookkeeping=Bookkeeping(about=task.id))
 
 
 def record_authority(txn: Txn, decider: Actor, subject: Task, *, tasks: Mapping[str, Task],
@@ -289,7 +292,7 @@ def _apply_review(txn: Txn, subject_id: str, review: Mapping[str, Any], reviewer
         txn.put(subject.with_changes(
             status=S.PENDING, review_rounds=subject.review_rounds + 1,
             feedback=(*subject.feedback, fb(reviewer, "review", text, now)),
-            extra={k: v for k, v in subject.extra.items() if k != "review_task"},
+            bookkeeping=replace(subject.bookkeeping, review_task=None),
         ))
         txn.body_lines.append(f"{reviewer} rejected {subject_id}: {text}")
 
@@ -305,22 +308,23 @@ def review_by_person(txn: Txn, task_id: str, accept: bool, text: str, person: Ac
     _apply_review(txn, task_id, {"decision": "accept" if accept else "reject",
                                  "feedback": text}, person, None, tasks=tasks,
                   employees=employees, config=config, email=email)
-    rid = task.extra.get("review_task")
-    if isinstance(rid, str):  # a person decided instead of the reviewing agent
+    rid = task.bookkeeping.review_task
+    if rid is not None:  # a person decided instead of the reviewing agent
         review_task = txn.find(rid)
         if review_task is not None and not review_task.is_terminal:
             txn.put(review_task.with_changes(status=S.CANCELLED, feedback=(
                 *review_task.feedback, fb(person, "note", "decided by a person"))))
 
 
-def refuse_branch(txn: Txn, task_id: str, refused: Sequence[Refusal]) -> None:
+def refuse_branch(txn: Txn, task_id: str, refused: Sequence[Refusal],
+                  now: float | None = None) -> None:
     """Send a completed task back to its assignee because its branch changes `refused`
     paths (`org.branch_policy`): a rejection (it counts towards max_review_rounds, so a
     stubborn agent escalates) whose feedback names every path."""
     task = txn.get(task_id)
     txn.put(task.with_changes(
         status=S.PENDING, review_rounds=task.review_rounds + 1,
-        feedback=(*task.feedback, fb(txn.actor, "review", branch_policy.feedback(refused)))))
+        feedback=(*task.feedback, fb(txn.actor, "review", branch_policy.feedback(refused), now))))
     txn.body_lines.append(f"branch of {task_id} refused before review: "
                           + ", ".join(r.path for r in refused[:10]))
 
@@ -345,9 +349,9 @@ def request_review(txn: Txn, task_id: str, reviewer: str, tasks: Mapping[str, Ta
     review = new_task(txn, tasks, f"Review: {task.title}"[:200], kind="review",
                       assignee=reviewer, subject=task.id, reviewer="none",
                       description=description, priority=task.priority + 1,
-                      extra={"about": task.id})
+                      bookkeeping=Bookkeeping(about=task.id))
     # the subject stays completed; we remember its open review
-    txn.put(task.with_changes(extra={**task.extra, "review_task": review.id}))
+    txn.put(task.with_changes(bookkeeping=replace(task.bookkeeping, review_task=review.id)))
 
 
 def escalate(txn: Txn, task_id: str, reason: str, employees: Mapping[str, Employee],
@@ -364,8 +368,9 @@ def escalate(txn: Txn, task_id: str, reason: str, employees: Mapping[str, Employ
     )
     h = new_task(txn, tasks, f"Decide: {task.title}"[:200], kind="human", assignee=human,
                  description=description, question=f"{reason}: retry, reassign or cancel?",
-                 extra={"about": task.id, "decision_for": task.id}, priority=task.priority + 1)
-    changes: dict[str, Any] = {"extra": {**task.extra, "escalation": h.id}}
+                 bookkeeping=Bookkeeping(about=task.id, decision_for=task.id),
+                 priority=task.priority + 1)
+    changes: dict[str, Any] = {"bookkeeping": replace(task.bookkeeping, escalation=h.id)}
     if fail:
         changes["status"] = S.FAILED
         changes["feedback"] = (*task.feedback, fb(txn.actor, "escalation", reason))
@@ -385,23 +390,23 @@ def apply_decision(txn: Txn, human_id: str, subject_id: str, tasks: Mapping[str,
     answer = (h.answer or "").strip()
     person = Actor(ActorKind.HUMAN, h.assignee or "unknown")
     txn.actor = person  # applying a person's decision: the commit is theirs
-    if subject.extra.get("budget_request") == human_id:
-        extra = {k: v for k, v in subject.extra.items() if k != "budget_request"}
+    if subject.bookkeeping.budget_request == human_id:
+        book = replace(subject.bookkeeping, budget_request=None)
         m = re.search(r"\d+(?:\.\d+)?", answer)
         budget = dict(subject.budget)
-        if m and h.status is S.FINISHED and h.extra.get("daily"):
-            _raise_daily_cap(txn, str(h.extra.get("budget_for")), float(m.group(0)))
+        if m and h.status is S.FINISHED and h.bookkeeping.daily:
+            _raise_daily_cap(txn, str(h.bookkeeping.budget_for), float(m.group(0)))
         elif m and h.status is S.FINISHED:
             budget["usd"] = float(m.group(0))
         if h.status is S.CANCELLED or answer.lower().startswith("cancel"):
             cancel_cascade(txn, tasks, subject_id, f"budget refused: {answer}")
             return "cancel"
-        txn.put(subject.with_changes(budget=budget, extra=extra, feedback=(
+        txn.put(subject.with_changes(budget=budget, bookkeeping=book, feedback=(
             *subject.feedback, fb(person, "answer", f"budget: {answer}"))))
         return "budget"
-    extra = {k: v for k, v in subject.extra.items() if k != "escalation"}
+    book = replace(subject.bookkeeping, escalation=None)
     if h.status is S.CANCELLED or answer.lower().startswith("cancel"):
-        txn.put(subject.with_changes(extra=extra))
+        txn.put(subject.with_changes(bookkeeping=book))
         cancel_cascade(txn, tasks, subject_id, f"decided by {person}: {answer or 'cancel'}")
         return "cancel"
     m = _REASSIGN.search(answer)
@@ -412,14 +417,15 @@ def apply_decision(txn: Txn, human_id: str, subject_id: str, tasks: Mapping[str,
             raise AoiError(f"cannot reassign {subject_id} to {assignee!r}: no such employee")
     txn.put(subject.with_changes(
         status=S.PENDING, assignee=assignee, attempts=0, review_rounds=0, retry_at=None,
-        extra=extra, feedback=(*subject.feedback, fb(person, "answer", answer or "retry"))))
+        bookkeeping=book,
+        feedback=(*subject.feedback, fb(person, "answer", answer or "retry"))))
     return "reassign" if m else "retry"
 
 
 def unblock(txn: Txn, task_id: str, tasks: Mapping[str, Task]) -> None:
     task = txn.get(task_id)
-    hid = task.extra.get("waiting_on")
-    h = txn.find(hid) if isinstance(hid, str) else None
+    hid = task.bookkeeping.waiting_on
+    h = txn.find(hid) if hid is not None else None
     if h is None:
         answer, who = "(the question task is gone)", "daemon"
     elif h.kind is Kind.HUMAN:
@@ -428,8 +434,8 @@ def unblock(txn: Txn, task_id: str, tasks: Mapping[str, Task]) -> None:
             answer = "(the question was cancelled without an answer; use your judgment)"
     else:
         answer, who = ((h.result or {}).get("summary") or "(no answer)"), f"agent:{h.assignee}"
-    extra = {k: v for k, v in task.extra.items() if k != "waiting_on"}
-    txn.put(task.with_changes(status=S.PENDING, extra=extra,
+    txn.put(task.with_changes(status=S.PENDING,
+                              bookkeeping=replace(task.bookkeeping, waiting_on=None),
                               feedback=(*task.feedback, fb(who, "answer", answer))))
 
 
@@ -456,9 +462,9 @@ def budget_request(txn: Txn, task_id: str, employee: Employee, reason: str,
     )
     h = new_task(txn, tasks, f"Budget for {employee.id}: {task.title}"[:200], kind="human",
                  assignee=human, description=description, question=reason,
-                 extra={"about": task.id, "budget_for": employee.id, "day": day,
-                        "daily": reason.startswith("daily")})
-    txn.put(task.with_changes(extra={**task.extra, "budget_request": h.id}))
+                 bookkeeping=Bookkeeping(about=task.id, budget_for=employee.id, day=day,
+                                         daily=reason.startswith("daily")))
+    txn.put(task.with_changes(bookkeeping=replace(task.bookkeeping, budget_request=h.id)))
     return h
 
 
@@ -483,16 +489,16 @@ def _raise_daily_cap(txn: Txn, employee: str, usd: float) -> None:
 def fold_child_escalations(txn: Txn, parent_id: str, parent_question: str,
                            tasks: Mapping[str, Task]) -> None:
     """A person decides once, at the parent: open escalations of its failed subtasks are
-    withdrawn, and those subtasks stay failed, decided (`extra.folded_into`); a retry of
+    withdrawn, and those subtasks stay failed, decided (`folded_into`); a retry of
     the parent plans anew."""
     for child in tasks.values():
         if child.parent != parent_id or child.status is not S.FAILED:
             continue
-        hid = child.extra.get("escalation")
-        h = txn.find(hid) if isinstance(hid, str) else None
+        hid = child.bookkeeping.escalation
+        h = txn.find(hid) if hid is not None else None
         if h is None or h.is_terminal:
             continue
         txn.put(h.with_changes(status=S.CANCELLED, feedback=(*h.feedback, fb(
             txn.actor, "note", f"folded into the decision on the parent: {parent_question}"))))
-        extra = {k: v for k, v in child.extra.items() if k != "escalation"}
-        txn.put(child.with_changes(extra={**extra, "folded_into": parent_question}))
+        txn.put(child.with_changes(bookkeeping=replace(
+            child.bookkeeping, escalation=None, folded_into=parent_question)))

@@ -9,7 +9,9 @@ from typing import Any
 from aoi_git.domain.model import Employee, OrgConfig, Talent, Task
 from aoi_git.errors import AoiError
 from aoi_git.store import yamlio
-from aoi_git.store.org_store import HeadView, Store, TaskIndex
+from aoi_git.store.head_view import HeadView
+from aoi_git.store.org_store import Store
+from aoi_git.store.task_cache import TaskIndex
 
 
 @dataclass
@@ -25,6 +27,11 @@ class Org:
     @property
     def tasks(self) -> dict[str, Task]:
         return self.index.tasks
+
+    def tasks_changed(self, commit: str | None) -> None:
+        """Its task index was brought up to `commit` in place (tasks added or changed)."""
+        self.commit = commit
+        self._sorted_ids = None
 
     def path_of(self, task_id: str) -> str:
         return self.index.paths[task_id]

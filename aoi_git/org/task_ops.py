@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from aoi_git.domain.bookkeeping import NO_BOOKKEEPING, Bookkeeping
 from aoi_git.domain.graph import descendants, would_cycle
 from aoi_git.domain.ids import is_valid_id, new_task_id, shard_path
 from aoi_git.domain.model import Status, Task
@@ -17,9 +18,12 @@ def new_task(
     title: str,
     *,
     task_id: str | None = None,
+    bookkeeping: Bookkeeping = NO_BOOKKEEPING,
     **fields: object,
 ) -> Task:
-    """Create a pending task (random id unless one is chosen), refusing dependency cycles."""
+    """Create a pending task (random id unless one is chosen), refusing dependency cycles.
+
+    `fields` are task file keys, read as `Task.from_dict` reads a file."""
     if not title.strip():
         raise AoiError("a task needs a title")
     if task_id is not None:
@@ -37,7 +41,8 @@ def new_task(
         path = shard_path(task_id)
     task = Task.from_dict({"title": title, **{k: v for k, v in fields.items() if v is not None}},
                           default_id=task_id)
-    task = task.with_changes(id=task_id, created=task.created or now_iso())
+    task = task.with_changes(id=task_id, created=task.created or now_iso(),
+                             bookkeeping=bookkeeping)
     for dep in task.depends_on:
         if dep not in tasks and dep not in txn.written:
             raise AoiError(f"--after {dep}: no such task")

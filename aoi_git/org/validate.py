@@ -14,7 +14,6 @@ import json
 import re
 from collections import ChainMap
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import fields
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -23,13 +22,20 @@ import jsonschema
 from aoi_git.domain.graph import find_cycle
 from aoi_git.domain.ids import is_valid_id
 from aoi_git.domain.lifecycle import check_transition, review_authority
-from aoi_git.domain.model import Actor, ActorKind, Employee, Kind, OrgConfig, Status, Task
+from aoi_git.domain.model import (
+    TASK_FILE_KEYS,
+    Actor,
+    ActorKind,
+    Employee,
+    Kind,
+    OrgConfig,
+    Status,
+    Task,
+)
 from aoi_git.errors import IllegalTransition
 from aoi_git.resources import resource_dir
 from aoi_git.runtime.scheduler import reviewer_of
 from aoi_git.store import yamlio
-
-TASK_KEYS = frozenset(f.name for f in fields(Task))
 
 SCHEMA_FOR: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^tasks/.+\.ya?ml$"), "task"),
@@ -99,7 +105,7 @@ def parse_task_bytes(data: bytes, path: str) -> Task | tuple[int, str]:
 def task_from_raw(raw: Any, data: bytes, path: str) -> Task | tuple[int, str]:
     if not isinstance(raw, dict):
         return (1, "a task file must be a YAML mapping with at least `title:`")
-    unknown = [k for k in raw if k not in TASK_KEYS]
+    unknown = [k for k in raw if k not in TASK_FILE_KEYS]
     if unknown:
         lines = yamlio.key_lines(data)
         return (lines.get((str(unknown[0]),), 1), f"unknown key {unknown[0]!r}")

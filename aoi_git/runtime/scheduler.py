@@ -14,6 +14,7 @@ import itertools
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from aoi_git.domain import budget
 from aoi_git.domain.graph import TaskLinks
 from aoi_git.domain.model import Employee, EmployeeStatus, Kind, OrgConfig, Status, Task
 
@@ -61,8 +62,8 @@ def is_queued(task: Task) -> bool:
     to it (no budget request or escalation to apply, never rejected in review) and no
     retry time has to be watched."""
     return (task.status is S.PENDING and task.kind is not Kind.HUMAN and not task.retry_at
-            and task.review_rounds == 0 and not task.extra.get("budget_request")
-            and not task.extra.get("escalation"))
+            and task.review_rounds == 0 and not task.bookkeeping.budget_request
+            and not task.bookkeeping.escalation)
 
 
 class LiveSet:
@@ -123,8 +124,8 @@ def needs_plan(task: Task) -> bool:
     proposed hire that has not been applied yet."""
     if not task.is_terminal:
         return True
-    return task.kind is Kind.HUMAN and bool(task.extra.get("hire")) \
-        and not task.extra.get("applied")
+    return task.kind is Kind.HUMAN and task.bookkeeping.hire is not None \
+        and not task.bookkeeping.applied
 
 
 class _Kids(Mapping[str, list[Task]]):
@@ -256,9 +257,9 @@ def waits_on_person(task: Task, state: SchedState) -> bool:
         return True
     if task.status is S.BLOCKED:
         return True
-    if task.extra.get("escalation") and not task.is_terminal:
+    if task.bookkeeping.escalation and not task.is_terminal:
         return True  # a person decides: retry, reassign or cancel
-    if task.status is S.PENDING and task.extra.get("budget_request"):
+    if task.status is S.PENDING and task.bookkeeping.budget_request:
         return True
     if task.status is S.COMPLETED:
         rv = reviewer_of(task, state.tasks, cfg)
@@ -319,7 +320,7 @@ def plan(state: SchedState, now: float) -> Plan:
         if t.id in state.running:
             continue
         if st is S.WAITING:
-            gone = t.extra.get("superseded") or ()  # subtasks of an earlier, failed plan
+            gone = t.bookkeeping.superseded  # subtasks of an earlier, failed plan
             children = [c for c in kids.get(t.id, []) if c.id not in gone]
             if any(c.status is S.CANCELLED or (c.status is S.FAILED and _failed_for_good(c, cfg))
                    for c in children):
@@ -337,32 +338,32 @@ def plan(state: SchedState, now: float) -> Plan:
         elif st is S.ACCEPTED:
             actions.append(Advance(t.id, S.FINISHED, "merge its branch"))
         elif st is S.BLOCKED:
-            hid = t.extra.get("waiting_on")
-            h = tasks.get(hid) if isinstance(hid, str) else None
+            hid = t.bookkeeping.waiting_on
+            h = tasks.get(hid) if hid is not None else None
             if h is not None and h.is_terminal:
                 actions.append(Advance(t.id, S.PENDING, "the question was answered"))
         elif st is S.FAILED:
-            if t.extra.get("escalation"):
-                h = tasks.get(t.extra["escalation"])
+            if t.bookkeeping.escalation:
+                h = tasks.get(t.bookkeeping.escalation)
                 if h is not None and h.is_terminal:
                     actions.append(ApplyDecision(h.id, t.id))
-            elif t.extra.get("folded_into"):
+            elif t.bookkeeping.folded_into:
                 pass  # decided with its parent's escalation
             elif t.attempts < limits.max_attempts and t.kind is not Kind.HUMAN:
                 actions.append(Advance(t.id, S.PENDING, "retry"))
             else:
                 actions.append(Escalate(t.id, f"failed {t.attempts} times"))
-        elif st is S.PENDING and (t.extra.get("budget_request") or t.extra.get("escalation")):
+        elif st is S.PENDING and (t.bookkeeping.budget_request or t.bookkeeping.escalation):
             # a budget request, or an escalation after too many rejections, was answered
-            h = tasks.get(t.extra.get("budget_request") or t.extra["escalation"])
+            h = tasks.get(t.bookkeeping.budget_request or t.bookkeeping.escalation or "")
             if h is not None and h.is_terminal:
                 actions.append(ApplyDecision(h.id, t.id))
         elif (st is S.PENDING and t.kind is Kind.WORK
               and t.review_rounds >= limits.max_review_rounds
-              and not t.extra.get("escalation")):
+              and not t.bookkeeping.escalation):
             actions.append(Escalate(t.id, f"rejected {t.review_rounds} times in review"))
-        elif (t.kind is Kind.HUMAN and t.is_terminal and t.extra.get("hire")
-              and not t.extra.get("applied")):
+        elif (t.kind is Kind.HUMAN and t.is_terminal and t.bookkeeping.hire is not None
+              and not t.bookkeeping.applied):
             actions.append(ApplyDecision(t.id, t.id))  # the CEO decided a proposed hire
 
     # 2. dispatch
@@ -378,8 +379,8 @@ def plan(state: SchedState, now: float) -> Plan:
     # with every slot taken nothing can start: the next agent exit plans again
     for t in (looked_at if total < max_agents and not state.stopping else ()):
         if (t.status is not S.PENDING or t.kind is Kind.HUMAN or t.id in state.running
-                or t.id in escalating or t.extra.get("budget_request")
-                or t.extra.get("escalation")):
+                or t.id in escalating or t.bookkeeping.budget_request
+                or t.bookkeeping.escalation):
             continue
         if t.assignee is None or t.assignee in cfg.humans:
             continue
@@ -412,7 +413,7 @@ def plan(state: SchedState, now: float) -> Plan:
             continue
         if load.get(emp.id, 0) >= emp.capacity.concurrency:
             continue
-        over = _over_budget(t, emp, state)
+        over = budget.over_budget(t, emp, state.spent_today)
         if over:
             over_budget.add(t.id)
             key = emp.id if over.startswith("daily") else t.id
@@ -441,29 +442,15 @@ def plan(state: SchedState, now: float) -> Plan:
 
 def _failed_for_good(t: Task, cfg: OrgConfig) -> bool:
     """Failed and escalated to a person (the parent then fails and takes over the question)."""
-    return bool(t.extra.get("escalation") or t.extra.get("folded_into"))
+    return bool(t.bookkeeping.escalation or t.bookkeeping.folded_into)
 
 
 def _has_open_review(t: Task, tasks: Mapping[str, Task]) -> bool:
-    rid = t.extra.get("review_task")
-    if not isinstance(rid, str):
+    rid = t.bookkeeping.review_task
+    if rid is None:
         return False
     r = tasks.get(rid)
     return r is not None and not r.is_terminal
-
-
-def _over_budget(t: Task, emp: Employee, state: SchedState) -> str | None:
-    usd_cap = t.budget.get("usd")
-    if usd_cap is not None and float(t.cost.get("usd", 0.0)) >= float(usd_cap):
-        return f"task budget spent: ${float(t.cost.get('usd', 0.0)):.2f} of ${float(usd_cap):.2f}"
-    tok_cap = t.budget.get("tokens") or emp.capacity.tokens_per_task
-    used = int(t.cost.get("input_tokens", 0)) + int(t.cost.get("output_tokens", 0))
-    if tok_cap is not None and used >= int(tok_cap):
-        return f"task token budget spent: {used} of {int(tok_cap)}"
-    day = emp.capacity.usd_per_day
-    if day is not None and state.spent_today.get(emp.id, 0.0) >= day:
-        return f"daily budget spent: ${state.spent_today.get(emp.id, 0.0):.2f} of ${day:.2f}"
-    return None
 
 
 def _deadlocked_roots(state: SchedState, kids: Mapping[str, list[Task]],
@@ -492,9 +479,7 @@ def _deadlocked_roots(state: SchedState, kids: Mapping[str, list[Task]],
         if rid not in info:
             subtree = [t for t in _subtree(rid, tasks, kids) if not t.is_terminal]
             alive = any(waits_on_person(t, state) or t.id in over_budget for t in subtree) \
-                or any(isinstance(t.extra.get("review_task"), str)  # a review of it is open
-                       and tasks.get(t.extra["review_task"]) is not None
-                       and not tasks[t.extra["review_task"]].is_terminal for t in subtree)
+                or any(_has_open_review(t, tasks) for t in subtree)  # a review of it is open
             # a dependency that ended without finishing (cancelled) is waited on in vain
             waits = {root_of(d) for t in subtree for d in t.depends_on
                      if d in tasks and not tasks[d].is_terminal}

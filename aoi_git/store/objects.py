@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pygit2
 
-from aoi_git.store.org_store import HeadView, Store
+from aoi_git.store.head_view import HeadView
+from aoi_git.store.org_store import Store
 
 
 @dataclass(frozen=True)

@@ -15,16 +15,12 @@ person has not committed is ever swept into an aoi commit.
 from __future__ import annotations
 
 import contextlib
-import copyreg
 import dataclasses
-import gc
-import operator
 import os
-import pickle
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pygit2
@@ -38,7 +34,9 @@ from aoi_git.domain.model import Task
 from aoi_git.errors import AoiError, ConcurrentUpdate
 from aoi_git.store import index_journal, index_lock
 from aoi_git.store.git import git, git_detached
+from aoi_git.store.head_view import HeadView, remember_blob
 from aoi_git.store.history_index import HistoryIndex
+from aoi_git.store.task_cache import TaskCache, TaskIndex
 
 _RETRYABLE = (
     "current tip is not the first parent",
@@ -54,31 +52,6 @@ FILEMODE_TREE = pygit2.enums.FileMode.TREE if hasattr(pygit2, "enums") else 0o04
 # entry per shard, ~30 KB) is read several times per commit, so let bigger trees be cached.
 pygit2.settings.cache_object_limit(pygit2.enums.ObjectType.TREE, 1 << 20)
 
-CACHE_VERSION = 4
-
-# Tasks are pickled as `Task(*values)`: the dataclass default for a frozen slotted class
-# (`_dataclass_setstate`, which calls `fields()` per object) made a warm start at 100k tasks
-# take ~1.5 s instead of ~0.5 s. The cache header records the field order it was made with.
-_TASK_FIELDS = tuple(f.name for f in dataclasses.fields(Task))
-_task_values = operator.attrgetter(*_TASK_FIELDS)
-_TASK_POSITIONAL = all(f.init and f.kw_only is not True for f in dataclasses.fields(Task))
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic-GC passes while building many acyclic objects at once."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _reduce_task(task: Task) -> tuple[type[Task], tuple[object, ...]]:
-    return Task, _task_values(task)
-
 GC_EVERY_COMMITS = 2000
 GIT_GC_AUTO_DEFAULT = 6700  # git's gc.auto when unset
 
@@ -92,95 +65,6 @@ class Change:
     extra_parents: tuple[str, ...] = ()  # e.g. the task branch tip for a merge
     base_tree: str | None = None  # a merged tree to start from instead of the head's
     in_work_tree: tuple[str, ...] = ()  # paths whose work-tree file holds the new bytes already
-
-
-# Contents of big blobs by id (content-addressed: right for any repository). An employee's
-# journal only grows and is read 3-4 times per task (context, the result's append, the
-# retrospective, a review); inflating a 140 KB blob each time cost ~10 ms per task.
-BIG_BLOB = 16 * 1024
-_BIG_BLOBS: dict[bytes, bytes] = {}
-_BIG_BLOBS_MAX_BYTES = 32 * 1024 * 1024
-_big_blobs_bytes = 0
-
-
-def remember_blob(oid: pygit2.Oid, data: bytes) -> None:
-    """Keep a big blob's bytes (the oldest go first past _BIG_BLOBS_MAX_BYTES)."""
-    global _big_blobs_bytes
-    if len(data) < BIG_BLOB or oid.raw in _BIG_BLOBS:
-        return
-    _BIG_BLOBS[oid.raw] = data
-    _big_blobs_bytes += len(data)
-    while _big_blobs_bytes > _BIG_BLOBS_MAX_BYTES and _BIG_BLOBS:
-        _big_blobs_bytes -= len(_BIG_BLOBS.pop(next(iter(_BIG_BLOBS))))
-
-
-class HeadView:
-    """Read-only access to the files of one commit, for building a change."""
-
-    def __init__(self, repo: pygit2.Repository, commit: pygit2.Commit | None) -> None:
-        self.repo = repo
-        self.commit = commit
-
-    @property
-    def oid(self) -> str | None:
-        return str(self.commit.id) if self.commit is not None else None
-
-    @property
-    def workdir(self) -> Path | None:
-        """The work tree of the repository this view reads (None if it is bare)."""
-        return Path(self.repo.workdir) if self.repo.workdir else None
-
-    def read(self, path: str) -> bytes | None:
-        if self.commit is None:
-            return None
-        try:
-            entry = self.commit.tree[path]
-        except KeyError:
-            return None
-        known = _BIG_BLOBS.get(entry.id.raw)
-        if known is not None:
-            return known
-        obj = self.repo[entry.id]
-        if not isinstance(obj, pygit2.Blob):
-            return None
-        data = obj.data
-        remember_blob(entry.id, data)
-        return data
-
-    def blob_id(self, path: str) -> str | None:
-        if self.commit is None:
-            return None
-        try:
-            return str(self.commit.tree[path].id)
-        except KeyError:
-            return None
-
-    def exists(self, path: str) -> bool:
-        return self.blob_id(path) is not None
-
-    def names(self, path: str) -> list[str]:
-        """Names of the entries of a folder (empty if missing or not a folder)."""
-        if self.commit is None:
-            return []
-        try:
-            entry = self.commit.tree[path]
-        except KeyError:
-            return []
-        tree = self.repo[entry.id]
-        if not isinstance(tree, pygit2.Tree):
-            return []
-        return [e.name for e in tree if e.name is not None]
-
-
-@dataclass
-class TaskIndex:
-    """Every task file at one commit: id -> path, parsed tasks, and files that failed."""
-
-    root_tree: str | None
-    paths: dict[str, str] = field(default_factory=dict)  # id -> path
-    blobs: dict[str, str] = field(default_factory=dict)  # path -> blob id
-    tasks: dict[str, Task] = field(default_factory=dict)  # id -> task
-    errors: dict[str, tuple[int, str]] = field(default_factory=dict)  # path -> (line, msg)
 
 
 def _signature_from_env(prefix: str, fallback: pygit2.Signature) -> pygit2.Signature:
@@ -207,11 +91,7 @@ class Store:
         self._checkout_held = False
         self._pending: dict[str, index_journal.Move] = {}
         self.commits_since_gc = 0
-        self._task_cache: TaskIndex | None = None
-        self._tree_cache: dict[str, list[tuple[str, str, bool]]] = {}
-        self._parse_cache: dict[str, Task | tuple[int, str]] = {}
-        self._cache_loaded = False
-        self._cache_dirty = False
+        self.task_cache = TaskCache(self.repo, self.aoi_dir)
         self._history: HistoryIndex | None = None
         self._identity: tuple[tuple[str, str], ...] | None = None  # committer, author
         self.on_notice: Callable[[str], None] | None = None  # e.g. the daemon's log
@@ -228,6 +108,19 @@ class Store:
     @property
     def branch(self) -> str:
         return self.branch_ref.removeprefix("refs/heads/")
+
+    @property
+    def common_dir(self) -> Path:
+        """The repository's git folder; for a linked worktree, its main repository's."""
+        git_dir = Path(self.repo.path).resolve()
+        common = git_dir / "commondir"
+        if common.exists():
+            return (git_dir / common.read_text().strip()).resolve()
+        return git_dir
+
+    def user_name(self) -> str | None:
+        """The checkout's `user.name` (as git reads it), None when unset."""
+        return git("config", "user.name", cwd=self.root, check=False).strip() or None
 
     def head_commit(self) -> pygit2.Commit | None:
         try:
@@ -263,135 +156,20 @@ class Store:
     # ------------------------------------------------------------ task loading
     def load_tasks(self, view: HeadView | None = None) -> TaskIndex:
         """All tasks at HEAD, parsing only blobs not seen before (cache under .aoi/)."""
-        view = view or self.head()
-        self._load_cache()
-        root_tree = view.blob_id("tasks")
-        cached = self._task_cache
-        if cached is not None and cached.root_tree == root_tree:
-            return cached
-        index = TaskIndex(root_tree=root_tree)
-        if root_tree is not None:
-            with _gc_paused():  # parsing 100k files: the collector's passes cost ~10%
-                self._walk(root_tree, "tasks", index)
-        self._task_cache = index
-        self._cache_dirty = True
-        return index
-
-    def _walk(self, tree_id: str, prefix: str, index: TaskIndex) -> None:
-        entries = self._tree_cache.get(tree_id)
-        if entries is None:
-            tree = self.repo[tree_id]
-            assert isinstance(tree, pygit2.Tree)
-            entries = [
-                (e.name or "", str(e.id), e.type_str == "tree") for e in tree
-            ]
-            self._tree_cache[tree_id] = entries
-            self._cache_dirty = True
-        for name, oid, is_tree in entries:
-            path = f"{prefix}/{name}"
-            if is_tree:
-                self._walk(oid, path, index)
-                continue
-            if not name.endswith((".yaml", ".yml")):
-                continue
-            index.blobs[path] = oid
-            parsed = self._parse_cache.get(oid)
-            if parsed is None:
-                parsed = self._parse_task_blob(oid, path)
-                self._parse_cache[oid] = parsed
-                self._cache_dirty = True
-            if isinstance(parsed, Task):
-                stem = name.rsplit(".", 1)[0]
-                if parsed.id != stem:
-                    index.errors[path] = (1, f"id {parsed.id!r} must equal the file name {stem!r}")
-                    continue
-                if parsed.id in index.paths:
-                    other = index.paths[parsed.id]
-                    index.errors[path] = (1, f"duplicate task id {parsed.id!r} (also {other})")
-                    continue
-                index.paths[parsed.id] = path
-                index.tasks[parsed.id] = parsed
-            else:
-                index.errors[path] = parsed
-
-    def _parse_task_blob(self, oid: str, path: str) -> Task | tuple[int, str]:
-        from aoi_git.org.validate import parse_task_bytes  # local: validate imports store types
-
-        blob = self.repo[oid]
-        assert isinstance(blob, pygit2.Blob)
-        return parse_task_bytes(blob.data, path)
+        return self.task_cache.load_tasks(view or self.head())
 
     def note_task_written(self, path: str, blob_id: str, task: Task,
                           replaced: str | None = None) -> None:
-        """Record a task we just committed so the next load (or transaction) need not parse
-        it; the version it replaced is dropped, so a long-running daemon's cache stays the
-        size of the org, not of its history."""
-        self._parse_cache[blob_id] = task
-        if replaced is not None and replaced != blob_id:
-            self._parse_cache.pop(replaced, None)
+        """See `TaskCache.note_task_written`."""
+        self.task_cache.note_task_written(path, blob_id, task, replaced)
 
     def parsed_task(self, blob_id: str) -> Task | None:
         """The parsed task of a blob this process has already read or written, if any."""
-        found = self._parse_cache.get(blob_id)
-        return found if isinstance(found, Task) else None
-
-    # ------------------------------------------------------------- cache file
-    @property
-    def _cache_file(self) -> Path:
-        return self.aoi_dir / "cache" / "tasks.pickle"
-
-    def _load_cache(self) -> None:
-        if self._cache_loaded:
-            return
-        self._cache_loaded = True
-        try:
-            with open(self._cache_file, "rb") as fh:
-                header = pickle.load(fh)
-                if header != self._cache_header():
-                    return
-                with _gc_paused():  # no cycles in here; collector passes cost ~30%
-                    data = pickle.load(fh)
-            self._tree_cache = data["trees"]
-            self._parse_cache = data["parsed"]
-            self._task_cache = data["index"]
-        except FileNotFoundError:
-            return
-        except Exception:
-            # A stale or corrupt cache is only a cache: start over, it is rebuilt from git.
-            self._tree_cache, self._parse_cache, self._task_cache = {}, {}, None
-
-    @staticmethod
-    def _cache_header() -> dict[str, object]:
-        return {"version": CACHE_VERSION, "task_fields": _TASK_FIELDS}
+        return self.task_cache.parsed_task(blob_id)
 
     def save_cache(self) -> None:
-        if not self._cache_dirty or self._task_cache is None:
-            return
-        live_trees: dict[str, list[tuple[str, str, bool]]] = {}
-        live_blobs = set(self._task_cache.blobs.values())
-
-        def keep(tree_id: str | None) -> None:
-            if tree_id is None or tree_id not in self._tree_cache:
-                return
-            live_trees[tree_id] = self._tree_cache[tree_id]
-            for _name, oid, is_tree in live_trees[tree_id]:
-                if is_tree:
-                    keep(oid)
-
-        keep(self._task_cache.root_tree)
-        parsed = {k: v for k, v in self._parse_cache.items() if k in live_blobs}
-        self._tree_cache, self._parse_cache = live_trees, parsed
-        data = {"trees": live_trees, "parsed": parsed, "index": self._task_cache}
-        self._cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._cache_file.with_suffix(f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
-            pickle.dump(self._cache_header(), fh, protocol=pickle.HIGHEST_PROTOCOL)
-            pickler = pickle.Pickler(fh, protocol=pickle.HIGHEST_PROTOCOL)
-            if _TASK_POSITIONAL:
-                pickler.dispatch_table = {**copyreg.dispatch_table, Task: _reduce_task}
-            pickler.dump(data)
-        os.replace(tmp, self._cache_file)
-        self._cache_dirty = False
+        """Write the parsed-task cache to `.aoi/cache/` if it changed."""
+        self.task_cache.save()
 
     # ------------------------------------------------------------------ writing
     def signature(self, actor: str | None = None) -> tuple[pygit2.Signature, pygit2.Signature]:

@@ -66,6 +66,18 @@ class Message:
         return "\n".join(lines) + "\n"
 
 
+def agent_work_message(title: str, summary: str, task_id: str, employee: str) -> str:
+    """The message of the commit of an agent's work on its task branch."""
+    return (f"{title}\n\n{summary[:2000]}\n\n"
+            f"Aoi-Task: {task_id}\nAoi-Actor: agent:{employee}\n")
+
+
+def merge_message(branch: str, title: str, task_id: str, actor: str) -> str:
+    """The message of the commit that merges a task's branch into the workspace base."""
+    return (f"aoi: merge {branch}: {title}\n\n"
+            f"Aoi-Task: {task_id}\nAoi-Merge: {branch}\nAoi-Actor: {actor}\n")
+
+
 def _num(v: float) -> str:
     if isinstance(v, int) or float(v).is_integer():
         return str(int(v))

@@ -15,7 +15,8 @@ from aoi_git.domain.model import Actor, Status, Task
 from aoi_git.errors import AoiError, IllegalTransition
 from aoi_git.org.validate import parse_task_bytes
 from aoi_git.store import yamlio
-from aoi_git.store.org_store import Change, HeadView, Store
+from aoi_git.store.head_view import HeadView
+from aoi_git.store.org_store import Change, Store
 from aoi_git.store.trailers import Message, Transition
 
 

@@ -1,0 +1,64 @@
+"""Bringing the person's checkout (work-tree files and index) along with the daemon's commits.
+
+The moves are made at most every INDEX_FLUSH_S, one index write for many commits and one
+file write for a task's several transitions; until then they are journaled in `.aoi/`
+(see `aoi_git.store.index_journal`), so a restart after a kill -9 finishes them, and a
+person's commit or `aoi validate` meanwhile is not misled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from aoi_git.runtime.clock import Clock
+from aoi_git.store import index_journal
+from aoi_git.store.org_store import Store
+
+INDEX_FLUSH_S = 0.5
+INDEX_FLUSH_SHARE = 50  # while busy, flush at most every 50x the last flush took (<= 2%)
+
+
+class IndexFlush:
+    def __init__(self, store: Store, journal: Path, clock: Clock,
+                 log: Callable[[str], None]) -> None:
+        self.store = store
+        self.journal = journal
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        self.writer = index_journal.Writer(journal)
+        self.clock = clock
+        self.log = log
+        self.last = 0.0
+        self.every = INDEX_FLUSH_S  # longer in a big org: its index write costs more
+
+    def flush(self) -> None:
+        """Move what is pending now (later, when another git process holds the index)."""
+        started = self.clock.monotonic()
+        if not self.store.flush_index():
+            self.log("index locked by another git process: updating it later")
+            return
+        self.writer.clear()
+        # ~40 ms at 100k tasks (the whole index is rewritten): every 2 s, not every 0.5 s
+        took = self.clock.monotonic() - started
+        self.every = max(INDEX_FLUSH_S, min(5.0, INDEX_FLUSH_SHARE * took))
+
+    def when_due(self, now: float, busy: bool) -> float | None:
+        """Flush if it is time (always when not `busy`); when to come back, if pending."""
+        if not self.store.pending_moves:
+            return None
+        if now - self.last >= self.every or not busy:
+            self.flush()
+            self.last = now
+            return None
+        return self.last + self.every
+
+    def finish_interrupted(self) -> None:
+        """Finish the moves a process that died before flushing them journaled."""
+        moves = index_journal.read(self.journal)
+        if not moves:
+            self.writer.clear()
+            return
+        self.store.resume_moves(moves)
+        self.flush()
+        self.log(f"finished the work-tree and index update of {len(moves)} path(s) a crash "
+                 "interrupted")

@@ -311,15 +311,16 @@ def test_a_subtask_lost_for_good_fails_the_parent_into_escalation(org: LoopOrg,
     org.config(max_attempts=1, breaker_failures=100)
     org.act("Ship", {"subtasks": [
         {"key": "ok", "title": "Easy part", "assignee": "eng-1", "reviewer": "none"},
-        {"key": "hard", "title": "Hard part",
-         "assignee": "ceo" if how == "cancelled" else "eng-2", "reviewer": "none"}]})
+        {"key": "hard", "title": "Hard part", "assignee": "eng-2", "reviewer": "none",
+         "depends_on": ["hold"] if how == "cancelled" else []}]})
     org.act("Hard part", {"exit": 3, "stderr": "it broke"})
     org.commit()
+    org.new("hold", "Hold", kind="human", assignee="ceo", question="Go ahead?")
     org.new("ship", "Ship", assignee="lead")
     org.run()
     hard = org.by_title("Hard part")
     if how == "cancelled":
-        assert org.task("ship").status is S.WAITING  # a person holds the hard part
+        assert org.task("ship").status is S.WAITING  # a person's answer holds the hard part
         assert hard.status is S.PENDING
         org.ok("task", "cancel", hard.id, "-m", "not needed")
         org.run()
@@ -506,7 +507,7 @@ def test_a_branch_changing_org_state_is_refused_at_review(org: LoopOrg, what: st
     org.run()
     t = org.task("tidy")
     assert t.status is S.FINISHED and t.review_rounds == 1
-    (reason,) = [x for x in t.feedback_texts() if "org state" in x]
+    (reason,) = [x for x in t.feedback_texts() if "refused: your branch" in x]
     path = next(iter(sneaky))
     assert path in reason and "Revert" in reason
     assert len(org.runs("Review: Tidy up")) == 1  # refused before any reviewer looked
@@ -772,7 +773,8 @@ def test_a_dependency_that_can_never_finish_fails_the_root(org: LoopOrg) -> None
 
 def test_cancellation_cascades_in_one_commit(org: LoopOrg) -> None:
     org.act("Big project", {"subtasks": [
-        {"key": "a", "title": "Step A", "assignee": "ceo", "reviewer": "none"},
+        {"key": "a", "title": "Step A", "assignee": "eng-2", "reviewer": "none",
+         "depends_on": ["unrelated"]},  # a person's answer holds it
         {"key": "b", "title": "Step B", "assignee": "eng-1", "depends_on": ["a"]},
     ]})
     org.commit()

@@ -33,3 +33,8 @@ class App:
     def person(self) -> Actor:
         name = git("config", "user.name", cwd=self.root, check=False).strip()
         return Actor(ActorKind.HUMAN, name or "unknown")
+
+    @functools.cached_property
+    def email(self) -> str:
+        """The acting person's git email (matched to aoi.yaml's `humans` for authority)."""
+        return git("config", "user.email", cwd=self.root, check=False).strip()

@@ -59,7 +59,8 @@ def pre_commit() -> None:
     name = git("config", "user.name", cwd=root, check=False).strip() or "unknown"
     org = load_org(store)
     store.save_cache()
-    problems = Validator.for_org(org).check(files, Actor(ActorKind.HUMAN, name))
+    email = git("config", "user.email", cwd=root, check=False).strip()
+    problems = Validator.for_org(org).check(files, Actor(ActorKind.HUMAN, name), email)
     if problems:
         raise ValidationFailed([*problems, "aoi: commit blocked; fix the files above"])
 
@@ -170,4 +171,5 @@ def _check_commit(store: Store, rev: str) -> list[str]:
     actor = Actor.parse(trailers["Aoi-Actor"]) if "Aoi-Actor" in trailers else Actor(
         ActorKind.HUMAN, commit.author_name)
     org = load_org(store, commit.before)
-    return [f"{rev[:10]} {p}" for p in Validator.for_org(org).check(files, actor)]
+    return [f"{rev[:10]} {p}"
+            for p in Validator.for_org(org).check(files, actor, commit.author_email)]

@@ -64,7 +64,9 @@ def review(app: App, task_id: str | None, decision: str | None, message: str,
         raise AoiError("a rejection needs feedback: --reject -m \"what to change\"")
 
     def build(txn: Txn) -> None:
-        flow.review_by_person(txn, tid, decision == "accept", message, app.person)
+        flow.review_by_person(txn, tid, decision == "accept", message, app.person,
+                              tasks=org.tasks, employees=org.employees, config=org.config,
+                              email=app.email)
 
     commit(app.store, build, app.person, org.index.paths)
     click.echo(f"{'accepted' if decision == 'accept' else 'rejected'} {tid}")

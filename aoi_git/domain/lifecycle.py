@@ -1,6 +1,8 @@
 """The task lifecycle: one table of allowed transitions and who may make each.
 
 Everything that changes a task's status calls `check_transition`; nothing else decides.
+The table says which kind of actor may make a move; `review_authority` says which one
+may decide a review (completed -> accepted, or rejected back to pending).
 """
 
 from __future__ import annotations
@@ -8,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from aoi_git.domain.model import ActorKind, Kind, Status
+from aoi_git.domain.model import Actor, ActorKind, Employee, Human, Kind, OrgConfig, Status, Task
+from aoi_git.domain.reporting import supervisor_chain
 from aoi_git.errors import IllegalTransition
 
 A, H, D = ActorKind.AGENT, ActorKind.HUMAN, ActorKind.DAEMON
@@ -80,3 +83,79 @@ def check_transition(
     raise IllegalTransition(
         f"status {old.value} -> {new.value} is made by the {who}, not by a {actor.value}"
     )
+
+
+class ReviewRefused(IllegalTransition):
+    """Someone without authority over a task's review tried to decide it."""
+
+
+# what `review_authority` returns; the `Aoi-Authority` trailer of the deciding commit
+REVIEWER = "reviewer"
+CEO = "ceo"
+NO_REVIEWER = "no-reviewer"
+MANAGER_OF = "manager-of:"  # + the reviewer whose reports_to chain the person is on
+
+
+def people_named(name: str, email: str, humans: Mapping[str, Human]) -> list[str]:
+    """The ids of aoi.yaml's `humans` a git identity is: by id, name or email (the last
+    two case-insensitive)."""
+    name_l, email_l = name.strip().lower(), email.strip().lower()
+    return [hid for hid, h in humans.items()
+            if hid == name or (name_l and h.name.strip().lower() == name_l)
+            or (email_l and h.email.strip().lower() == email_l)]
+
+
+def _managers(reviewer: str, employees: Mapping[str, Employee], config: OrgConfig) -> list[str]:
+    """Everyone up the reviewer's reports_to chain (of each employee, for a `role:`)."""
+    starts = [e.id for e in employees.values() if e.role == reviewer[5:]] \
+        if reviewer.startswith("role:") else [reviewer]
+    return [m for start in starts for m in supervisor_chain(start, employees, config)[1:]]
+
+
+def review_authority(
+    decider: Actor,
+    subject: Task,
+    reviewer: str,
+    *,
+    config: OrgConfig,
+    employees: Mapping[str, Employee],
+    email: str = "",
+    via: Task | None = None,
+) -> str:
+    """Why `decider` may accept or reject the completed task `subject`, whose reviewer is
+    `reviewer` (`none`, an employee, `role:<role>` or a person): `reviewer`, `ceo`,
+    `manager-of:<reviewer>` or `no-reviewer`. Raises `ReviewRefused` (one line) otherwise.
+
+    - an agent only through `via`, the review task of `subject` it was assigned;
+    - a person (a git identity matched to aoi.yaml's `humans` by `people_named`) who is
+      the reviewer, the CEO, or up the reviewer's `reports_to` chain;
+    - the daemon only when the task has no reviewer.
+    """
+    if decider.kind is ActorKind.DAEMON:
+        if reviewer == "none":
+            return NO_REVIEWER
+        raise ReviewRefused(f"{subject.id} is reviewed by {reviewer}; the daemon does not "
+                            "decide reviews")
+    if decider.kind is ActorKind.AGENT:
+        assigned = via is not None and (via.assignee == decider.name or (
+            via.assignee is not None and via.assignee.startswith("role:")
+            and decider.name in employees
+            and employees[decider.name].role == via.assignee[5:]))
+        if (via is not None and assigned and via.kind is Kind.REVIEW
+                and via.subject == subject.id and subject.bookkeeping.review_task == via.id):
+            return REVIEWER
+        raise ReviewRefused(f"agent {decider.name} may not decide the review of {subject.id}: "
+                            "an agent decides a review only as the result of its review task")
+    ids = people_named(decider.name, email, config.humans)
+    if reviewer in ids:
+        return REVIEWER
+    if config.ceo in ids:
+        return CEO
+    for manager in _managers(reviewer, employees, config):
+        if manager in ids:
+            return MANAGER_OF + reviewer
+    who = f"{decider.name} ({', '.join(ids)})" if ids else \
+        f"{decider.name} (no person of aoi.yaml `humans` by id, name or email)"
+    raise ReviewRefused(f"{who} may not decide the review of {subject.id}: its reviewer is "
+                        f"{reviewer}; only the reviewer, someone up its reports_to chain or "
+                        f"the CEO ({config.ceo}) may")

@@ -320,6 +320,7 @@ class OrgConfig:
     gated_tools: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     workspace_repo: str = "."
     workspace_base: str | None = None
+    workspace_protected: tuple[str, ...] = ()  # globs of the work product agents may not change
     commit_human_edits: bool = True
     question_role: str | None = None
     review_every: int = 3
@@ -356,6 +357,7 @@ class OrgConfig:
             gated_tools={str(k): tuple(v or ()) for k, v in (tools.get("gated") or {}).items()},
             workspace_repo=str(workspace.get("repo") or "."),
             workspace_base=_opt_str(workspace.get("base")),
+            workspace_protected=tuple(str(g) for g in workspace.get("protected") or ()),
             commit_human_edits=bool(daemon.get("commit_human_edits", True)),
             question_role=_opt_str(routing.get("questions")),
             review_every=int(evolution.get("review_every", 3)),

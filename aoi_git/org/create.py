@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import sys
@@ -27,6 +28,20 @@ def wire_clone(path: Path) -> list[str]:
     return notes
 
 
+def _founder_is_ceo(cfg: Path, cwd: Path) -> None:
+    """The person running `aoi init` is the CEO: their git name and email go into the
+    template's `humans.ceo` (what the review authority matches a person by)."""
+    person = git("config", "user.name", cwd=cwd, check=False).strip()
+    email = git("config", "user.email", cwd=cwd, check=False).strip()
+    text = cfg.read_text()
+    block = "  ceo:\n    name: CEO\n    # email: ceo@example.com\n"
+    if not person or block not in text:
+        return
+    lines = f"  ceo:\n    name: {json.dumps(person)}\n" + (
+        f"    email: {json.dumps(email)}\n" if email else "    # email: ceo@example.com\n")
+    cfg.write_text(text.replace(block, lines, 1))
+
+
 def init_org(path: Path, *, name: str | None = None, template: Path | None = None) -> list[str]:
     path = path.resolve()
     if path.exists() and is_org(path):
@@ -43,6 +58,7 @@ def init_org(path: Path, *, name: str | None = None, template: Path | None = Non
     shutil.copytree(resource_dir("schemas"), path / "schemas", dirs_exist_ok=True)
     for folder in ("tasks", "retros", "reviews", "sops"):
         (path / folder).mkdir(exist_ok=True)
+    _founder_is_ceo(path / "aoi.yaml", path)
     if name:
         cfg = path / "aoi.yaml"
         text = cfg.read_text()

@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from aoi_git.domain.bookkeeping import Bookkeeping
 from aoi_git.domain.graph import find_cycle
+from aoi_git.domain.lifecycle import ReviewRefused, review_authority
 from aoi_git.domain.model import Actor, ActorKind, Employee, Kind, OrgConfig, Status, Task
 from aoi_git.domain.reporting import first_human_up
 from aoi_git.errors import AoiError
 from aoi_git.evolution.journal import append_journal, journal_entry
+from aoi_git.org import branch_policy
+from aoi_git.org.branch_policy import Refusal
 from aoi_git.org.task_ops import cancel_cascade, new_task
 from aoi_git.runtime.agent_run import AgentResult
+from aoi_git.runtime.scheduler import reviewer_of
+from aoi_git.store.trailers import AUTHORITY
 from aoi_git.store.txn import Txn, now_iso
 
 S = Status
@@ -80,6 +85,10 @@ def apply_result(
     if outcome == "completed" and task.kind is Kind.REVIEW and not _decision(result):
         outcome = "failed"
         result.error = "a review must end with a decision: accept or reject (submit_review)"
+    if outcome == "completed" and task.kind is not Kind.REVIEW and _decision(result):
+        outcome = "failed"
+        result.error = (f"{task.id} is a {task.kind.value} task: only a review task's result "
+                        "accepts or rejects; report the work without a review decision")
     res_dict: dict[str, Any] = {"summary": result.summary or "", "outcome": outcome}
     if branch:
         res_dict["branch"] = branch
@@ -108,7 +117,11 @@ def apply_result(
         review = _decision(result)
         if task.kind is Kind.REVIEW and review is not None and task.subject:
             res_dict["review"] = review
-            _apply_review(txn, task.subject, review, agent, now)
+            try:
+                _apply_review(txn, task.subject, review, agent, now, tasks=tasks,
+                              employees=employees, config=config, via=task)
+            except ReviewRefused as exc:  # a stale review task: its verdict decides nothing
+                txn.body_lines.append(f"review of {task.subject} not applied: {exc}")
         txn.put(task.with_changes(status=S.COMPLETED, cost=cost, result=res_dict))
     if result.hire:  # a proposed hire: HR shortlists, the CEO decides (aoi_git.evolution.hiring)
         from aoi_git.evolution.hiring import propose_hire
@@ -170,6 +183,9 @@ def _subtask_problem(task: Task, result: AgentResult, tasks: Mapping[str, Task],
         for key, s in zip(keys, result.subtasks, strict=True):
             for field_name in ("assignee", "reviewer"):
                 who = str(s.get(field_name) or "")
+                if field_name == "assignee" and who in config.humans:
+                    return (f"subtask {key!r}: assignee {who!r} is a person; an agent does not "
+                            "give people work: ask a question or let the task escalate")
                 if who and who != "none" and _who_problem(who, employees, config):
                     return (f"subtask {key!r}: {field_name} {who!r} is no active employee, "
                             "role:<role> with one, or person of aoi.yaml")
@@ -243,12 +259,29 @@ def _ask(txn: Txn, task: Task, result: AgentResult, employee: Employee,
                     bookkeeping=Bookkeeping(about=task.id))
 
 
+def record_authority(txn: Txn, decider: Actor, subject: Task, *, tasks: Mapping[str, Task],
+                     employees: Mapping[str, Employee], config: OrgConfig, email: str = "",
+                     via: Task | None = None) -> str:
+    """The authority `decider` decides `subject`'s review on (`review_authority`: raises
+    `ReviewRefused` without one), recorded as the commit's `Aoi-Authority` trailer."""
+    authority = review_authority(decider, subject, reviewer_of(subject, tasks, config),
+                                 config=config, employees=employees, email=email, via=via)
+    txn.trailers.append((AUTHORITY, authority))
+    return authority
+
+
 def _apply_review(txn: Txn, subject_id: str, review: Mapping[str, Any], reviewer: Actor,
-                  now: float) -> None:
+                  now: float | None, *, tasks: Mapping[str, Task],
+                  employees: Mapping[str, Employee], config: OrgConfig, email: str = "",
+                  via: Task | None = None) -> None:
+    """`reviewer`'s decision on `subject_id`, if `review_authority` grants it (else
+    `ReviewRefused`); the commit's `Aoi-Authority` trailer says on what authority."""
     subject = txn.get(subject_id)
     if subject.status is not S.COMPLETED:
         txn.body_lines.append(f"review of {subject_id} ignored: it is {subject.status.value}")
         return
+    record_authority(txn, reviewer, subject, tasks=tasks, employees=employees,
+                     config=config, email=email, via=via)
     if review["decision"] == "accept":
         txn.put(subject.with_changes(status=S.ACCEPTED))
         comment = str(review.get("feedback") or "").strip()  # kept: the reviewer's words
@@ -264,13 +297,17 @@ def _apply_review(txn: Txn, subject_id: str, review: Mapping[str, Any], reviewer
         txn.body_lines.append(f"{reviewer} rejected {subject_id}: {text}")
 
 
-def review_by_person(txn: Txn, task_id: str, accept: bool, text: str, person: Actor) -> None:
-    """`aoi review ID --accept/--reject`: a person's decision on a completed task."""
+def review_by_person(txn: Txn, task_id: str, accept: bool, text: str, person: Actor, *,
+                     tasks: Mapping[str, Task], employees: Mapping[str, Employee],
+                     config: OrgConfig, email: str = "") -> None:
+    """`aoi review ID --accept/--reject`: a person's decision on a completed task; refused
+    (`ReviewRefused`) unless the person has authority over its review."""
     task = txn.get(task_id)
     if task.status is not S.COMPLETED:
         raise AoiError(f"task {task_id} is {task.status.value}; only completed tasks are reviewed")
     _apply_review(txn, task_id, {"decision": "accept" if accept else "reject",
-                                 "feedback": text}, person, None)  # type: ignore[arg-type]
+                                 "feedback": text}, person, None, tasks=tasks,
+                  employees=employees, config=config, email=email)
     rid = task.bookkeeping.review_task
     if rid is not None:  # a person decided instead of the reviewing agent
         review_task = txn.find(rid)
@@ -279,17 +316,27 @@ def review_by_person(txn: Txn, task_id: str, accept: bool, text: str, person: Ac
                 *review_task.feedback, fb(person, "note", "decided by a person"))))
 
 
-def request_review(txn: Txn, task_id: str, reviewer: str, tasks: Mapping[str, Task],
-                   diff: str, violations: list[str]) -> None:
+def refuse_branch(txn: Txn, task_id: str, refused: Sequence[Refusal],
+                  now: float | None = None) -> None:
+    """Send a completed task back to its assignee because its branch changes `refused`
+    paths (`org.branch_policy`): a rejection (it counts towards max_review_rounds, so a
+    stubborn agent escalates) whose feedback names every path."""
     task = txn.get(task_id)
-    if violations:
-        text = ("your branch changes org state files, which agents may change only through "
-                "the result contract: " + ", ".join(violations[:10])
-                + ". Revert those files on your branch.")
-        txn.put(task.with_changes(
-            status=S.PENDING, review_rounds=task.review_rounds + 1,
-            feedback=(*task.feedback, fb(txn.actor, "review", text))))
+    txn.put(task.with_changes(
+        status=S.PENDING, review_rounds=task.review_rounds + 1,
+        feedback=(*task.feedback, fb(txn.actor, "review", branch_policy.feedback(refused), now))))
+    txn.body_lines.append(f"branch of {task_id} refused before review: "
+                          + ", ".join(r.path for r in refused[:10]))
+
+
+def request_review(txn: Txn, task_id: str, reviewer: str, tasks: Mapping[str, Task],
+                   diff: str, refused: Sequence[Refusal] = ()) -> None:
+    """A review task for `reviewer`; a branch with `refused` paths (`org.branch_policy`)
+    goes back to its assignee instead, as a rejection that names them."""
+    if refused:
+        refuse_branch(txn, task_id, refused)
         return
+    task = txn.get(task_id)
     summary = (task.result or {}).get("summary") or "(no summary)"
     description = (
         f"Review task {task.id} \"{task.title}\" by {task.assignee}.\n\n"

@@ -18,18 +18,6 @@ S = Status
 RECOVERED = "recovered after a daemon restart"
 
 
-def refuse_org_state_branch(txn: Txn, task_id: str, violations: list[str], actor: Actor,
-                            now: float | None = None) -> None:
-    """Send the task back: its branch changes org state files (`violations`). It counts
-    as a rejection, so a stubborn agent escalates instead of looping."""
-    text = ("refused: your branch changes org state files, which agents may "
-            "change only through the result contract: "
-            + ", ".join(violations[:10]) + ". Revert those files on your branch.")
-    cur = txn.get(task_id)
-    txn.put(cur.with_changes(status=S.PENDING, review_rounds=cur.review_rounds + 1,
-                             feedback=(*cur.feedback, flow.fb(actor, "review", text, now))))
-
-
 def conflict_feedback(branch: str, base: str, paths: list[str]) -> str:
     """What an agent is told when its branch does not merge into the base."""
     return (f"merging {branch} into {base} conflicts in: " + ", ".join(paths)
@@ -53,12 +41,16 @@ def finish(txn: Txn, task_id: str, merged: str | None) -> Task:
     return txn.put(cur.with_changes(status=S.FINISHED, result=res or None))
 
 
-def advance(txn: Txn, task_id: str, to: Status, reason: str,
-            tasks: Mapping[str, Task]) -> None:
+def advance(txn: Txn, task_id: str, to: Status, reason: str, tasks: Mapping[str, Task],
+            employees: Mapping[str, Employee], config: OrgConfig) -> None:
     """The plan's move of `task_id` to `to`, with `reason` in the commit. A parent that
-    waited on its subtasks completes with a summary of theirs as its result."""
+    waited on its subtasks completes with a summary of theirs as its result; an accept
+    (a task with no reviewer) records the daemon's authority for it."""
     cur = txn.get(task_id)
     changes: dict[str, Any] = {"status": to}
+    if to is S.ACCEPTED:
+        flow.record_authority(txn, txn.actor, cur, tasks=tasks, employees=employees,
+                              config=config)
     if to is S.COMPLETED and cur.status is S.WAITING:
         kids = [tasks[k] for k in cur.bookkeeping.subtasks
                 if k in tasks]

@@ -3,7 +3,8 @@
 A problem is one line, `path:line: message`. Checks: the JSON Schema (unknown keys
 refused), references (assignee, reviewer, parent, depends_on), the dependency DAG (a cycle
 is named `a -> b -> a`), and each status change against the previous committed version
-for the actor who made it.
+for the actor who made it, and a review decision (completed -> accepted or pending) for
+the authority of who made it (`aoi_git.domain.lifecycle.review_authority`).
 """
 
 from __future__ import annotations
@@ -20,10 +21,20 @@ import jsonschema
 
 from aoi_git.domain.graph import find_cycle
 from aoi_git.domain.ids import is_valid_id
-from aoi_git.domain.lifecycle import check_transition
-from aoi_git.domain.model import TASK_FILE_KEYS, Actor, ActorKind, Task
+from aoi_git.domain.lifecycle import check_transition, review_authority
+from aoi_git.domain.model import (
+    TASK_FILE_KEYS,
+    Actor,
+    ActorKind,
+    Employee,
+    Kind,
+    OrgConfig,
+    Status,
+    Task,
+)
 from aoi_git.errors import IllegalTransition
 from aoi_git.resources import resource_dir
+from aoi_git.runtime.scheduler import reviewer_of
 from aoi_git.store import yamlio
 
 SCHEMA_FOR: list[tuple[re.Pattern[str], str]] = [
@@ -165,6 +176,9 @@ class Validator:
         # True when every path in `paths` is `.../<its id>.yaml` (as in a loaded org), so the
         # task at a path is found by its file name instead of a reverse map of all paths
         self.paths_named_by_id = False
+        # what review decisions are judged by; without a config they are not judged
+        self.config: OrgConfig | None = None
+        self.employees: Mapping[str, Employee] = {}
 
     @classmethod
     def for_org(cls, org: Any) -> Validator:
@@ -173,7 +187,27 @@ class Validator:
             org.config.humans,
         )
         v.paths_named_by_id = True  # the store indexes a file only if its id is its name
+        v.config, v.employees = org.config, org.employees
         return v
+
+    def _authority_problem(self, old: Task, new: Task, actor: Actor, email: str,
+                           changed: Mapping[str, Task]) -> str | None:
+        """Why `actor` may not decide the review that moves `old` (completed) to `new`."""
+        if self.config is None or old.status is not Status.COMPLETED:
+            return None
+        if new.status is Status.PENDING and actor.kind is ActorKind.DAEMON:
+            return None  # the branch policy's refusal, not a review
+        if new.status not in (Status.ACCEPTED, Status.PENDING):
+            return None
+        via = next((t for t in changed.values()
+                    if t.kind is Kind.REVIEW and t.subject == old.id), None)
+        try:
+            review_authority(actor, old, reviewer_of(old, self.tasks, self.config),
+                             config=self.config, employees=self.employees, email=email,
+                             via=via)
+        except IllegalTransition as exc:
+            return str(exc)
+        return None
 
     def _id_at(self) -> Callable[[str], str | None]:
         """path -> id of the task at that path now (None if none)."""
@@ -186,8 +220,10 @@ class Validator:
 
         return id_at
 
-    def check(self, files: Mapping[str, bytes | None], actor: Actor) -> list[str]:
-        """Problems with changing `files` (path -> new bytes, None = deleted) as `actor`."""
+    def check(self, files: Mapping[str, bytes | None], actor: Actor,
+              email: str = "") -> list[str]:
+        """Problems with changing `files` (path -> new bytes, None = deleted) as `actor`
+        (a person also known by `email`, for the authority over a review)."""
         problems: list[str] = []
         new: dict[str, Task] = {}
         # the org with `files` applied, without copying it (only `new` is ever written)
@@ -230,6 +266,12 @@ class Validator:
             except IllegalTransition as exc:
                 line = yamlio.key_lines(files[path] or b"").get(("status",), 1)
                 problems.append(f"{path}:{line}: {exc}")
+                continue
+            refused = None if old is None else \
+                self._authority_problem(old, task, actor, email, new)
+            if refused:
+                line = yamlio.key_lines(files[path] or b"").get(("status",), 1)
+                problems.append(f"{path}:{line}: {refused}")
         if changed:
             # A cycle these files make goes through one of them: search what they reach
             # (their dependencies, their ancestors), not the whole org (~0.1 s at 100k).

@@ -22,7 +22,7 @@ from aoi_git.domain.model import Actor, Employee, Kind, Status, Task
 from aoi_git.errors import AoiError, IllegalTransition
 from aoi_git.evolution import hiring, performance_reviews, retrospectives
 from aoi_git.evolution.journal import is_journal_file
-from aoi_git.org import flow, progress
+from aoi_git.org import branch_policy, flow, progress
 from aoi_git.org.organisation import Org, load_org
 from aoi_git.org.validate import full_task_problems
 from aoi_git.runtime.agent_run import AgentResult
@@ -209,15 +209,22 @@ class Executor:
             self.commit(lambda txn: flow.unblock(txn, a.task_id, self.org.tasks))
             return True
         self.commit(lambda txn: progress.advance(txn, a.task_id, a.to, a.reason,
-                                                 self.org.tasks))
+                                                 self.org.tasks, self.org.employees,
+                                                 self.org.config))
         return True
 
     def _request_review(self, task_id: str, reviewer: str) -> bool:
-        violations = self.workspace.org_state_violations(task_id)
+        refused = self.branch_refusals(task_id)
         diff = self.workspace.diff(task_id, 30_000)
         self.commit(lambda txn: flow.request_review(txn, task_id, reviewer, self.org.tasks,
-                                                    diff, violations))
+                                                    diff, refused))
         return True
+
+    def branch_refusals(self, task_id: str) -> list[branch_policy.Refusal]:
+        """What the branch of `task_id` changes that agents may not (`org.branch_policy`)."""
+        return branch_policy.refusals(self.workspace.changes(task_id),
+                                      org_state=self.workspace.is_org,
+                                      protected=self.org.config.workspace_protected)
 
     def _ask_budget(self, a: AskBudget, now: float, spent_today: Mapping[str, float]) -> bool:
         emp = self.org.employees.get(a.employee)
@@ -244,10 +251,9 @@ class Executor:
         tip = ws.branch_tip(task.id)
         merged_sha: str | None = None
         if tip is not None and not ws.is_merged(task.id):
-            violations = ws.org_state_violations(task.id)
-            if violations:
-                self.commit(lambda txn: progress.refuse_org_state_branch(
-                    txn, task.id, violations, self.actor, now))
+            refused = self.branch_refusals(task.id)
+            if refused:
+                self.commit(lambda txn: flow.refuse_branch(txn, task.id, refused, now))
                 return True
             conflict = self._merge_branch(task, tip)
             if conflict:
@@ -373,6 +379,10 @@ class Executor:
             self.commit(build)
         except IllegalTransition as exc:
             self.log(f"{task_id}: result not applied: {exc}")
+        if outcome[0] == "completed" and branch is not None:  # before any reviewer looks
+            refused = self.branch_refusals(task_id)
+            if refused:
+                self.commit(lambda txn: flow.refuse_branch(txn, task_id, refused, now))
         return RunOutcome(outcome[0], result.error or "")
 
     # ---------------------------------------------------------- a person's files

@@ -29,6 +29,7 @@ class CommitChange:
     paths: list[str]  # every path it adds, changes or deletes
     message: str
     author_name: str
+    author_email: str = ""
 
 
 def hash_blob(data: bytes) -> str:
@@ -67,7 +68,7 @@ def commit_change(store: Store, rev: str) -> CommitChange:
     paths = [d.new_file.path or d.old_file.path for d in diff.deltas]
     return CommitChange(str(commit.id), HeadView(store.repo, parent),
                         HeadView(store.repo, commit), paths, commit.message,
-                        commit.author.name)
+                        commit.author.name, commit.author.email)
 
 
 def add_object_dir(store: Store, path: Path | str) -> None:

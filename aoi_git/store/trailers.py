@@ -12,6 +12,7 @@ COST_TRAILERS = {
     "usd": "Aoi-Cost-Usd",
     "seconds": "Aoi-Cost-Seconds",
 }
+AUTHORITY = "Aoi-Authority"  # who decided a review: reviewer, ceo, manager-of:<id>, no-reviewer
 _TRAILER_RE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*): (.*)$")
 
 
@@ -94,3 +95,8 @@ def parse_trailers(message: str) -> list[tuple[str, str]]:
             return []
         out.append((m.group(1), m.group(2)))
     return out
+
+
+def authorities(message: str) -> list[str]:
+    """The `Aoi-Authority` values of a commit message: why its review decisions were made."""
+    return [v for k, v in parse_trailers(message) if k == AUTHORITY]

@@ -38,13 +38,11 @@ import pygit2
 from aoi_git.domain.model import OrgConfig
 from aoi_git.errors import AoiError
 from aoi_git.store import tree_snapshot
-from aoi_git.store.git import GitError, GitProcess, git, git_start
+from aoi_git.store.branch_changes import PathChange, branch_changes
+from aoi_git.store.git import GitProcess, git, git_start
 from aoi_git.store.org_store import Store
 from aoi_git.store.trash import Trash
 
-ORG_STATE_PREFIXES = ("tasks/", "employees/", "talents/", "sops/", "retros/", "reviews/",
-                      "schemas/")
-ORG_STATE_FILES = ("aoi.yaml",)
 SPARSE_OUT = ("tasks", "employees", "talents", "sops", "schemas", "retros", "reviews")
 _CONE_SAFE = re.compile(r"^[A-Za-z0-9._+-]+$")  # folder names a cone pattern needs no escape for
 
@@ -390,22 +388,17 @@ class Workspace:
         br = self.repo.lookup_branch(branch_name(task_id))
         return str(br.target) if br is not None else None
 
-    def changed_paths(self, task_id: str) -> list[str]:
-        """Paths the task branch changes relative to its merge base with the base branch."""
+    def changes(self, task_id: str) -> list[PathChange]:
+        """Every path the task branch changes against its merge base with the base branch,
+        both sides of a rename, with modes (`aoi_git.store.branch_changes`)."""
         tip = self.branch_tip(task_id)
         if tip is None:
             return []
         try:
-            out = git("diff", "--name-only", f"{self.base}...{tip}", cwd=self.repo_dir)
-        except GitError:
-            return []
-        return [p for p in out.splitlines() if p]
-
-    def org_state_violations(self, task_id: str) -> list[str]:
-        if not self.is_org:
-            return []
-        return [p for p in self.changed_paths(task_id)
-                if p.startswith(ORG_STATE_PREFIXES) or p in ORG_STATE_FILES]
+            return branch_changes(self.repo, self.base, tip)
+        except (KeyError, pygit2.GitError) as exc:
+            raise AoiError(f"cannot compare {branch_name(task_id)} with {self.base}: {exc}") \
+                from exc
 
     def diff(self, task_id: str, max_bytes: int = 200_000) -> str:
         tip = self.branch_tip(task_id)

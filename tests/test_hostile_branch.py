@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pygit2
 import pytest
-from conftest import git
+from kit import git
 from test_org_loop import LoopOrg
 
 from aoi_git.domain.model import Status

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import AOI_BIN, PERSON_EMAIL, PERSON_NAME, git
+from kit import AOI_BIN, PERSON_EMAIL, PERSON_NAME, git
 from test_org_loop import LoopOrg, commit_of
 
 from aoi_git.domain.bookkeeping import Bookkeeping

@@ -8,7 +8,7 @@ decomposed into 3-6 subtasks, each subtask claimed, completed with cost trailers
 review (a review task claimed and completed by a reviewer, sometimes rejecting: the subtask
 runs again), sometimes failed and retried, accepted and finished; then the root completes,
 is accepted and finishes. Messages and trailers are exactly what the daemon writes
-(`aoi_git.commitmsg.Message`); each commit touches one small task file.
+(`aoi_git.store.trailers.Message`); each commit touches one small task file.
 
 Then it times ``aoi stats`` and ``aoi stats --json`` as the real console script (process
 start included), best of 3. Target: <= 2 s at 100k transitions.

@@ -6,7 +6,7 @@ For each size it builds an org (``aoi init`` + every task blob and sharded tree 
 with pygit2 in one commit, packed like ``git gc`` would leave it, checked out with
 ``git reset --hard``; none of that is timed), then measures:
 
-* ms per transition commit through the real API (``aoi_git.txn.commit`` moving one random
+* ms per transition commit through the real API (``aoi_git.store.txn.commit`` moving one random
   pending task to processing as the daemon), with the index update deferred and flushed
   every 100 commits (the daemon's mode; the flush is spread over its 100 commits) and with
   the index updated after every commit (the CLI's mode);

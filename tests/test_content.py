@@ -107,7 +107,7 @@ def test_every_property_is_described_and_objects_are_closed(path: Path) -> None:
 
 # ------------------------------------------------------------------ task schema
 
-SPEC_TASK = {
+EXAMPLE_TASK = {
     "id": "t-4k2m9x7q3a",
     "title": "Build the login API",
     "description": "Free text for the assignee.\n",
@@ -141,12 +141,12 @@ def test_minimal_task_passes() -> None:
 
 
 def test_spec_example_task_passes() -> None:
-    assert errors("task", SPEC_TASK) == []
+    assert errors("task", EXAMPLE_TASK) == []
 
 
 def test_task_round_trips_through_the_model() -> None:
     model = pytest.importorskip("aoi_git.domain.model")
-    task = model.Task.from_dict(SPEC_TASK)
+    task = model.Task.from_dict(EXAMPLE_TASK)
     assert errors("task", task.to_dict()) == []
 
 

@@ -1,4 +1,4 @@
-"""Self-evolution (SPEC §5): reflections, retrospectives, SOP proposals, performance
+"""Self-evolution: reflections, retrospectives, SOP proposals, performance
 reviews and `aoi stats`, with real git orgs and real (script) agent processes.
 
 Employees are small Python scripts under `agents/`: a `lead` decomposes a root into the

@@ -1,4 +1,4 @@
-"""The one transition table (SPEC §2) and the one function that checks it."""
+"""The one transition table (docs/lifecycle.md) and the one function that checks it."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ A, H, D = ActorKind.AGENT, ActorKind.HUMAN, ActorKind.DAEMON
 S = Status
 NON_TERMINAL = [s for s in Status if s not in TERMINAL]
 
-# SPEC §2, row by row: (from, to, the actors the SPEC names). The reviewer may be an
+# docs/lifecycle.md, row by row: (from, to, who may make the move). The reviewer may be an
 # agent or a person (or the daemon acting on a reviewer's recorded decision).
-SPEC_ROWS: list[tuple[Status, Status, frozenset[ActorKind]]] = [
+DOC_ROWS: list[tuple[Status, Status, frozenset[ActorKind]]] = [
     (S.PENDING, S.PROCESSING, frozenset({D})),
     (S.PROCESSING, S.COMPLETED, frozenset({A})),
     (S.PROCESSING, S.WAITING, frozenset({A})),
@@ -31,7 +31,7 @@ SPEC_ROWS: list[tuple[Status, Status, frozenset[ActorKind]]] = [
     (S.FAILED, S.PENDING, frozenset({D})),
     *[(s, S.CANCELLED, frozenset({H})) for s in NON_TERMINAL],
 ]
-# Rows the SPEC reserves for machines: a person (or an agent) must be refused.
+# Rows reserved for machines: a person (or an agent) must be refused.
 MACHINE_ONLY = [
     (S.PENDING, S.PROCESSING, D), (S.PROCESSING, S.COMPLETED, A),
     (S.PROCESSING, S.WAITING, A), (S.PROCESSING, S.BLOCKED, A),
@@ -40,9 +40,9 @@ MACHINE_ONLY = [
 ]
 
 
-@pytest.mark.parametrize(("old", "new", "actors"), SPEC_ROWS,
-                         ids=[f"{o.value}->{n.value}" for o, n, _ in SPEC_ROWS])
-def test_every_spec_row_is_allowed_for_its_actor(
+@pytest.mark.parametrize(("old", "new", "actors"), DOC_ROWS,
+                         ids=[f"{o.value}->{n.value}" for o, n, _ in DOC_ROWS])
+def test_every_documented_row_is_allowed_for_its_actor(
     old: Status, new: Status, actors: frozenset[ActorKind]
 ) -> None:
     assert (old, new) in TRANSITIONS

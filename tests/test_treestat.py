@@ -1,4 +1,4 @@
-"""treestat: a run that changed nothing is told apart from any change, racy ones included."""
+"""tree_snapshot: a run that changed nothing is told apart from any change, racy ones included."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
 """An employee's journal: `employees/<id>/journal.md`, one reflection appended after each
-run it reports on (SPEC §5), read back by contexts, retrospectives and reviews.
+run it reports on, read back by contexts, retrospectives and reviews.
 
 Entries are `## <date> <time> <task id>: <title> (<outcome>)` blocks, oldest first. Other
 lines starting with `## ` (an agent's markdown summary) belong to the entry they are in.
 
-Rotation. Git stores whole files, so every result commit rewrites the journal: one that only
-grew made each result cost more (1.5 ms more per commit at 150 KB). When an append takes
+Rotation. Git stores whole files and every result commit rewrites the journal, so the
+journal is kept short enough for that to cost the same whatever its age: when an append takes
 `journal.md` past `ROTATE_BYTES`, every entry but the last `KEEP` moves, verbatim and in
 order, into a new archive `employees/<id>/journal/<seq>-<time of its newest entry>.md`
 (e.g. `0003-2026-11-21T10-15.md`), written once and never again. `journal.md` keeps its

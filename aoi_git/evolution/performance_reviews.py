@@ -1,11 +1,12 @@
-"""Performance reviews: every N finished roots, HR reviews each participant (SPEC §5).
+"""Performance reviews: every N finished roots, HR reviews each participant
+(`reviews/<employee>/<n>.md`, docs/formats.md).
 
 When a root finishes, the daemon checks whether a review cycle is due: the finished roots
 (work tasks without a parent) not yet covered by a review number at least
 `aoi.yaml evolution.review_every` (default 3). Then, in one commit by `agent:hr` (the
 active employee with role `hr`; `daemon` when there is none), every employee that ran a
 task of those roots gets `reviews/<employee>/<n>.md` (n = 1, 2, ... per employee) built
-from the same signals as the retrospectives (`aoi_git.signals`).
+from the same signals as the retrospectives (`aoi_git.evolution.project_metrics`).
 
 The rule, stated in every review: **fail** when the review pass rate (tasks accepted at
 their first review / tasks reviewed) is below `evolution.min_pass_rate` (default 0.5;

@@ -1,4 +1,5 @@
-"""Objective signals of projects, read back from git history (SPEC §5).
+"""Objective signals of projects, read back from git history (the `Aoi-*` trailers,
+docs/git.md).
 
 A project is a root task (a work task without a parent) and its subtree: every task whose
 parent chain reaches the root, plus the review and human tasks about those (`subject`,

@@ -1,4 +1,5 @@
-"""Retrospectives: when a root task finishes, `retros/<root-id>.md` (SPEC §5).
+"""Retrospectives: when a root task finishes, `retros/<c1>/<c2>/<root-id>.md`, sharded by
+the id like task files (docs/formats.md).
 
 The daemon writes it in the same commit as the root's `accepted -> finished` transition
 (`write_into`), so the project's end and its lessons are one commit to read or revert.

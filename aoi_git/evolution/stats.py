@@ -1,5 +1,5 @@
 """`aoi stats`: throughput, lead time, review pass rate, retries and cost, per employee and
-per root, all computed from commit trailers in one pass over `git log` (SPEC §5, §6).
+per root, all computed from commit trailers in one pass over `git log` (docs/git.md).
 
 One `git log --reverse --format=%ct%x1f%B%x1e` process is read as a stream; of each commit
 only the trailer block (the last paragraph) is looked at. Nothing else is read: no task

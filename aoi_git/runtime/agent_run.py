@@ -1,4 +1,5 @@
-"""Running one agent process under the SPEC §4 contract, and reading what it left.
+"""Running one agent process under the agent contract (docs/agents.md), and reading
+what it left.
 
 Each run has a folder `.aoi/runs/<task-id>/` holding the contract files, the agent's
 stdout/stderr (files, never pipes: an agent printing megabytes cannot block anything),

@@ -1,11 +1,10 @@
 """Waiting for agent processes to exit, all of them on one thread.
 
-A thread per agent (blocked in `waitpid`) cost the daemon's loop ~1.3 ms per task: starting
-a thread waits until the new thread first runs, and with two CPUs busy with the agent and
-its checkout that is a scheduler time slice away. Here one long-lived thread polls a pidfd
-per process (Linux 5.3+: readable once the process has exited) and a pipe that tells it of
-new ones; handing it a process is a write to that pipe. Where pidfds are missing (other
-systems, old kernels) each process gets its own waiting thread, as before.
+One long-lived thread polls a pidfd per process (Linux 5.3+: readable once the process has
+exited) and a pipe that tells it of new ones; handing it a process is a write to that
+pipe, so starting an agent never waits for a new thread to be scheduled (with both CPUs
+busy with the agent and its checkout, that wait is a time slice). Where pidfds are
+missing (other systems, old kernels) each process gets its own waiting thread.
 
 Only the processes handed over are waited for (`Popen.wait` on each), so git commands the
 daemon runs and waits for itself are never reaped here.

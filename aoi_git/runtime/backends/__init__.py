@@ -1,1 +1,2 @@
-"""Agent backends: how an employee's talent is run as a process under the SPEC §4 contract."""
+"""Agent backends: how an employee's talent is run as a process under the agent
+contract (docs/agents.md)."""

@@ -1,7 +1,7 @@
 """The backend protocol.
 
 Every backend is run by the daemon as a separate process group under one contract
-(SPEC §4): environment `AOI_TASK_ID`, `AOI_TASK_FILE` (task JSON), `AOI_CONTEXT_FILE`
+(docs/agents.md): environment `AOI_TASK_ID`, `AOI_TASK_FILE` (task JSON), `AOI_CONTEXT_FILE`
 (assembled prompt), `AOI_RESULT_FILE`, `AOI_ORG_DIR`, plus `AOI_AGENT_CONFIG` (a JSON
 file: see `AgentConfig`), cwd = the task's worktree. A backend only decides the command
 line and any extra environment; the daemon owns spawning, caps and result handling.

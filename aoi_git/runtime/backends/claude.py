@@ -1,4 +1,5 @@
-"""Backend `claude`: runs `aoi_git.backends.claude_runner` (claude-agent-sdk) per task."""
+"""Backend `claude`: runs `aoi_git.runtime.backends.claude_runner` (claude-agent-sdk) per
+task."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from aoi_git.domain.model import Employee
 
 
 class ClaudeBackend:
-    """The runner reads the task, context and `AgentConfig` from the SPEC §4 files; the
+    """The runner reads the task, context and `AgentConfig` from the files of the agent
+    contract (docs/agents.md); the
     daemon's environment (ANTHROPIC_*, CLAUDE_CODE_*) reaches the Claude CLI through it."""
 
     kind = "claude"

@@ -1,6 +1,7 @@
-"""The `claude` backend's agent process: one task, run with claude-agent-sdk (SPEC §4).
+"""The `claude` backend's agent process: one task, run with claude-agent-sdk under the
+agent contract (docs/agents.md).
 
-Run as ``python -m aoi_git.backends.claude_runner`` with the task's worktree as cwd.
+Run as ``python -m aoi_git.runtime.backends.claude_runner`` with the task's worktree as cwd.
 
 Reads
     ``AOI_TASK_FILE``     the task as JSON (`Task.to_dict()`),
@@ -620,7 +621,7 @@ def assemble(acc: Accumulator, state: RunState, reflection: str | None) -> dict[
 def _env_path(name: str) -> Path:
     value = os.environ.get(name)
     if not value:
-        raise RunnerError(f"{name} is not set; the daemon sets it (SPEC §4)")
+        raise RunnerError(f"{name} is not set; the daemon sets it (see docs/agents.md)")
     return Path(value)
 
 

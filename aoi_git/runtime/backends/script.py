@@ -1,4 +1,5 @@
-"""Backend `script`: the employee profile's own command, run under the SPEC §4 contract."""
+"""Backend `script`: the employee profile's own command, run under the agent
+contract (docs/agents.md)."""
 
 from __future__ import annotations
 

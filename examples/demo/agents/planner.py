@@ -1,4 +1,4 @@
-"""The planner: decomposes the root project into subtasks (SPEC §4 result contract)."""
+"""The planner: decomposes the root project into subtasks (the result file of docs/agents.md)."""
 
 import json
 import os

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -139,6 +140,33 @@ def test_every_agent_environment_variable_is_in_the_agent_contract() -> None:
     assert names, "the daemon sets no AOI_* variable?"
     missing = sorted(n for n in names if f"| `{n}` |" not in text)
     assert not missing, f"set by the daemon, not in docs/agents.md: {missing}"
+
+
+def test_the_complete_agent_of_the_contract_runs_as_documented(
+        org_dir: Path, run_aoi: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    """The example of docs/agents.md, hired as documented, finishes a task with a real
+    daemon: its summary becomes the task's, its file is merged into the base."""
+    text = (DOCS / "agents.md").read_text()
+    agent = re.search(r"## A complete agent\n\n```python\n(.*?)```", text, re.S)
+    backend = re.search(r"`(backend: \{kind: script, command: .*?\})`", text, re.S)
+    assert agent and backend
+    (org_dir / "agents").mkdir()
+    (org_dir / "agents" / "notes.py").write_text(agent.group(1))
+    (org_dir / "employees" / "notes").mkdir()
+    (org_dir / "employees" / "notes" / "profile.yaml").write_text(
+        f"id: notes\nrole: writer\nreports_to: ceo\n{backend.group(1)}\n")
+    subprocess.run(["git", "add", "-A"], cwd=org_dir, check=True)
+    subprocess.run(["git", "commit", "-q", "-m", "hire notes"], cwd=org_dir, check=True)
+    new = run_aoi("task", "new", "Write notes", "--assignee", "notes", "--reviewer", "none",
+                  "--description", "Three lines.", cwd=org_dir)
+    assert new.returncode == 0, new.stderr
+    task_id = new.stdout.strip()
+    daemon = run_aoi("daemon", "--until-idle", cwd=org_dir)
+    assert daemon.returncode == 0, daemon.stderr
+    shown = json.loads(run_aoi("task", "show", task_id, "--json", cwd=org_dir).stdout)
+    assert shown["status"] == "finished"
+    assert shown["result"]["summary"] == "Wrote NOTES.md from the task description."
+    assert (org_dir / "NOTES.md").read_text() == "# Write notes\n\nThree lines.\n"
 
 
 # ------------------------------------------------------------------ README and links

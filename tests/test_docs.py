@@ -169,6 +169,15 @@ def test_the_complete_agent_of_the_contract_runs_as_documented(
     assert (org_dir / "NOTES.md").read_text() == "# Write notes\n\nThree lines.\n"
 
 
+def test_every_trailer_aoi_writes_is_in_the_git_rules() -> None:
+    text = (DOCS / "git.md").read_text()
+    names = {m for p in (ROOT / "aoi_git").rglob("*.py")
+             for m in re.findall(r"\b(Aoi-[A-Z][A-Za-z-]*[a-z])\b(?!-)", p.read_text())}
+    assert "Aoi-Task" in names and "Aoi-Cost-Usd" in names
+    missing = sorted(n for n in names if f"`{n}`" not in text)
+    assert not missing, f"trailers not in docs/git.md: {missing}"
+
+
 # ------------------------------------------------------------------ README and links
 def test_readme_test_command_is_the_ci_test_step() -> None:
     ci_steps = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()

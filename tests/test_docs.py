@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -72,6 +73,41 @@ def test_every_command_has_a_section_and_an_example() -> None:
         if path:
             assert f"\n## aoi {' '.join(path)}\n" in text
         assert "Example" in help_text(path), f"`aoi {' '.join(path)}` help has no example"
+
+
+def shell_examples() -> Iterator[tuple[str, list[str]]]:
+    """Every `aoi ...` invocation in the sh blocks of the README and docs/: (line, argv)."""
+    for page in markdown_files():
+        for block in re.findall(r"```sh\n(.*?)```", page.read_text(), re.S):
+            for line in block.splitlines():
+                words = shlex.split(line, comments=True)
+                start = 0
+                for i, word in enumerate([*words, "&&"]):
+                    if word in ("&&", "||", "|", ";"):
+                        command, start = words[start:i], i + 1
+                        if command and Path(command[0]).name == "aoi":
+                            yield f"{page.relative_to(ROOT)}: {line.strip()}", command[1:]
+
+
+def test_every_aoi_example_in_the_documents_names_real_commands_and_options() -> None:
+    seen = 0
+    for where, args in shell_examples():
+        cmd: click.Command = main
+        options = {"-C", "-h", "--help", "--version"}
+        rest = list(args)
+        while isinstance(cmd, click.Group) and rest and not rest[0].startswith("-"):
+            sub = cmd.get_command(click.Context(cmd), rest[0])
+            assert sub is not None and not sub.hidden, f"{where}: no command {rest[0]!r}"
+            cmd, rest = sub, rest[1:]
+            options = {"-h", "--help"}
+        for param in cmd.params:
+            if isinstance(param, click.Option):
+                options.update(param.opts, param.secondary_opts)
+        for word in rest:
+            if word.startswith("-") and word != "-":
+                assert word.split("=")[0] in options, f"{where}: {word} is not an option"
+        seen += 1
+    assert seen >= 10, "the README's examples were not found"
 
 
 # ------------------------------------------------------------------ the lifecycle table

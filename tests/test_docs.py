@@ -171,8 +171,8 @@ def test_every_result_field_is_in_the_agent_contract() -> None:
 
 def test_every_agent_environment_variable_is_in_the_agent_contract() -> None:
     text = (DOCS / "agents.md").read_text()
-    daemon = (ROOT / "aoi_git" / "runtime" / "daemon.py").read_text()
-    names = set(re.findall(r'"(AOI_[A-Z_]+)":', daemon))
+    runtime = "".join(p.read_text() for p in (ROOT / "aoi_git" / "runtime").rglob("*.py"))
+    names = set(re.findall(r'"(AOI_[A-Z_]+)":', runtime))
     assert names, "the daemon sets no AOI_* variable?"
     missing = sorted(n for n in names if f"| `{n}` |" not in text)
     assert not missing, f"set by the daemon, not in docs/agents.md: {missing}"

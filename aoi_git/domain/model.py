@@ -146,8 +146,8 @@ class Task:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The task as it is written to its file, fields in SPEC order, defaults left out;
-        `bookkeeping` is written as the `extra:` mapping."""
+        """The task as it is written to its file, fields in the order of docs/formats.md,
+        defaults left out; `bookkeeping` is written as the `extra:` mapping."""
         out: dict[str, Any] = {"id": self.id, "title": self.title}
         for f in dataclasses.fields(self):
             if f.name in ("id", "title"):

@@ -394,7 +394,7 @@ class Store:
         return True
 
     def _write_index(self, index: pygit2.Index) -> None:
-        """`index.write()`, marked so that a lock left by a kill is found (`indexlock`)."""
+        """`index.write()`, marked so that a lock left by a kill is found (`index_lock`)."""
         git_dir = Path(self.repo.path)
         if (git_dir / "index.lock").exists():
             done = index_lock.clear_if_stale(git_dir, self.aoi_dir)

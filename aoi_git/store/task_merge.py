@@ -34,6 +34,7 @@ import yaml
 
 from aoi_git.domain.model import LIFECYCLE_ORDER, Status
 from aoi_git.errors import AoiError
+from aoi_git.store import yamlio
 from aoi_git.store.git import GitError, git
 
 __all__ = [
@@ -100,8 +101,8 @@ def _parse(data: bytes | None, side: str) -> dict[Any, Any]:
     if data is None:
         return {}
     try:
-        doc = yaml.load(data, Loader=yaml.CSafeLoader)
-    except yaml.YAMLError as exc:
+        doc = yamlio.load(data)
+    except yamlio.YamlError as exc:
         raise AoiError(f"the {side} version is not valid YAML: {_one_line(str(exc))}") from exc
     if doc is None and side == "base":
         return {}  # no common ancestor: git hands the driver an empty file

@@ -129,18 +129,18 @@ class Task:
             reviewer=_opt_str(d.get("reviewer")),
             parent=_opt_str(d.get("parent")),
             depends_on=tuple(str(x) for x in d.get("depends_on") or ()),
-            priority=int(d.get("priority") or 0),
+            priority=int_in(d.get("priority"), "priority", -PRIORITY_MAX, PRIORITY_MAX),
             labels=tuple(str(x) for x in d.get("labels") or ()),
-            budget=dict(d.get("budget") or {}),
-            attempts=int(d.get("attempts") or 0),
-            review_rounds=int(d.get("review_rounds") or 0),
+            budget=amounts(d.get("budget"), "budget"),
+            attempts=int_in(d.get("attempts"), "attempts", 0, COUNT_MAX),
+            review_rounds=int_in(d.get("review_rounds"), "review_rounds", 0, COUNT_MAX),
             retry_at=_opt_str(d.get("retry_at")),
             feedback=tuple(d.get("feedback") or ()),
             question=_opt_str(d.get("question")),
             answer=_opt_str(d.get("answer")),
             subject=_opt_str(d.get("subject")),
             result=dict(d["result"]) if d.get("result") else None,
-            cost=dict(d.get("cost") or {}),
+            cost=amounts(d.get("cost"), "cost"),
             created=_opt_str(d.get("created")),
             bookkeeping=Bookkeeping.from_dict(d.get("extra")),
         )
@@ -222,12 +222,12 @@ class Capacity:
     def from_dict(cls, d: Mapping[str, Any] | None) -> Capacity:
         d = d or {}
         return cls(
-            concurrency=int(d.get("concurrency", 1)),
-            usd_per_day=_opt_float(d.get("usd_per_day")),
-            tokens_per_task=_opt_int(d.get("tokens_per_task")),
-            timeout_s=float(d.get("timeout_s", 1800)),
-            memory_mb=_opt_int(d.get("memory_mb")),
-            max_turns=_opt_int(d.get("max_turns")),
+            concurrency=int_in(d.get("concurrency", 1), "concurrency", 0, COUNT_MAX),
+            usd_per_day=_opt_amount(d.get("usd_per_day"), "usd_per_day"),
+            tokens_per_task=_opt_count(d.get("tokens_per_task"), "tokens_per_task"),
+            timeout_s=amount(d.get("timeout_s", 1800), "timeout_s"),
+            memory_mb=_opt_count(d.get("memory_mb"), "memory_mb"),
+            max_turns=_opt_count(d.get("max_turns"), "max_turns"),
         )
 
 
@@ -342,7 +342,7 @@ class OrgConfig:
             )
         lim = d.get("limits") or {}
         known = {f.name for f in dataclasses.fields(Limits)}
-        limits = Limits(**{k: v for k, v in lim.items() if k in known})
+        limits = Limits(**{k: _limit(k, v) for k, v in lim.items() if k in known})
         tools = d.get("tools") or {}
         workspace = d.get("workspace") or {}
         daemon = d.get("daemon") or {}
@@ -360,7 +360,7 @@ class OrgConfig:
             workspace_protected=tuple(str(g) for g in workspace.get("protected") or ()),
             commit_human_edits=bool(daemon.get("commit_human_edits", True)),
             question_role=_opt_str(routing.get("questions")),
-            review_every=int(evolution.get("review_every", 3)),
+            review_every=int_in(evolution.get("review_every", 3), "review_every", 0, COUNT_MAX),
             markets=tuple(str(m) for m in d.get("markets") or ()),
             sop_approval=bool(evolution.get("sop_approval", False)),
             raw=dict(d),
@@ -371,9 +371,64 @@ def _opt_str(v: Any) -> str | None:
     return None if v is None or v == "" else str(v)
 
 
-def _opt_int(v: Any) -> int | None:
-    return None if v is None else int(v)
+# What a `from_dict` raises for a value of the wrong type or out of range.
+BAD_VALUE: tuple[type[Exception], ...] = (
+    TypeError, ValueError, AttributeError, KeyError, OverflowError)
+
+# Ranges of the numbers in org files (the schemas state the same bounds).
+PRIORITY_MAX = 10**9
+COUNT_MAX = 10**9  # attempts, rounds, concurrency, tokens, megabytes, turns, limits
+AMOUNT_MAX = 1e12  # dollars, seconds, token totals
 
 
-def _opt_float(v: Any) -> float | None:
-    return None if v is None else float(v)
+def int_in(v: Any, name: str, lo: int, hi: int, default: int = 0) -> int:
+    """`v` as an integer in lo..hi (None is `default`); ValueError naming `name` if not."""
+    if v is None:
+        return default
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        raise ValueError(f"{name}: {_shown(v)} is not an integer")
+    try:
+        n = int(v)
+    except (ValueError, OverflowError):
+        raise ValueError(f"{name}: {_shown(v)} is not an integer") from None
+    if not lo <= n <= hi:
+        raise ValueError(f"{name}: {n} is outside {lo}..{hi}")
+    return n
+
+
+def amount(v: Any, name: str) -> float:
+    """`v` as a finite number in 0..AMOUNT_MAX; ValueError naming `name` if not."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"{name}: {_shown(v)} is not a number")
+    if not 0 <= v <= AMOUNT_MAX:  # NaN fails this too
+        raise ValueError(f"{name}: {_shown(v)} is outside 0..{AMOUNT_MAX:g}")
+    return v
+
+
+def amounts(v: Any, name: str) -> dict[str, float]:
+    """A mapping of names to amounts (a budget, a cost); None is empty."""
+    if v is None or v == {}:
+        return {}
+    if not isinstance(v, Mapping):
+        raise ValueError(f"{name}: {_shown(v)} is not a mapping")
+    return {str(k): amount(x, f"{name}.{k}") for k, x in v.items()}
+
+
+def _limit(name: str, v: Any) -> Any:
+    default = next(f.default for f in dataclasses.fields(Limits) if f.name == name)
+    if isinstance(default, int):
+        return int_in(v, f"limits.{name}", 0, COUNT_MAX, default)
+    return None if v is None else amount(v, f"limits.{name}")
+
+
+def _opt_count(v: Any, name: str) -> int | None:
+    return None if v is None else int_in(v, name, 0, COUNT_MAX)
+
+
+def _opt_amount(v: Any, name: str) -> float | None:
+    return None if v is None else amount(v, name)
+
+
+def _shown(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:40] + "..."

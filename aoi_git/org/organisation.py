@@ -6,7 +6,7 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
-from aoi_git.domain.model import Employee, OrgConfig, Talent, Task
+from aoi_git.domain.model import BAD_VALUE, Employee, OrgConfig, Talent, Task
 from aoi_git.errors import AoiError
 from aoi_git.store import yamlio
 from aoi_git.store.head_view import HeadView
@@ -97,7 +97,7 @@ def load_org(store: Store, view: HeadView | None = None) -> Org:
         problems.append(err)
     try:
         config = OrgConfig.from_dict(raw_config if isinstance(raw_config, dict) else {})
-    except (TypeError, ValueError) as exc:
+    except BAD_VALUE as exc:
         problems.append(f"aoi.yaml:1: {exc}")
         config = OrgConfig()
     employees: dict[str, Employee] = {}
@@ -110,7 +110,7 @@ def load_org(store: Store, view: HeadView | None = None) -> Org:
             continue
         try:
             employees[name] = Employee.from_dict(raw or {}, default_id=name)
-        except (TypeError, ValueError, AttributeError) as exc:
+        except BAD_VALUE as exc:
             problems.append(f"{path}:1: {exc}")
     talents: dict[str, Talent] = {}
     for name in store.list_dir("talents", view):
@@ -132,6 +132,6 @@ def load_talent(view: HeadView, folder: str, name: str, problems: list[str]) -> 
     prompt = (view.read(f"{folder}/prompt.md") or b"").decode("utf-8", "replace")
     try:
         return Talent.from_dict(raw or {}, default_id=name, prompt=prompt)
-    except (TypeError, ValueError, AttributeError) as exc:
+    except BAD_VALUE as exc:
         problems.append(f"{folder}/talent.yaml:1: {exc}")
         return None

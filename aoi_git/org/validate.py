@@ -23,6 +23,7 @@ from aoi_git.domain.graph import find_cycle
 from aoi_git.domain.ids import is_valid_id
 from aoi_git.domain.lifecycle import check_transition, review_authority
 from aoi_git.domain.model import (
+    BAD_VALUE,
     TASK_FILE_KEYS,
     Actor,
     ActorKind,
@@ -116,8 +117,9 @@ def task_from_raw(raw: Any, data: bytes, path: str) -> Task | tuple[int, str]:
         return (1, "`title:` is required")
     try:
         return Task.from_dict(raw, default_id=stem)
-    except (TypeError, ValueError) as exc:
-        return (1, f"bad value: {exc}")
+    except BAD_VALUE as exc:
+        key = str(exc).split(":", 1)[0].split(".", 1)[0]
+        return (yamlio.key_lines(data).get((key,), 1), f"bad value: {exc}")
 
 
 def full_task_problems(data: bytes, path: str) -> tuple[Task | None, list[str]]:

@@ -30,7 +30,7 @@ def new_task_id() -> str:
 
 
 def is_valid_id(task_id: str) -> bool:
-    return bool(ID_RE.match(task_id))
+    return ID_RE.fullmatch(task_id) is not None  # not `match`: `$` lets "ab\n" through
 
 
 def sharded(folder: str, task_id: str, suffix: str) -> str:

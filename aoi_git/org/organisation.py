@@ -8,6 +8,7 @@ from typing import Any
 
 from aoi_git.domain.model import BAD_VALUE, Employee, OrgConfig, Talent, Task
 from aoi_git.errors import AoiError
+from aoi_git.org.validate import one_line
 from aoi_git.store import yamlio
 from aoi_git.store.head_view import HeadView
 from aoi_git.store.org_store import Store
@@ -120,7 +121,7 @@ def load_org(store: Store, view: HeadView | None = None) -> Org:
     index = store.load_tasks(view)
     for path, (line, msg) in sorted(index.errors.items()):
         problems.append(f"{path}:{line}: {msg}")
-    return Org(view.oid, config, employees, talents, index, problems)
+    return Org(view.oid, config, employees, talents, index, [one_line(p) for p in problems])
 
 
 def load_talent(view: HeadView, folder: str, name: str, problems: list[str]) -> Talent | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from aoi_git.commands.cli_context import App
 from aoi_git.errors import AoiError
 from aoi_git.org.organisation import Org
-from aoi_git.org.validate import Validator, is_org_file
+from aoi_git.org.validate import Validator, is_org_file, one_line
 from aoi_git.store import index_journal
 from aoi_git.store.git import git
 from aoi_git.store.objects import hash_blob
@@ -62,7 +62,8 @@ def pending_problems(app: App, paths: list[Path] | None, org: Org | None = None)
         problems = list(org.problems)
     else:
         rel = to_repo_paths(app, paths)
-        problems = [p for p in org.problems if p.split(":", 1)[0] in set(rel)]
+        shown = {one_line(p) for p in rel}
+        problems = [p for p in org.problems if p.split(":", 1)[0] in shown]
     files = read_worktree(app.root, rel)
     moves = index_journal.read(index_journal.journal_path(app.root))
     if moves:  # a running daemon's committed update, not written to the work tree yet

@@ -38,20 +38,31 @@ from aoi_git.resources import resource_dir
 from aoi_git.runtime.scheduler import reviewer_of
 from aoi_git.store import yamlio
 
+# Matched whole (`fullmatch`, `.` takes a newline too): a name with control characters is
+# an org file like any other, reported by its name, never passed over.
 SCHEMA_FOR: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"^tasks/.+\.ya?ml$"), "task"),
-    (re.compile(r"^employees/[^/]+/profile\.yaml$"), "profile"),
-    (re.compile(r"^talents/[^/]+/talent\.yaml$"), "talent"),
-    (re.compile(r"^aoi\.yaml$"), "aoi"),
+    (re.compile(r"tasks/.+\.ya?ml", re.S), "task"),
+    (re.compile(r"employees/[^/]+/profile\.yaml", re.S), "profile"),
+    (re.compile(r"talents/[^/]+/talent\.yaml", re.S), "talent"),
+    (re.compile(r"aoi\.yaml"), "aoi"),
 ]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def is_org_file(path: str) -> bool:
-    return any(p.match(path) for p, _ in SCHEMA_FOR)
+    return any(p.fullmatch(path) for p, _ in SCHEMA_FOR)
 
 
 def is_task_path(path: str) -> bool:
-    return SCHEMA_FOR[0][0].match(path) is not None
+    return SCHEMA_FOR[0][0].fullmatch(path) is not None
+
+
+def one_line(problem: str) -> str:
+    """`problem` with its control characters escaped (`\\n`), so that a file name holding
+    a newline still makes one line."""
+    if not _CONTROL.search(problem):
+        return problem
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], problem)
 
 
 @functools.cache
@@ -86,7 +97,8 @@ def schema_problems(name: str, data: Any, raw: bytes, path: str) -> list[str]:
                     out.append(f"{path}:{line}: unknown key {key!r}")
             continue
         field = ".".join(str(p) for p in where) or "file"
-        out.append(f"{path}:{_line_for(lines, where)}: {field}: {err.message}")
+        message = err.message if len(err.message) <= 200 else err.message[:200] + "..."
+        out.append(f"{path}:{_line_for(lines, where)}: {field}: {message}")
     return out
 
 
@@ -150,7 +162,7 @@ def full_task_problems(data: bytes, path: str) -> tuple[Task | None, list[str]]:
 
 def other_file_problems(path: str, data: bytes) -> list[str]:
     for pattern, name in SCHEMA_FOR[1:]:
-        if pattern.match(path):
+        if pattern.fullmatch(path):
             try:
                 raw = yamlio.load(data)
             except yamlio.YamlError as exc:
@@ -288,7 +300,7 @@ class Validator:
                     where = changed[first][0] if first in changed \
                         else self.paths.get(first, "tasks")
                     problems.append(f"{where}:1: {kind} cycle: {' -> '.join(cycle)}")
-        return problems
+        return [one_line(p) for p in problems]
 
     def _ref_problems(
         self, task: Task, path: str, overlay: Mapping[str, Task], data: bytes = b""

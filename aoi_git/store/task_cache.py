@@ -26,7 +26,7 @@ from aoi_git.domain.bookkeeping import Bookkeeping, HireProposal
 from aoi_git.domain.model import Task
 from aoi_git.store.head_view import HeadView
 
-CACHE_VERSION = 5  # raise when the parsed form of a task changes
+CACHE_VERSION = 6  # raise when the parsed form of a task changes (6: schema-checked)
 
 # Tasks are pickled as `Task(*values)`: the dataclass default for a frozen slotted class
 # (`_dataclass_setstate`, which calls `fields()` per object) made a warm start at 100k tasks

@@ -8,7 +8,7 @@ from typing import Any
 
 from aoi_git.domain.model import BAD_VALUE, Employee, OrgConfig, Talent, Task
 from aoi_git.errors import AoiError
-from aoi_git.org.validate import one_line
+from aoi_git.org.validate import field_line, one_line
 from aoi_git.store import yamlio
 from aoi_git.store.head_view import HeadView
 from aoi_git.store.org_store import Store
@@ -99,7 +99,7 @@ def load_org(store: Store, view: HeadView | None = None) -> Org:
     try:
         config = OrgConfig.from_dict(raw_config if isinstance(raw_config, dict) else {})
     except BAD_VALUE as exc:
-        problems.append(f"aoi.yaml:1: {exc}")
+        problems.append(f"aoi.yaml:{field_line(view.read('aoi.yaml') or b'', exc)}: {exc}")
         config = OrgConfig()
     employees: dict[str, Employee] = {}
     for name in store.list_dir("employees", view):
@@ -112,7 +112,7 @@ def load_org(store: Store, view: HeadView | None = None) -> Org:
         try:
             employees[name] = Employee.from_dict(raw or {}, default_id=name)
         except BAD_VALUE as exc:
-            problems.append(f"{path}:1: {exc}")
+            problems.append(f"{path}:{field_line(view.read(path) or b'', exc)}: {exc}")
     talents: dict[str, Talent] = {}
     for name in store.list_dir("talents", view):
         talent = load_talent(view, f"talents/{name}", name, problems)
@@ -134,5 +134,6 @@ def load_talent(view: HeadView, folder: str, name: str, problems: list[str]) -> 
     try:
         return Talent.from_dict(raw or {}, default_id=name, prompt=prompt)
     except BAD_VALUE as exc:
-        problems.append(f"{folder}/talent.yaml:1: {exc}")
+        path = f"{folder}/talent.yaml"
+        problems.append(f"{path}:{field_line(view.read(path) or b'', exc)}: {exc}")
         return None

@@ -73,4 +73,4 @@ def pending_problems(app: App, paths: list[Path] | None, org: Org | None = None)
             if index_journal.stale_file(moves, path, blob, head.blob_id(path)):
                 del files[path]
     problems += Validator.for_org(org).check(files, app.person)
-    return problems
+    return list(dict.fromkeys(problems))  # a file as committed is found at HEAD and on disk

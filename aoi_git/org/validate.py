@@ -122,6 +122,15 @@ def schema_findings(name: str, data: Any, raw: bytes) -> list[tuple[int, str]]:
     return out
 
 
+def field_line(data: bytes, exc: Exception) -> int:
+    """The line of the field a from_dict error names first (`budget.usd: ...`), else 1."""
+    name = tuple(str(exc).split(":", 1)[0].split("."))
+    for key, line in yamlio.key_lines(data).items():
+        if key[-len(name):] == name:
+            return line
+    return 1
+
+
 def task_id_from_path(path: str) -> str:
     return PurePosixPath(path).name.rsplit(".", 1)[0]
 
@@ -152,8 +161,7 @@ def task_from_raw(raw: Any, data: bytes, path: str) -> Task | tuple[int, str]:
     try:
         return Task.from_dict(raw, default_id=stem)
     except BAD_VALUE as exc:
-        key = str(exc).split(":", 1)[0].split(".", 1)[0]
-        return (yamlio.key_lines(data).get((key,), 1), f"bad value: {exc}")
+        return (field_line(data, exc), f"bad value: {exc}")
 
 
 def full_task_problems(data: bytes, path: str) -> tuple[Task | None, list[str]]:

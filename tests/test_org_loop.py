@@ -86,7 +86,7 @@ if "exit" in act:
 result = {"outcome": act.get("outcome", "completed"),
           "summary": act.get("summary", f"{TITLE}: run {N}"),
           "usage": act.get("usage", {"input_tokens": 100, "output_tokens": 10, "usd": 0.01})}
-for key in ("subtasks", "question", "review", "lessons"):
+for key in ("subtasks", "question", "review", "lessons", "hire"):
     if key in act:
         result[key] = act[key]
 RESULT.write_text(json.dumps(result))

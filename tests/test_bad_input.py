@@ -192,3 +192,16 @@ def test_values_out_of_bounds_are_yaml_errors_with_their_line(text: str, line: i
     with pytest.raises(yamlio.YamlError) as err:
         yamlio.load(text)
     assert err.value.line == line and words in str(err.value)
+
+
+def test_a_committed_profile_against_its_schema_fails_both_ways_of_validating(
+        org: BadOrg) -> None:
+    profile = org.root / "employees" / "eng-1" / "profile.yaml"
+    profile.write_text(profile.read_text() + "favourite_colour: blue\n")
+    git(org.root, "commit", "-q", "--no-verify", "-am", "a stray key")
+    whole = org.aoi("validate")
+    alone = org.aoi("validate", "employees/eng-1/profile.yaml")
+    assert whole.returncode == alone.returncode == 1
+    for out in (whole, alone):
+        assert_reported(out, "employees/eng-1/profile.yaml:", "unknown key 'favourite_colour'")
+    assert "eng-1" in load_org(Store(org.root)).employees  # shown, but the employee works

@@ -8,7 +8,7 @@ from typing import Any
 
 from aoi_git.domain.model import BAD_VALUE, Employee, OrgConfig, Talent, Task
 from aoi_git.errors import AoiError
-from aoi_git.org.validate import field_line, one_line
+from aoi_git.org.validate import field_line, one_line, other_file_problems
 from aoi_git.store import yamlio
 from aoi_git.store.head_view import HeadView
 from aoi_git.store.org_store import Store
@@ -90,12 +90,22 @@ def load_yaml_file(view: HeadView, path: str) -> tuple[Any, str | None]:
         return None, f"{path}:{exc.line}: {exc}"
 
 
+def _schema_problems(view: HeadView, path: str, raw: Any) -> list[str]:
+    """`aoi.yaml`, a profile or a talent against its schema, as `aoi validate PATH` checks it.
+
+    Unlike a task file's, such a problem is shown but does not drop the record: a stray
+    key in a profile should not stop an employee."""
+    return other_file_problems(path, view.read(path) or b"", raw)
+
+
 def load_org(store: Store, view: HeadView | None = None) -> Org:
     view = view or store.head()
     problems: list[str] = []
     raw_config, err = load_yaml_file(view, "aoi.yaml")
     if err:
         problems.append(err)
+    else:
+        problems += _schema_problems(view, "aoi.yaml", raw_config)
     try:
         config = OrgConfig.from_dict(raw_config if isinstance(raw_config, dict) else {})
     except BAD_VALUE as exc:
@@ -109,6 +119,7 @@ def load_org(store: Store, view: HeadView | None = None) -> Org:
             if view.exists(path):
                 problems.append(err)
             continue
+        problems += _schema_problems(view, path, raw)
         try:
             employees[name] = Employee.from_dict(raw or {}, default_id=name)
         except BAD_VALUE as exc:
@@ -130,6 +141,7 @@ def load_talent(view: HeadView, folder: str, name: str, problems: list[str]) -> 
         if view.exists(f"{folder}/talent.yaml"):
             problems.append(err)
         return None
+    problems += _schema_problems(view, f"{folder}/talent.yaml", raw)
     prompt = (view.read(f"{folder}/prompt.md") or b"").decode("utf-8", "replace")
     try:
         return Talent.from_dict(raw or {}, default_id=name, prompt=prompt)

@@ -176,14 +176,16 @@ def task_findings(data: bytes, path: str) -> tuple[Task | None, list[tuple[int, 
         return None, [(field_line(data, exc), f"bad value: {exc}")]
 
 
-def other_file_problems(path: str, data: bytes) -> list[str]:
+def other_file_problems(path: str, data: bytes, parsed: Any = None) -> list[str]:
+    """Problems of `aoi.yaml`, a profile or a talent (`parsed`: its YAML, if read already)."""
     for pattern, name in SCHEMA_FOR[1:]:
         if pattern.fullmatch(path):
-            try:
-                raw = yamlio.load(data)
-            except yamlio.YamlError as exc:
-                return [f"{path}:{exc.line}: {exc}"]
-            return schema_problems(name, raw if raw is not None else {}, data, path)
+            if parsed is None:
+                try:
+                    parsed = yamlio.load(data)
+                except yamlio.YamlError as exc:
+                    return [f"{path}:{exc.line}: {exc}"]
+            return schema_problems(name, parsed if parsed is not None else {}, data, path)
     return []
 
 

@@ -205,3 +205,20 @@ def test_a_committed_profile_against_its_schema_fails_both_ways_of_validating(
     for out in (whole, alone):
         assert_reported(out, "employees/eng-1/profile.yaml:", "unknown key 'favourite_colour'")
     assert "eng-1" in load_org(Store(org.root)).employees  # shown, but the employee works
+
+
+@pytest.mark.parametrize("case", ["5000-digit priority", "billion laughs", "newline in the name"])
+def test_a_push_of_a_bad_file_is_refused_in_one_line(org: BadOrg, tmp_path: Path,
+                                                     case: str) -> None:
+    from test_writer_schema import push_through_pre_receive
+
+    path, data, shown, words = BAD[case]
+    (org.root / path).write_bytes(data)
+    git(org.root, "add", "-A")
+    git(org.root, "commit", "-q", "--no-verify", "-m", f"a bad file: {case}")
+    pushed = push_through_pre_receive(org.root, tmp_path)
+    assert pushed.returncode != 0
+    assert "internal error" not in pushed.stderr and "Traceback" not in pushed.stderr
+    lines = [ln for ln in pushed.stderr.splitlines() if f" {shown}" in ln]
+    assert len(lines) == 1 and words in lines[0], pushed.stderr[-3000:]
+    assert "aoi: push refused" in pushed.stderr

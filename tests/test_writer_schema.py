@@ -156,6 +156,16 @@ def test_a_full_org_loop_writes_only_files_its_schemas_accept(tmp_path: Path) ->
     listed = git(org.root, "ls-tree", "-r", "--name-only", "HEAD").split()
     assert any(p.startswith("retros/") for p in listed), listed
     assert any(p.startswith("reviews/") for p in listed), listed
+    # a person can still edit a finished, merged task (its result.merged once refused it)
+    editor = tmp_path / "editor.py"
+    editor.write_text("import sys\nwith open(sys.argv[-1], 'a') as fh:\n"
+                      "    fh.write('labels: [reread]\\n')\n")
+    edited = subprocess.run([str(AOI_BIN), "-C", str(org.root), "task", "edit", part_a.id],
+                            capture_output=True, text=True, timeout=60, check=False,
+                            env={**os.environ, "EDITOR": f"{sys.executable} {editor}",
+                                 "VISUAL": ""})
+    assert edited.returncode == 0 and "committed" in edited.stdout, edited.stderr
+    assert org.task(part_a.id).labels == ("reread",)
     checked = assert_written_files_fit_their_schemas(org.root, tmp_path)
     assert checked["task"] == len(tasks) and checked["talent"] >= 5
     org.assert_story()

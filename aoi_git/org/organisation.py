@@ -104,12 +104,13 @@ def load_org(store: Store, view: HeadView | None = None) -> Org:
     raw_config, err = load_yaml_file(view, "aoi.yaml")
     if err:
         problems.append(err)
-    else:
-        problems += _schema_problems(view, "aoi.yaml", raw_config)
+    schema = [] if err else _schema_problems(view, "aoi.yaml", raw_config)
+    problems += schema
     try:
         config = OrgConfig.from_dict(raw_config if isinstance(raw_config, dict) else {})
     except BAD_VALUE as exc:
-        problems.append(f"aoi.yaml:{field_line(view.read('aoi.yaml') or b'', exc)}: {exc}")
+        if not schema:  # else the schema named the field already
+            problems.append(f"aoi.yaml:{field_line(view.read('aoi.yaml') or b'', exc)}: {exc}")
         config = OrgConfig()
     employees: dict[str, Employee] = {}
     for name in store.list_dir("employees", view):
@@ -119,11 +120,13 @@ def load_org(store: Store, view: HeadView | None = None) -> Org:
             if view.exists(path):
                 problems.append(err)
             continue
-        problems += _schema_problems(view, path, raw)
+        schema = _schema_problems(view, path, raw)
+        problems += schema
         try:
             employees[name] = Employee.from_dict(raw or {}, default_id=name)
         except BAD_VALUE as exc:
-            problems.append(f"{path}:{field_line(view.read(path) or b'', exc)}: {exc}")
+            if not schema:
+                problems.append(f"{path}:{field_line(view.read(path) or b'', exc)}: {exc}")
     talents: dict[str, Talent] = {}
     for name in store.list_dir("talents", view):
         talent = load_talent(view, f"talents/{name}", name, problems)
@@ -141,11 +144,13 @@ def load_talent(view: HeadView, folder: str, name: str, problems: list[str]) -> 
         if view.exists(f"{folder}/talent.yaml"):
             problems.append(err)
         return None
-    problems += _schema_problems(view, f"{folder}/talent.yaml", raw)
+    schema = _schema_problems(view, f"{folder}/talent.yaml", raw)
+    problems += schema
     prompt = (view.read(f"{folder}/prompt.md") or b"").decode("utf-8", "replace")
     try:
         return Talent.from_dict(raw or {}, default_id=name, prompt=prompt)
     except BAD_VALUE as exc:
         path = f"{folder}/talent.yaml"
-        problems.append(f"{path}:{field_line(view.read(path) or b'', exc)}: {exc}")
+        if not schema:
+            problems.append(f"{path}:{field_line(view.read(path) or b'', exc)}: {exc}")
         return None

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import git
+from kit import git
 from orgkit import TmpOrg
 
 from aoi_git.domain.model import Status

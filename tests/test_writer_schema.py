@@ -20,7 +20,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from conftest import AOI_BIN, git
+from kit import AOI_BIN, git
 from test_org_loop import LoopOrg
 
 from aoi_git.domain.model import Kind, Status
@@ -138,8 +138,8 @@ def test_a_full_org_loop_writes_only_files_its_schemas_accept(tmp_path: Path) ->
     (question,) = [t for t in org.humans() if t.question == "Which port?"]
     org.ok("answer", question.id, "8443")
     org.run()
-    proposals = [t for t in org.humans() if "hire" in t.extra]
-    assert len(proposals) == 1, [(t.title, t.status.value, dict(t.extra), t.feedback_texts())
+    proposals = [t for t in org.humans() if t.bookkeeping.hire is not None]
+    assert len(proposals) == 1, [(t.title, t.status.value, t.feedback_texts())
                                  for t in org.tasks().values()]
     proposal = proposals[0]
     org.ok("answer", proposal.id, "approve")

@@ -15,9 +15,7 @@ import re
 from collections import ChainMap
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import PurePosixPath
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from aoi_git.domain.graph import find_cycle
 from aoi_git.domain.ids import is_valid_id
@@ -37,6 +35,9 @@ from aoi_git.resources import resource_dir
 from aoi_git.runtime.scheduler import reviewer_of
 from aoi_git.store import yamlio
 
+if TYPE_CHECKING:
+    import jsonschema
+
 SCHEMA_FOR: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^tasks/.+\.ya?ml$"), "task"),
     (re.compile(r"^employees/[^/]+/profile\.yaml$"), "profile"),
@@ -55,6 +56,8 @@ def is_task_path(path: str) -> bool:
 
 @functools.cache
 def _validator(name: str) -> jsonschema.protocols.Validator:
+    import jsonschema.validators  # (~0.1 s: not for the git hooks' quick ways out)
+
     schema = json.loads((resource_dir("schemas") / f"{name}.schema.json").read_text())
     cls = jsonschema.validators.validator_for(schema)
     return cls(schema)

@@ -61,5 +61,8 @@ class IndexFlush:
             return
         self.store.resume_moves(moves)
         self.flush()
-        self.log(f"finished the work-tree and index update of {len(moves)} path(s) a crash "
-                 "interrupted")
+        # (a clean exit leaves only moves made, journaled while they settle: none to tell)
+        unmade = sum(1 for m in moves.values() if m.file_old not in (m.new, index_journal.KEEP))
+        if unmade:
+            self.log(f"finished the work-tree and index update of {unmade} path(s) a crash "
+                     "interrupted")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import AOI_BIN, git
+from kit import AOI_BIN, git
 from orgkit import PERSON, TmpOrg
 
 from aoi_git.domain.ids import new_task_id, shard_path

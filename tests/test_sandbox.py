@@ -22,7 +22,7 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
-from conftest import AOI_BIN, git
+from kit import AOI_BIN, git
 from orgkit import TmpOrg
 
 from aoi_git.domain.model import Status

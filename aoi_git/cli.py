@@ -91,6 +91,8 @@ def main(ctx: click.Context, directory: Path | None) -> None:
     """
     if directory is not None and not directory.is_dir():
         raise click.ClickException(f"-C {directory}: no such folder")
+    if ctx.invoked_subcommand == "hook":
+        return  # git's hooks need no App; a commit of no org file imports no store
     from aoi_git.commands.cli_context import App
 
     ctx.obj = App(Path(directory or os.getcwd()))

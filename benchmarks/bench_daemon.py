@@ -34,10 +34,19 @@ Measured, per org size:
 * Each end-to-end configuration runs ``--repeat`` times (3; fresh tasks each time, the org
   keeps growing) and the median run (by tasks/s) is reported, the others listed after
   the table: one 200-task run takes ~4 s, short enough for one stall to move it by 20%.
+* **sandbox**: every run is confined by bubblewrap (see ``aoi_git/runtime/sandbox.py``);
+  the runs at N = 1 alternate with runs whose ``aoi.yaml`` says ``sandbox: {enabled:
+  false}`` (``--repeat`` each, same org, same run), and the difference of the median per
+  task times is the sandbox's cost per agent start. That is the whole daemon's time, noisy
+  on a busy machine; **start in box** isolates it: the no-op agent started by
+  ``agent_run.spawn`` and waited for, in a linked worktree, alternately with and without
+  its box (the box built for each start: private tmp, the agent's git store, its branch
+  taken back afterwards), 200 times each, medians. ``--no-sandbox`` runs everything
+  unconfined (a machine without bwrap).
 * **RSS**: peak resident memory of the daemon process over all runs (sampled every 20 ms).
 
 Targets (2 cores): save->start p50 <= 50 ms; overhead <= 25 ms per task, flat from 1k to
-100k; >= 50 tasks/s; idle CPU ~0.
+100k; >= 50 tasks/s; idle CPU ~0; the sandbox adds <= 5 ms per agent start.
 """
 
 from __future__ import annotations
@@ -71,6 +80,7 @@ from _orgs import GIT_ENV, bench_parser, build_org, git, percentile, status_clea
 PERSON = Actor(ActorKind.HUMAN, "bench")
 PROJECT_SIZE = 1000  # the finished tasks form projects: a root and 999 subtasks
 AOI = Path(sys.executable).parent / "aoi"
+SANDBOX = [True]  # --no-sandbox: [False]
 AGENT = ('echo "$AOI_TASK_ID $EPOCHREALTIME" >> {starts}; '
          "printf '{{\"outcome\":\"completed\"}}' > \"$AOI_RESULT_FILE\"")
 
@@ -102,8 +112,23 @@ class RssPeak:
         return t
 
 
+def set_sandbox(root: Path, enabled: bool, writable: Path) -> None:
+    """aoi.yaml's `sandbox:` (the agent writes its start times to `writable`), committed."""
+    path = root / "aoi.yaml"
+    data = yaml.safe_load(path.read_text())
+    want = {"enabled": enabled, "writable": [str(writable)]}
+    if data.get("sandbox") == want:
+        return
+    data["sandbox"] = want
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    git(root, "add", "aoi.yaml")
+    subprocess.run(["git", "commit", "-q", "--no-verify", "-m", f"bench: sandbox {enabled}"],
+                   cwd=root, check=True, env={**os.environ, "AOI_SKIP_HOOK": "1"})
+
+
 def setup_org(root: Path, n: int, starts: Path) -> list[str]:
     ids = build_org(root, n, status=Status.FINISHED, project_size=PROJECT_SIZE)
+    set_sandbox(root, SANDBOX[0], starts.parent)
     git(root, "config", "user.name", "bench")
     git(root, "config", "user.email", "bench@aoi.invalid")
     folder = root / "employees" / "bench"
@@ -251,6 +276,42 @@ def bare_agent_ms(workdir: Path, starts: Path, count: int = 50) -> float:
     return statistics.median(times)
 
 
+def start_in_box_ms(workdir: Path, count: int = 200) -> tuple[float, float]:
+    """Median ms of one start-and-exit of the no-op agent without and with its box."""
+    from aoi_git.domain.model import SandboxConfig
+    from aoi_git.runtime import agent_run, sandbox
+    from aoi_git.store import agent_git
+
+    repo = workdir / "box-repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "f").write_text("x\n")
+    git(repo, "add", "f")
+    git(repo, "-c", "user.name=b", "-c", "user.email=b@x", "commit", "-q", "-m", "f")
+    worktree = repo / ".aoi" / "worktrees" / "t-bench"
+    git(repo, "worktree", "add", "-q", "-b", "aoi/t-bench", str(worktree))
+    tip = git(repo, "rev-parse", "HEAD").strip()
+    bwrap = sandbox.require(SandboxConfig())
+    assert bwrap is not None
+    pygit_repo = pygit2.Repository(str(repo))
+    cmd = ["/bin/bash", "-c", AGENT.format(starts=workdir / "box-starts")]
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(count):
+        for boxed in (False, True):
+            files = agent_run.prepare(repo / ".aoi" / "runs" / "t-bench", {"id": "t-bench"}, "",
+                                      {})
+            env = {**os.environ, "AOI_TASK_ID": "t-bench", "AOI_RESULT_FILE": str(files.result)}
+            t0 = time.perf_counter()
+            box = sandbox.box_for_run(bwrap, worktree, files.folder, (), tip) if boxed else None
+            proc = agent_run.spawn(cmd, files=files, cwd=worktree, env=env, memory_mb=None,
+                                   box=box)
+            proc.wait()
+            if boxed:
+                agent_git.take_commits(pygit_repo, worktree, files.folder)
+            times[boxed].append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times[False]), statistics.median(times[True])
+
+
 def bench_size(n: int, tasks: int, saves: int, workdir: Path, bare_ms: float,
                subtasks: bool, repeat: int) -> dict[str, Any]:
     root = workdir / f"org-{n}"
@@ -268,11 +329,14 @@ def bench_size(n: int, tasks: int, saves: int, workdir: Path, bare_ms: float,
     print(f"size {n}: live daemon (idle CPU, save -> start)", file=sys.stderr)
     res.update(live_daemon(root, starts, saves, rss, parent))
 
+    unconfined: list[float] = []  # per task ms at N = 1 without the sandbox
     for m in (1, 2, 8):
         runs = []
         for r in range(repeat):
             print(f"size {n}: {tasks} tasks at --max-agents {m} ({r + 1}/{repeat})",
                   file=sys.stderr)
+            if m == 1 and SANDBOX[0]:  # the same run without the sandbox, side by side
+                unconfined.append(one_at_a_time_ms(root, starts, rss, tasks, parent))
             ids = create_tasks(root, tasks, parent)
             wall = run_until_idle(root, rss, "--max-agents", str(m))
             org = load_org(Store(root))
@@ -290,10 +354,29 @@ def bench_size(n: int, tasks: int, saves: int, workdir: Path, bare_ms: float,
         if m == 1:  # one at a time: start to start is one task's whole lifecycle
             res["per_task_ms"] = mid[2]
             res["overhead_ms"] = res["per_task_ms"] - bare_ms
+            runs_ms = sorted(x[2] for x in runs)
+            res["per_task_ms_runs"] = [round(x, 2) for x in runs_ms]
+            res["unconfined_ms_runs"] = [round(x, 2) for x in sorted(unconfined)]
+            if unconfined:
+                res["sandbox_ms"] = statistics.median(runs_ms) - statistics.median(unconfined)
     res["rss_mb"] = rss.peak / 2**20
     res["status_clean"] = status_clean(root, "--untracked-files=no")
     print(f"size {n}: {json.dumps(res)}", file=sys.stderr)
     return res
+
+
+def one_at_a_time_ms(root: Path, starts: Path, rss: RssPeak, tasks: int,
+                     parent: str | None) -> float:
+    """Mean start-to-start ms of `tasks` tasks at --max-agents 1, the sandbox off."""
+    set_sandbox(root, False, starts.parent)
+    try:
+        ids = create_tasks(root, tasks, parent)
+        run_until_idle(root, rss, "--max-agents", "1")
+    finally:
+        set_sandbox(root, True, starts.parent)
+    ran = read_starts(starts)
+    times = sorted(ran[t] for t in ids)
+    return (times[-1] - times[0]) / (len(times) - 1) * 1000
 
 
 def main() -> None:
@@ -305,7 +388,10 @@ def main() -> None:
     ap.add_argument("--subtasks", action="store_true",
                     help="make the tasks subtasks of a finished project: no retrospective "
                     "and no performance-review cycle per task (those come with each root)")
+    ap.add_argument("--no-sandbox", action="store_true",
+                    help="run the agents unconfined (sandbox: {enabled: false})")
     args = ap.parse_args()
+    SANDBOX[0] = not args.no_sandbox
     os.environ.update(GIT_ENV)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     workdir = Path(tempfile.mkdtemp(prefix="aoi-bench-daemon-", dir=args.dir))
@@ -313,6 +399,7 @@ def main() -> None:
     rows = []
     try:
         bare_ms = bare_agent_ms(workdir, workdir / "bare-starts")
+        box_ms = start_in_box_ms(workdir) if SANDBOX[0] else None
         for n in sizes:
             rows.append(bench_size(n, args.tasks, args.saves, workdir, bare_ms,
                                    args.subtasks, args.repeat))
@@ -341,6 +428,16 @@ def main() -> None:
     for r in rows:
         print(f"{r['size']:,}: tasks/s of each run @1 {r['tps_1_runs']}, @2 {r['tps_2_runs']}, "
               f"@8 {r['tps_8_runs']} (the table shows the median run)")
+    if box_ms is not None:
+        print(f"start in box: {box_ms[0]:.2f} ms unconfined, {box_ms[1]:.2f} ms in the box "
+              f"(+{box_ms[1] - box_ms[0]:.2f} ms per agent start; medians of 200 each)")
+    for r in rows:
+        if "sandbox_ms" in r:
+            print(f"{r['size']:,}: sandbox per agent start {r['sandbox_ms']:+.2f} ms (median "
+                  f"per task ms @1, sandbox on {r['per_task_ms_runs']} vs off "
+                  f"{r['unconfined_ms_runs']})")
+        elif not SANDBOX[0]:
+            print(f"{r['size']:,}: agents ran unconfined (--no-sandbox)")
     for r in rows:
         print(f"{r['size']:,}: git status clean afterwards: "
               f"{'yes' if r['status_clean'] else 'NO'}")

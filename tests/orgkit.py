@@ -24,8 +24,8 @@ PERSON = Actor(ActorKind.HUMAN, PERSON_NAME)
 
 
 class TmpOrg:
-    """`aoi init` in tmp_path/org; `shared/` (outside the org) holds the agents' evidence
-    and `agents/` (inside) their scripts."""
+    """`aoi init` in tmp_path/org; `shared/` (outside the org, writable from the agents'
+    sandbox) holds the agents' evidence and `agents/` (inside) their scripts."""
 
     def __init__(self, tmp_path: Path) -> None:
         self.root = (tmp_path / "org").resolve()
@@ -33,6 +33,9 @@ class TmpOrg:
         self.shared = tmp_path / "shared"
         self.shared.mkdir()
         (self.root / "agents").mkdir()
+        # the agents' evidence is written from inside their sandbox
+        self.edit_config(lambda d: d.setdefault("sandbox", {}).update(
+            writable=[str(self.shared)]))
 
     # -- set-up
     def config(self, **limits: Any) -> None:

@@ -34,7 +34,9 @@ DAMAGE: dict[str, tuple[list[str], dict[str, str], str]] = {
     "ignore tasks/": (["printf 'tasks/\\n' >> .gitignore"], {}, ".gitignore"),
     "symlink to /etc/passwd": (["ln -s /etc/passwd passwd"], {}, "passwd"),
     "symlink to the main .git/config": (["ln -s ../../../.git/config cfg"], {}, "cfg"),
-    "a gitlink": ([f"git init -q vendor/x && {GIT} -C vendor/x commit -q --allow-empty -m x"
+    # (a repository of its own: not with the sandbox's object store of the worktree's repo)
+    "a gitlink": (["unset GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES; "
+                   f"git init -q vendor/x && {GIT} -C vendor/x commit -q --allow-empty -m x"
                    " && git add --sparse vendor/x"], {}, "vendor/x"),
     "a workflow": ([], {".github/workflows/x.yml": "on: push\n"}, ".github/workflows/x.yml"),
     "a protected glob": ([], {"legal/terms.md": "mine now\n"}, "legal/terms.md"),

@@ -901,3 +901,24 @@ def test_aoi_log_tells_the_story_in_order(org: LoopOrg) -> None:
     assert done["actor"] == "agent:eng-1"
     assert org.task(page.id).cost["usd"] == pytest.approx(0.1875)
     org.assert_story()
+
+
+def test_aoi_demo_runs_where_bubblewrap_is_missing(tmp_path: Path) -> None:
+    """The README's first command on a machine without bwrap: the demo says its agents run
+    unconfined, and finishes."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for folder in (Path("/usr/local/bin"), Path("/usr/bin"), Path("/bin")):
+        for exe in folder.iterdir() if folder.is_dir() else ():
+            if exe.name != "bwrap" and not (bin_dir / exe.name).exists():
+                (bin_dir / exe.name).symlink_to(exe)
+    env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
+    env["PATH"] = f"{AOI_BIN.parent}{os.pathsep}{bin_dir}"
+    target = tmp_path / "demo"
+    out = subprocess.run([str(AOI_BIN), "demo", "--dir", str(target)], capture_output=True,
+                         text=True, timeout=120, env=env, check=False)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "note: the demo runs its agents unconfined (cannot confine agents: bwrap" \
+        in out.stdout
+    assert re.search(r"^root t-[a-z0-9]+: finished in", out.stdout, re.M)
+    assert "enabled: false" in (target / "aoi.yaml").read_text()

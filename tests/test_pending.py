@@ -63,7 +63,8 @@ def test_a_persons_commit_meanwhile_keeps_the_daemons_change(org: Path, how: str
         2 if how == "commit -a" else 1)  # only the person's files
     assert head_title(org) == "Write it well"
     d.flush_index()
-    assert not d.store.pending_moves and not index_journal.read(d.index_journal)
+    assert not d.store.pending_moves  # the journal keeps only moves made, while they settle
+    assert index_journal.read(d.index_journal).keys() == d.store.settling_moves.keys()
     assert b"Write it well" in (org / d.executor.org.index.paths["job"]).read_bytes()
     assert git(org, "status", "--porcelain") == ""
 
@@ -95,7 +96,8 @@ def test_a_locked_index_defers_the_move_and_loses_nothing(org: Path) -> None:
     d.executor.commit(lambda txn: txn.update("job", title="Written"))
     lock.unlink()
     d.flush_index()
-    assert not d.store.pending_moves and not index_journal.read(d.index_journal)
+    assert not d.store.pending_moves  # the journal keeps only moves made, while they settle
+    assert index_journal.read(d.index_journal).keys() == d.store.settling_moves.keys()
     assert git(org, "status", "--porcelain") == ""
     assert b"Written" in (org / d.executor.org.index.paths["job"]).read_bytes()
 
@@ -126,7 +128,8 @@ def test_the_open_journal_writer_appends_empties_in_place_and_survives_a_crash(
                    ("tasks/b.yaml", index_journal.Move(None, "4" * 40, None))])
     # read by another process while still open (as after a kill -9 of the daemon)
     Move = index_journal.Move
-    assert index_journal.read(path) == {"tasks/a.yaml": Move("1" * 40, "3" * 40, "1" * 40),
+    assert index_journal.read(path) == {"tasks/a.yaml": Move("1" * 40, "3" * 40, "1" * 40,
+                                                             ("2" * 40,)),
                                         "tasks/b.yaml": Move(None, "4" * 40, None)}
     inode = path.stat().st_ino
     writer.clear()
@@ -166,7 +169,8 @@ def test_an_index_lock_left_by_a_killed_aoi_writer_is_removed_and_the_move_done(
     d = daemon_edit(org)
     d.flush_index()
     assert not (org / ".git" / "index.lock").exists()
-    assert not d.store.pending_moves and not index_journal.read(d.index_journal)
+    assert not d.store.pending_moves  # the journal keeps only moves made, while they settle
+    assert index_journal.read(d.index_journal).keys() == d.store.settling_moves.keys()
     assert git(org, "status", "--porcelain") == ""
     assert "removed the index.lock left by aoi process" in \
         (org / ".aoi" / "daemon.log").read_text()

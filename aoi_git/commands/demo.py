@@ -12,12 +12,13 @@ import click
 
 from aoi_git.commands.cli_context import App
 from aoi_git.commands.render import tree_lines
-from aoi_git.domain.model import Actor, ActorKind, Status
+from aoi_git.domain.model import Actor, ActorKind, SandboxConfig, Status
 from aoi_git.errors import AoiError
 from aoi_git.org import task_ops
 from aoi_git.org.create import init_org
 from aoi_git.org.organisation import load_org
 from aoi_git.resources import resource_dir
+from aoi_git.runtime import sandbox
 from aoi_git.runtime.daemon import Daemon, DaemonOptions
 from aoi_git.store import yamlio
 from aoi_git.store.git import git
@@ -32,8 +33,15 @@ Every module ships with unit tests; QA runs them before anything is merged."""
 DEMO_TALENTS = ("software-engineer", "code-reviewer")
 
 
-def build_demo_org(target: Path, claude_model: str | None) -> Path:
+def build_demo_org(target: Path, claude_model: str | None, confined: bool = True) -> Path:
+    """The demo org in `target`; `confined=False` turns its agents' sandbox off."""
     init_org(target, name="textkit-demo")
+    if not confined:
+        config = target / "aoi.yaml"
+        text = config.read_text()
+        assert "sandbox:\n  enabled: true\n" in text
+        config.write_text(text.replace("sandbox:\n  enabled: true\n",
+                                       "sandbox:\n  enabled: false\n"))
     src = resource_dir("examples") / "demo"
     shutil.copytree(src / "agents", target / "agents", dirs_exist_ok=True)
     shutil.copytree(src / "employees", target / "employees", dirs_exist_ok=True)
@@ -85,7 +93,13 @@ def demo(app: App, directory: Path | None, claude: bool, model: str) -> None:
         raise AoiError(f"{target} is not empty: give --dir a new folder")
     started = time.monotonic()
     click.echo(f"creating the demo org in {target}")
-    build_demo_org(target, model if claude else None)
+    try:  # the demo's agents are aoi's own example scripts: confined where bwrap works
+        sandbox.require(SandboxConfig())
+        confined = True
+    except AoiError as exc:
+        click.echo(f"note: the demo runs its agents unconfined ({exc})")
+        confined = False
+    build_demo_org(target, model if claude else None, confined)
     store = Store(target)
     org = load_org(store)
     ceo = Actor(ActorKind.HUMAN, org.config.ceo)

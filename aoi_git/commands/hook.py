@@ -3,18 +3,22 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from aoi_git.domain.model import Actor, ActorKind
 from aoi_git.errors import ValidationFailed
-from aoi_git.org.organisation import load_org
-from aoi_git.org.validate import Validator, is_org_file
+from aoi_git.org.validate import is_org_file
 from aoi_git.store import index_journal
 from aoi_git.store.git import git
-from aoi_git.store.objects import add_object_dir, commit_change, read_blob
-from aoi_git.store.org_store import Store
 from aoi_git.store.trailers import parse_trailers
+
+if TYPE_CHECKING:
+    from aoi_git.store.org_store import Store
+
+# The store (pygit2) and the org loader are imported where they are needed: a person's
+# commit of files outside the org runs both commit hooks and should not wait for them.
 
 ZERO = "0" * 40
 
@@ -38,20 +42,30 @@ def pre_commit() -> None:
       python -m aoi_git hook pre-commit
     """
     root = Path(git("rev-parse", "--show-toplevel", cwd=".").strip())
-    store = Store(root)
     # The staged blob ids come from git itself: `git commit -a` / `git commit PATH` stage
     # into a temporary index (GIT_INDEX_FILE), which libgit2 would not read.
     raw = git("diff", "--cached", "--raw", "-z", "--no-renames", "--no-abbrev", cwd=root)
     items = raw.split("\0")
+    staged_org = [(meta, p) for meta, p in zip(items[0::2], items[1::2], strict=False)
+                  if p and is_org_file(p)]
+    if not staged_org:
+        return
+    from aoi_git.org.organisation import load_org
+    from aoi_git.org.validate import Validator
+    from aoi_git.store.index_lag import lagging_entry
+    from aoi_git.store.objects import read_blob
+    from aoi_git.store.org_store import Store
+
+    store = Store(root)
     files: dict[str, bytes | None] = {}
-    moves = index_journal.read(index_journal.journal_path(root))
-    for meta, p in zip(items[0::2], items[1::2], strict=False):
-        if not p or not is_org_file(p):
-            continue
+    passed = index_journal.passed_blobs(index_journal.journal_path(root))
+    for meta, p in staged_org:
         head_id, new_id = meta.split()[2:4]
         staged = None if new_id == ZERO else new_id
-        if index_journal.stale_entry(moves, p, staged, None if head_id == ZERO else head_id):
-            _move_entry_forward(root, p, head_id)  # the daemon's update, not the person's
+        head = None if head_id == ZERO else head_id
+        if index_journal.stale_entry(passed, p, staged, head) or lagging_entry(
+                store, p, staged, head):
+            _move_entry_forward(root, p, head)  # the daemon's update, not the person's
             continue
         files[p] = None if staged is None else read_blob(store, staged)
     if not files:
@@ -65,13 +79,15 @@ def pre_commit() -> None:
         raise ValidationFailed([*problems, "aoi: commit blocked; fix the files above"])
 
 
-def _move_entry_forward(root: Path, path: str, head_id: str) -> None:
-    """Stage HEAD's version of `path`, whose index entry only lags behind the daemon's
-    commit (git reads the index again after this hook, so the commit keeps HEAD's)."""
-    if head_id == ZERO:
+def _move_entry_forward(root: Path, path: str, head_id: str | None) -> None:
+    """Stage HEAD's version of `path` (its absence: None), whose index entry only lags
+    behind the daemon's commit, in the index this commit is made from (GIT_INDEX_FILE: git
+    reads it again after this hook, so the commit keeps HEAD's). The entry may be missing
+    (a file the daemon created), hence `--add`."""
+    if head_id is None:
         git("update-index", "--force-remove", "--", path, cwd=root)
     else:
-        git("update-index", "--cacheinfo", f"100644,{head_id},{path}", cwd=root)
+        git("update-index", "--add", "--cacheinfo", f"100644,{head_id},{path}", cwd=root)
 
 
 @hook.command("commit-msg")
@@ -97,14 +113,19 @@ def commit_msg(message_file: Path) -> None:
         root = Path(git("rev-parse", "--show-toplevel", cwd=".").strip())
         if git("rev-parse", "-q", "--verify", "MERGE_HEAD", cwd=root, check=False).strip():
             return  # a merge brings others' commits, which carry their own trailers
-        store = Store(root)
-        head = store.head()
         raw = git("diff", "--cached", "--raw", "-z", "--no-renames", "--no-abbrev", cwd=root)
         items = raw.split("\0")
+        staged_tasks = [(meta, p) for meta, p in zip(items[0::2], items[1::2], strict=False)
+                        if p and is_task_path(p)]
+        if not staged_tasks:
+            return
+        from aoi_git.store.objects import read_blob
+        from aoi_git.store.org_store import Store
+
+        store = Store(root)
+        head = store.head()
         found: list[Transition] = []
-        for meta, p in zip(items[0::2], items[1::2], strict=False):
-            if not p or not is_task_path(p):
-                continue
+        for meta, p in staged_tasks:
             new_id = meta.split()[3]
             data = None if new_id == ZERO else read_blob(store, new_id)
             if data is None:
@@ -144,6 +165,9 @@ def pre_receive() -> None:
     Example (what hooks/pre-receive runs, old/new/ref lines on stdin):
       python -m aoi_git hook pre-receive
     """
+    from aoi_git.store.objects import add_object_dir
+    from aoi_git.store.org_store import Store
+
     store = Store(Path(git("rev-parse", "--git-dir", cwd=".").strip()).resolve())
     # Pushed objects wait in a quarantine folder that git, but not libgit2, reads.
     for var in ("GIT_QUARANTINE_PATH", "GIT_OBJECT_DIRECTORY"):
@@ -163,6 +187,10 @@ def pre_receive() -> None:
 
 
 def _check_commit(store: Store, rev: str) -> list[str]:
+    from aoi_git.org.organisation import load_org
+    from aoi_git.org.validate import Validator
+    from aoi_git.store.objects import commit_change
+
     commit = commit_change(store, rev)
     files = {path: commit.after.read(path) for path in commit.paths if is_org_file(path)}
     if not files:

@@ -311,6 +311,21 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class SandboxConfig:
+    """`sandbox:` of aoi.yaml: agents run confined (bubblewrap) unless `enabled` is false;
+    `writable` names extra folders (absolute, or relative to the org) agents may write."""
+
+    enabled: bool = True
+    writable: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> SandboxConfig:
+        d = d if isinstance(d, Mapping) else {}
+        return cls(enabled=d.get("enabled", True) is not False,
+                   writable=tuple(str(p) for p in d.get("writable") or () if p))
+
+
+@dataclass(frozen=True, slots=True)
 class OrgConfig:
     name: str = "org"
     ceo: str = "ceo"
@@ -326,6 +341,7 @@ class OrgConfig:
     review_every: int = 3
     markets: tuple[str, ...] = ()
     sop_approval: bool = False
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     raw: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -363,6 +379,7 @@ class OrgConfig:
             review_every=int_in(evolution.get("review_every", 3), "review_every", 0, COUNT_MAX),
             markets=tuple(str(m) for m in d.get("markets") or ()),
             sop_approval=bool(evolution.get("sop_approval", False)),
+            sandbox=SandboxConfig.from_dict(d.get("sandbox")),
             raw=dict(d),
         )
 

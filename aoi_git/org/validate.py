@@ -15,10 +15,7 @@ import re
 from collections import ChainMap
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import PurePosixPath
-from typing import Any
-
-import jsonschema
-import jsonschema_rs
+from typing import TYPE_CHECKING, Any
 
 from aoi_git.domain.graph import find_cycle
 from aoi_git.domain.ids import is_valid_id
@@ -37,6 +34,10 @@ from aoi_git.errors import IllegalTransition
 from aoi_git.resources import resource_dir
 from aoi_git.runtime.scheduler import reviewer_of
 from aoi_git.store import yamlio
+
+if TYPE_CHECKING:
+    import jsonschema
+    import jsonschema_rs
 
 # Matched whole (`fullmatch`, `.` takes a newline too): a name with control characters is
 # an org file like any other, reported by its name, never passed over.
@@ -67,6 +68,8 @@ def one_line(problem: str) -> str:
 
 @functools.cache
 def _validator(name: str) -> jsonschema.protocols.Validator:
+    import jsonschema.validators  # (~0.1 s: not for the git hooks' quick ways out)
+
     schema = json.loads((resource_dir("schemas") / f"{name}.schema.json").read_text())
     cls = jsonschema.validators.validator_for(schema)
     return cls(schema)
@@ -75,6 +78,7 @@ def _validator(name: str) -> jsonschema.protocols.Validator:
 @functools.cache
 def _fast_validator(name: str) -> jsonschema_rs.Validator:
     """The same schema compiled by jsonschema-rs: ~5 us a task (the Python one: ~350)."""
+    import jsonschema_rs
     schema = json.loads((resource_dir("schemas") / f"{name}.schema.json").read_text())
     return jsonschema_rs.validator_for(schema, validate_formats=False)
 

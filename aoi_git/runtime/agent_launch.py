@@ -2,7 +2,9 @@
 
 The agent gets its task, its context (assembled at HEAD), its configuration (tools,
 model, turn and budget caps) in the run folder, the `AOI_*` variables naming them, and
-its worktree as the working directory; the slot and task locks are inherited by it.
+its worktree as the working directory; the slot and task locks are inherited by it. It
+runs in its sandbox unless aoi.yaml turns that off, and in its own cgroup where the
+machine offers one (see `sandbox`, `run_unit`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from aoi_git.domain.model import Employee, Task
 from aoi_git.org.context import assemble_from_view
 from aoi_git.org.organisation import Org
 from aoi_git.org.tool_access import allowed_tools
-from aoi_git.runtime import agent_run
+from aoi_git.runtime import agent_run, run_unit, sandbox
 from aoi_git.runtime.backends.base import AgentConfig, Backend
 from aoi_git.store.org_store import Store
 from aoi_git.store.tree_snapshot import Snapshot
@@ -58,6 +60,10 @@ def launch(task: Task, emp: Employee, backend: Backend, *, store: Store, org: Or
     files = agent_run.prepare(run_dir, {**task.to_dict(), "employee": emp.id},
                               context, cfg.to_json())
     cwd = made.ready()
+    bwrap = sandbox.require(org.config.sandbox)
+    box = sandbox.box_for_run(
+        bwrap, cwd, files.folder, sandbox.extra_writable(org.config.sandbox, org_root),
+        made.fresh_tip or workspace.branch_tip(task.id)) if bwrap else None
     before = workspace.snapshot(task.id)
     env = {**os.environ, **backend.environment(emp),
            "AOI_TASK_ID": task.id, "AOI_TASK_FILE": str(files.task),
@@ -67,5 +73,5 @@ def launch(task: Task, emp: Employee, backend: Backend, *, store: Store, org: Or
     proc = agent_run.spawn(backend.command(emp), files=files, cwd=cwd, env=env,
                            memory_mb=emp.capacity.memory_mb if getattr(
                                backend, "limit_address_space", True) else None,
-                           keep_fds=keep_fds)
+                           keep_fds=keep_fds, box=box, cgroup=run_unit.create(task.id))
     return Launched(files, proc, timeout, before)

@@ -6,11 +6,14 @@ stdout/stderr (files, never pipes: an agent printing megabytes cannot block anyt
 `meta.json` (pid, process group, start time) and `exit` (its exit status, written the
 moment the daemon reaps it). The agent is its own process group, so a timeout kills it
 and everything it started; it gets SIGKILL from the kernel if the daemon dies
-(PR_SET_PDEATHSIG), and the restarted daemon kills what is left of its group.
+(PR_SET_PDEATHSIG), and the restarted daemon kills what is left of its group. With a
+`Box` it runs in the sandbox (`sandbox`: its own pid namespace, which dies whole), with a
+cgroup in its run cgroup (`run_unit`): what it double-forks cannot escape either.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import json
@@ -25,6 +28,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from aoi_git.runtime import run_unit
+from aoi_git.runtime.sandbox import Box
 
 MAX_RESULT_BYTES = 1 << 20
 TAIL_BYTES = 4000
@@ -117,14 +123,18 @@ def prepare(folder: Path, task: Mapping[str, Any], context: str,
     return files
 
 
-def _child_setup(memory_mb: int | None) -> Any:
+def _child_setup(memory_mb: int | None, cgroup: Path | None) -> Any:
     parent = os.getpid()
+    procs = str(run_unit.procs_file(cgroup)) if cgroup is not None else None
 
     def setup() -> None:
         if _libc is not None:
             _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
             if os.getppid() != parent:  # the daemon died before the line above: no orphan
                 os._exit(137)
+        if procs is not None:
+            with contextlib.suppress(OSError), open(procs, "w") as fh:
+                fh.write(str(os.getpid()))
         if memory_mb:
             limit = int(memory_mb) * 1024 * 1024
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -134,6 +144,8 @@ def _child_setup(memory_mb: int | None) -> Any:
 
 # `sh -c` run by `setpriv --pdeathsig KILL`: the orphan check of `_child_setup`, then the agent
 _ORPHAN_CHECK = 'test "$PPID" = "$0" || exit 137; exec "$@"'
+# the same, first moving itself into the run's cgroup (its `cgroup.procs` is "$1")
+_ORPHAN_CHECK_JOIN = 'test "$PPID" = "$0" || exit 137; echo $$ 2>/dev/null >"$1"; shift; exec "$@"'
 
 
 @functools.cache
@@ -150,8 +162,27 @@ def _launch_tools() -> tuple[str, str | None] | None:
     return (setpriv, shutil.which("prlimit")) if "--pdeathsig" in usage else None
 
 
+def _runnable(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> bool:
+    """True when `argv[0]` names an executable file execve can run (ELF or `#!`)."""
+    if not argv:
+        return False
+    exe = str(argv[0])
+    if os.sep in exe:
+        path: str | None = exe if os.path.isabs(exe) else os.path.join(cwd, exe)
+    else:
+        path = shutil.which(exe, path=env.get("PATH", os.defpath))
+    if path is None or not os.path.isfile(path) or not os.access(path, os.X_OK):
+        return False
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+    except OSError:
+        return False
+    return magic.startswith(b"#!") or magic == b"\x7fELF"
+
+
 def _launcher(argv: Sequence[str], cwd: Path, env: Mapping[str, str],
-              memory_mb: int | None) -> list[str] | None:
+              memory_mb: int | None, cgroup: Path | None) -> list[str] | None:
     """`argv` behind helpers that do `_child_setup`'s work after exec, or None.
 
     A `preexec_fn` makes Popen fork the daemon, which copies its page tables: ~45 ms for a
@@ -163,23 +194,14 @@ def _launcher(argv: Sequence[str], cwd: Path, env: Mapping[str, str],
     tools = _launch_tools()
     if tools is None or not argv or (memory_mb and tools[1] is None):
         return None
-    exe = str(argv[0])
-    if os.sep in exe:
-        path: str | None = exe if os.path.isabs(exe) else os.path.join(cwd, exe)
-    else:
-        path = shutil.which(exe, path=env.get("PATH", os.defpath))
-    if path is None or not os.path.isfile(path) or not os.access(path, os.X_OK):
-        return None
-    try:
-        with open(path, "rb") as fh:
-            magic = fh.read(4)
-    except OSError:
-        return None
-    if not (magic.startswith(b"#!") or magic == b"\x7fELF"):
+    if not _runnable(argv, cwd, env):
         return None  # `sh` would run it as a script where execve fails: keep the old path
     setpriv, prlimit = tools
-    out = [setpriv, "--pdeathsig", "KILL", "--", "/bin/sh", "-c", _ORPHAN_CHECK,
-           str(os.getpid())]
+    out = [setpriv, "--pdeathsig", "KILL", "--", "/bin/sh", "-c"]
+    if cgroup is not None:
+        out += [_ORPHAN_CHECK_JOIN, str(os.getpid()), str(run_unit.procs_file(cgroup))]
+    else:
+        out += [_ORPHAN_CHECK, str(os.getpid())]
     if memory_mb:
         limit = int(memory_mb) * 1024 * 1024
         out += [str(prlimit), f"--as={limit}:{limit}", "--"]
@@ -194,23 +216,57 @@ def spawn(
     env: Mapping[str, str],
     memory_mb: int | None,
     keep_fds: Sequence[int] = (),
+    box: Box | None = None,
+    cgroup: Path | None = None,
 ) -> subprocess.Popen[bytes]:
+    """Start the agent: in `box` (the sandbox) when given, in `cgroup` when given.
+
+    A command that cannot be run is started as it is, outside the box, so that it fails
+    in Popen with its own error (it runs nothing)."""
+    command = list(argv)
+    if box is not None and _runnable(argv, cwd, env):
+        command = box.argv(argv)
+        env = {**env, **box.env}
     out = open(files.stdout, "wb")  # noqa: SIM115 - handed to the child
     err = open(files.stderr, "wb")  # noqa: SIM115
-    launch = _launcher(argv, cwd, env, memory_mb)
+    launch = _launcher(command, cwd, env, memory_mb, cgroup)
     try:
         proc = subprocess.Popen(
-            launch or list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
+            launch or command, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
             stdout=out, stderr=err, start_new_session=True, pass_fds=tuple(keep_fds),
-            preexec_fn=None if launch else _child_setup(memory_mb),
+            preexec_fn=None if launch else _child_setup(memory_mb, cgroup),
         )
     finally:
         out.close()
         err.close()
     files.meta.write_text(json.dumps({"pid": proc.pid, "pgid": proc.pid,
                                       "started": time.time(), "daemon": os.getpid(),
-                                      "argv": list(argv)}))
+                                      "argv": list(argv), "sandboxed": command != list(argv),
+                                      "cgroup": str(cgroup) if cgroup else None}))
     return proc
+
+
+def end_run(files: RunFiles, pgid: int, task_id: str) -> None:
+    """Kill whatever is left of a run: its process group and its cgroup.
+
+    meta.json is in the run folder, which the agent can write: its cgroup is killed only
+    when it is this task's run cgroup (`run_unit.owned`)."""
+    if pgid:
+        kill_group(pgid, signal.SIGKILL)
+    cgroup = files.read_meta().get("cgroup")
+    if isinstance(cgroup, str) and run_unit.owned(cgroup, task_id):
+        run_unit.kill(cgroup)
+
+
+def owns_group(files: RunFiles, pgid: int) -> bool:
+    """True when process group `pgid` was started for this run: its leader's environment
+    names this run's result file (which no other process has). meta.json, where `pgid`
+    comes from, can be rewritten by the agent: it must not make the daemon kill others."""
+    try:
+        environ = Path(f"/proc/{pgid}/environ").read_bytes()
+    except OSError:
+        return False
+    return f"AOI_RESULT_FILE={files.result}".encode() in environ.split(b"\0")
 
 
 def kill_group(pgid: int, sig: int = signal.SIGKILL) -> bool:

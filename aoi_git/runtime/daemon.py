@@ -37,7 +37,7 @@ from typing import Any
 
 from aoi_git.domain.model import Actor, ActorKind, Employee, Status, Task
 from aoi_git.errors import AoiError, IllegalTransition
-from aoi_git.runtime import agent_run
+from aoi_git.runtime import agent_run, run_unit, sandbox
 from aoi_git.runtime.agent_launch import launch
 from aoi_git.runtime.backends.base import Backend
 from aoi_git.runtime.backends.registry import load_backends
@@ -135,6 +135,7 @@ class Daemon:
 
     # ------------------------------------------------------------------- loop
     def run(self) -> int:
+        sandbox.require(self.executor.org.config.sandbox)  # no agent runs unconfined by accident
         self.lock.acquire()
         prev = {s: signal.signal(s, self._signal) for s in (signal.SIGTERM, signal.SIGINT)}
         sys.setswitchinterval(0.0005)
@@ -303,6 +304,11 @@ class Daemon:
         if backend is None:
             self._trip(emp.backend.kind, now, f"no backend {emp.backend.kind!r} installed")
             return False
+        try:
+            sandbox.require(ex.org.config.sandbox)
+        except AoiError as exc:  # (aoi.yaml turned it on while running) no agent unconfined
+            self._trip(emp.backend.kind, now, str(exc))
+            return False
         task_lock = take_task_lock(self.common_dir, task_id)
         if task_lock is None:
             self.lock_busy = True
@@ -428,6 +434,7 @@ class Daemon:
             if task.status is S.PROCESSING:
                 with self.problems.guard(f"the recovery of {task.id}"):
                     self._recover_run(task)
+        run_unit.sweep()  # run cgroups a killed daemon left
         self.trash.empty()  # what a crash kept the last daemon from deleting
         ex.drop_stale_worktrees()
         ex.review_performance()  # a cycle a crash cut short (derived from reviews/)

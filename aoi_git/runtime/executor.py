@@ -36,7 +36,7 @@ from aoi_git.runtime.scheduler import (
     LiveSet,
     RequestReview,
 )
-from aoi_git.store import index_journal
+from aoi_git.store import agent_git, index_journal
 from aoi_git.store.branch_merge import archive_branch, merge_branch
 from aoi_git.store.head_view import HeadView
 from aoi_git.store.org_store import Store
@@ -345,6 +345,9 @@ class Executor:
         task = self.org.tasks.get(task_id)
         if task is None:
             return None
+        # what the agent's own git wrote in its sandbox (its commits) onto its real branch
+        agent_git.take_commits(self.workspace.repo, self.workspace.path_for(task_id),
+                               self.root / ".aoi" / "runs" / task_id)
         if result.outcome == "completed" and not result.subtasks:
             try:
                 commit_sha = self.workspace.commit_changes(

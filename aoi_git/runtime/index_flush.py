@@ -37,14 +37,15 @@ class IndexFlush:
         if not self.store.flush_index():
             self.log("index locked by another git process: updating it later")
             return
-        self.writer.clear()
+        # what a person's git may still write back stays known (see index_journal)
+        self.writer.rewrite(self.store.settling_moves.items())
         # ~40 ms at 100k tasks (the whole index is rewritten): every 2 s, not every 0.5 s
         took = self.clock.monotonic() - started
         self.every = max(INDEX_FLUSH_S, min(5.0, INDEX_FLUSH_SHARE * took))
 
     def when_due(self, now: float, busy: bool) -> float | None:
         """Flush if it is time (always when not `busy`); when to come back, if pending."""
-        if not self.store.pending_moves:
+        if not (self.store.pending_moves or self.store.settling_moves):
             return None
         if now - self.last >= self.every or not busy:
             self.flush()
@@ -60,5 +61,8 @@ class IndexFlush:
             return
         self.store.resume_moves(moves)
         self.flush()
-        self.log(f"finished the work-tree and index update of {len(moves)} path(s) a crash "
-                 "interrupted")
+        # (a clean exit leaves only moves made, journaled while they settle: none to tell)
+        unmade = sum(1 for m in moves.values() if m.file_old not in (m.new, index_journal.KEEP))
+        if unmade:
+            self.log(f"finished the work-tree and index update of {unmade} path(s) a crash "
+                     "interrupted")

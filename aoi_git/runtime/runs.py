@@ -85,8 +85,7 @@ class Runs:
     def ended(self, a: Active) -> None:
         """Forget `a`, kill what is left of its process group and release its locks."""
         self.active.pop(a.task_id, None)
-        if a.pgid:
-            agent_run.kill_group(a.pgid, signal.SIGKILL)  # leftovers of the agent
+        agent_run.end_run(a.files, a.pgid, a.task_id)  # leftovers of the agent
         if a.slot:
             a.slot.release()
         if a.task_lock:
@@ -101,7 +100,7 @@ class Runs:
                 agent_run.kill_group(a.pgid, signal.SIGTERM)
                 self.log(f"{a.task_id}: timeout: SIGTERM to process group {a.pgid}")
             elif a.kill_at is not None and now >= a.kill_at and a.pgid:
-                agent_run.kill_group(a.pgid, signal.SIGKILL)
+                agent_run.end_run(a.files, a.pgid, a.task_id)
                 a.kill_at = None
                 self.log(f"{a.task_id}: SIGKILL to process group {a.pgid}")
 
@@ -116,17 +115,18 @@ class Runs:
         """SIGKILL every run (a cold stop): their exits are still reported."""
         for a in list(self.active.values()):
             a.stopped = True
-            if a.pgid:
-                agent_run.kill_group(a.pgid, signal.SIGKILL)
+            agent_run.end_run(a.files, a.pgid, a.task_id)
 
     def lost(self, task_id: str) -> tuple[agent_run.RunFiles, int | None]:
         """A run of `task_id` that a previous daemon started: its process group is killed
         if still alive (agents do not outlive their daemon); its files and exit status."""
         files = agent_run.RunFiles(self.runs_dir / task_id)
         pgid = int(files.read_meta().get("pgid") or 0)
-        if pgid and agent_run.group_alive(pgid):
+        # (meta.json is in the run folder, which the agent can write: see `owns_group`)
+        if pgid and agent_run.group_alive(pgid) and agent_run.owns_group(files, pgid):
             agent_run.kill_group(pgid, signal.SIGKILL)
             self.log(f"{task_id}: killed the orphaned agent group {pgid}")
+        agent_run.end_run(files, 0, task_id)  # and its cgroup
         return files, files.read_exit()
 
     def close(self) -> None:

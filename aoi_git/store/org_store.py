@@ -32,7 +32,7 @@ except ImportError:  # pragma: no cover - not POSIX
 
 from aoi_git.domain.model import Task
 from aoi_git.errors import AoiError, ConcurrentUpdate
-from aoi_git.store import index_journal, index_lock
+from aoi_git.store import index_journal, index_lock, person_commit
 from aoi_git.store.git import git, git_detached
 from aoi_git.store.head_view import HeadView, remember_blob
 from aoi_git.store.history_index import HistoryIndex
@@ -90,6 +90,8 @@ class Store:
         self.defer_index = False
         self._checkout_held = False
         self._pending: dict[str, index_journal.Move] = {}
+        self._settling = index_journal.Settling()
+        self._person = person_commit.Watch(self.root, Path(self.repo.path).resolve())
         self.commits_since_gc = 0
         self.task_cache = TaskCache(self.repo, self.aoi_dir)
         self._history: HistoryIndex | None = None
@@ -220,9 +222,12 @@ class Store:
             # checkout bring the work tree along in commit order.
             with self._checkout_lock():
                 try:
-                    new_id = self.repo.create_commit(
-                        self.branch_ref, author, committer, change.message, tree_id, parents
+                    new_id = self.repo.create_commit(  # the object only; then the branch
+                        None, author, committer, change.message, tree_id, parents
                     )
+                    if not self.repo.is_bare:  # a person's `git commit` under way: let it end
+                        self._person.wait()
+                    self._move_branch(head, new_id, change.message)
                 except (pygit2.GitError, ValueError, OSError) as exc:  # ref lock: OSError
                     last_error = str(exc)
                     if not any(r in last_error for r in _RETRYABLE):
@@ -234,6 +239,23 @@ class Store:
         raise ConcurrentUpdate(
             f"could not commit after {attempts} attempts, the branch keeps moving: {last_error}"
         )
+
+    def _move_branch(self, head: pygit2.Commit | None, new_id: pygit2.Oid,
+                     message: str) -> None:
+        """Point the branch at `new_id` if it still points at `head` (a compare-and-swap,
+        as the last step: the moment a person's `git commit` could be caught out is the
+        shortest). Raises with a `_RETRYABLE` message when the branch moved."""
+        summary = message.split("\n", 1)[0]
+        if head is None:
+            if self.repo.references.get(self.branch_ref) is not None:
+                raise ValueError("current tip is not the first parent")
+            self.repo.create_reference_direct(self.branch_ref, new_id, False,
+                                              message=f"commit (initial): {summary}")
+            return
+        ref = self.repo.lookup_reference(self.branch_ref)
+        if ref.target != head.id:
+            raise ValueError("current tip is not the first parent")
+        ref.set_target(new_id, f"commit: {summary}")  # fails if the ref moved since lookup
 
     def commit_to_branch(self, branch: str, view: HeadView, change: Change,
                          actor: str | None = None) -> str:
@@ -353,6 +375,12 @@ class Store:
         """Committed paths whose work-tree file or index entry is not moved along yet."""
         return self._pending
 
+    @property
+    def settling_moves(self) -> Mapping[str, index_journal.Move]:
+        """Index entries written by a recent flush that a person's git may still overwrite
+        with the copy of the index it read before (see `index_journal.Settling`)."""
+        return self._settling.moves
+
     def resume_moves(self, moves: Mapping[str, index_journal.Move]) -> None:
         """Take back moves journaled by a process that died before flushing them (they
         come first: anything this process committed since moves on from them)."""
@@ -362,11 +390,20 @@ class Store:
 
     def flush_index(self) -> bool:
         """Move work-tree files, then index entries, that still match the old commit to the
-        new one (one index write). False when another git process holds the index lock:
-        the index moves stay pending for the next call (the files are moved already)."""
-        if not self._pending or self.repo.is_bare:
+        new one (one index write), and move again the recently written entries a person's
+        git has put back. False when another git process holds the index lock or a
+        person's commit is under way: the index moves stay pending for the next call (the
+        files are moved already)."""
+        if self.repo.is_bare or not (self._pending or self._settling.moves):
             self._pending.clear()
             return True
+        git_dir = Path(self.repo.path)
+        if (git_dir / "index.lock").exists():  # (a lock an aoi process died holding goes)
+            done = index_lock.clear_if_stale(git_dir, self.aoi_dir)
+            if done is not None and self.on_notice is not None:
+                self.on_notice(done)
+        if self._person.under_way():
+            return False  # its git writes the index it read at its start: after it
         moves, self._pending = self._pending, {}
         with self._checkout_lock():
             # to what HEAD has now: another aoi process may have committed the path since
@@ -379,8 +416,13 @@ class Store:
             try:
                 index.read(False)
                 changed = False
+                for path, lost in self._settling.lost(index_blobs(index, self._settling.moves),
+                                                      time.monotonic()).items():
+                    # a person's git wrote back the entry we had moved: move it again
+                    changed |= self._move_entry(index, path, lost.index_olds, lost.new,
+                                                index_journal.KEEP)
                 for path, move in moves.items():
-                    changed |= self._move_entry(index, path, move.index_old, now[path],
+                    changed |= self._move_entry(index, path, move.index_olds, now[path],
                                                 on_disk[path])
                 if changed:
                     self._write_index(index)
@@ -391,6 +433,9 @@ class Store:
                 self.resume_moves({path: dataclasses.replace(move, file_old=on_disk[path])
                                    for path, move in moves.items()})
                 return False
+            self._settling.add({path: dataclasses.replace(move, new=now[path],
+                                                          file_old=on_disk[path])
+                                for path, move in moves.items()}, time.monotonic())
         return True
 
     def _write_index(self, index: pygit2.Index) -> None:
@@ -431,15 +476,15 @@ class Store:
         os.replace(tmp, full)
         return new_blob
 
-    def _move_entry(self, index: pygit2.Index, path: str, old_blob: str | None,
+    def _move_entry(self, index: pygit2.Index, path: str, old_blobs: frozenset[str | None],
                     new_blob: str | None, file_blob: str | None) -> bool:
-        """Move the index entry from `old_blob` to `new_blob` unless a person staged their
-        own; `file_blob`: what `_move_file` left in the work tree (KEEP: not known)."""
+        """Move the index entry from one of `old_blobs` to `new_blob` unless a person staged
+        their own; `file_blob`: what `_move_file` left in the work tree (KEEP: not known)."""
         try:
             entry_id: str | None = str(index[path].id)
         except KeyError:
             entry_id = None
-        if entry_id != old_blob and entry_id != new_blob:
+        if entry_id not in old_blobs and entry_id != new_blob:
             return False  # the person staged something of their own here: leave it
         if new_blob is None:
             if entry_id is None:
@@ -478,6 +523,17 @@ class Store:
             git("-c", "gc.autoDetach=false", *args, cwd=self.root, check=False)
             return
         git_detached(*args, cwd=self.root)
+
+
+def index_blobs(index: pygit2.Index, paths: Iterable[str]) -> dict[str, str | None]:
+    """The blob id of each path's index entry (None: no entry)."""
+    out: dict[str, str | None] = {}
+    for path in paths:
+        try:
+            out[path] = str(index[path].id)
+        except KeyError:
+            out[path] = None
+    return out
 
 
 def _prune_empty_dirs(folder: Path, stop: Path) -> None:

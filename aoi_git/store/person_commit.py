@@ -1,0 +1,158 @@
+"""A person's `git commit` under way in the checkout: aoi keeps the branch still meanwhile.
+
+`git commit` reads HEAD when it starts and, at its end, moves the branch only if it still
+points there ("cannot lock ref 'HEAD': is at X but expected Y" otherwise). A daemon that
+commits every few milliseconds would make nearly every commit of a person fail, so:
+
+* aoi's pre-commit hook writes the pid of the `git commit` running it into
+  `<git dir>/aoi-person-commit` (in shell, before anything slow) and the post-commit hook
+  removes it; a commit that stops earlier leaves a marker whose process is gone;
+* that covers a commit from its hook on, not its first milliseconds (HEAD is read, then
+  the index, before any hook runs). So where there is a `/proc`, a `Watch` also looks for
+  a `git commit` process working in the checkout, reading only the processes it has not
+  seen before (a few per call: listing `/proc` costs ~0.1 ms, reading all of it ~4 ms);
+* `Watch.wait` makes an aoi writer wait before it moves the branch or writes the index
+  while such a commit is under way (at most `WAIT_LIMIT_S`), and also while a young
+  `index.lock` exists (some git is writing the index from the copy it read).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+
+MARKER = "aoi-person-commit"
+WAIT_LIMIT_S = 30.0  # then the branch moves anyway (e.g. an editor left open)
+LOCK_YOUNG_S = 2.0  # an older index.lock is no commit starting (a crash left it)
+LOCK_WAIT_S = 0.2  # how long a young index.lock alone holds a writer back
+POLL_S = 0.01
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def committing_pid(git_dir: Path) -> int | None:
+    """The pid of a person's `git commit` under way, or None (a dead one's marker goes)."""
+    marker = git_dir / MARKER
+    try:
+        text = marker.read_text().strip()
+        made = marker.stat().st_mtime
+    except OSError:
+        return None
+    try:
+        pid = int(text)
+    except ValueError:
+        pid = 0
+    if pid > 0 and pid != os.getpid() and _alive(pid) and time.time() - made < WAIT_LIMIT_S:
+        return pid
+    with contextlib.suppress(OSError):
+        if marker.read_text().strip() == text:
+            marker.unlink()
+    return None
+
+
+def _young_index_lock(git_dir: Path) -> bool:
+    try:
+        return time.time() - (git_dir / "index.lock").stat().st_mtime < LOCK_YOUNG_S
+    except OSError:
+        return False
+
+
+PROC = Path("/proc")
+SETTLED_S = 0.2  # a process seen this long without being `git commit` is not read again
+
+
+class Watch:
+    """Tells whether a person's `git commit` is under way in one checkout."""
+
+    def __init__(self, root: Path, git_dir: Path) -> None:
+        self.root = root
+        self.git_dir = git_dir
+        self._proc = PROC.is_dir()
+        self._settled: set[str] = set()  # pids known not to be a commit here
+        self._first_seen: dict[str, float] = {}
+        self._listed: set[str] = set()  # the pids of the last full look
+
+    def git_commit_pid(self) -> str | None:
+        """The pid of a `git commit` (not this process's child) working in the checkout."""
+        if not self._proc:
+            return None
+        now = time.monotonic()
+        try:
+            pids = {n for n in os.listdir(PROC) if n.isdigit()}
+        except OSError:
+            return None
+        found = self._look(pids - self._settled, pids, now)
+        self._listed = pids
+        return found
+
+    def _look(self, candidates: set[str], listed: set[str], now: float) -> str | None:
+        self._settled &= listed  # (a pid that is gone may come back as another process)
+        for pid in set(self._first_seen) - listed:
+            del self._first_seen[pid]
+        found = None
+        for pid in candidates:
+            first = self._first_seen.setdefault(pid, now)
+            if self._is_commit_here(pid):
+                found = pid
+            elif now - first >= SETTLED_S:
+                self._settled.add(pid)
+                del self._first_seen[pid]
+        return found
+
+    def started_since(self) -> str | None:
+        """Like `git_commit_pid`, for the processes started since its last call only (a
+        listing of `/proc`, ~0.1 ms: the last look before moving the branch)."""
+        if not self._proc:
+            return None
+        try:
+            pids = {n for n in os.listdir(PROC) if n.isdigit()}
+        except OSError:
+            return None
+        return self._look(pids - self._listed, pids, time.monotonic())
+
+    def _is_commit_here(self, pid: str) -> bool:
+        base = PROC / pid
+        try:
+            if (base / "comm").read_bytes() != b"git\n":
+                return False
+            argv = (base / "cmdline").read_bytes().split(b"\0")
+            if b"commit" not in argv:
+                return False
+            if (base / "stat").read_bytes().rsplit(b")", 1)[1].split()[1] == str(
+                    os.getpid()).encode():
+                return False  # aoi's own git (e.g. a merge in a task's worktree)
+            cwd = Path(os.readlink(base / "cwd"))
+        except (OSError, IndexError):
+            return False
+        if self.root / ".aoi" in (cwd, *cwd.parents):
+            return False  # an agent's worktree, not the person's checkout
+        return cwd == self.root or self.root in cwd.parents
+
+    def under_way(self) -> bool:
+        """A person's commit is under way, or some git holds the index lock right now."""
+        return (committing_pid(self.git_dir) is not None or _young_index_lock(self.git_dir)
+                or self.git_commit_pid() is not None)
+
+    def wait(self) -> float:
+        """Wait while a person's commit is under way (see the module docstring); the
+        seconds waited."""
+        start = time.monotonic()
+        while True:
+            waited = time.monotonic() - start
+            if (committing_pid(self.git_dir) is None and self.git_commit_pid() is None
+                    and (waited >= LOCK_WAIT_S or not _young_index_lock(self.git_dir))
+                    and self.started_since() is None):  # (one started during that look)
+                return waited
+            if waited >= WAIT_LIMIT_S:
+                return waited
+            time.sleep(POLL_S)

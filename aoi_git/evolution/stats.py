@@ -43,6 +43,7 @@ from typing import Any
 
 from aoi_git.errors import AoiError
 from aoi_git.store.git import GitError, git, git_stream, has_commits
+from aoi_git.store.trailers import parse_trailers
 
 
 @dataclass
@@ -218,8 +219,8 @@ def compute(root: Path, *, rev: str = "HEAD", since: int | None = None,
 
     for item in _stream(root, rev):
         ct_text, _, msg = item.partition("\x1f")
-        block = msg.rstrip().rpartition("\n\n")[2]
-        if "Aoi-Actor: " not in block:
+        trailers = parse_trailers(msg)
+        if not any(k == "Aoi-Actor" for k, _ in trailers):
             continue
         try:
             ct = int(ct_text.strip())
@@ -229,8 +230,7 @@ def compute(root: Path, *, rev: str = "HEAD", since: int | None = None,
         entries: list[list[Any]] = []
         usd = 0.0
         tin = tout = 0
-        for line in block.split("\n"):
-            k, _, v = line.partition(": ")
+        for k, v in trailers:
             if k == "Aoi-Task":
                 entries.append([v, None])
             elif k == "Aoi-Transition":

@@ -76,12 +76,14 @@ class Tally:
     first_try: int = 0
     lock_retried: int = 0  # failed first on git's own index.lock, then went through
     ref_retried: int = 0  # failed first because the branch moved since git read it
+    other_retried: list[str] = field(default_factory=list)  # failed first otherwise: why
     failures: list[str] = field(default_factory=list)
     committed: list[tuple[str, str]] = field(default_factory=list)  # (path, content)
 
     @property
     def attempted(self) -> int:
-        return self.first_try + self.lock_retried + self.ref_retried + len(self.failures)
+        return (self.first_try + self.lock_retried + self.ref_retried
+                + len(self.other_retried) + len(self.failures))
 
 
 def _index_lock_only(err: str) -> bool:
@@ -107,20 +109,22 @@ def person_commit(root: Path, style: str, path: str, n: int, tally: Tally) -> No
         for cmd in steps:
             proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
-                failed = f"{' '.join(cmd)}: {proc.stderr.strip()}"
+                failed = f"{' '.join(cmd)}: {proc.stderr.strip() or proc.stdout.strip()}"
                 break
         if not failed:
             if attempt == 0:
                 tally.first_try += 1
             elif _branch_moved(first_failure):
                 tally.ref_retried += 1
-            else:
+            elif _index_lock_only(first_failure):
                 tally.lock_retried += 1
+            else:
+                tally.other_retried.append(first_failure)
             tally.committed.append((path, content))
             return
         first_failure = first_failure or failed
-        if not (_index_lock_only(failed) or _branch_moved(failed)):
-            tally.failures.append(failed)
+        if attempt > 0 and not (_index_lock_only(failed) or _branch_moved(failed)):
+            tally.failures.append(failed)  # a person would retry once, as here: then it is one
             return
         time.sleep(0.05)
     tally.failures.append(f"still locked after retries: {failed}")
@@ -166,22 +170,27 @@ def test_a_persons_git_commits_go_through_while_the_daemon_commits(
         time.sleep(PAUSE_S)
     took = time.monotonic() - started
     daemon_commits = int(git(root, "rev-list", "--count", f"{head0}..HEAD").strip()) - (
-        tally.first_try + tally.lock_retried)
+        tally.first_try + tally.lock_retried + tally.ref_retried + len(tally.other_retried))
     p.send_signal(signal.SIGTERM)
     assert p.wait(60) == 0, (root.parent / "daemon.out").read_text()[-3000:]
 
     print(f"\nhand commits: {tally.attempted} attempted in {took:.1f} s, "
           f"{tally.first_try} first try, {tally.lock_retried} after an index.lock retry, "
-          f"{tally.ref_retried} after a moved-branch retry, {len(tally.failures)} failed; "
+          f"{tally.ref_retried} after a moved-branch retry, {len(tally.other_retried)} after "
+          f"another retry, {len(tally.failures)} failed; "
           f"{daemon_commits} daemon commits meanwhile", file=sys.stderr)
     for f in tally.failures[:10]:
         print("  failed:", f, file=sys.stderr)
+    for f in tally.other_retried[:10]:
+        print("  retried:", f, file=sys.stderr)
     assert tally.attempted >= 20 and daemon_commits >= 20  # both were at work
     assert not tally.failures  # every commit went through, at the latest on a retry
     # The daemon keeps the branch still while it sees a person's `git commit`; what is
     # left is the moment between its last look and its branch update (see
     # aoi_git.store.person_commit), longer the busier the machine.
     assert tally.first_try >= 0.9 * tally.attempted
+    # a first failure for another reason than git's own locks: rare, printed above
+    assert len(tally.other_retried) <= max(1, 0.02 * tally.attempted), tally.other_retried
 
     # 0 lost edits: every content the person committed is in history ...
     in_history = set(git(root, "log", "--format=", "--raw", "--no-abbrev", "--",

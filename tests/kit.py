@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import click.testing
+import psutil
 
 AOI_BIN = Path(sys.executable).parent / "aoi"
 
@@ -36,3 +37,17 @@ def git(cwd: Path | str, *args: str, check: bool = True,
 def lines(text: str) -> Sequence[str]:
     """The non-blank lines of `text`."""
     return [ln for ln in text.splitlines() if ln.strip()]
+
+
+def agent_processes(org_root: Path) -> list[psutil.Process]:
+    """The live processes of an org's agent runs, found by the AOI_ORG_DIR they inherit
+    (the pids an agent notes are its sandbox's own, so tests look from outside)."""
+    out = []
+    for p in psutil.process_iter():
+        try:
+            if (p.environ().get("AOI_ORG_DIR") == str(org_root)
+                    and p.status() != psutil.STATUS_ZOMBIE):
+                out.append(p)
+        except psutil.Error:
+            continue
+    return out

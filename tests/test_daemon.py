@@ -22,11 +22,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pygit2
 import pytest
 import yaml
-from kit import AOI_BIN, PERSON_NAME, git
+from kit import AOI_BIN, PERSON_NAME, agent_processes, git
 from orgkit import TmpOrg
 
 from aoi_git.domain.model import Actor, ActorKind, Kind, Status
@@ -77,20 +76,6 @@ def wait_for(cond: Callable[[], Any], timeout: float = 20.0, interval: float = 0
         if time.monotonic() > end:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
-
-
-def agent_processes(org: TmpOrg) -> list[psutil.Process]:
-    """The live processes of this org's agent runs (by their AOI_ORG_DIR): the pids an
-    agent notes are its sandbox's own, so the test finds them from outside."""
-    out = []
-    for p in psutil.process_iter():
-        try:
-            if (p.environ().get("AOI_ORG_DIR") == str(org.root)
-                    and p.status() != psutil.STATUS_ZOMBIE):
-                out.append(p)
-        except psutil.Error:
-            continue
-    return out
 
 
 def max_overlap(intervals: list[tuple[float, float]]) -> int:
@@ -451,7 +436,7 @@ def test_timeout_kills_the_whole_process_group(org: Org) -> None:
     drive(d, lambda: not d.active and org.task("job-1").attempts == 1, what="the timeout")
     assert time.time() - t0 < 10
     assert len(org.lines("pids")) == 1
-    wait_for(lambda: not agent_processes(org), timeout=5, what="agent and child to die")
+    wait_for(lambda: not agent_processes(org.root), timeout=5, what="agent and child to die")
     t = org.task("job-1")
     assert t.status in (S.FAILED, S.PENDING)
     assert t.attempts == 1
@@ -710,12 +695,12 @@ def test_kill_9_while_an_agent_runs_recovers_and_runs_it_again(org: Org) -> None
     org.new("job-1")
     daemon = org.start()
     wait_for(lambda: org.lines("runs"), what="the agent to start")
-    assert agent_processes(org)
+    assert agent_processes(org.root)
     daemon.send_signal(signal.SIGKILL)
     daemon.wait(10)
     killed_at = time.time()
     # the agent dies with its daemon (PR_SET_PDEATHSIG)
-    wait_for(lambda: not agent_processes(org), timeout=5, what="the orphaned agent to die")
+    wait_for(lambda: not agent_processes(org.root), timeout=5, what="the orphaned agent to die")
     assert org.task("job-1").status is S.PROCESSING  # the claim was committed
     again = org.aoi("daemon", "--until-idle")
     assert again.returncode == 0, again.stderr
@@ -796,10 +781,10 @@ def test_sigterm_is_a_warm_stop_and_a_second_one_is_cold(org: Org) -> None:
     daemon.send_signal(signal.SIGTERM)
     wait_for(lambda: org.daemon_log().count("warm stop") == 2, what="the warm stop")
     time.sleep(0.3)
-    assert daemon.poll() is None and agent_processes(org)  # still waiting for the agent
+    assert daemon.poll() is None and agent_processes(org.root)  # still waiting for the agent
     daemon.send_signal(signal.SIGTERM)
     assert daemon.wait(15) == 0, org.output(daemon)
-    assert not agent_processes(org)
+    assert not agent_processes(org.root)
     # killed by the operator, not failed: back in the queue without burning an attempt
     t = org.task("job-2")
     assert t.status is S.PENDING and t.attempts == 0

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from kit import git
 
 from aoi_git.domain.model import Actor, ActorKind, Task
+from aoi_git.domain.result import AgentResult
 from aoi_git.evolution import journal
 from aoi_git.evolution.journal import (
     append_journal,
@@ -25,7 +26,6 @@ from aoi_git.evolution.journal import (
     last_journal_entries,
 )
 from aoi_git.org.context import JOURNAL_ENTRIES
-from aoi_git.runtime.agent_run import AgentResult
 from aoi_git.store.org_store import Store
 from aoi_git.store.txn import Txn, commit
 

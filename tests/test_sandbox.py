@@ -19,10 +19,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-import psutil
 import pytest
 import yaml
-from kit import AOI_BIN, git
+from kit import AOI_BIN, agent_processes, git
 from orgkit import TmpOrg
 
 from aoi_git.domain.model import Status
@@ -90,19 +89,6 @@ pathlib.Path(os.environ["AOI_RESULT_FILE"]).write_text(json.dumps(
 '''
 
 
-def run_processes(org: TmpOrg) -> list[psutil.Process]:
-    """Live processes started for this org's agent runs (they carry its AOI_ORG_DIR)."""
-    out = []
-    for p in psutil.process_iter():
-        try:
-            if (p.environ().get("AOI_ORG_DIR") == str(org.root)
-                    and p.status() != psutil.STATUS_ZOMBIE):
-                out.append(p)
-        except psutil.Error:
-            continue
-    return out
-
-
 def script_employee(org: TmpOrg, eid: str, agent: Path) -> None:
     profile = {"id": eid, "name": eid, "role": "engineer", "reports_to": "ceo",
                "status": "active", "capacity": {"concurrency": 1, "timeout_s": 60},
@@ -153,7 +139,7 @@ def test_a_hostile_script_agent_changes_only_its_own_branch(
                          capture_output=True, text=True, timeout=90, check=False)
     assert run.returncode == 0, run.stderr
     # every process of the run died with it, the 200 sleepers included
-    assert run_processes(org) == []
+    assert agent_processes(org.root) == []
     tried = json.loads((org.shared / "tried.json").read_text())
     assert tried.pop("sleepers") == SLEEPERS  # they were alive when the agent ended
     assert tried.pop("private tmp") == "done"
@@ -189,7 +175,7 @@ def test_without_the_sandbox_the_runs_cgroup_still_kills_every_descendant(
                          capture_output=True, text=True, timeout=90, check=False)
     assert run.returncode == 0, run.stderr
     assert org.task("fork-unit").status is S.FINISHED
-    assert run_processes(org) == []
+    assert agent_processes(org.root) == []
     parent = run_unit.parent()
     assert parent is not None
     assert not list(parent.glob("aoi-*-fork-unit"))  # and its cgroup is gone
@@ -251,4 +237,4 @@ def test_a_claude_employee_cannot_plant_a_task_in_the_org_checkout(
     history = commits_since(org, base)
     assert "planted-by-claude" not in history and "Aoi-Actor: human:" not in history
     assert git(org.root, "status", "--porcelain") == ""
-    assert run_processes(org) == []
+    assert agent_processes(org.root) == []

@@ -5,10 +5,10 @@ import json
 import click
 
 from aoi_git.commands.cli_context import App
+from aoi_git.domain.lifecycle import reviewer_of
 from aoi_git.domain.model import Kind, Status
 from aoi_git.errors import AoiError
 from aoi_git.org import flow
-from aoi_git.runtime.scheduler import reviewer_of
 from aoi_git.store.txn import Txn, commit
 from aoi_git.store.worktrees import open_workspace
 

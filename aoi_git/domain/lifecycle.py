@@ -159,3 +159,17 @@ def review_authority(
     raise ReviewRefused(f"{who} may not decide the review of {subject.id}: its reviewer is "
                         f"{reviewer}; only the reviewer, someone up its reports_to chain or "
                         f"the CEO ({config.ceo}) may")
+
+
+def reviewer_of(task: Task, tasks: Mapping[str, Task], config: OrgConfig) -> str:
+    """The reviewer: explicit, else the parent's assignee, else the CEO (for roots).
+
+    Review and human tasks are not reviewed again."""
+    if task.kind is not Kind.WORK:
+        return "none"
+    if task.reviewer:
+        return task.reviewer
+    parent = tasks.get(task.parent) if task.parent else None
+    if parent is not None and parent.assignee and not parent.assignee.startswith("role:"):
+        return parent.assignee
+    return config.ceo

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from aoi_git.domain.model import Task
-    from aoi_git.runtime.agent_run import AgentResult
+    from aoi_git.domain.result import AgentResult
     from aoi_git.store.head_view import HeadView
     from aoi_git.store.txn import Txn
 

@@ -14,16 +14,15 @@ from typing import Any
 
 from aoi_git.domain.bookkeeping import Bookkeeping
 from aoi_git.domain.graph import find_cycle
-from aoi_git.domain.lifecycle import ReviewRefused, review_authority
+from aoi_git.domain.lifecycle import ReviewRefused, review_authority, reviewer_of
 from aoi_git.domain.model import Actor, ActorKind, Employee, Kind, OrgConfig, Status, Task
 from aoi_git.domain.reporting import first_human_up
+from aoi_git.domain.result import AgentResult
 from aoi_git.errors import AoiError
 from aoi_git.evolution.journal import append_journal, journal_entry
 from aoi_git.org import branch_policy
 from aoi_git.org.branch_policy import Refusal
 from aoi_git.org.task_ops import cancel_cascade, new_task
-from aoi_git.runtime.agent_run import AgentResult
-from aoi_git.runtime.scheduler import reviewer_of
 from aoi_git.store.trailers import AUTHORITY
 from aoi_git.store.txn import Txn, now_iso
 

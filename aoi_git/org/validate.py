@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from aoi_git.domain.graph import find_cycle
 from aoi_git.domain.ids import is_valid_id
-from aoi_git.domain.lifecycle import check_transition, review_authority
+from aoi_git.domain.lifecycle import check_transition, review_authority, reviewer_of
 from aoi_git.domain.model import (
     BAD_VALUE,
     Actor,
@@ -32,7 +32,6 @@ from aoi_git.domain.model import (
 )
 from aoi_git.errors import IllegalTransition
 from aoi_git.resources import resource_dir
-from aoi_git.runtime.scheduler import reviewer_of
 from aoi_git.store import yamlio
 
 if TYPE_CHECKING:

@@ -25,10 +25,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aoi_git.domain.result import AgentResult
 from aoi_git.runtime import run_unit
 from aoi_git.runtime.sandbox import Box
 
@@ -97,19 +98,6 @@ class RunFiles:
             return int(self.exit.read_text().strip())
         except (OSError, ValueError):
             return None
-
-
-@dataclass
-class AgentResult:
-    outcome: str  # completed | failed | blocked
-    summary: str = ""
-    subtasks: list[dict[str, Any]] = field(default_factory=list)
-    question: str | None = None
-    review: dict[str, Any] | None = None
-    usage: dict[str, float] = field(default_factory=dict)
-    lessons: list[str] = field(default_factory=list)
-    hire: dict[str, Any] | None = None
-    error: str | None = None
 
 
 def prepare(folder: Path, task: Mapping[str, Any], context: str,

@@ -36,6 +36,7 @@ from types import FrameType
 from typing import Any
 
 from aoi_git.domain.model import Actor, ActorKind, Employee, Status, Task
+from aoi_git.domain.result import AgentResult
 from aoi_git.errors import AoiError, IllegalTransition
 from aoi_git.runtime import agent_run, run_unit, sandbox
 from aoi_git.runtime.agent_launch import launch
@@ -350,7 +351,7 @@ class Daemon:
             slot.release()
             task_lock.release()
             self._log(f"{task_id}: could not start the agent: {exc}")
-            self._finish_run(task_id, emp, agent_run.AgentResult(
+            self._finish_run(task_id, emp, AgentResult(
                 "failed", error=f"could not start the agent: {exc}"), now, None)
         return True
 
@@ -388,7 +389,7 @@ class Daemon:
     def _on_exit(self, a: Active, rc: int | None, now: float) -> None:
         result = agent_run.read_result(a.files, rc)
         if a.timed_out:
-            result = agent_run.AgentResult("failed", usage=result.usage, error=(
+            result = AgentResult("failed", usage=result.usage, error=(
                 f"timed out after {now - a.started:.0f}s (timeout_s); the whole process group "
                 "was killed"))
         emp = self.executor.org.employees.get(a.employee)
@@ -406,7 +407,7 @@ class Daemon:
         finally:
             self.runs.ended(a)
 
-    def _finish_run(self, task_id: str, emp: Employee, result: agent_run.AgentResult,
+    def _finish_run(self, task_id: str, emp: Employee, result: AgentResult,
                     now: float, run: RunInfo | None) -> None:
         done = self.executor.finish_run(task_id, emp, result, now, run)
         if done is None:

@@ -19,13 +19,13 @@ from typing import Any
 
 from aoi_git.domain.budget import over_budget
 from aoi_git.domain.model import Actor, Employee, Kind, Status, Task
+from aoi_git.domain.result import AgentResult
 from aoi_git.errors import AoiError, IllegalTransition
 from aoi_git.evolution import hiring, performance_reviews, retrospectives
 from aoi_git.evolution.journal import is_journal_file
 from aoi_git.org import branch_policy, flow, progress
 from aoi_git.org.organisation import Org, load_org
 from aoi_git.org.validate import full_task_problems
-from aoi_git.runtime.agent_run import AgentResult
 from aoi_git.runtime.clock import Clock
 from aoi_git.runtime.scheduler import (
     Action,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from aoi_git.domain import budget
 from aoi_git.domain.graph import TaskLinks
+from aoi_git.domain.lifecycle import reviewer_of
 from aoi_git.domain.model import Employee, EmployeeStatus, Kind, OrgConfig, Status, Task
 
 S = Status
@@ -234,20 +235,6 @@ def parse_time(text: str | None) -> float | None:
         return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
-
-
-def reviewer_of(task: Task, tasks: Mapping[str, Task], config: OrgConfig) -> str:
-    """The reviewer: explicit, else the parent's assignee, else the CEO (for roots).
-
-    Review and human tasks are not reviewed again."""
-    if task.kind is not Kind.WORK:
-        return "none"
-    if task.reviewer:
-        return task.reviewer
-    parent = tasks.get(task.parent) if task.parent else None
-    if parent is not None and parent.assignee and not parent.assignee.startswith("role:"):
-        return parent.assignee
-    return config.ceo
 
 
 def waits_on_person(task: Task, state: SchedState) -> bool:

@@ -22,6 +22,7 @@ from aoi_git.errors import AoiError
 from aoi_git.evolution.journal import append_journal, journal_entry
 from aoi_git.org import branch_policy
 from aoi_git.org.branch_policy import Refusal
+from aoi_git.org.routing import reassign_candidates
 from aoi_git.org.task_ops import cancel_cascade, new_task
 from aoi_git.store.trailers import AUTHORITY
 from aoi_git.store.txn import Txn, now_iso
@@ -359,11 +360,15 @@ def escalate(txn: Txn, task_id: str, reason: str, employees: Mapping[str, Employ
     task = txn.get(task_id)
     human = first_human_up(task.assignee, employees, config)
     last = task.feedback_texts()[-3:]
+    names = reassign_candidates(task, employees)
     description = (
-        f"Task {task.id} \"{task.title}\" (assignee {task.assignee}) needs a decision: "
-        f"{reason}.\n\nRecent feedback:\n" + "\n".join(f"- {x[:500]}" for x in last)
+        f"Task {task.id} \"{task.title}\" (assignee {task.assignee or 'none'}) needs a "
+        f"decision: {reason}.\n\nRecent feedback:\n"
+        + "\n".join(f"- {x[:500]}" for x in last)
         + "\n\nAnswer with one of:\n- `retry`\n- `reassign to EMPLOYEE`\n- `cancel`\n"
-        f"e.g. `aoi answer <this id> \"reassign to {task.assignee or 'eng-2'}\"`"
+        + (f"e.g. `aoi answer <this id> \"reassign to {names[0]}\"` (employees: "
+           f"{', '.join(names[:8])}{', ...' if len(names) > 8 else ''})" if names else
+           "(there is no active employee to reassign it to: hire one with `aoi hire`)")
     )
     h = new_task(txn, tasks, f"Decide: {task.title}"[:200], kind="human", assignee=human,
                  description=description, question=f"{reason}: retry, reassign or cancel?",

@@ -151,10 +151,21 @@ def _fail(txn: Txn, task: Task, cost: dict[str, float], error: str, daemon: Acto
     txn.put(task.with_changes(
         status=S.FAILED, attempts=attempts, cost=cost, retry_at=retry_at,
         feedback=(*task.feedback, fb(daemon, "error", f"attempt {attempts} failed: "
-                                     f"{error.strip()[:2000]}", now)),
+                                     f"{clip(error, 4000)}", now)),
     ))
-    txn.body_lines.append(f"attempt {attempts} failed: {error.strip()[:500]}")
+    txn.body_lines.append(f"attempt {attempts} failed: {clip(error, 1000)}")
     return "failed"
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` stripped, whole when it fits in `limit` characters, else cut at a word
+    boundary and saying how much was left out (never mid-word)."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit)
+    head = text[:cut if cut > limit // 2 else limit].rstrip()
+    return f"{head} [... {len(text) - len(head)} more characters]"
 
 
 def _who_problem(who: str, employees: Mapping[str, Employee], config: OrgConfig) -> bool:

@@ -334,14 +334,18 @@ class Executor:
             self.log(f"performance reviews not written: {exc!r}")
 
     # --------------------------------------------------------------------- runs
-    def claim(self, task_id: str, emp: Employee) -> None:
-        """Commit `task_id` as processing by `emp`; raises IllegalTransition when another
-        writer claimed it first."""
+    def claim(self, task_id: str, emp: Employee, note: str | None = None) -> None:
+        """Commit `task_id` as processing by `emp` (with `note`, the conflict of its
+        earlier work with the base, in its feedback); raises IllegalTransition when
+        another writer claimed it first."""
         def build(txn: Txn) -> None:
             cur = txn.get(task_id)
             changes: dict[str, Any] = {}
             if cur.assignee and cur.assignee.startswith("role:"):
                 changes["bookkeeping"] = replace(cur.bookkeeping, routed_to=emp.id)
+            if note:
+                changes["feedback"] = (*cur.feedback, flow.fb(self.actor, "conflict", note,
+                                                              self.clock.wall()))
             # move, not put: a task that is already processing is claimed by someone else
             # (processing -> processing would be a legal no-op and start a second agent)
             txn.move(task_id, S.PROCESSING, **changes)

@@ -104,6 +104,7 @@ def _replay(repo: pygit2.Repository, tip: pygit2.Oid,
         if index.conflicts is not None:
             return None, sorted({e.path for cf in index.conflicts for e in cf if e is not None})
         tree = index.write_tree(repo)
-        oid = repo.create_commit(None, c.author, c.committer, c.message, tree, [parent.id])
+        committer = pygit2.Signature(c.committer.name, c.committer.email)  # now, as a rebase
+        oid = repo.create_commit(None, c.author, committer, c.message, tree, [parent.id])
         parent = repo.get(oid).peel(pygit2.Commit)  # type: ignore[union-attr]
     return parent.id, []

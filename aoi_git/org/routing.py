@@ -38,14 +38,18 @@ def _words(text: str) -> set[str]:
     return {_stem(w) for w in _WORD.findall(text.lower()) if len(w) > 2}
 
 
+def talent_keywords(talent: Talent) -> frozenset[str]:
+    """What a talent is matched on: its id, role, tags and skills (and their words)."""
+    words: set[str] = set()
+    for text in (talent.id, talent.role, *talent.tags, *talent.skills):
+        words |= _words(text.replace("-", " ")) | {_stem(text.lower())}
+    return frozenset(words)
+
+
 def keywords(emp: Employee, talents: Mapping[str, Talent]) -> set[str]:
-    """What an employee is matched on: its role, its talent's id, role, tags and skills."""
-    words = _words(emp.role)
+    """What an employee is matched on: its role and its talent's keywords."""
     talent = talents.get(emp.talent or "")
-    if talent is not None:
-        for text in (talent.id, talent.role, *talent.tags, *talent.skills):
-            words |= _words(text.replace("-", " ")) | {_stem(text.lower())}
-    return words
+    return _words(emp.role) | (talent_keywords(talent) if talent is not None else set())
 
 
 def open_load(tasks: Iterable[Task]) -> dict[str, int]:
@@ -77,19 +81,23 @@ def choose(task: Task, employees: Mapping[str, Employee], talents: Mapping[str, 
             e = lightest(owners)
             return Choice(e.id, f"work from outside (label {EXTERNAL_LABEL}) goes to "
                                 f"{config.external_role}")
-    parts = ((" ".join(task.labels), 3), (task.title, 2), (task.description, 1))
-    scored: list[tuple[int, Employee, list[str]]] = []
+    parts = [(_words(" ".join(task.labels)), 3), (_words(task.title), 2),
+             (_words(task.description), 1)]
+    groups: dict[tuple[str, str], list[Employee]] = {}  # one score per role and talent
     for e in active:
-        if e.id == router.id:
-            continue
-        kw = keywords(e, talents)
+        if e.id != router.id:
+            groups.setdefault((e.role, e.talent or ""), []).append(e)
+    scored: list[tuple[int, Employee, list[str]]] = []
+    for (role, talent_id), members in groups.items():
+        talent = talents.get(talent_id)
+        kw = _words(role) | (talent_keywords(talent) if talent is not None else frozenset())
         score, hits = 0, []
-        for text, weight in parts:
-            found = sorted(_words(text) & kw)
+        for words, weight in parts:
+            found = sorted(words & kw)
             score += weight * len(found)
             hits += [w for w in found if w not in hits]
         if score:
-            scored.append((score, e, hits))
+            scored += [(score, e, hits) for e in members]
     if not scored:
         return Choice(router.id, "no employee's role or skills match it: "
                                  f"{router.id} triages it")

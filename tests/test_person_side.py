@@ -93,6 +93,8 @@ def test_a_person_finishes_their_own_work_and_it_is_reviewed(org: LoopOrg) -> No
     assert "ana's work" in out.stderr
     out = aoi_as(org, "Ana Lima", "task", "done", "other")
     assert out.returncode == 1 and "not to a person" in out.stderr, out.stderr
+    out = aoi_as(org, "Ana Lima", "answer", "call", "done")  # not a question: says what is
+    assert out.returncode == 1 and "aoi task done call" in out.stderr, out.stderr
     # her notes, on the task's branch, are its diff
     git(org.root, "checkout", "-q", "-b", "aoi/call")
     (org.root / "calls").mkdir()

@@ -457,7 +457,9 @@ def unblock(txn: Txn, task_id: str, tasks: Mapping[str, Task]) -> None:
 def answer_human_task(txn: Txn, task_id: str, text: str) -> None:
     t = txn.get(task_id)
     if t.kind is not Kind.HUMAN:
-        raise AoiError(f"task {task_id} is a {t.kind.value} task, not a question for a person")
+        raise AoiError(f"task {task_id} is a {t.kind.value} task, not a question for a person"
+                       + (f" (work assigned to you is finished with `aoi task done {task_id}`)"
+                          if t.kind is Kind.WORK else ""))
     if t.status is not S.PENDING:
         raise AoiError(f"task {task_id} is {t.status.value}: it was answered already")
     txn.put(t.with_changes(status=S.FINISHED, answer=text))

@@ -16,7 +16,19 @@ import yaml
 from kit import git
 from test_org_loop import LoopOrg
 
-from aoi_git.domain.model import Status
+from aoi_git.domain.model import (
+    Backend,
+    Capacity,
+    Employee,
+    EmployeeStatus,
+    Kind,
+    OrgConfig,
+    Status,
+    Talent,
+    Task,
+)
+from aoi_git.org import routing
+from aoi_git.runtime.scheduler import LiveSet, Route, SchedState, plan
 
 pytestmark = pytest.mark.timeout(120)
 S = Status
@@ -97,3 +109,64 @@ def test_without_an_ea_unassigned_work_fails_as_stuck_naming_real_employees(
     org.ok("answer", h.id, "reassign to eng-1")
     org.ok("daemon", "--until-idle")
     assert org.task(tid).status is S.COMPLETED  # done by eng-1; the CEO reviews it
+
+
+# ------------------------------------------------------------------ the pure parts
+
+def person(eid: str, role: str, talent: str | None = None, *, concurrency: int = 1,
+           status: EmployeeStatus = EmployeeStatus.ACTIVE) -> Employee:
+    return Employee(eid, role, talent=talent, status=status, backend=Backend(),
+                    capacity=Capacity(concurrency=concurrency))
+
+
+def test_the_plan_routes_unassigned_work_only_when_a_router_is_active() -> None:
+    tasks = {"u": Task("u", "Unassigned"), "q": Task("q", "Question", kind=Kind.HUMAN),
+             "a": Task("a", "Assigned", assignee="eng-1")}
+    staff = {"ea": person("ea", "ea"), "eng-1": person("eng-1", "engineer")}
+    p = plan(SchedState(tasks, staff, OrgConfig()), 0.0)
+    assert [a for a in p.actions if isinstance(a, Route)] == [Route("u", "ea")]
+    # the queued fast path leaves no unassigned task behind in the dispatch queue
+    live = LiveSet(tasks)
+    assert "u" in live.live and "u" not in live.queue and "a" in live.queue
+    p = plan(SchedState(tasks, staff, OrgConfig(), live=live.live, queue=live.queue,
+                        children=live.children), 0.0)
+    assert Route("u", "ea") in p.actions
+    gone = {**staff, "ea": person("ea", "ea", status=EmployeeStatus.OFFBOARDED)}
+    for employees, cfg in ((gone, OrgConfig()), (staff, OrgConfig(router_role=None))):
+        p = plan(SchedState(tasks, employees, cfg), 0.0)
+        assert not [a for a in p.actions if isinstance(a, Route)]
+
+
+def test_choose_weighs_labels_over_words_and_breaks_ties_by_load() -> None:
+    talents = {"marketing": Talent("marketing", "marketing", tags=("launch", "blog")),
+               "writer": Talent("writer", "writer", tags=("docs", "blog"))}
+    staff = {"ea": person("ea", "ea"), "mkt-1": person("mkt-1", "marketing", "marketing"),
+             "mkt-2": person("mkt-2", "marketing", "marketing", concurrency=2),
+             "doc-1": person("doc-1", "writer", "writer"),
+             "idle": person("idle", "qa", concurrency=0)}
+    router, cfg = staff["ea"], OrgConfig()
+    # a label counts more than a word of the title: docs (label) beats launch (title)
+    t = Task("t1", "Blog post for the launch", labels=("docs",))
+    assert routing.choose(t, staff, talents, {}, cfg, router).employee == "doc-1"
+    # equal matches: the lower load per slot wins (mkt-2 has two slots)
+    t = Task("t2", "Launch blog post")
+    got = routing.choose(t, staff, talents, {"mkt-1": 1, "mkt-2": 1}, cfg, router)
+    assert got.employee == "mkt-2" and "least loaded" in got.why
+    # nothing matches, or only an employee without a slot: the router takes it
+    t = Task("t3", "Quality assurance of the qa plan")
+    assert routing.choose(t, staff, talents, {}, cfg, router).employee == "ea"
+    # work from outside with no one of the external role: routed like any other
+    t = Task("t4", "Launch question from a customer", labels=("external",))
+    assert routing.choose(t, staff, talents, {}, cfg, router).employee == "mkt-1"
+
+
+def test_reassign_candidates_are_existing_active_employees_same_role_first() -> None:
+    staff = {"eng-1": person("eng-1", "engineer"), "eng-3": person("eng-3", "engineer"),
+             "qa": person("qa", "qa"),
+             "old": person("old", "engineer", status=EmployeeStatus.OFFBOARDED)}
+    assert routing.reassign_candidates(Task("t", "x", assignee="eng-1"), staff) == \
+        ["eng-3", "qa", "eng-1"]
+    assert routing.reassign_candidates(Task("t", "x", assignee="old"), staff) == \
+        ["eng-1", "eng-3", "qa"]
+    assert routing.reassign_candidates(Task("t", "x"), staff) == ["eng-1", "eng-3", "qa"]
+    assert routing.reassign_candidates(Task("t", "x", assignee="eng-2"), {}) == []

@@ -46,12 +46,6 @@ def talent_keywords(talent: Talent) -> frozenset[str]:
     return frozenset(words)
 
 
-def keywords(emp: Employee, talents: Mapping[str, Talent]) -> set[str]:
-    """What an employee is matched on: its role and its talent's keywords."""
-    talent = talents.get(emp.talent or "")
-    return _words(emp.role) | (talent_keywords(talent) if talent is not None else set())
-
-
 def open_load(tasks: Iterable[Task]) -> dict[str, int]:
     """Open work per employee id (pending, processing or blocked, assigned or routed)."""
     load: dict[str, int] = {}

@@ -101,6 +101,7 @@ def test_without_an_ea_unassigned_work_fails_as_stuck_naming_real_employees(
     assert out.returncode == 0, out.stderr
     t = org.task(tid)
     assert t.status is S.FAILED and t.assignee is None
+    assert any("no assignee and no employee routes" in x for x in t.feedback_texts())
     (h,) = org.humans(tid)
     employees = {p.name for p in (org.root / "employees").iterdir()}
     suggested = re.findall(r"reassign to ([a-z0-9-]+)", h.description)

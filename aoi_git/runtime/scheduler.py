@@ -432,8 +432,11 @@ def plan(state: SchedState, now: float) -> Plan:
     #    (a task over its budget is with a person: one is being asked for more)
     if not busy and next_wake is None and not state.stopping:
         for root in _deadlocked_roots(state, kids, over_budget):
-            actions.append(Advance(root, S.FAILED, "deadlock: nothing is running or can run, "
-                                   "and no person is asked"))
+            why = "nothing is running or can run, and no person is asked"
+            if root in tasks and tasks[root].assignee is None:
+                why = "it has no assignee and no employee routes unassigned work " \
+                      "(routing.tasks in aoi.yaml)"
+            actions.append(Advance(root, S.FAILED, f"deadlock: {why}"))
     # A budget request is made once (per task, or per employee and day): one that is
     # already open does not keep the daemon busy.
     idle = not state.running and next_wake is None \

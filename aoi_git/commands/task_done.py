@@ -24,7 +24,7 @@ def done(app: App, task_id: str, summary: str) -> None:
     \b
     Examples:
       aoi task done t-4k2m -m "Called the customer; notes in docs/calls/acme.md"
-      git switch -c aoi/t-4k2m && git commit -am "Fix the copy" && aoi task done t-4k2m
+      aoi task done t-4k2m     # work you committed on aoi/t-4k2m is its diff
     """
     org = app.org()
     tid = org.resolve_id(task_id)

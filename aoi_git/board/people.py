@@ -1,0 +1,107 @@
+"""People and agents on the board: each employee's state and current task, and the
+hand-offs between them (reviews, questions, subtasks) that are open now."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+from aoi_git.board.daemon_view import DaemonView
+from aoi_git.board.read import BoardData
+from aoi_git.domain.model import Employee, Kind, Status, Task
+
+
+class State(str, Enum):
+    IDLE = "idle"
+    RUNNING = "running"
+    BLOCKED = "blocked"
+    SUSPENDED = "suspended"
+    PAUSED = "paused"  # its backend's circuit breaker is open
+    OFFBOARDED = "offboarded"
+
+
+@dataclass(frozen=True)
+class Card:
+    id: str
+    name: str
+    role: str
+    reports_to: str | None
+    is_human: bool
+    state: State
+    current: Task | None
+    elapsed_s: float | None
+    open_count: int
+    usd: float
+
+
+@dataclass(frozen=True)
+class HandOff:
+    source: str
+    target: str
+    kind: str  # review | question | subtask
+    task: str
+
+
+def _state(e: Employee, open_tasks: list[Task], daemon: DaemonView, now: float) -> State:
+    status = e.status.value
+    if status == "offboarded":
+        return State.OFFBOARDED
+    if status == "suspended":
+        return State.SUSPENDED
+    if daemon.paused_until.get(e.backend.kind, 0.0) > now:
+        return State.PAUSED
+    if daemon.run_of(e.id) is not None or any(t.status is Status.PROCESSING for t in open_tasks):
+        return State.RUNNING
+    if any(t.status in (Status.BLOCKED, Status.WAITING) for t in open_tasks):
+        return State.BLOCKED
+    return State.IDLE
+
+
+def cards(data: BoardData, daemon: DaemonView, now: float) -> list[Card]:
+    org = data.org
+    out: list[Card] = []
+    for hid, h in sorted(org.config.humans.items()):
+        mine = data.open_of(hid)
+        out.append(Card(hid, h.name, h.role or "person", None, True,
+                        State.IDLE if not mine else State.BLOCKED, None, None, len(mine),
+                        data.usd_by_employee.get(hid, 0.0)))
+    for eid, e in sorted(org.employees.items()):
+        mine = data.open_of(eid)
+        run = daemon.run_of(eid)
+        current: Task | None = data.tasks.get(run.task) if run else None
+        if current is None:
+            current = next((t for t in mine if t.status is Status.PROCESSING), None)
+        if current is None:
+            current = next((t for t in mine if t.status in (Status.BLOCKED, Status.WAITING)),
+                           None)
+        out.append(Card(eid, e.name or eid, e.role, e.reports_to, False,
+                        _state(e, mine, daemon, now), current,
+                        now - run.started if run else None, len(mine),
+                        data.usd_by_employee.get(eid, 0.0)))
+    return out
+
+
+def hand_offs(data: BoardData, limit: int = 200) -> list[HandOff]:
+    """Open hand-offs between two different people or agents, one per (from, to, kind)."""
+    tasks: Mapping[str, Task] = data.tasks
+    seen: dict[tuple[str, str, str], HandOff] = {}
+    for who, open_tasks in data.open_by.items():
+        for t in open_tasks:
+            if len(seen) >= limit:
+                return list(seen.values())
+            src: str | None = None
+            kind = ""
+            subject = tasks.get(t.subject) if t.subject else None
+            about = t.bookkeeping.about or t.subject
+            asker = tasks.get(about) if about else None
+            parent = tasks.get(t.parent) if t.parent else None
+            if t.kind is Kind.REVIEW and subject is not None:
+                src, kind = subject.assignee, "review"
+            elif t.kind is Kind.HUMAN:
+                src, kind = (asker.assignee if asker else None), "question"
+            elif parent is not None:
+                src, kind = parent.assignee, "subtask"
+            if src and src != who:
+                seen.setdefault((src, who, kind), HandOff(src, who, kind, t.id))
+    return list(seen.values())

@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
@@ -88,7 +87,7 @@ def create_app(state: BoardState, access: Access) -> Guarded:
 
     async def off_loop(request: Request, build: Callable[[BoardData], views.View],
                        status: int = 200) -> Response:
-        return await anyio.to_thread.run_sync(render, request, build, status)
+        return await state.call(render, request, build, status)
 
     async def work(request: Request) -> Response:
         q = request.query_params
@@ -158,7 +157,7 @@ def create_app(state: BoardState, access: Access) -> Guarded:
                                       state.person)
 
         try:
-            await anyio.to_thread.run_sync(state.locked, decide)
+            await state.call(state.locked, decide)
         except AoiError as exc:
             message = str(exc)
             return await off_loop(request, lambda d: _task_view(d, tid, message), 400)
@@ -177,7 +176,7 @@ def create_app(state: BoardState, access: Access) -> Guarded:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await anyio.to_thread.run_sync(state.locked, lambda d: None)  # load before serving
+        await state.call(state.locked, lambda d: None)  # load before serving
         watcher = asyncio.create_task(feed.watch())
         try:
             yield

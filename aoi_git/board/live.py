@@ -33,7 +33,7 @@ class Feed:
                 if tip == self.commit:
                     continue
                 old, self.commit = self.commit, tip
-                message = await anyio.to_thread.run_sync(self._message, old, tip)
+                message = await self.state.call(self._message, old, tip)
             except Exception as exc:  # a broken ref or repository: say so, keep watching
                 message = _event("problem", {"error": str(exc).splitlines()[0][:300]})
             for q in list(self._queues):

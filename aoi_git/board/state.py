@@ -1,14 +1,17 @@
 """The board's view of the org: the branch tip it shows, reloaded when the branch moves.
 
-One lock guards the repository handle: pages are built, and decisions committed, one at a
-time (a page takes milliseconds; a reload at 100k tasks a few hundred)."""
+Pages are built, and decisions committed, one at a time on one thread of their own (the
+store's handles, e.g. the history index's SQLite connection, belong to one thread); a page
+takes milliseconds, a reload at 100k tasks a few hundred."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -50,6 +53,7 @@ class BoardState:
         self.store = Store(root)
         self._ref_store = Store(root)  # the live feed's: reads the branch tip alone
         self.lock = threading.Lock()
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="board-store")
         self._data: BoardData | None = None
         self._asks: tuple[str | None, list[Ask]] | None = None
         self._costs: tuple[str | None, Costs] | None = None
@@ -59,6 +63,10 @@ class BoardState:
         """The branch tip now (read fresh from the ref, without the lock)."""
         head = self._ref_store.head_commit()
         return str(head.id) if head is not None else None
+
+    async def call(self, fn: Callable[..., T], *args: object) -> T:
+        """`fn(*args)` on the store's thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
 
     def locked(self, fn: Callable[[BoardData], T]) -> T:
         """`fn` of the org at the current branch tip, under the lock."""

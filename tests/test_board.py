@@ -190,6 +190,15 @@ def test_the_board_shows_the_org_and_a_daemon_transition_live(tmp_path: Path,
             until(browser, lambda d: card_in(d, "processing", tid), "t-live to show processing")
             assert browser.execute_script("return window.boardNotReloaded") is True
             shot(browser, "work-processing")
+            browser.get(url + "people")  # its agent waits for shared/go: eng-1 is running
+            row = browser.find_element(By.CSS_SELECTOR, 'tr[data-employee="eng-1"]')
+            assert row.find_element(By.CSS_SELECTOR, ".state").text == "running"
+            assert tid in row.text
+            shot(browser, "people-running")
+            browser.get(url)
+            browser.execute_script("window.boardNotReloaded = true")
+            until(browser, lambda d: "on" in d.find_element(By.ID, "live").get_attribute(
+                "class"), "the live feed to connect again")
             (org.shared / "go").write_text("")
             until(browser, lambda d: card_in(d, "completed", tid), "t-live to show completed")
             assert browser.execute_script("return window.boardNotReloaded") is True
@@ -197,6 +206,9 @@ def test_the_board_shows_the_org_and_a_daemon_transition_live(tmp_path: Path,
             assert "processing->completed" in feed and tid in feed
             shot(browser, "work-completed")
 
+        browser.get(url + "people")  # eng-1's work waits for the ceo's review
+        assert browser.find_elements(By.CSS_SELECTOR, "svg.orgchart path.handoff.review")
+        assert "eng-1 → ceo review" in browser.find_element(By.CSS_SELECTOR, ".handoffs").text
         browser.get(url + "inbox")
         ask = browser.find_element(By.CSS_SELECTOR, f'li.ask[data-task="{tid}"]')
         assert "review" in ask.text and "wrote NOTES.md" in ask.text

@@ -9,6 +9,7 @@ from enum import Enum
 
 from aoi_git.board.daemon_view import DaemonView
 from aoi_git.board.read import BoardData
+from aoi_git.domain.lifecycle import reviewer_of
 from aoi_git.domain.model import Employee, Kind, Status, Task
 
 
@@ -83,25 +84,29 @@ def cards(data: BoardData, daemon: DaemonView, now: float) -> list[Card]:
 
 
 def hand_offs(data: BoardData, limit: int = 200) -> list[HandOff]:
-    """Open hand-offs between two different people or agents, one per (from, to, kind)."""
-    tasks: Mapping[str, Task] = data.tasks
+    """Open hand-offs between two different people or agents, one per (from, to, kind):
+    work waiting for its reviewer, a review task, a question, a subtask."""
     seen: dict[tuple[str, str, str], HandOff] = {}
     for who, open_tasks in data.open_by.items():
         for t in open_tasks:
             if len(seen) >= limit:
                 return list(seen.values())
-            src: str | None = None
-            kind = ""
-            subject = tasks.get(t.subject) if t.subject else None
-            about = t.bookkeeping.about or t.subject
-            asker = tasks.get(about) if about else None
-            parent = tasks.get(t.parent) if t.parent else None
-            if t.kind is Kind.REVIEW and subject is not None:
-                src, kind = subject.assignee, "review"
-            elif t.kind is Kind.HUMAN:
-                src, kind = (asker.assignee if asker else None), "question"
-            elif parent is not None:
-                src, kind = parent.assignee, "subtask"
-            if src and src != who:
-                seen.setdefault((src, who, kind), HandOff(src, who, kind, t.id))
+            src, dst, kind = _hand_off(t, who, data)
+            if src and dst and src != dst:
+                seen.setdefault((src, dst, kind), HandOff(src, dst, kind, t.id))
     return list(seen.values())
+
+
+def _hand_off(t: Task, who: str, data: BoardData) -> tuple[str | None, str | None, str]:
+    tasks: Mapping[str, Task] = data.tasks
+    if t.kind is Kind.WORK and t.status is Status.COMPLETED:
+        return who, reviewer_of(t, tasks, data.org.config), "review"
+    if t.kind is Kind.REVIEW:
+        subject = tasks.get(t.subject) if t.subject else None
+        return (subject.assignee if subject else None), who, "review"
+    if t.kind is Kind.HUMAN:
+        about = t.bookkeeping.about or t.subject
+        asker = tasks.get(about) if about else None
+        return (asker.assignee if asker else None), who, "question"
+    parent = tasks.get(t.parent) if t.parent else None
+    return (parent.assignee if parent else None), who, "subtask"

@@ -12,6 +12,9 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,10 @@ import pytest
 import yaml
 from kit import AOI_BIN, PERSON_EMAIL, PERSON_NAME, git
 from orgkit import TmpOrg
+
+from aoi_git.domain.ids import shard_path
+from aoi_git.domain.model import Task
+from aoi_git.store.txn import dump_task
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -307,3 +314,57 @@ def test_a_board_off_loopback_needs_its_token(tmp_path: Path, browser: WebDriver
         assert "People and agents" in browser.find_element(By.ID, "main").text
         browser.get(bare + "static/..%2f..%2fpyproject.toml")
         assert "[project]" not in browser.page_source
+
+
+# ------------------------------------------------------------------ over plain HTTP
+
+def get(url: str, **headers: str) -> tuple[int, str]:
+    req = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_a_column_shows_its_first_rows_and_pages_through_the_rest(tmp_path: Path) -> None:
+    org = TmpOrg(tmp_path)
+    for i in range(60):
+        task = Task(id=f"t-many{i:03d}", title=f"Task {i}", assignee="coo", reviewer="none",
+                    created=f"2025-01-01T00:00:{i:02d}Z")
+        path = org.root / shard_path(task.id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(dump_task(task))
+    org.commit("sixty tasks")
+    with board(org.root) as url:
+        status, page = get(url)
+        assert status == 200
+        assert '<section class="column" data-status="pending"><h2>pending ' \
+               '<span class="count">60</span>' in page
+        assert page.count('data-task="t-many') == 25  # the first rows, oldest first
+        assert 'data-task="t-many000"' in page and 'data-task="t-many025"' not in page
+        assert "35 more…" in page
+        _, rest = get(url + "?offset=50")
+        assert rest.count('data-task="t-many') == 10 and 'data-task="t-many059"' in rest
+        _, part = get(url, **{"X-Board-Part": "main"})  # what the live script swaps in
+        assert part.startswith("<h1>Work") and "<header>" not in part
+
+
+def test_requests_from_elsewhere_are_refused(tmp_path: Path) -> None:
+    org = TmpOrg(tmp_path)
+    org.new("t-rev", "Write the notes")
+    head = git(org.root, "rev-parse", "HEAD")
+    with board(org.root) as url:
+        port = url.split(":")[2].split("/")[0]
+        status, text = get(url, Host=f"evil.example:{port}")  # a rebound DNS name
+        assert status == 421 and "own address" in text
+        form = urllib.parse.urlencode({"decision": "accept"}).encode()
+        for path, code in (("task/t-rev/review", 403), ("task/t-rev/delete", 404)):
+            req = urllib.request.Request(url + path, data=form, method="POST")
+            try:
+                urllib.request.urlopen(req, timeout=30)
+                raise AssertionError(f"{path} was accepted")
+            except urllib.error.HTTPError as exc:
+                assert exc.code == code
+        assert get(url + "task/t-nope")[0] == 404
+    assert git(org.root, "rev-parse", "HEAD") == head

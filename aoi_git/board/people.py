@@ -32,6 +32,7 @@ class Card:
     state: State
     current: Task | None
     elapsed_s: float | None
+    started: float | None  # when its run started (epoch seconds)
     open_count: int
     usd: float
 
@@ -65,7 +66,7 @@ def cards(data: BoardData, daemon: DaemonView, now: float) -> list[Card]:
     for hid, h in sorted(org.config.humans.items()):
         mine = data.open_of(hid)
         out.append(Card(hid, h.name, h.role or "person", None, True,
-                        State.IDLE if not mine else State.BLOCKED, None, None, len(mine),
+                        State.IDLE if not mine else State.BLOCKED, None, None, None, len(mine),
                         data.usd_by_employee.get(hid, 0.0)))
     for eid, e in sorted(org.employees.items()):
         mine = data.open_of(eid)
@@ -78,7 +79,8 @@ def cards(data: BoardData, daemon: DaemonView, now: float) -> list[Card]:
                            None)
         out.append(Card(eid, e.name or eid, e.role, e.reports_to, False,
                         _state(e, mine, daemon, now), current,
-                        now - run.started if run else None, len(mine),
+                        now - run.started if run else None, run.started if run else None,
+                        len(mine),
                         data.usd_by_employee.get(eid, 0.0)))
     return out
 

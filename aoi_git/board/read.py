@@ -21,6 +21,7 @@ COLUMNS: tuple[Status, ...] = (
     Status.PENDING, Status.PROCESSING, Status.WAITING, Status.BLOCKED, Status.COMPLETED,
     Status.ACCEPTED, Status.FAILED, Status.FINISHED, Status.CANCELLED)
 DONE = frozenset({Status.FINISHED, Status.ACCEPTED})
+PER_COLUMN = 25  # tasks shown per status column
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class BoardData:
     children: dict[str, list[str]] = field(default_factory=dict)
     usd_by_employee: dict[str, float] = field(default_factory=dict)
     open_by: dict[str, list[Task]] = field(default_factory=dict)  # assignee -> open tasks
+    _columns: dict[tuple[Filters, int, int], list[Column]] = field(default_factory=dict)
 
     @property
     def commit(self) -> str | None:
@@ -85,7 +87,16 @@ class BoardData:
         return self.org.tasks
 
     def columns(self, filters: Filters, per_column: int, offset: int = 0) -> list[Column]:
-        """Each status's count and its first `per_column` tasks (after `offset`)."""
+        """Each status's count and its first `per_column` tasks (after `offset`); the last
+        few answers are kept (this commit's data never changes)."""
+        key = (filters, per_column, offset)
+        if key not in self._columns:
+            if len(self._columns) >= 32:
+                del self._columns[next(iter(self._columns))]
+            self._columns[key] = self._pick(filters, per_column, offset)
+        return self._columns[key]
+
+    def _pick(self, filters: Filters, per_column: int, offset: int) -> list[Column]:
         if filters.any:
             chosen: dict[Status, list[Task]] = {s: [] for s in COLUMNS}
             for t in self.tasks.values():

@@ -79,6 +79,7 @@ class BoardState:
         if self._data is None or self._data.commit != oid:
             first = self._data is None
             self._data = read.build(load_org(self.store))
+            self._data.columns(read.Filters(), read.PER_COLUMN)  # the first page's answer
             if first:
                 self.store.save_cache()  # a later `aoi` command starts warm
         return self._data

@@ -10,11 +10,10 @@ from aoi_git.board import svg
 from aoi_git.board.daemon_view import DaemonView
 from aoi_git.board.html import diff_block, duration, e, query, task_card, task_link
 from aoi_git.board.people import cards, hand_offs
-from aoi_git.board.read import Ask, BoardData, CostDay, Filters, Progress
+from aoi_git.board.read import PER_COLUMN, Ask, BoardData, CostDay, Filters, Progress
 from aoi_git.domain.model import Kind, Status, Task
 from aoi_git.store.history import Record, body_text
 
-PER_COLUMN = 25
 PROJECTS_PER_PAGE = 100
 TREE_ROWS = 400
 GRAPH_NODES = 120
@@ -214,7 +213,8 @@ def people(data: BoardData, daemon: DaemonView, now: float) -> View:
         f"<td>{e(c.role)}</td><td>{e(c.reports_to or '—')}</td>"
         f'<td class="state">{e(c.state.value)}</td>'
         f"<td>{task_link(c.current) + ' ' + e(c.current.title[:50]) if c.current else '—'}</td>"
-        f"<td>{e(duration(c.elapsed_s))}</td><td>{c.open_count}</td><td>${c.usd:.4f}</td></tr>"
+        f'<td class="elapsed"{_started(c.started)}>{e(duration(c.elapsed_s))}</td>'
+        f"<td>{c.open_count}</td><td>${c.usd:.4f}</td></tr>"
         for c in everyone)
     offs_html = "".join(
         f'<li class="handoff {e(h.kind)}">{e(h.source)} → {e(h.target)} '
@@ -228,6 +228,10 @@ def people(data: BoardData, daemon: DaemonView, now: float) -> View:
             f"<th>open</th><th>cost</th></tr></thead><tbody>{rows}</tbody></table>"
             f'<h2>Hand-offs</h2><ul class="handoffs">{offs_html}</ul>')
     return View("People", "/people", body)
+
+
+def _started(started: float | None) -> str:
+    return f' data-started="{started:.3f}"' if started is not None else ""
 
 
 def inbox(asks: Sequence[Ask], diffs: dict[str, str], csrf: str) -> View:

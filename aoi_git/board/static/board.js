@@ -44,6 +44,16 @@
     while (feed.children.length > 30) feed.lastChild.remove();
   }
 
+  // elapsed times of running agents tick on the page between commits
+  const duration = (s) => s < 60 ? `${s}s` : s < 3600
+    ? `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, "0")}s`
+    : `${Math.floor(s / 3600)}h ${String(Math.floor(s % 3600 / 60)).padStart(2, "0")}m`;
+  setInterval(() => {
+    for (const td of main.querySelectorAll("[data-started]")) {
+      td.textContent = duration(Math.max(0, Math.floor(Date.now() / 1000 - td.dataset.started)));
+    }
+  }, 1000);
+
   const since = encodeURIComponent(main.dataset.commit || "");
   const es = new EventSource("/events?since=" + since);
   es.addEventListener("open", () => live.classList.add("on"));

@@ -49,7 +49,7 @@ def _state(e: Employee, open_tasks: list[Task], daemon: DaemonView, now: float) 
     status = e.status.value
     if status == "offboarded":
         return State.OFFBOARDED
-    if status == "suspended":
+    if status == "suspended" or any(t.status.value == "suspended" for t in open_tasks):
         return State.SUSPENDED
     if daemon.paused_until.get(e.backend.kind, 0.0) > now:
         return State.PAUSED
@@ -89,8 +89,8 @@ def hand_offs(data: BoardData, limit: int = 200) -> list[HandOff]:
     """Open hand-offs between two different people or agents, one per (from, to, kind):
     work waiting for its reviewer, a review task, a question, a subtask."""
     seen: dict[tuple[str, str, str], HandOff] = {}
-    for who, open_tasks in data.open_by.items():
-        for t in open_tasks:
+    for who, open_tasks in data.open_by_id.items():
+        for t in open_tasks.values():
             if len(seen) >= limit:
                 return list(seen.values())
             src, dst, kind = _hand_off(t, who, data)

@@ -17,9 +17,11 @@ from aoi_git.domain.model import Kind, Status, Task
 from aoi_git.org.organisation import Org
 from aoi_git.store.history import Record
 
-COLUMNS: tuple[Status, ...] = (
-    Status.PENDING, Status.PROCESSING, Status.WAITING, Status.BLOCKED, Status.COMPLETED,
-    Status.ACCEPTED, Status.FAILED, Status.FINISHED, Status.CANCELLED)
+_ORDER = (Status.PENDING, Status.PROCESSING, Status.WAITING, Status.BLOCKED,
+          Status.COMPLETED, Status.ACCEPTED, Status.FAILED, Status.FINISHED, Status.CANCELLED)
+# every status has a column: one the lifecycle adds later goes before the terminal ones
+COLUMNS: tuple[Status, ...] = (*_ORDER[:7], *(s for s in Status if s not in _ORDER),
+                               *_ORDER[7:])
 DONE = frozenset({Status.FINISHED, Status.ACCEPTED})
 PER_COLUMN = 25  # tasks shown per status column
 
@@ -66,16 +68,17 @@ class Progress:
 
 @dataclass
 class BoardData:
-    """The org at `org.commit` with its aggregates."""
+    """The org at `org.commit` with its aggregates, kept up to date task by task."""
 
     org: Org
     project_of: dict[str, str] = field(default_factory=dict)  # task id -> root id
     progress: dict[str, Progress] = field(default_factory=dict)  # root id -> progress
-    counts: dict[Status, int] = field(default_factory=dict)
-    labels: list[str] = field(default_factory=list)
-    children: dict[str, list[str]] = field(default_factory=dict)
+    by_status: dict[Status, dict[str, Task]] = field(
+        default_factory=lambda: {s: {} for s in COLUMNS})
+    label_set: set[str] = field(default_factory=set)
+    children: dict[str, dict[str, None]] = field(default_factory=dict)  # ordered sets
     usd_by_employee: dict[str, float] = field(default_factory=dict)
-    open_by: dict[str, list[Task]] = field(default_factory=dict)  # assignee -> open tasks
+    open_by_id: dict[str, dict[str, Task]] = field(default_factory=dict)  # assignee -> open
     _columns: dict[tuple[Filters, int, int], list[Column]] = field(default_factory=dict)
 
     @property
@@ -86,9 +89,21 @@ class BoardData:
     def tasks(self) -> Mapping[str, Task]:
         return self.org.tasks
 
+    @property
+    def counts(self) -> dict[Status, int]:
+        return {s: len(ts) for s, ts in self.by_status.items()}
+
+    @property
+    def labels(self) -> list[str]:
+        return sorted(self.label_set)[:500]
+
+    @property
+    def open_by(self) -> dict[str, list[Task]]:
+        return {who: list(ts.values()) for who, ts in self.open_by_id.items()}
+
     def columns(self, filters: Filters, per_column: int, offset: int = 0) -> list[Column]:
         """Each status's count and its first `per_column` tasks (after `offset`); the last
-        few answers are kept (this commit's data never changes)."""
+        few answers are kept until a task changes."""
         key = (filters, per_column, offset)
         if key not in self._columns:
             if len(self._columns) >= 32:
@@ -104,11 +119,8 @@ class BoardData:
                     chosen[t.status].append(t)
             return [Column(s, len(ts), first(ts, per_column, offset))
                     for s, ts in chosen.items()]
-        by_status: dict[Status, list[Task]] = {s: [] for s in COLUMNS}
-        for t in self.tasks.values():
-            by_status[t.status].append(t)
-        return [Column(s, self.counts.get(s, 0), first(ts, per_column, offset))
-                for s, ts in by_status.items()]
+        return [Column(s, len(ts), first(ts.values(), per_column, offset))
+                for s, ts in self.by_status.items()]
 
     def projects(self) -> list[tuple[Task, Progress]]:
         roots = [self.tasks[r] for r in self.progress if r in self.tasks]
@@ -132,14 +144,64 @@ class BoardData:
         return out
 
     def open_of(self, employee: str) -> list[Task]:
-        return self.open_by.get(employee, [])
+        return list(self.open_by_id.get(employee, {}).values())
+
+    # ------------------------------------------------------------ keeping it up to date
+    def _count(self, t: Task, sign: int) -> None:
+        """Add (`sign` 1) or take away (-1) what `t` contributes to the aggregates."""
+        if sign > 0:
+            self.by_status.setdefault(t.status, {})[t.id] = t
+            self.label_set.update(t.labels)
+            if t.parent is not None:
+                self.children.setdefault(t.parent, {})[t.id] = None
+            if t.assignee and not t.is_terminal:
+                self.open_by_id.setdefault(t.assignee, {})[t.id] = t
+        else:
+            self.by_status.get(t.status, {}).pop(t.id, None)
+            if t.parent is not None:
+                self.children.get(t.parent, {}).pop(t.id, None)
+            if t.assignee:
+                self.open_by_id.get(t.assignee, {}).pop(t.id, None)
+        usd = t.cost.get("usd", 0.0)
+        if t.assignee and usd:
+            self.usd_by_employee[t.assignee] = self.usd_by_employee.get(t.assignee, 0.0) \
+                + sign * usd
+        root = self.project_of.get(t.id)
+        p = self.progress.get(root) if root is not None else None
+        if p is not None:
+            p.total += sign
+            p.done += sign * (t.status in DONE)
+            p.cancelled += sign * (t.status is Status.CANCELLED)
+            p.usd += sign * usd
+
+    def changed(self, old: Task | None, new: Task | None) -> bool:
+        """Take in one task's change (added, changed or removed; the org's index holds the
+        new state already). False when the change moves tasks between projects: then the
+        caller builds the aggregates again."""
+        if old is not None and new is not None and (
+                old.parent != new.parent or is_root(old) != is_root(new)):
+            return False
+        if old is not None and new is None and (self.children.get(old.id) or is_root(old)):
+            return False
+        self._columns.clear()
+        if old is not None:
+            self._count(old, -1)
+        if new is not None:
+            if new.id not in self.project_of:
+                self.project_of[new.id] = _root(new.id, self.tasks, self.project_of)
+                if is_root(new) and self.project_of[new.id] == new.id:
+                    self.progress[new.id] = Progress()
+            self._count(new, 1)
+        elif old is not None:
+            self.project_of.pop(old.id, None)
+        return True
 
 
 def _order(t: Task) -> tuple[int, str, str]:
     return (-t.priority, t.created or "", t.id)
 
 
-def first(tasks: list[Task], n: int, offset: int = 0) -> list[Task]:
+def first(tasks: Iterable[Task], n: int, offset: int = 0) -> list[Task]:
     """The `n` tasks after `offset` by priority (highest first), then age (a partial
     sort: a column of 100k tasks is not sorted whole for its first rows)."""
     return heapq.nsmallest(offset + n, tasks, key=_order)[offset:]
@@ -149,35 +211,14 @@ def build(org: Org) -> BoardData:
     """The aggregates of `org` (one pass over its tasks, plus the parent chains)."""
     tasks = org.tasks
     data = BoardData(org)
-    counts: dict[Status, int] = {s: 0 for s in COLUMNS}
-    labels: set[str] = set()
-    for t in tasks.values():
-        counts[t.status] += 1
-        labels.update(t.labels)
-        if t.parent is not None and t.parent in tasks:
-            data.children.setdefault(t.parent, []).append(t.id)
-        if t.assignee and not t.is_terminal:
-            data.open_by.setdefault(t.assignee, []).append(t)
-        if t.assignee:
-            usd = t.cost.get("usd", 0.0)
-            if usd:
-                data.usd_by_employee[t.assignee] = data.usd_by_employee.get(t.assignee, 0.0) + usd
-    data.counts = counts
-    data.labels = sorted(labels)[:500]
     project_of = data.project_of
     for tid in tasks:
         project_of[tid] = _root(tid, tasks, project_of)
-    for tid, root in project_of.items():
-        if not is_root(tasks[root]):
-            continue
-        p = data.progress.get(root)
-        if p is None:
-            p = data.progress[root] = Progress()
-        t = tasks[tid]
-        p.total += 1
-        p.done += t.status in DONE
-        p.cancelled += t.status is Status.CANCELLED
-        p.usd += t.cost.get("usd", 0.0)
+    for tid, t in tasks.items():
+        if is_root(t) and project_of[tid] == tid:
+            data.progress[tid] = Progress()
+    for t in tasks.values():
+        data._count(t, 1)
     return data
 
 
@@ -218,10 +259,11 @@ def asks(data: BoardData) -> list[Ask]:
     tasks = data.tasks
     humans = set(data.org.config.humans)
     out: list[Ask] = []
-    for t in tasks.values():
-        if t.kind is Kind.WORK and t.status is Status.COMPLETED:
+    for t in data.by_status[Status.COMPLETED].values():
+        if t.kind is Kind.WORK:
             out.append(Ask("review", t, None))
-        elif t.kind is Kind.HUMAN and t.status is Status.PENDING and (
+    for t in data.by_status[Status.PENDING].values():
+        if t.kind is Kind.HUMAN and (
                 t.assignee is None or t.assignee in humans or t.assignee not in data.org.employees):
             b = t.bookkeeping
             kind = ("hire" if b.hire is not None or b.hire_for else

@@ -19,15 +19,28 @@ from typing import TypeVar
 from aoi_git.board import read
 from aoi_git.board.daemon_view import DaemonView, read_daemon
 from aoi_git.board.read import Ask, BoardData, CostDay
-from aoi_git.domain.model import Actor
+from aoi_git.domain.model import Actor, Task
 from aoi_git.evolution.project_metrics import project_records
 from aoi_git.org.organisation import load_org
+from aoi_git.org.validate import parse_task_bytes
+from aoi_git.store import tree_diff
 from aoi_git.store.history import Record, records
 from aoi_git.store.org_store import Store
 from aoi_git.store.worktrees import open_workspace
 
 T = TypeVar("T")
 COST_DAYS = 30
+ADVANCE_MAX_FILES = 2000  # more changed task files than this: load the org again
+
+
+def _depth(t: Task | None, batch: dict[str, Task]) -> int:
+    """How many of its ancestors are new in `batch` (a new project's root comes first)."""
+    depth, seen = 0, set()
+    while t is not None and t.parent in batch and t.id not in seen:
+        seen.add(t.id)
+        depth += 1
+        t = batch[t.parent]
+    return depth
 
 
 @dataclass(frozen=True)
@@ -57,6 +70,8 @@ class BoardState:
         self._data: BoardData | None = None
         self._asks: tuple[str | None, list[Ask]] | None = None
         self._costs: tuple[str | None, Costs] | None = None
+        self._saved: str | None = None
+        self.full_loads = 0  # times the org was loaded whole (not brought along)
 
     # ---------------------------------------------------------------- reading
     def tip(self) -> str | None:
@@ -76,13 +91,61 @@ class BoardState:
     def _current(self) -> BoardData:
         head = self.store.head_commit()
         oid = str(head.id) if head is not None else None
-        if self._data is None or self._data.commit != oid:
-            first = self._data is None
-            self._data = read.build(load_org(self.store))
-            self._data.columns(read.Filters(), read.PER_COLUMN)  # the first page's answer
-            if first:
+        data = self._data
+        if data is not None and data.commit == oid:
+            return data
+        if data is None or data.commit is None or oid is None or not self._advance(data, oid):
+            self._data = data = read.build(load_org(self.store))
+            self.full_loads += 1
+            if self._saved is None:
                 self.store.save_cache()  # a later `aoi` command starts warm
-        return self._data
+                self._saved = oid
+        data.columns(read.Filters(), read.PER_COLUMN)  # the first page's answer, ready
+        return data
+
+    def _advance(self, data: BoardData, new: str) -> bool:
+        """Bring `data` from its commit to `new` by the task files that changed (a commit
+        touches a few of 100k); False when that is not worth it or not enough (a file
+        outside tasks/ changed, many files, tasks moved between projects)."""
+        assert data.commit is not None
+        changes = tree_diff.between(self.store.repo, data.commit, new)
+        if changes.others or len(changes.tasks) > ADVANCE_MAX_FILES:
+            return False
+        view = self.store.view(new)
+        index = data.org.index
+        removed: list[Task] = []
+        added: list[Task] = []
+        for path, blob in sorted(changes.tasks, key=lambda c: c[1] is not None):
+            name = path.rsplit("/", 1)[-1]
+            if not name.endswith((".yaml", ".yml")):
+                continue
+            tid = name.rsplit(".", 1)[0]
+            old = index.tasks.get(tid) if index.paths.get(tid) == path else None
+            if old is not None:
+                del index.tasks[tid], index.paths[tid]
+                removed.append(old)
+            index.blobs.pop(path, None)
+            index.errors.pop(path, None)
+            if blob is None:
+                continue
+            parsed = self.store.parsed_task(blob) or parse_task_bytes(view.read(path) or b"",
+                                                                      path)
+            if not isinstance(parsed, Task):
+                index.errors[path] = parsed
+            elif parsed.id != tid or parsed.id in index.paths:
+                index.root_tree = None  # half brought along: never the index of a tree
+                return False  # the loader's checks (id = file name, unique) decide
+            else:
+                index.record(parsed, path, blob)
+                added.append(parsed)
+        index.root_tree = view.blob_id("tasks")
+        data.org.tasks_changed(new)
+        self.store.task_cache.adopt(index)
+        before = {t.id: t for t in removed}
+        now = {t.id: t for t in added}
+        pairs = [(before.get(tid), now.get(tid)) for tid in (*before, *now.keys() - before)]
+        pairs.sort(key=lambda p: _depth(p[1], now) if p[0] is None else -1)
+        return all(data.changed(old, new_) for old, new_ in pairs)
 
     def daemon(self) -> DaemonView:
         return read_daemon(self.root)

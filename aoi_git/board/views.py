@@ -135,9 +135,9 @@ def task_page(data: BoardData, t: Task, diff: str, records: Sequence[Record], cs
     if t.parent and t.parent in data.tasks:
         links.append(f"parent {task_link(data.tasks[t.parent])}")
     links += [f"after {task_link(data.tasks[d])}" for d in t.depends_on if d in data.tasks]
-    kids = data.children.get(t.id, [])
+    kids = [k for k in data.children.get(t.id, {}) if k in data.tasks][:50]
     if kids:
-        links.append("subtasks " + " ".join(task_link(data.tasks[k]) for k in kids[:50]))
+        links.append("subtasks " + " ".join(task_link(data.tasks[k]) for k in kids))
     qa = ""
     if t.question:
         qa += f"<h2>Question</h2><p>{e(t.question)}</p>"

@@ -7,6 +7,7 @@ tasks or one employee's: it never holds, or sends, every task.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import heapq
 from collections.abc import Iterable, Iterator, Mapping
@@ -66,6 +67,46 @@ class Progress:
         return round(100 * self.done / live) if live else 100
 
 
+class Top:
+    """The first rows of one status column, kept as tasks come and go: always the
+    smallest `len(keys)` of the column by `_order`, so a commit costs a bisect, not a
+    pass over a column of 100k."""
+
+    KEEP = 100
+
+    def __init__(self) -> None:
+        self.keys: list[tuple[int, str, str]] = []
+        self.rows: list[Task] = []
+        self.known = False  # False: computed at the next ask
+
+    def add(self, t: Task, size_before: int) -> None:
+        if not self.known:
+            return
+        k = _order(t)
+        if len(self.keys) == size_before or (self.keys and k < self.keys[-1]):
+            i = bisect.bisect_left(self.keys, k)
+            self.keys.insert(i, k)
+            self.rows.insert(i, t)
+            if len(self.keys) > self.KEEP:
+                self.keys.pop()
+                self.rows.pop()
+
+    def remove(self, t: Task) -> None:
+        if not self.known:
+            return
+        k = _order(t)
+        i = bisect.bisect_left(self.keys, k)
+        if i < len(self.keys) and self.keys[i] == k:
+            del self.keys[i], self.rows[i]
+
+    def first(self, column: Mapping[str, Task], n: int, offset: int) -> list[Task]:
+        if not self.known or (len(self.rows) < offset + n and len(self.rows) < len(column)):
+            self.rows = heapq.nsmallest(max(self.KEEP, offset + n), column.values(), key=_order)
+            self.keys = [_order(t) for t in self.rows]
+            self.known = True
+        return self.rows[offset:offset + n]
+
+
 @dataclass
 class BoardData:
     """The org at `org.commit` with its aggregates, kept up to date task by task."""
@@ -79,6 +120,9 @@ class BoardData:
     children: dict[str, dict[str, None]] = field(default_factory=dict)  # ordered sets
     usd_by_employee: dict[str, float] = field(default_factory=dict)
     open_by_id: dict[str, dict[str, Task]] = field(default_factory=dict)  # assignee -> open
+    open_kind: dict[Kind, dict[str, Task]] = field(  # open review and human tasks
+        default_factory=lambda: {Kind.REVIEW: {}, Kind.HUMAN: {}})
+    tops: dict[Status, Top] = field(default_factory=lambda: {s: Top() for s in COLUMNS})
     _columns: dict[tuple[Filters, int, int], list[Column]] = field(default_factory=dict)
 
     @property
@@ -102,8 +146,11 @@ class BoardData:
         return {who: list(ts.values()) for who, ts in self.open_by_id.items()}
 
     def columns(self, filters: Filters, per_column: int, offset: int = 0) -> list[Column]:
-        """Each status's count and its first `per_column` tasks (after `offset`); the last
-        few answers are kept until a task changes."""
+        """Each status's count and its first `per_column` tasks (after `offset`); for a
+        filter, the last few answers are kept until a task changes."""
+        if not filters.any:
+            return [Column(s, len(ts), self.tops[s].first(ts, per_column, offset))
+                    for s, ts in self.by_status.items()]
         key = (filters, per_column, offset)
         if key not in self._columns:
             if len(self._columns) >= 32:
@@ -112,15 +159,11 @@ class BoardData:
         return self._columns[key]
 
     def _pick(self, filters: Filters, per_column: int, offset: int) -> list[Column]:
-        if filters.any:
-            chosen: dict[Status, list[Task]] = {s: [] for s in COLUMNS}
-            for t in self.tasks.values():
-                if filters.matches(t, self.project_of):
-                    chosen[t.status].append(t)
-            return [Column(s, len(ts), first(ts, per_column, offset))
-                    for s, ts in chosen.items()]
-        return [Column(s, len(ts), first(ts.values(), per_column, offset))
-                for s, ts in self.by_status.items()]
+        chosen: dict[Status, list[Task]] = {s: [] for s in COLUMNS}
+        for t in self.tasks.values():
+            if filters.matches(t, self.project_of):
+                chosen[t.status].append(t)
+        return [Column(s, len(ts), first(ts, per_column, offset)) for s, ts in chosen.items()]
 
     def projects(self) -> list[tuple[Task, Progress]]:
         roots = [self.tasks[r] for r in self.progress if r in self.tasks]
@@ -149,15 +192,25 @@ class BoardData:
     # ------------------------------------------------------------ keeping it up to date
     def _count(self, t: Task, sign: int) -> None:
         """Add (`sign` 1) or take away (-1) what `t` contributes to the aggregates."""
+        column = self.by_status.setdefault(t.status, {})
+        top = self.tops.setdefault(t.status, Top())
+        kind = self.open_kind.get(t.kind)
         if sign > 0:
-            self.by_status.setdefault(t.status, {})[t.id] = t
-            self.label_set.update(t.labels)
+            top.add(t, len(column))
+            column[t.id] = t
+            if kind is not None and not t.is_terminal:
+                kind[t.id] = t
+            if t.labels:
+                self.label_set.update(t.labels)
             if t.parent is not None:
                 self.children.setdefault(t.parent, {})[t.id] = None
             if t.assignee and not t.is_terminal:
                 self.open_by_id.setdefault(t.assignee, {})[t.id] = t
         else:
-            self.by_status.get(t.status, {}).pop(t.id, None)
+            top.remove(t)
+            column.pop(t.id, None)
+            if kind is not None:
+                kind.pop(t.id, None)
             if t.parent is not None:
                 self.children.get(t.parent, {}).pop(t.id, None)
             if t.assignee:
@@ -262,8 +315,8 @@ def asks(data: BoardData) -> list[Ask]:
     for t in data.by_status[Status.COMPLETED].values():
         if t.kind is Kind.WORK:
             out.append(Ask("review", t, None))
-    for t in data.by_status[Status.PENDING].values():
-        if t.kind is Kind.HUMAN and (
+    for t in data.open_kind[Kind.HUMAN].values():
+        if t.status is Status.PENDING and (
                 t.assignee is None or t.assignee in humans or t.assignee not in data.org.employees):
             b = t.bookkeeping
             kind = ("hire" if b.hire is not None or b.hire_for else

@@ -70,7 +70,6 @@ class BoardState:
         self._data: BoardData | None = None
         self._asks: tuple[str | None, list[Ask]] | None = None
         self._costs: tuple[str | None, Costs] | None = None
-        self._saved: str | None = None
         self.full_loads = 0  # times the org was loaded whole (not brought along)
 
     # ---------------------------------------------------------------- reading
@@ -97,9 +96,6 @@ class BoardState:
         if data is None or data.commit is None or oid is None or not self._advance(data, oid):
             self._data = data = read.build(load_org(self.store))
             self.full_loads += 1
-            if self._saved is None:
-                self.store.save_cache()  # a later `aoi` command starts warm
-                self._saved = oid
         data.columns(read.Filters(), read.PER_COLUMN)  # the first page's answer, ready
         return data
 

@@ -25,18 +25,38 @@ def between(repo: pygit2.Repository, old: str, new: str) -> Changes:
     b = repo[new].peel(pygit2.Commit).tree
     names = {e.name for e in a} | {e.name for e in b}
     others = any(_entry_id(a, n) != _entry_id(b, n) for n in names if n != TASKS)
-    ta, tb = _subtree(repo, a), _subtree(repo, b)
-    if ta is None and tb is None or ta is not None and tb is not None and ta.id == tb.id:
-        return Changes([], others)
-    empty = repo[repo.TreeBuilder().write()].peel(pygit2.Tree)
-    diff = (ta or empty).diff_to_tree(tb or empty)
     out: list[tuple[str, str | None]] = []
-    for delta in diff.deltas:
-        if delta.status == pygit2.enums.DeltaStatus.DELETED:
-            out.append((f"{TASKS}/{delta.old_file.path}", None))
-        else:
-            out.append((f"{TASKS}/{delta.new_file.path}", str(delta.new_file.id)))
+    _compare(repo, _subtree(repo, a), _subtree(repo, b), TASKS, out)
     return Changes(out, others)
+
+
+def _compare(repo: pygit2.Repository, a: pygit2.Tree | None, b: pygit2.Tree | None,
+             prefix: str, out: list[tuple[str, str | None]]) -> None:
+    """Append the blobs that differ under two trees, descending only where ids differ."""
+    if a is not None and b is not None and a.id == b.id:
+        return
+    old = {e.name: e for e in a or ()}
+    new = {e.name: e for e in b or ()}
+    for name in sorted(old.keys() | new.keys(), key=str):
+        x, y = old.get(name), new.get(name)
+        if x is not None and y is not None and x.id == y.id:
+            continue
+        path = f"{prefix}/{name}"
+        xt = _as_tree(repo, x)
+        yt = _as_tree(repo, y)
+        if xt is not None or yt is not None:
+            _compare(repo, xt, yt, path, out)
+        if x is not None and xt is None and (y is None or yt is not None):
+            out.append((path, None))  # a file removed (or replaced by a folder)
+        if y is not None and yt is None:
+            out.append((path, str(y.id)))
+
+
+def _as_tree(repo: pygit2.Repository, entry: pygit2.Object | None) -> pygit2.Tree | None:
+    if entry is None or entry.type_str != "tree":
+        return None
+    obj = repo[entry.id]
+    return obj if isinstance(obj, pygit2.Tree) else None
 
 
 def _entry_id(tree: pygit2.Tree, name: str | None) -> str | None:

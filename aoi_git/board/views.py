@@ -74,8 +74,9 @@ def _feedback(t: Task) -> str:
     items = []
     for fb in t.feedback:
         if isinstance(fb, dict):
-            items.append(f'<li><span class="who">{e(fb.get("by", ""))}</span> '
+            items.append(f'<li><span class="who">{e(fb.get("from", ""))}</span> '
                          f'<span class="kind">{e(fb.get("kind", ""))}</span> '
+                         f'<span class="muted">{e(fb.get("at", ""))}</span>'
                          f'<div class="text">{e(fb.get("text", ""))}</div></li>')
         else:
             items.append(f"<li>{e(fb)}</li>")
@@ -147,7 +148,8 @@ def task_page(data: BoardData, t: Task, diff: str, records: Sequence[Record], cs
     if res:
         rows = "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in res.items()
                        if k != "summary")
-        result = f'<pre class="summary">{e(res.get("summary", ""))}</pre><dl>{rows}</dl>'
+        result = (f'<pre class="summary">{e(res.get("summary", ""))}</pre>'
+                  f'<dl class="meta">{rows}</dl>')
     err = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
     body = (f'<h1>{task_link(t)} <span class="status st-{t.status.value}">'
             f'{e(t.status.value)}</span> {e(t.title)}</h1>{err}'

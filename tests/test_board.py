@@ -57,7 +57,8 @@ if "[wait]" in json.loads(pathlib.Path(os.environ["AOI_TASK_FILE"]).read_text())
         time.sleep(0.05)
 pathlib.Path("NOTES.md").write_text("notes of " + os.environ["AOI_TASK_ID"] + "\\n")
 pathlib.Path(os.environ["AOI_RESULT_FILE"]).write_text(
-    json.dumps({{"outcome": "completed", "summary": "wrote NOTES.md"}}))
+    json.dumps({{"outcome": "completed", "summary": "wrote NOTES.md",
+                "usage": {{"input_tokens": 10, "output_tokens": 5, "usd": 0.125}}}}))
 '''
 
 
@@ -228,9 +229,13 @@ def test_the_board_shows_the_org_and_a_daemon_transition_live(tmp_path: Path,
         shot(browser, "task")
         browser.get(url + f"project/{tid}")
         assert browser.find_elements(By.CSS_SELECTOR, "svg.graph")
-        browser.get(url + "cost")
-        assert "today" in browser.find_element(By.ID, "main").text
-        assert browser.find_elements(By.CSS_SELECTOR, "svg.chart")
+        browser.get(url + "cost")  # eng-1's run cost $0.125, today, in project t-live
+        assert browser.find_element(By.ID, "cost-today").text == "$0.1250"
+        rows = [r.text for r in browser.find_elements(By.CSS_SELECTOR, ".hbar")]
+        assert any(r.startswith("t-live") and "$0.1250" in r for r in rows), rows
+        assert any(r.startswith("eng-1") and "$0.1250" in r for r in rows), rows
+        assert browser.find_elements(By.CSS_SELECTOR, "svg.chart rect.bar")
+        shot(browser, "cost")
 
 
 def last_commit(root: Path) -> dict[str, str]:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hmac
 import ipaddress
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -43,6 +44,7 @@ from aoi_git.org import person_actions
 STATIC = Path(__file__).parent / "static"
 COOKIE = "aoi_board_token"
 INBOX_DIFFS = 20
+_LOCAL_PATH = re.compile(r"/[A-Za-z0-9/_.?=&-]*")
 
 
 @dataclass(frozen=True)
@@ -161,9 +163,10 @@ def create_app(state: BoardState, access: Access) -> Guarded:
         except AoiError as exc:
             message = str(exc)
             return await off_loop(request, lambda d: _task_view(d, tid, message), 400)
-        back = str(form.get("back", "")) or f"/task/{tid}"
-        return RedirectResponse(back if back.startswith("/") and not back.startswith("//")
-                                else f"/task/{tid}", status_code=303)
+        back = str(form.get("back", ""))
+        if not _LOCAL_PATH.fullmatch(back) or back.startswith("//"):
+            back = f"/task/{tid}"  # only a page of the board itself
+        return RedirectResponse(back, status_code=303)
 
     async def events(request: Request) -> Response:
         since = request.query_params.get("since", "")

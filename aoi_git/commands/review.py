@@ -8,9 +8,7 @@ from aoi_git.commands.cli_context import App
 from aoi_git.commands.render import assignee_text, cost_text
 from aoi_git.domain.lifecycle import reviewer_of
 from aoi_git.domain.model import Kind, Status
-from aoi_git.errors import AoiError
-from aoi_git.org import flow
-from aoi_git.store.txn import Txn, commit
+from aoi_git.org import person_actions
 from aoi_git.store.worktrees import open_workspace
 
 
@@ -70,13 +68,6 @@ def review(app: App, task_id: str | None, decision: str | None, message: str,
         click.echo(f"summary:\n{info['summary'] or '(none)'}\n")
         click.echo(info["diff"] or "(no branch changes)")
         return
-    if decision == "reject" and not message.strip():
-        raise AoiError("a rejection needs feedback: --reject -m \"what to change\"")
-
-    def build(txn: Txn) -> None:
-        flow.review_by_person(txn, tid, decision == "accept", message, app.person,
-                              tasks=org.tasks, employees=org.employees, config=org.config,
-                              email=app.email)
-
-    commit(app.store, build, app.person, org.index.paths)
+    person_actions.review(app.store, org, tid, decision == "accept", message, app.person,
+                          app.email)
     click.echo(f"{'accepted' if decision == 'accept' else 'rejected'} {tid}")

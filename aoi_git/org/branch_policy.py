@@ -26,7 +26,8 @@ from fnmatch import fnmatchcase
 
 from aoi_git.store.branch_changes import MODE_GITLINK, MODE_SYMLINK, PathChange
 
-ORG_FOLDERS = ("tasks", "employees", "talents", "sops", "retros", "reviews", "schemas", ".aoi")
+ORG_FOLDERS = ("tasks", "employees", "talents", "sops", "retros", "reviews", "schemas", "keys",
+               ".aoi")
 ORG_FILES = ("aoi.yaml",)
 MAX_NAMED = 20  # refusals named in one feedback text; the rest are counted
 

@@ -37,7 +37,7 @@ import pygit2
 
 from aoi_git.domain.model import OrgConfig
 from aoi_git.errors import AoiError
-from aoi_git.store import tree_snapshot
+from aoi_git.store import signing, tree_snapshot
 from aoi_git.store.branch_changes import PathChange, branch_changes
 from aoi_git.store.git import GitProcess, git, git_start
 from aoi_git.store.org_store import Store
@@ -342,9 +342,8 @@ class Workspace:
         status = git("status", "--porcelain", "--untracked-files=no", cwd=path)
         if not status.strip():
             return None
-        git("-c", f"user.name={author}", "-c", f"user.email={author}@aoi.invalid",
-            "commit", "-q", "--no-verify", "-m", message, cwd=path)
-        return str(pygit2.Repository(str(path)).head.target)
+        who = pygit2.Signature(author, f"{author}@aoi.invalid")
+        return signing.commit_index(path, message, who, who, signing.host_signer())
 
     def remove(self, task_id: str) -> None:
         """Delete the task's worktree and its administrative folder in the repository."""

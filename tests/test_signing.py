@@ -286,6 +286,12 @@ def test_an_altered_signed_commit_and_a_self_authorized_key_are_refused(
     assert "Good \"git\" signature for host:box2" in git(work, "log", "-1", "--show-signature")
     pushed = push(work)
     assert pushed.returncode == 0, pushed.stderr
+    # a line that is no key, in a commit signed by a listed host: refused, named
+    with (work / signing.ALLOWED_SIGNERS).open("a") as fh:
+        fh.write("ops@example.com ssh-ed25519 not-base64!\n")
+    line = len((work / signing.ALLOWED_SIGNERS).read_text().splitlines())
+    git(work, *ssh_sign(signing.host_key_path()), "commit", "-q", "--no-verify", "-am", "k")
+    refused(push(work), f"{signing.ALLOWED_SIGNERS}:{line}: not an SSH public key")
 
 
 def test_the_org_decides_whether_people_must_sign(tmp_path: Path) -> None:

@@ -201,7 +201,7 @@ def _check_commit(store: Store, rev: str, validate: bool, first_push: bool) -> l
     from aoi_git.org.organisation import load_org
     from aoi_git.org.signatures import SignedCommit, signature_problem
     from aoi_git.org.validate import Validator
-    from aoi_git.store import signing
+    from aoi_git.store import signing, sshsig
     from aoi_git.store.objects import commit_change
 
     commit = commit_change(store, rev)
@@ -229,6 +229,10 @@ def _check_commit(store: Store, rev: str, validate: bool, first_push: bool) -> l
                             org.config.require_person_signatures)
     if why is not None:
         problems.append(f"{rev[:10]} {why}")
+    listed = commit.after.read(signing.ALLOWED_SIGNERS) if keys else None
+    if listed is not None:
+        problems += [f"{rev[:10]} {signing.ALLOWED_SIGNERS}:{n}: {why}" for n, why in
+                     sshsig.parse_allowed_signers(listed.decode("utf-8", "replace"))[1]]
     if validate and files:
         problems += [f"{rev[:10]} {p}"
                      for p in Validator.for_org(org).check(files, actor, commit.author_email)]

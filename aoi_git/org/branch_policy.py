@@ -10,7 +10,8 @@ returns one `Refusal` per path it refuses, with the reason:
 - a path with a component named `.git*` (`.gitattributes` holds the task merge driver,
   `.gitignore` could hide the org's files, `.gitmodules`, `.github/`, a nested `.git`);
 - when the workspace is the org repository: `aoi.yaml` and everything under `tasks/`,
-  `employees/`, `talents/`, `sops/`, `retros/`, `reviews/`, `schemas/` and `.aoi/`;
+  `employees/`, `talents/`, `sops/`, `retros/`, `reviews/`, `schemas/`, `keys/` (who may
+  sign) and `.aoi/`;
 - a path matching one of `workspace.protected` in `aoi.yaml` (fnmatch globs, where `*`
   crosses `/`; a glob ending in `/` protects that folder).
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import struct
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 MAGIC = b"SSHSIG"
 VERSION = 1
@@ -98,9 +100,8 @@ class PublicKey:
 
     def verify(self, signature: bytes, data: bytes) -> bool:
         """Whether `signature` (SSH wire form: string type, string sig) signs `data`."""
-        try:
-            key = serialization.load_ssh_public_key(self.openssh.encode())
-        except (ValueError, UnsupportedAlgorithm):
+        key = _load_public(self.openssh)
+        if key is None:
             return False
         sig = _Reader(signature)
         try:
@@ -125,6 +126,16 @@ class PublicKey:
         except (InvalidSignature, SigFormatError, ValueError):
             return False
         return False
+
+
+@functools.lru_cache(maxsize=256)
+def _load_public(openssh: str) -> PublicKeyTypes | None:
+    """The key object of an OpenSSH public key line (a push checks many commits of a few
+    keys: parsed once each)."""
+    try:
+        return serialization.load_ssh_public_key(openssh.encode())
+    except (ValueError, UnsupportedAlgorithm):
+        return None
 
 
 def signed_data(message: bytes, namespace: str = NAMESPACE, hash_alg: str = "sha512") -> bytes:

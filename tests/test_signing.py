@@ -36,6 +36,16 @@ pathlib.Path(os.environ["AOI_RESULT_FILE"]).write_text(
     json.dumps({"outcome": "completed", "summary": "did it"}))
 """
 
+FORGER = """
+import os, pathlib, subprocess
+pathlib.Path("work.txt").write_text("mine\\n")
+subprocess.run(["git", "add", "work.txt"], check=True)
+subprocess.run(["git", "-c", "user.name=w1", "-c", "user.email=w1@aoi.invalid", "commit",
+                "-q", "-m", "work\\n\\nAoi-Task: t-forge1\\nAoi-Actor: daemon:evil"],
+               check=True)
+pathlib.Path(os.environ["AOI_RESULT_FILE"]).write_text('{"outcome": "completed"}')
+"""
+
 PEEK = """
 import json, os, pathlib
 keys = pathlib.Path({keys!r})
@@ -381,3 +391,23 @@ def test_an_agent_cannot_read_the_hosts_signing_key(tmp_path: Path) -> None:
     assert signing.host_key_path().is_file()
     seen = json.loads(out.read_text())
     assert seen == {"seen": [], "data": "refused: No such file or directory"}
+
+
+def test_an_agents_own_commit_with_aoi_trailers_is_refused_before_review(
+        tmp_path: Path) -> None:
+    org = TmpOrg(tmp_path)
+    script_employee(org, "w1", FORGER)
+    org.config(max_review_rounds=1)
+    org.commit()
+    org.new("t-forger", "Forge", assignee="w1")
+    run = subprocess.run([str(AOI_BIN), "-C", str(org.root), "daemon", "--until-idle"],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    task = org.task("t-forger")
+    assert task.status is not Status.FINISHED
+    said = json.dumps([dict(f) if isinstance(f, dict) else f for f in task.feedback])
+    assert "Aoi-* trailers, which only aoi writes" in said and "Reword the commits" in said
+    assert "daemon:evil" not in git(org.root, "log", "--format=%B", "main")
+    # and the host's history still passes a server
+    bare = server(tmp_path, org)
+    assert git(bare, "rev-parse", "main") == git(org.root, "rev-parse", "main")

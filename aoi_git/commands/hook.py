@@ -162,8 +162,8 @@ def pre_receive() -> None:
     """Validate every pushed commit that changes org files, and check who signed it
     (server side).
 
-    Each new commit that names an actor (`Aoi-Actor`), changes org files or changes
-    `keys/` must be signed as `aoi_git.org.signatures` says, against the allowed signers
+    Each new commit that carries `Aoi-*` trailers, changes org files or changes `keys/`
+    must be signed as `aoi_git.org.signatures` says, against the allowed signers
     of its parent; the org files of each new commit on a branch's first-parent line are
     validated as `aoi validate` does.
 
@@ -208,7 +208,7 @@ def _check_commit(store: Store, rev: str, validate: bool, first_push: bool) -> l
     files = {path: commit.after.read(path) for path in commit.paths if is_org_file(path)}
     keys = any(p.split("/", 1)[0] == "keys" for p in commit.paths)
     trailers = dict(parse_trailers(commit.message))
-    if not files and not keys and "Aoi-Actor" not in trailers:
+    if not files and not keys and not any(k.startswith("Aoi-") for k in trailers):
         return []  # work product: nobody's state, no one's word
     try:
         actor = Actor.parse(trailers["Aoi-Actor"]) if "Aoi-Actor" in trailers else Actor(

@@ -26,15 +26,17 @@ import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pygit2
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from aoi_git.errors import AoiError
 from aoi_git.store import sshsig
 from aoi_git.store.git import git
 from aoi_git.store.head_view import HeadView
+
+if TYPE_CHECKING:  # (imported where a key is read: see sshsig)
+    from cryptography.hazmat.primitives.asymmetric import ed25519
 
 ALLOWED_SIGNERS = "keys/allowed_signers"
 HOST_PREFIX = "host:"
@@ -85,6 +87,9 @@ def load_signer(path: Path) -> Signer | None:
     cached = _loaded.get(path)
     if cached is not None and cached[0] == mtime:
         return cached[1]
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
     signer: Signer | None = None
     try:
         key = serialization.load_ssh_private_key(path.read_bytes(), password=None)
@@ -110,6 +115,9 @@ def ensure_host_key() -> tuple[Signer, bool]:
     if path.exists():
         raise AoiError(f"{path} is not an unencrypted ed25519 OpenSSH key: move it away "
                        "and run `aoi init` again to make a new host key")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = ed25519.Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
@@ -207,6 +215,11 @@ class CommitSigner:
         return "not signed" if self.status is SigStatus.UNSIGNED else "badly signed"
 
 
+def listing(signer: Signer) -> sshsig.AllowedSigner:
+    """`signer` as this host's line of an allowed-signers list."""
+    return sshsig.AllowedSigner((host_principal(),), signer.public, (sshsig.NAMESPACE,), 0)
+
+
 def allowed_signers(view: HeadView) -> list[sshsig.AllowedSigner]:
     """The allowed signers of the org at `view` (empty when it lists none)."""
     data = view.read(ALLOWED_SIGNERS)
@@ -221,6 +234,12 @@ def commit_signer(repo: pygit2.Repository, sha: str,
     commit = repo.get(sha)
     assert isinstance(commit, pygit2.Commit)
     signature, payload = commit.gpg_signature
+    return signer_of(signature, payload, allowed)
+
+
+def signer_of(signature: bytes | None, payload: bytes,
+              allowed: Sequence[sshsig.AllowedSigner]) -> CommitSigner:
+    """Who made `signature` of the commit text `payload`, among `allowed`."""
     if not signature:
         return CommitSigner(SigStatus.UNSIGNED)
     try:

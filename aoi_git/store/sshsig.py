@@ -20,11 +20,14 @@ import functools
 import hashlib
 import struct
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
-from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+
+# cryptography is imported where a key is used: a commit of a person's that aoi does not
+# sign, or a hook that checks no signature, does not wait for it.
 
 MAGIC = b"SSHSIG"
 VERSION = 1
@@ -36,8 +39,8 @@ _LINE = 70  # ssh-keygen's armor width
 _HASHES = {"sha512": hashlib.sha512, "sha256": hashlib.sha256}
 _KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
               "ecdsa-sha2-nistp521")
-_EC_HASH = {"ecdsa-sha2-nistp256": hashes.SHA256(), "ecdsa-sha2-nistp384": hashes.SHA384(),
-            "ecdsa-sha2-nistp521": hashes.SHA512()}
+_EC_HASH = {"ecdsa-sha2-nistp256": "SHA256", "ecdsa-sha2-nistp384": "SHA384",
+            "ecdsa-sha2-nistp521": "SHA512"}
 
 
 class SigFormatError(ValueError):
@@ -100,6 +103,10 @@ class PublicKey:
 
     def verify(self, signature: bytes, data: bytes) -> bool:
         """Whether `signature` (SSH wire form: string type, string sig) signs `data`."""
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
+
         key = _load_public(self.openssh)
         if key is None:
             return False
@@ -121,7 +128,7 @@ class PublicKey:
                 r = int.from_bytes(parts.string(), "big")
                 s = int.from_bytes(parts.string(), "big")
                 key.verify(utils.encode_dss_signature(r, s), data,
-                           ec.ECDSA(_EC_HASH[self.key_type]))
+                           ec.ECDSA(getattr(hashes, _EC_HASH[self.key_type])()))
                 return True
         except (InvalidSignature, SigFormatError, ValueError):
             return False
@@ -132,6 +139,9 @@ class PublicKey:
 def _load_public(openssh: str) -> PublicKeyTypes | None:
     """The key object of an OpenSSH public key line (a push checks many commits of a few
     keys: parsed once each)."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
     try:
         return serialization.load_ssh_public_key(openssh.encode())
     except (ValueError, UnsupportedAlgorithm):
@@ -146,6 +156,8 @@ def signed_data(message: bytes, namespace: str = NAMESPACE, hash_alg: str = "sha
 
 
 def ed25519_public(key: ed25519.Ed25519PrivateKey) -> PublicKey:
+    from cryptography.hazmat.primitives import serialization
+
     raw = key.public_key().public_bytes(serialization.Encoding.Raw,
                                         serialization.PublicFormat.Raw)
     return PublicKey(ED25519, _string(ED25519.encode()) + _string(raw))

@@ -38,7 +38,7 @@ import pygit2
 from aoi_git.domain.model import OrgConfig
 from aoi_git.errors import AoiError
 from aoi_git.store import signing, tree_snapshot
-from aoi_git.store.branch_changes import PathChange, branch_changes
+from aoi_git.store.branch_changes import BranchCommit, PathChange, branch_changes, branch_commits
 from aoi_git.store.git import GitProcess, git, git_start
 from aoi_git.store.org_store import Store
 from aoi_git.store.trash import Trash
@@ -395,6 +395,17 @@ class Workspace:
             return []
         try:
             return branch_changes(self.repo, self.base, tip)
+        except (KeyError, pygit2.GitError) as exc:
+            raise AoiError(f"cannot compare {branch_name(task_id)} with {self.base}: {exc}") \
+                from exc
+
+    def commits(self, task_id: str) -> list[BranchCommit]:
+        """The task branch's commits since it left the base branch (newest first)."""
+        tip = self.branch_tip(task_id)
+        if tip is None:
+            return []
+        try:
+            return branch_commits(self.repo, self.base, tip)
         except (KeyError, pygit2.GitError) as exc:
             raise AoiError(f"cannot compare {branch_name(task_id)} with {self.base}: {exc}") \
                 from exc

@@ -168,6 +168,29 @@ def test_an_in_process_signature_verifies_with_ssh_keygen_and_back(tmp_path: Pat
         assert not sig.verifies(data + b"x"), kind
 
 
+def test_the_allowed_signers_file_is_read_as_ssh_keygen_reads_it(tmp_path: Path) -> None:
+    signer, _ = signing.ensure_host_key()
+    key = signer.public.openssh
+    text = (f"# a comment\n\nhost:a,host:b {key}\n"
+            f'ana@example.com namespaces="file,git",valid-after="20200101" {key} ana\n'
+            f'bob@example.com namespaces="file" {key}\n'
+            f"ca@example.com cert-authority {key}\n"
+            "zed@example.com ssh-ed25519 AAAA!\n")
+    signers, problems = sshsig.parse_allowed_signers(text)
+    assert [(s.principals, s.line, s.allows("git")) for s in signers] == [
+        (("host:a", "host:b"), 3, True), (("ana@example.com",), 4, True),
+        (("bob@example.com",), 5, False)]
+    assert [n for n, _ in problems] == [6, 7]
+    # ssh-keygen agrees on who may sign for git with this key
+    (tmp_path / "allowed").write_text(text.replace("ca@example.com cert-authority", "#"))
+    (tmp_path / "data").write_bytes(b"x")
+    (tmp_path / "data.sig").write_text(signer.sign(b"x"))
+    for who in ("host:b", "ana@example.com", "bob@example.com"):
+        ok = ssh_keygen("-Y", "verify", "-f", str(tmp_path / "allowed"), "-I", who, "-n",
+                        "git", "-s", str(tmp_path / "data.sig"), input=b"x")
+        assert (ok.returncode == 0) is (who != "bob@example.com"), (who, ok.stderr)
+
+
 def test_every_commit_of_a_real_daemon_run_verifies_with_git(tmp_path: Path) -> None:
     org = TmpOrg(tmp_path)
     script_employee(org, "w1", DONE)

@@ -129,7 +129,10 @@ def box_for_run(bwrap: str, worktree: Path, run_folder: Path, extra: Sequence[Pa
     tmp = private_tmp(run_folder)
     env = tmp_env(tmp)
     keys = signing.keys_dir()
-    hidden = (keys,) if keys.is_dir() else ()  # an agent must not sign as this host
+    # an agent must not sign as this host (unless its own folders lie inside the keys')
+    inside = any(p.resolve().is_relative_to(keys.resolve())
+                 for p in (worktree, run_folder, *extra))
+    hidden = (keys,) if keys.is_dir() and not inside else ()
     ag = agent_git.prepare(worktree, run_folder, tip)
     if ag is None:
         return Box(bwrap, worktree, (worktree, run_folder, *extra), env=env, hidden=hidden)

@@ -40,6 +40,7 @@ from aoi_git.errors import AoiError
 from aoi_git.store import signing, tree_snapshot
 from aoi_git.store.branch_changes import BranchCommit, PathChange, branch_changes, branch_commits
 from aoi_git.store.git import GitProcess, git, git_start
+from aoi_git.store.identity import actor_ident, host_ident
 from aoi_git.store.org_store import Store
 from aoi_git.store.trash import Trash
 
@@ -342,8 +343,10 @@ class Workspace:
         status = git("status", "--porcelain", "--untracked-files=no", cwd=path)
         if not status.strip():
             return None
-        who = pygit2.Signature(author, f"{author}@aoi.invalid")
-        return signing.commit_index(path, message, who, who, signing.host_signer())
+        a_name, a_email = actor_ident("agent", author)
+        c_name, c_email = host_ident()  # authored by the employee, committed by the host
+        return signing.commit_index(path, message, pygit2.Signature(a_name, a_email),
+                                    pygit2.Signature(c_name, c_email), signing.host_signer())
 
     def remove(self, task_id: str) -> None:
         """Delete the task's worktree and its administrative folder in the repository."""

@@ -8,6 +8,7 @@ from aoi_git.commands.cli_context import App
 from aoi_git.commands.render import assignee_text, cost_text
 from aoi_git.domain.lifecycle import reviewer_of
 from aoi_git.domain.model import Kind, Status
+from aoi_git.errors import AoiError
 from aoi_git.org import person_actions
 from aoi_git.store.worktrees import open_workspace
 

@@ -86,7 +86,8 @@ if "exit" in act:
 result = {"outcome": act.get("outcome", "completed"),
           "summary": act.get("summary", f"{TITLE}: run {N}"),
           "usage": act.get("usage", {"input_tokens": 100, "output_tokens": 10, "usd": 0.01})}
-for key in ("subtasks", "question", "review", "lessons", "hire"):
+for key in ("subtasks", "question", "review", "lessons", "hire", "plans", "keep", "cancel",
+            "choice"):
     if key in act:
         result[key] = act[key]
 RESULT.write_text(json.dumps(result))
@@ -337,7 +338,7 @@ def test_a_subtask_lost_for_good_fails_the_parent_into_escalation(org: LoopOrg,
     # one decision for the person: the subtask's own escalation is folded into the parent's
     assert all(x.is_terminal for x in org.humans(hard.id))
     assert all(x in h.description for x in ("retry", "reassign", "cancel"))
-    # retried, the lead plans again; the lost subtask of the first plan no longer counts
+    # retried, the lead plans again: the finished part stays, the lost one is superseded
     org.act("Ship", {"subtasks": [
         {"key": "redo", "title": "Hard part, simpler", "assignee": "eng-1",
          "reviewer": "none"}]})
@@ -346,7 +347,10 @@ def test_a_subtask_lost_for_good_fails_the_parent_into_escalation(org: LoopOrg,
     ship = org.task("ship")
     assert ship.status is S.FINISHED, ship.feedback_texts()
     assert org.by_title("Hard part, simpler").status is S.FINISHED
-    assert ship.bookkeeping.superseded == (org.by_title("Easy part").id, hard.id)
+    assert ship.bookkeeping.superseded == (hard.id,)
+    assert ship.bookkeeping.subtasks == (org.by_title("Easy part").id,
+                                         org.by_title("Hard part, simpler").id)
+    assert len(org.runs("Easy part")) == 1 and org.task(hard.id).status is S.CANCELLED
     org.assert_story()
 
 

@@ -841,7 +841,28 @@ def test_aoi_demo_runs_end_to_end_offline(tmp_path: Path) -> None:
     assert decomposed < rejected < accepted < finished
     assert "fail" in " ".join(story[rejected:rejected + 4])  # why, right under it
     assert sentences.review_rounds == 1
-    assert sum(t.review_rounds for t in tasks.values()) == 1
+    # the root is rejected once (no usage documentation) and re-planned: the three
+    # accepted subtasks are kept and not run again, one is added
+    assert tasks[root].review_rounds == 1
+    assert sum(t.review_rounds for t in tasks.values()) == 2
+    kids = [t for t in tasks.values() if t.parent == root]
+    (docs,) = [t for t in kids if t.title.startswith("Usage documentation")]
+    assert len(kids) == 4 and tasks[root].bookkeeping.subtasks[-1] == docs.id
+    assert tasks[root].bookkeeping.superseded == ()
+    assert (target / "textkit" / "README.md").is_file()
+    root_rejected = story_index(story, "agent:qa", root, "completed->pending")
+    plans = [ln for ln in story if "agent:coo" in ln and root in ln
+             and "processing->waiting" in ln]
+    assert len(plans) == 2  # the first plan, and its revision after the rejection
+    assert decomposed < rejected < root_rejected < finished
+    assert "the re-plan after the root's rejection" in out.stdout
+    assert re.search(r"re-planned: kept 3 \(t-\w+, t-\w+, t-\w+\), added 1 \(t-\w+\)",
+                     out.stdout)
+    runs = subprocess.run(["git", "-C", str(target), "log", "--format=%B"],
+                          capture_output=True, text=True, check=True).stdout
+    for t in kids:
+        if t is not docs and t is not sentences:  # claimed once: never redone
+            assert runs.count(f"aoi: {t.id} pending -> processing") == 1, t.title
     assert_story(target)
 
 

@@ -64,7 +64,8 @@ def test_a_rejected_decomposed_root_keeps_its_accepted_subtasks(org: LoopOrg) ->
     assert "## Your plan so far" not in org.context("Build the app", 1)
     log = git(org.root, "log", "--format=%B%x01")
     (replan,) = [c for c in log.split("\x01") if "re-planned:" in c]
-    assert "re-planned: kept 3, added 1" in replan and "Aoi-Actor: agent:lead" in replan
+    assert f"re-planned: kept 3 ({', '.join(app.bookkeeping.subtasks[:3])}), added 1 ({d.id})" \
+        in replan and "Aoi-Actor: agent:lead" in replan
     tree = org.ok("tree", "app")
     assert tree.count("Part A") == 1 and "superseded" not in tree
     org.assert_story()

@@ -42,10 +42,13 @@ class Revision:
     retried: tuple[str, ...]  # kept failed subtasks, to run again
 
     def describe(self) -> str:
-        parts = [f"kept {len(self.kept)}"]
+        def n(ids: tuple[str, ...]) -> str:
+            return f"{len(ids)} ({', '.join(ids)})" if ids else "0"
+
+        parts = [f"kept {n(self.kept)}"]
         if self.retried:
             parts.append(f"retrying {', '.join(self.retried)}")
-        parts.append(f"added {len(self.created)}")
+        parts.append(f"added {n(self.created)}")
         if self.superseded:
             parts.append(f"superseded {', '.join(self.superseded)}")
         return ", ".join(parts)

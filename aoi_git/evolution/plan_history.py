@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from aoi_git.domain.model import Task
-from aoi_git.store import yamlio
 from aoi_git.store.head_view import HeadView
 
 MAX_RECORDS = 500  # retrospectives read at most, for one context
@@ -92,25 +91,53 @@ def _retro_paths(view: HeadView) -> Iterator[str]:
                     yield f"retros/{a}/{b}/{name}"
 
 
+# Records by the id of the `retros/` tree they were read from (content-addressed, so
+# right for any repository): retrospectives change only when a root finishes, and every
+# root's context reads them.
+_BY_TREE: dict[tuple[str, int], tuple[PlanRecord, ...]] = {}
+_BY_TREE_MAX = 8
+
+
 def read_records(view: HeadView, limit: int = MAX_RECORDS) -> list[PlanRecord]:
-    """The plan records of the retrospectives at `view` (at most `limit` files read)."""
+    """The plan records of the retrospectives at `view` (at most `limit` files read): the
+    `plan:` line of each front matter, JSON (`front_matter_value`)."""
+    tree = view.blob_id("retros")
+    if tree is None:
+        return []
+    key = (tree, limit)
+    if key in _BY_TREE:
+        return list(_BY_TREE[key])
     out: list[PlanRecord] = []
     for n, path in enumerate(_retro_paths(view)):
         if n >= limit:
             break
-        data = view.read(path)
-        if data is None or not data.startswith(b"---"):
-            continue
-        head = data.decode("utf-8", "replace").split("\n---", 1)[0].removeprefix("---")
-        try:
-            meta = yamlio.load(head)
-        except yamlio.YamlError:
-            continue
-        if isinstance(meta, Mapping):
-            rec = PlanRecord.parse(path.rsplit("/", 1)[-1][:-3], meta.get("plan"))
-            if rec is not None:
-                out.append(rec)
+        rec = _record(path, view.read(path))
+        if rec is not None:
+            out.append(rec)
+    while len(_BY_TREE) >= _BY_TREE_MAX:
+        _BY_TREE.pop(next(iter(_BY_TREE)))
+    _BY_TREE[key] = tuple(out)
     return out
+
+
+def forget() -> None:
+    """Drop the records kept in memory (the next read reads the files again)."""
+    _BY_TREE.clear()
+
+
+def _record(path: str, data: bytes | None) -> PlanRecord | None:
+    if data is None or not data.startswith(b"---"):
+        return None
+    head = data.split(b"\n---", 1)[0]
+    at = head.find(b"\nplan: ")
+    if at < 0:
+        return None
+    line = head[at + 7:].split(b"\n", 1)[0]
+    try:
+        value = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return PlanRecord.parse(path.rsplit("/", 1)[-1][:-3], value)
 
 
 def _words(text: str) -> set[str]:

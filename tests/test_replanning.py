@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from kit import git
 from test_org_loop import LoopOrg, commit_of
+from test_writer_schema import assert_written_files_fit_their_schemas
 
 from aoi_git.domain.model import Kind, Status
 
@@ -72,8 +73,8 @@ def test_a_rejected_decomposed_root_keeps_its_accepted_subtasks(org: LoopOrg) ->
 
 
 @pytest.mark.parametrize("how", ["cancel", "keep"])
-def test_a_failed_plan_is_revised_keeping_or_cancelling_subtasks(org: LoopOrg,
-                                                                 how: str) -> None:
+def test_a_failed_plan_is_revised_keeping_or_cancelling_subtasks(org: LoopOrg, how: str,
+                                                                 tmp_path: Path) -> None:
     org.config(max_attempts=1, breaker_failures=100)
     org.act("Ship", {"subtasks": [
         {"key": "ok", "title": "Easy part", "assignee": "eng-1", "reviewer": "none"},
@@ -118,6 +119,7 @@ def test_a_failed_plan_is_revised_keeping_or_cancelling_subtasks(org: LoopOrg,
         assert hard.status is S.FINISHED and org.in_base("hard.txt") == "hard at last\n"
         assert len(org.runs("Hard part")) == 2
     org.assert_story()
+    assert_written_files_fit_their_schemas(org.root, tmp_path)  # and the pre-receive hook
 
 
 def test_a_revision_naming_no_subtask_of_the_plan_is_refused(org: LoopOrg) -> None:
@@ -143,7 +145,8 @@ PLANS = [
 ]
 
 
-def test_an_employee_reviewer_chooses_a_plan_before_any_subtask_starts(org: LoopOrg) -> None:
+def test_an_employee_reviewer_chooses_a_plan_before_any_subtask_starts(
+        org: LoopOrg, tmp_path: Path) -> None:
     org.act("Build the site", {"summary": "two ways to do it", "plans": PLANS})
     org.act("Build the site again", {"summary": "as before", "plans": PLANS})
     org.act("Choose a plan: Build the site",
@@ -207,10 +210,11 @@ def test_an_employee_reviewer_chooses_a_plan_before_any_subtask_starts(org: Loop
     assert {s["shape"] for s in shapes} == {"1 subtasks, chosen of several",
                                             "2 subtasks, chosen of several"}
     org.assert_story()
+    assert_written_files_fit_their_schemas(org.root, tmp_path)
 
 
 @pytest.mark.parametrize("how", ["answer", "review-choose", "bad-answer"])
-def test_a_person_chooses_a_plan(org: LoopOrg, how: str) -> None:
+def test_a_person_chooses_a_plan(org: LoopOrg, how: str, tmp_path: Path) -> None:
     org.act("Build the site", {"plans": PLANS})
     for title in ("Pages", "Styles", "Site in one go"):
         org.act(title, {"files": {f"{title[:4].lower()}.txt": "x\n"}})
@@ -247,3 +251,4 @@ def test_a_person_chooses_a_plan(org: LoopOrg, how: str) -> None:
     assert "marker-p" in site.result["chosen"]["reason"]
     assert site.result["chosen"]["by"].startswith("human:")
     org.assert_story()
+    assert_written_files_fit_their_schemas(org.root, tmp_path)

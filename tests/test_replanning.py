@@ -10,10 +10,14 @@ from pathlib import Path
 
 import pytest
 from kit import git
-from test_org_loop import LoopOrg, commit_of
+from test_org_loop import LoopOrg, answer_in_file, commit_of
 from test_writer_schema import assert_written_files_fit_their_schemas
 
-from aoi_git.domain.model import Kind, Status
+from aoi_git.domain.model import Kind, Status, Task
+from aoi_git.domain.result import PlanChoice
+from aoi_git.evolution import plan_history
+from aoi_git.org import plan_choice
+from aoi_git.store.org_store import Store
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -213,7 +217,7 @@ def test_an_employee_reviewer_chooses_a_plan_before_any_subtask_starts(
     assert_written_files_fit_their_schemas(org.root, tmp_path)
 
 
-@pytest.mark.parametrize("how", ["answer", "review-choose", "bad-answer"])
+@pytest.mark.parametrize("how", ["answer", "review-choose", "bad-answer", "file-edit"])
 def test_a_person_chooses_a_plan(org: LoopOrg, how: str, tmp_path: Path) -> None:
     org.act("Build the site", {"plans": PLANS})
     for title in ("Pages", "Styles", "Site in one go"):
@@ -239,6 +243,8 @@ def test_a_person_chooses_a_plan(org: LoopOrg, how: str, tmp_path: Path) -> None
         again = [x for x in org.humans("site") if not x.is_terminal]
         assert len(again) == 1 and "names no plan" in again[0].description
         org.ok("answer", again[0].id, "one piece, smaller (marker-p)")
+    elif how == "file-edit":  # the person writes the answer into the task file
+        answer_in_file(org, h.id, "1 - smaller (marker-p)")
     else:
         org.ok("review", "site", "--choose", "1", "-m", "smaller (marker-p)")
         assert org.task(h.id).status is S.FINISHED
@@ -252,3 +258,43 @@ def test_a_person_chooses_a_plan(org: LoopOrg, how: str, tmp_path: Path) -> None
     assert site.result["chosen"]["by"].startswith("human:")
     org.assert_story()
     assert_written_files_fit_their_schemas(org.root, tmp_path)
+
+
+@pytest.mark.parametrize(("text", "plan", "reason"), [
+    ("2: fewer hand-offs", 2, "fewer hand-offs"),
+    ("plan 1 - smaller", 1, "smaller"),
+    ("#2", 2, ""),
+    ("Two pieces, because parallel", 2, "because parallel"),
+    ("3: there is no third", None, None),
+    ("whichever", None, None),
+    ("", None, None),
+])
+def test_a_persons_answer_names_a_plan_by_number_or_title(text: str, plan: int | None,
+                                                        reason: str | None) -> None:
+    choice = plan_choice.parse_answer(text, PLANS)
+    if plan is None:
+        assert choice is None
+    else:
+        assert choice == PlanChoice(plan, reason or "")
+
+
+def test_plan_records_are_read_from_retrospectives_and_bad_ones_skipped(org: LoopOrg) -> None:
+    good = plan_history.PlanRecord(root="t-good", title="Build the site", labels=("web",),
+                                   plan="two pieces", alternatives=2, subtasks=2, rounds=1,
+                                   usd=0.5, lead_time_s=90.0, status="finished")
+    retros = org.root / "retros"
+    (retros / "g" / "o").mkdir(parents=True)
+    (retros / "g" / "o" / "t-good.md").write_text(
+        f"---\nroot: t-good\n{plan_history.front_matter_value(good)}\n---\n\n# Retro\n")
+    (retros / "b" / "a").mkdir(parents=True)
+    (retros / "b" / "a" / "t-bad.md").write_text("---\nroot: t-bad\nplan: {not json\n---\n")
+    (retros / "t-flat.md").write_text("# no front matter\nplan: {}\n")
+    org.commit()
+    records = plan_history.read_records(Store(org.root).head())
+    assert records == [good]
+    mine = Task(id="t-new", title="Build the site again", labels=("web",))
+    assert plan_history.similar(records, mine) == [good]
+    assert plan_history.similar(records, Task(id="t-x", title="Unrelated work")) == []
+    (shape,) = plan_history.shapes(records)
+    assert (shape.shape, shape.plans, shape.finished, shape.mean_usd) == \
+        ("2 subtasks, chosen of several", 1, 1, 0.5)

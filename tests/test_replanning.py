@@ -298,3 +298,32 @@ def test_plan_records_are_read_from_retrospectives_and_bad_ones_skipped(org: Loo
     (shape,) = plan_history.shapes(records)
     assert (shape.shape, shape.plans, shape.finished, shape.mean_usd) == \
         ("2 subtasks, chosen of several", 1, 1, 0.5)
+
+
+@pytest.mark.parametrize("coo", ["active", "offboarded"])
+def test_with_no_reviewer_the_coo_chooses_or_else_the_first_plan_is_carried_out(
+        org: LoopOrg, coo: str) -> None:
+    org.employee("coo", role="coo", status=coo)
+    org.act("Build the site", {"plans": PLANS})
+    org.act("Choose a plan: Build the site", {"choice": {"plan": 2, "reason": "parallel"}})
+    for title in ("Pages", "Styles", "Site in one go"):
+        org.act(title, {"files": {f"{title[:4].lower()}.txt": "x\n"}})
+    org.commit()
+    org.new("site", "Build the site", assignee="lead", reviewer="none")
+    org.run()
+    site = org.task("site")
+    assert site.status is S.FINISHED, site.feedback_texts()
+    choices = [t for t in org.tasks().values() if t.bookkeeping.choice_for]
+    kids = sorted(t.title for t in org.tasks().values() if t.parent == "site")
+    assert site.result is not None
+    body = commit_of(org, "site", "processing->waiting")
+    assert "offered 2 alternative plans" in body
+    if coo == "active":
+        assert [t.assignee for t in choices] == ["coo"] and kids == ["Pages", "Styles"]
+        assert site.result["chosen"]["by"] == "agent:coo"
+    else:
+        assert choices == [] and kids == ["Site in one go"]
+        assert site.result["chosen"] == {"plan": 1, "title": "one piece",
+                                         "reason": plan_choice.FIRST_PLAN, "by": "agent:lead"}
+        assert "Aoi-Plan: site 1" in body
+    org.assert_story()

@@ -2,10 +2,12 @@
 
 A real org, a real `aoi daemon` working through a stream of no-op script tasks, and a
 person in this process who edits their own files and commits them with plain git in the
-three usual ways (`git add f && git commit`, `git commit -- f`, `git commit -a`). Every
-commit must go through the first time (the only failure allowed is git's own
-`index.lock`, and then a retry must go through), every content the person committed must
-be in history, and at the end the checkout holds no staged change nobody made.
+three usual ways (`git add f && git commit`, `git commit -- f`, `git commit -a`; see
+`aoi_git.testing.hand_commits`), 500 times. Every commit must go through, at the latest
+on a retry after git's own `index.lock` or a branch the daemon moved; nearly all the first
+time; every content the person committed must be in history, and at the end the checkout
+holds no staged change nobody made. (The first-try rate itself, with and without the
+daemon, is measured by benchmarks/bench_hand_commits.py.)
 
 The hook is also tested alone, on index entries the daemon left behind for a file it
 created and for one it deleted.
@@ -18,7 +20,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -26,108 +27,15 @@ import yaml
 from kit import AOI_BIN, git
 from orgkit import PERSON, TmpOrg
 
-from aoi_git.domain.ids import new_task_id, shard_path
-from aoi_git.domain.model import Kind, Status, Task
+from aoi_git.domain.ids import shard_path
 from aoi_git.org.organisation import load_org
 from aoi_git.store.org_store import Change, Store
-from aoi_git.store.txn import Txn, commit, now_iso
+from aoi_git.testing.hand_commits import commit_many, leftovers, lost_edits, prepare
 
-pytestmark = pytest.mark.timeout(150)
-
-AGENT = "printf '{\"outcome\":\"completed\"}' > \"$AOI_RESULT_FILE\""
 TASKS = 4000  # more than the daemon gets through while the person commits
 COMMITS = 500
-PERSON_SECONDS = 60.0
-PAUSE_S = 0.05  # between a person's commits (saving the next edit): the daemon commits
-
-
-def hire_busy_staff(org: TmpOrg) -> None:
-    profile = {
-        "id": "bench", "name": "Bench", "role": "engineer", "reports_to": "ceo",
-        "status": "active",
-        "backend": {"kind": "script", "command": ["/bin/sh", "-c", AGENT]},
-        "capacity": {"concurrency": 4, "timeout_s": 60},
-    }
-    folder = org.root / "employees" / "bench"
-    folder.mkdir(parents=True)
-    (folder / "profile.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
-    (org.root / "notes").mkdir()
-    (org.root / "src").mkdir()
-    for name in ("notes/a.txt", "src/x.py", "notes/c.txt"):
-        (org.root / name).write_text("start\n")
-    org.commit("hire bench; the person's own files")
-
-
-def create_tasks(org: TmpOrg, count: int) -> None:
-    def fn(txn: Txn) -> None:
-        for i in range(count):
-            tid = new_task_id()
-            txn.put(Task(id=tid, title=f"No-op {i}", kind=Kind.WORK, status=Status.PENDING,
-                         assignee="bench", reviewer="none", created=now_iso()),
-                    new=True, path=shard_path(tid))
-
-    store = Store(org.root)
-    commit(store, fn, PERSON)
-    store.flush_index()
-
-
-@dataclass
-class Tally:
-    first_try: int = 0
-    lock_retried: int = 0  # failed first on git's own index.lock, then went through
-    ref_retried: int = 0  # failed first because the branch moved since git read it
-    other_retried: list[str] = field(default_factory=list)  # failed first otherwise: why
-    failures: list[str] = field(default_factory=list)
-    committed: list[tuple[str, str]] = field(default_factory=list)  # (path, content)
-
-    @property
-    def attempted(self) -> int:
-        return (self.first_try + self.lock_retried + self.ref_retried
-                + len(self.other_retried) + len(self.failures))
-
-
-def _index_lock_only(err: str) -> bool:
-    return "index.lock" in err and "File exists" in err
-
-
-def _branch_moved(err: str) -> bool:
-    return "cannot lock ref 'HEAD'" in err and "but expected" in err
-
-
-def person_commit(root: Path, style: str, path: str, n: int, tally: Tally) -> None:
-    """Save `path` with new content and commit it in `style`; count how it went."""
-    content = f"edit {n} by the person ({style})\n"
-    (root / path).write_text(content)
-    steps = {
-        "add": [["git", "add", path], ["git", "commit", "-q", "-m", f"person {n}"]],
-        "path": [["git", "commit", "-q", "-m", f"person {n}", "--", path]],
-        "all": [["git", "commit", "-q", "-a", "-m", f"person {n}"]],
-    }[style]
-    first_failure = ""
-    for attempt in range(5):
-        failed = ""
-        for cmd in steps:
-            proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=False)
-            if proc.returncode != 0:
-                failed = f"{' '.join(cmd)}: {proc.stderr.strip() or proc.stdout.strip()}"
-                break
-        if not failed:
-            if attempt == 0:
-                tally.first_try += 1
-            elif _branch_moved(first_failure):
-                tally.ref_retried += 1
-            elif _index_lock_only(first_failure):
-                tally.lock_retried += 1
-            else:
-                tally.other_retried.append(first_failure)
-            tally.committed.append((path, content))
-            return
-        first_failure = first_failure or failed
-        if attempt > 0 and not (_index_lock_only(failed) or _branch_moved(failed)):
-            tally.failures.append(failed)  # a person would retry once, as here: then it is one
-            return
-        time.sleep(0.05)
-    tally.failures.append(f"still locked after retries: {failed}")
+PERSON_SECONDS = 150.0  # a bound for a very busy machine; ~60-100 s on 2 shared cores
+PAUSE_S = 0.02  # between a person's commits (saving the next edit): the daemon commits
 
 
 @pytest.fixture
@@ -141,12 +49,12 @@ def daemon_proc(tmp_path: Path) -> Iterator[tuple[TmpOrg, list[subprocess.Popen[
             p.wait(10)
 
 
+@pytest.mark.timeout(300)
 def test_a_persons_git_commits_go_through_while_the_daemon_commits(
         daemon_proc: tuple[TmpOrg, list[subprocess.Popen[bytes]]]) -> None:
     org, procs = daemon_proc
     root = org.root
-    hire_busy_staff(org)
-    create_tasks(org, TASKS)
+    prepare(root, TASKS, PERSON)
     out = open(root.parent / "daemon.out", "wb")  # noqa: SIM115
     p = subprocess.Popen([str(AOI_BIN), "-C", str(root), "daemon", "--max-agents", "4"],
                          stdout=out, stderr=subprocess.STDOUT)
@@ -159,51 +67,34 @@ def test_a_persons_git_commits_go_through_while_the_daemon_commits(
             (root.parent / "daemon.out").read_text())
         time.sleep(0.05)
 
-    tally = Tally()
-    styles = [("add", "notes/a.txt"), ("path", "src/x.py"), ("all", "notes/c.txt")]
     started = time.monotonic()
-    n = 0
-    while n < COMMITS and time.monotonic() - started < PERSON_SECONDS:
-        style, path = styles[n % 3]
-        person_commit(root, style, path, n, tally)
-        n += 1
-        time.sleep(PAUSE_S)
+    tally = commit_many(root, COMMITS, PERSON_SECONDS, PAUSE_S)
     took = time.monotonic() - started
     daemon_commits = int(git(root, "rev-list", "--count", f"{head0}..HEAD").strip()) - (
-        tally.first_try + tally.lock_retried + tally.ref_retried + len(tally.other_retried))
+        tally.went_through)
     p.send_signal(signal.SIGTERM)
     assert p.wait(60) == 0, (root.parent / "daemon.out").read_text()[-3000:]
 
-    print(f"\nhand commits: {tally.attempted} attempted in {took:.1f} s, "
-          f"{tally.first_try} first try, {tally.lock_retried} after an index.lock retry, "
-          f"{tally.ref_retried} after a moved-branch retry, {len(tally.other_retried)} after "
-          f"another retry, {len(tally.failures)} failed; "
+    print(f"\nhand commits in {took:.1f} s: {tally.summary()}; "
           f"{daemon_commits} daemon commits meanwhile", file=sys.stderr)
     for f in tally.failures[:10]:
         print("  failed:", f, file=sys.stderr)
     for f in tally.other_retried[:10]:
         print("  retried:", f, file=sys.stderr)
-    assert tally.attempted >= 20 and daemon_commits >= 20  # both were at work
+    assert tally.attempted >= 100 and daemon_commits >= 20  # both were at work
     assert not tally.failures  # every commit went through, at the latest on a retry
-    # The daemon keeps the branch still while it sees a person's `git commit`; what is
-    # left is the moment between its last look and its branch update (see
-    # aoi_git.store.person_commit), longer the busier the machine.
-    assert tally.first_try >= 0.9 * tally.attempted
-    # a first failure for another reason than git's own locks: rare, printed above
-    assert len(tally.other_retried) <= max(1, 0.02 * tally.attempted), tally.other_retried
+    assert not tally.other_retried  # and a first failure was only ever git's own lock
+    # The daemon keeps the branch still while it sees a person's `git commit` and leaves
+    # the index alone while their git is at work; what is left is the moment between its
+    # last look and its branch update or index write, longer the busier the machine
+    # (bench_hand_commits.py measures the rate; here a bound that holds under load).
+    assert tally.first_try >= 0.95 * tally.attempted
 
-    # 0 lost edits: every content the person committed is in history ...
-    in_history = set(git(root, "log", "--format=", "--raw", "--no-abbrev", "--",
-                         "notes", "src").split())
-    for path, content in tally.committed:
-        blob = subprocess.run(["git", "hash-object", "--stdin"], input=content, text=True,
-                              capture_output=True, check=True).stdout.strip()
-        assert blob in in_history, (path, content)
-    # ... the last one of each file is at HEAD, and nothing is staged that nobody made
-    for _style, path in styles:
-        assert git(root, "show", f"HEAD:{path}") == (root / path).read_text()
-    status = git(root, "status", "--porcelain", "--untracked-files=no")
-    assert status == "", status
+    # 0 lost edits: every content the person committed is in history, the last one of
+    # each file at HEAD ...
+    assert lost_edits(root, tally) == []
+    # ... and nothing is staged that nobody made
+    assert leftovers(root) == ""
     for tid in load_org(Store(root)).tasks:
         assert (root / shard_path(tid)).exists(), tid
     assert git(root, "diff", "HEAD", "--stat", "--", "tasks") == ""

@@ -175,21 +175,21 @@ def time_hook(root: Path, cases: dict[str, tuple[str, str]], runs: int,
     """Median wall time and CPU time (ms) of `.git/hooks/pre-commit` per case; `src`: an
     older aoi's source tree on PYTHONPATH (its own hook script too)."""
     hook = (src / "hooks" / "pre-commit") if src else root / ".git" / "hooks" / "pre-commit"
-    env = {**os.environ, **GIT_ENV, "PYTHONDONTWRITEBYTECODE": "1",
-           **({"PYTHONPATH": str(src)} if src else {})}
+    env = {**os.environ, **GIT_ENV, **({"PYTHONPATH": str(src)} if src else {})}
     index = root / ".git" / "index"
     journal = index_journal.journal_path(root)
     out = {}
     for name, (saved_index, saved_journal) in cases.items():
         times, cpu = [], []
-        for _ in range(runs):
+        for i in range(runs + 1):  # (the first one compiles the modules: not counted)
             shutil.copy(saved_index, index)
             shutil.copy(saved_journal, journal)
             started, cpu0 = time.perf_counter(), children_cpu()
             proc = subprocess.run(["sh", str(hook)], cwd=root, capture_output=True,
                                   text=True, env={**env, "GIT_INDEX_FILE": str(index)})
-            times.append(time.perf_counter() - started)
-            cpu.append(children_cpu() - cpu0)
+            if i > 0:
+                times.append(time.perf_counter() - started)
+                cpu.append(children_cpu() - cpu0)
             if proc.returncode != 0:
                 sys.exit(f"the hook failed ({name}): {proc.stderr}")
         out[name] = (1000 * statistics.median(times), 1000 * statistics.median(cpu))

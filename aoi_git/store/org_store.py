@@ -32,7 +32,7 @@ except ImportError:  # pragma: no cover - not POSIX
 
 from aoi_git.domain.model import Task
 from aoi_git.errors import AoiError, ConcurrentUpdate
-from aoi_git.store import index_journal, index_lock, person_commit
+from aoi_git.store import index_journal, index_lock, person_commit, ref_move
 from aoi_git.store.git import git, git_detached
 from aoi_git.store.head_view import HeadView, remember_blob
 from aoi_git.store.history_index import HistoryIndex
@@ -254,10 +254,17 @@ class Store:
             self.repo.create_reference_direct(self.branch_ref, new_id, False,
                                               message=f"commit (initial): {summary}")
             return
-        ref = self.repo.lookup_reference(self.branch_ref)
-        if ref.target != head.id:
-            raise ValueError("current tip is not the first parent")
-        ref.set_target(new_id, f"commit: {summary}")  # fails if the ref moved since lookup
+        git_dir = Path(self.repo.path)
+        _author, committer = self.signature()
+        who = f"{committer.name} <{committer.email}>"
+        while not ref_move.move(git_dir, self.common_dir, self.branch_ref, str(head.id),
+                                str(new_id), who, f"commit: {summary}", self._no_new_commit):
+            self._person.wait()  # a person's commit started just now: let it end first
+
+    def _no_new_commit(self) -> bool:
+        """The last look before the branch moves: no `git commit` of a person's has started
+        since the previous look (always true in a bare repository)."""
+        return self.repo.is_bare or self._person.started_since() is None
 
     def commit_to_branch(self, branch: str, view: HeadView, change: Change,
                          actor: str | None = None) -> str:
@@ -475,8 +482,7 @@ class Store:
             finally:
                 self.index_lock_s += time.perf_counter() - started
                 self.index_writes += 1
-        with contextlib.suppress(OSError):
-            self._person.own_index_write = (git_dir / "index").stat().st_mtime_ns
+        self._person.wrote_index()
 
     def _move_file(self, path: str, old_blob: str | None, new_blob: str | None) -> str | None:
         """Bring the work-tree file from `old_blob` to `new_blob` unless a person changed it;

@@ -61,6 +61,17 @@ def committing_pid(git_dir: Path) -> int | None:
     return None
 
 
+def _mtimes(git_dir: Path) -> tuple[int, int]:
+    """When the git folder (an entry made, renamed or removed) and its index last changed."""
+    out = []
+    for path in (git_dir, git_dir / "index"):
+        try:
+            out.append(path.stat().st_mtime_ns)
+        except OSError:
+            out.append(0)
+    return out[0], out[1]
+
+
 def _young_index_lock(git_dir: Path) -> bool:
     try:
         return time.time() - (git_dir / "index.lock").stat().st_mtime < LOCK_YOUNG_S
@@ -89,8 +100,8 @@ class Watch:
         self._listed: set[str] = set()  # the pids of the last full look
         self._git_here: set[str] = set()  # a person's git (not a commit) running here
         self.git_seen: float | None = None  # (monotonic) a person's git last seen at work
-        self._index_seen: int | None = None  # the index's mtime (ns) at the last look
-        self.own_index_write: int | None = None  # its mtime after this process wrote it
+        self._written_seen: tuple[int, int] | None = None  # `_mtimes` at the last look
+        self.own_write: tuple[int, int] | None = None  # `_mtimes` after this process wrote
 
     def git_commit_pid(self) -> str | None:
         """The pid of a `git commit` (not this process's child) working in the checkout."""
@@ -164,15 +175,18 @@ class Watch:
         self.git_commit_pid()  # (updates `git_seen`)
         if committing_pid(self.git_dir) is not None or _young_index_lock(self.git_dir):
             self.git_seen = now
-        try:
-            written = (self.git_dir / "index").stat().st_mtime_ns
-        except OSError:
-            written = None
-        if written is not None and written != self._index_seen:
-            if self._index_seen is not None and written != self.own_index_write:
-                self.git_seen = now  # (mtime: when it was written; seen: when we noticed)
-            self._index_seen = written
+        # a git that took index.lock since the last look changed the git folder (the lock
+        # made and renamed over `index`), also one too quick to be seen in /proc
+        written = _mtimes(self.git_dir)
+        if written != self._written_seen:
+            if self._written_seen is not None and written != self.own_write:
+                self.git_seen = now  # (when we noticed, not when it was written)
+            self._written_seen = written
         return now - self.git_seen if self.git_seen is not None else float("inf")
+
+    def wrote_index(self) -> None:
+        """This process has just written the index: not a person's git at work."""
+        self.own_write = self._written_seen = _mtimes(self.git_dir)
 
     def under_way(self) -> bool:
         """A person's commit is under way, or some git holds the index lock right now."""

@@ -67,6 +67,7 @@ class Tally:
     failures: list[str] = field(default_factory=list)
     committed: list[tuple[str, str]] = field(default_factory=list)  # (path, content)
     seconds: list[float] = field(default_factory=list)  # per commit, retries included
+    moved_why: list[str] = field(default_factory=list)  # the moved-branch failures
 
     @property
     def attempted(self) -> int:
@@ -122,6 +123,7 @@ def commit_as_person(root: Path, style: str, path: str, n: int, tally: Tally) ->
                 tally.first_try += 1
             elif branch_moved(first_failure):
                 tally.ref_retried += 1
+                tally.moved_why.append(first_failure)
             elif index_lock_only(first_failure):
                 tally.lock_retried += 1
             else:

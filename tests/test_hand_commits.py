@@ -15,6 +15,7 @@ created and for one it deleted.
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -28,7 +29,10 @@ from kit import AOI_BIN, git
 from orgkit import PERSON, TmpOrg
 
 from aoi_git.domain.ids import shard_path
+from aoi_git.errors import ConcurrentUpdate
 from aoi_git.org.organisation import load_org
+from aoi_git.runtime.clock import Clock
+from aoi_git.runtime.index_flush import PERSON_QUIET_S, IndexFlush
 from aoi_git.store.org_store import Change, Store
 from aoi_git.testing.hand_commits import commit_many, leftovers, lost_edits, prepare
 
@@ -183,3 +187,84 @@ def test_a_flushed_entry_a_persons_git_writes_back_is_moved_again(tmp_path: Path
     assert store.flush_index()  # the next flush finds it and moves it again
     assert git(root, "rev-parse", f":{path}").strip() == new
     assert git(root, "status", "--porcelain") == ""
+
+
+def _journal_moves(root: Path, rows: list[tuple[str, str | None, str | None]]) -> None:
+    """What the daemon journals for its commits (old blob, new blob; the file still old)."""
+    journal = root / ".aoi" / "daemon" / "index-pending.jsonl"
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    journal.write_text("".join(json.dumps([p, old, new, old]) + "\n" for p, old, new in rows))
+
+
+def test_a_persons_commit_all_keeps_the_daemons_files_outside_the_org(tmp_path: Path) -> None:
+    # a retrospective the daemon wrote and a note it changed, committed but not in the
+    # person's index yet: `git commit -a` must not undo them
+    org, _tid = _org_with_task(tmp_path)
+    root = org.root
+    (root / "retros").mkdir(exist_ok=True)
+    (root / "retros" / "old.md").write_text("first\n")
+    org.commit("a retrospective")
+    old = git(root, "rev-parse", "HEAD:retros/old.md").strip()
+    store = Store(root)
+    store.defer_index = True
+    store.transact(lambda view: Change({"retros/new.md": b"new retro\n",
+                                        "retros/old.md": b"second\n"}, "daemon: retros"))
+    new = git(root, "rev-parse", "HEAD:retros/old.md").strip()
+    _journal_moves(root, [("retros/new.md", None, git(root, "rev-parse",
+                                                       "HEAD:retros/new.md").strip()),
+                          ("retros/old.md", old, new)])
+    assert store.flush_index(with_index=False)  # the files moved, the entries not
+    assert (root / "retros" / "new.md").read_text() == "new retro\n"
+    assert git(root, "rev-parse", ":retros/old.md").strip() == old
+    (root / "notes" / "n.txt").write_text("mine\n")
+    proc = subprocess.run(["git", "commit", "-q", "-a", "-m", "my notes"], cwd=root,
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert git(root, "show", "--format=", "--name-only", "HEAD").split() == ["notes/n.txt"]
+    assert git(root, "show", "HEAD:retros/new.md") == "new retro\n"
+    assert git(root, "show", "HEAD:retros/old.md") == "second\n"
+    assert git(root, "status", "--porcelain") == ""
+
+
+def test_the_index_waits_while_a_persons_git_is_at_work(tmp_path: Path) -> None:
+    org, _tid = _org_with_task(tmp_path)
+    root = org.root
+    path = next(p for p in git(root, "ls-files", "tasks").split() if p.endswith(".yaml"))
+    store = Store(root)
+    store.defer_index = True
+    flush = IndexFlush(store, root / ".aoi" / "daemon" / "index-pending.jsonl", Clock(),
+                       lambda line: None)
+    store.person_quiet_for()  # (the daemon's first look)
+    old = git(root, "rev-parse", f":{path}").strip()
+    store.transact(lambda view: Change({path: view.read(path).replace(  # type: ignore[union-attr]
+        b"Made by the daemon", b"Retitled")}, "daemon: retitle"))
+    new = git(root, "rev-parse", f"HEAD:{path}").strip()
+    (root / "notes" / "n.txt").write_text("mine\n")
+    git(root, "add", "notes/n.txt")  # the person's git at work
+    writes = store.index_writes
+    flush.when_due(time.time(), busy=True)
+    assert b"Retitled" in (root / path).read_bytes()  # the file is brought along ...
+    assert git(root, "rev-parse", f":{path}").strip() == old  # ... the index left alone
+    assert store.index_writes == writes
+    time.sleep(PERSON_QUIET_S + 0.3)  # the person's git quiet for a while
+    flush.when_due(time.time(), busy=True)
+    assert git(root, "rev-parse", f":{path}").strip() == new
+    assert git(root, "status", "--porcelain") == "M  notes/n.txt\n"
+
+
+def test_the_branch_moves_under_gits_own_lock(tmp_path: Path) -> None:
+    org, _tid = _org_with_task(tmp_path)
+    root = org.root
+    store = Store(root)
+    lock = root / ".git" / "refs" / "heads" / "main.lock"
+    lock.write_text("a git of the person's holds the branch\n")
+    before = git(root, "rev-parse", "HEAD").strip()
+    with pytest.raises(ConcurrentUpdate):
+        store.transact(lambda view: Change({"notes/d.txt": b"d\n"}, "daemon: d"), attempts=3)
+    assert lock.exists() and git(root, "rev-parse", "HEAD").strip() == before  # not ours
+    lock.unlink()
+    made = store.transact(lambda view: Change({"notes/d.txt": b"d\n"}, "daemon: d"))
+    assert git(root, "rev-parse", "HEAD").strip() == made
+    assert git(root, "reflog", "-1", "--format=%H %gs") == f"{made} commit: daemon: d\n"
+    assert git(root, "log", "-g", "-1", "--format=%H", "main").strip() == made
+    assert git(root, "fsck", "--no-dangling").strip() == ""

@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from aoi_git.domain.model import Actor, ActorKind
@@ -126,23 +127,17 @@ def daemon_run(root: Path, args: argparse.Namespace) -> None:
 
 # ----------------------------------------------------------------------------- hook
 
-def hook_cases(root: Path) -> dict[str, tuple[str, str]]:
-    """Per case, the index to commit from and its journal, as bytes saved to files."""
+def hook_cases(root: Path) -> Iterator[str]:
+    """Sets up each case in turn (the index to commit from, the daemon's journal) and
+    yields its name; `time_hook` restores what the hook changed."""
     tasks = [p for p in git(root, "ls-files", "tasks").split() if p.endswith(".yaml")]
     store = Store(root)
     journal = index_journal.journal_path(root)
     journal.parent.mkdir(parents=True, exist_ok=True)
-    cases: dict[str, tuple[str, str]] = {}
-
-    def save(name: str) -> None:
-        saved = root.parent / f"case-{len(cases)}"
-        shutil.copy(root / ".git" / "index", f"{saved}.index")
-        (Path(f"{saved}.journal")).write_text(journal.read_text() if journal.exists() else "")
-        cases[name] = (f"{saved}.index", f"{saved}.journal")
-
+    journal.write_text("")
     (root / "notes" / "a.txt").write_text("a note of the person's\n")
     git(root, "add", "notes/a.txt")
-    save("a note staged")
+    yield "a note staged"
     # 50 daemon commits whose index moves are still to make (journaled, as the daemon does)
     store.defer_index = True
     rows = []
@@ -153,15 +148,14 @@ def hook_cases(root: Path) -> dict[str, tuple[str, str]]:
         rows.append(f'["{path}", "{old}", "{store.head().blob_id(path)}", "{old}"]\n')
     journal.write_text("".join(rows))
     store.flush_index(with_index=False)  # the files, as the daemon does while a person works
-    save("+ 50 lagging task entries")
+    yield "+ 50 lagging task entries"
     journal.write_text("")
     store.flush_index()
     mine = tasks[60]
     text = (root / mine).read_text().replace("title: ", "title: Retitled ", 1)
     (root / mine).write_text(text)
     git(root, "add", mine)
-    save("a task edit of the person's")
-    return cases
+    yield "a task edit of the person's"
 
 
 def children_cpu() -> float:
@@ -170,30 +164,30 @@ def children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def time_hook(root: Path, cases: dict[str, tuple[str, str]], runs: int,
-              src: Path | None) -> dict[str, tuple[float, float]]:
-    """Median wall time and CPU time (ms) of `.git/hooks/pre-commit` per case; `src`: an
-    older aoi's source tree on PYTHONPATH (its own hook script too)."""
+def time_hook(root: Path, runs: int, src: Path | None) -> tuple[float, float]:
+    """Median wall time and CPU time (ms) of the pre-commit hook on the index as it is
+    (restored after each run); `src`: an older aoi's source tree on PYTHONPATH (its own
+    hook script too)."""
     hook = (src / "hooks" / "pre-commit") if src else root / ".git" / "hooks" / "pre-commit"
     env = {**os.environ, **GIT_ENV, **({"PYTHONPATH": str(src)} if src else {})}
     index = root / ".git" / "index"
     journal = index_journal.journal_path(root)
-    out = {}
-    for name, (saved_index, saved_journal) in cases.items():
-        times, cpu = [], []
-        for i in range(runs + 1):  # (the first one compiles the modules: not counted)
-            shutil.copy(saved_index, index)
-            shutil.copy(saved_journal, journal)
-            started, cpu0 = time.perf_counter(), children_cpu()
-            proc = subprocess.run(["sh", str(hook)], cwd=root, capture_output=True,
-                                  text=True, env={**env, "GIT_INDEX_FILE": str(index)})
-            if i > 0:
-                times.append(time.perf_counter() - started)
-                cpu.append(children_cpu() - cpu0)
-            if proc.returncode != 0:
-                sys.exit(f"the hook failed ({name}): {proc.stderr}")
-        out[name] = (1000 * statistics.median(times), 1000 * statistics.median(cpu))
-    return out
+    saved_index, saved_journal = index.read_bytes(), journal.read_bytes()
+    times, cpu = [], []
+    for i in range(runs + 1):  # (the first one compiles the modules: not counted)
+        index.write_bytes(saved_index)
+        journal.write_bytes(saved_journal)
+        started, cpu0 = time.perf_counter(), children_cpu()
+        proc = subprocess.run(["sh", str(hook)], cwd=root, capture_output=True,
+                              text=True, env={**env, "GIT_INDEX_FILE": str(index)})
+        if i > 0:
+            times.append(time.perf_counter() - started)
+            cpu.append(children_cpu() - cpu0)
+        if proc.returncode != 0:
+            sys.exit(f"the hook failed: {proc.stderr}")
+    index.write_bytes(saved_index)
+    journal.write_bytes(saved_journal)
+    return 1000 * statistics.median(times), 1000 * statistics.median(cpu)
 
 
 def main() -> None:
@@ -215,16 +209,16 @@ def main() -> None:
         print(f"load average at start: {load()}")
         hook_org = base / "hook" / "org"
         make_org(hook_org, 500)
-        cases = hook_cases(hook_org)
-        now = time_hook(hook_org, cases, args.hook_runs, None)
-        before = time_hook(hook_org, cases, args.hook_runs, args.before_src) \
-            if args.before_src else {}
         print("\n| pre-commit hook, median ms: wall / CPU | this aoi |"
-              + (f" {args.before_src} |" if before else ""))
-        print("|---|---|" + ("---|" if before else ""))
-        for name, (wall, cpu) in now.items():
-            print(f"| {name} | {wall:.0f} / {cpu:.0f} |"
-                  + (f" {before[name][0]:.0f} / {before[name][1]:.0f} |" if before else ""))
+              + (f" {args.before_src} |" if args.before_src else ""))
+        print("|---|---|" + ("---|" if args.before_src else ""))
+        for name in hook_cases(hook_org):
+            wall, cpu = time_hook(hook_org, args.hook_runs, None)
+            row = f"| {name} | {wall:.0f} / {cpu:.0f} |"
+            if args.before_src:
+                wall, cpu = time_hook(hook_org, args.hook_runs, args.before_src)
+                row += f" {wall:.0f} / {cpu:.0f} |"
+            print(row, flush=True)
         if not args.skip_commits:
             print(f"\n{args.commits} hand commits, {args.tasks} tasks, pause {args.pause} s")
             print("\n| run | commits | first try | index.lock retried | moved-branch "

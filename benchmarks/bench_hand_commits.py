@@ -1,6 +1,6 @@
 """A person's plain `git commit`s while `aoi daemon` commits, next to the same without it.
 
-    python benchmarks/bench_hand_commits.py [--commits 500] [--tasks 4000] [--pause 0.02]
+    python benchmarks/bench_hand_commits.py [--commits 500] [--tasks 4000] [--pause 0.1]
                                             [--hook-runs 20] [--before-src DIR] [--keep]
 
 Two orgs made the same way (``aoi_git.testing.hand_commits.prepare``: a script employee
@@ -194,7 +194,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--commits", type=int, default=500)
     ap.add_argument("--tasks", type=int, default=4000)
-    ap.add_argument("--pause", type=float, default=0.02)
+    ap.add_argument("--pause", type=float, default=0.1)
     ap.add_argument("--max-seconds", type=float, default=900.0)
     ap.add_argument("--hook-runs", type=int, default=20)
     ap.add_argument("--before-src", type=Path)

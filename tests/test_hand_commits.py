@@ -3,11 +3,11 @@
 A real org, a real `aoi daemon` working through a stream of no-op script tasks, and a
 person in this process who edits their own files and commits them with plain git in the
 three usual ways (`git add f && git commit`, `git commit -- f`, `git commit -a`; see
-`aoi_git.testing.hand_commits`), 500 times. Every commit must go through, at the latest
-on a retry after git's own `index.lock` or a branch the daemon moved; nearly all the first
-time; every content the person committed must be in history, and at the end the checkout
-holds no staged change nobody made. (The first-try rate itself, with and without the
-daemon, is measured by benchmarks/bench_hand_commits.py.)
+`aoi_git.testing.hand_commits`), up to 500 times in 90 s. Every commit must go through, at
+the latest on a retry after git's own `index.lock` or a branch the daemon moved; nearly
+all the first time; every content the person committed must be in history, and at the
+end the checkout holds no staged change nobody made. (The first-try rate itself, with and
+without the daemon, is measured by benchmarks/bench_hand_commits.py.)
 
 The hook is also tested alone, on index entries the daemon left behind for a file it
 created and for one it deleted.

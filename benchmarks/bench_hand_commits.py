@@ -199,6 +199,7 @@ def main() -> None:
     ap.add_argument("--hook-runs", type=int, default=20)
     ap.add_argument("--before-src", type=Path)
     ap.add_argument("--skip-commits", action="store_true", help="the hook timings only")
+    ap.add_argument("--skip-hook", action="store_true", help="the commits only")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--dir", type=Path)
     args = ap.parse_args()
@@ -207,18 +208,19 @@ def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="bench-hand-", dir=args.dir))
     try:
         print(f"load average at start: {load()}")
-        hook_org = base / "hook" / "org"
-        make_org(hook_org, 500)
-        print("\n| pre-commit hook, median ms: wall / CPU | this aoi |"
-              + (f" {args.before_src} |" if args.before_src else ""))
-        print("|---|---|" + ("---|" if args.before_src else ""))
-        for name in hook_cases(hook_org):
-            wall, cpu = time_hook(hook_org, args.hook_runs, None)
-            row = f"| {name} | {wall:.0f} / {cpu:.0f} |"
-            if args.before_src:
-                wall, cpu = time_hook(hook_org, args.hook_runs, args.before_src)
-                row += f" {wall:.0f} / {cpu:.0f} |"
-            print(row, flush=True)
+        if not args.skip_hook:
+            hook_org = base / "hook" / "org"
+            make_org(hook_org, 500)
+            print("\n| pre-commit hook, median ms: wall / CPU | this aoi |"
+                  + (f" {args.before_src} |" if args.before_src else ""))
+            print("|---|---|" + ("---|" if args.before_src else ""))
+            for name in hook_cases(hook_org):
+                wall, cpu = time_hook(hook_org, args.hook_runs, None)
+                row = f"| {name} | {wall:.0f} / {cpu:.0f} |"
+                if args.before_src:
+                    wall, cpu = time_hook(hook_org, args.hook_runs, args.before_src)
+                    row += f" {wall:.0f} / {cpu:.0f} |"
+                print(row, flush=True)
         if not args.skip_commits:
             print(f"\n{args.commits} hand commits, {args.tasks} tasks, pause {args.pause} s")
             print("\n| run | commits | first try | index.lock retried | moved-branch "

@@ -268,8 +268,17 @@ class Store:
 
     def _no_new_commit(self) -> bool:
         """The last look before the branch moves: no `git commit` of a person's has started
-        since the previous look (always true in a bare repository)."""
-        return self.repo.is_bare or self._person.started_since() is None
+        since the previous look (always true in a bare repository). While a person's git
+        was at work a moment ago, a second look follows a short pause: a `git commit`
+        forked but not yet exec'd at the first one is a `git` process by then."""
+        if self.repo.is_bare:
+            return True
+        if self._person.started_since() is not None:
+            return False
+        if not self._person.active_lately():
+            return True
+        time.sleep(person_commit.SECOND_LOOK_S)
+        return self._person.started_since() is None
 
     def commit_to_branch(self, branch: str, view: HeadView, change: Change,
                          actor: str | None = None) -> str:

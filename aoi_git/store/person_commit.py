@@ -84,6 +84,9 @@ class GitKind(enum.Enum):
     OTHER = "other"
 
 
+ACTIVE_S = 1.0  # a person's git seen this recently: the last look is made twice
+SECOND_LOOK_S = 0.002  # the pause between them (a fork execs in well under 1 ms)
+
 PROC = Path("/proc")
 SETTLED_S = 0.2  # a process seen this long without being `git commit` is not read again
 
@@ -167,6 +170,10 @@ class Watch:
         if not (cwd == self.root or self.root in cwd.parents):
             return None
         return GitKind.COMMIT if b"commit" in argv else GitKind.OTHER
+
+    def active_lately(self) -> bool:
+        """A person's git was seen at work in the last `ACTIVE_S` (by the looks made)."""
+        return self.git_seen is not None and time.monotonic() - self.git_seen < ACTIVE_S
 
     def quiet_for(self) -> float:
         """Seconds since a person's git was last seen at work in the checkout (a process

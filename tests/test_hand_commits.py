@@ -268,3 +268,24 @@ def test_the_branch_moves_under_gits_own_lock(tmp_path: Path) -> None:
     assert git(root, "reflog", "-1", "--format=%H %gs") == f"{made} commit: daemon: d\n"
     assert git(root, "log", "-g", "-1", "--format=%H", "main").strip() == made
     assert git(root, "fsck", "--no-dangling").strip() == ""
+
+
+def test_aoi_hook_pre_commit_judges_as_the_installed_hook_does(tmp_path: Path) -> None:
+    # (a hook installed by an older aoi runs the CLI command, not aoi_git.hook_main)
+    org, tid = _org_with_task(tmp_path)
+    root = org.root
+    path = next(p for p in git(root, "ls-files", "tasks").split() if tid in p)
+    (root / "notes" / "n.txt").write_text("mine\n")
+    git(root, "add", "notes/n.txt")
+    ok = subprocess.run([str(AOI_BIN), "hook", "pre-commit"], cwd=root, capture_output=True,
+                        text=True, check=False)
+    assert (ok.returncode, ok.stderr) == (0, "")
+    data = yaml.safe_load((root / path).read_text())
+    data["status"] = "finished"
+    (root / path).write_text(yaml.safe_dump(data, sort_keys=False))
+    git(root, "add", path)
+    bad = subprocess.run([str(AOI_BIN), "hook", "pre-commit"], cwd=root, capture_output=True,
+                         text=True, check=False)
+    assert bad.returncode == 1 and "not a legal transition" in bad.stderr, bad.stderr
+    assert bad.stderr.strip().splitlines()[-1] == "aoi: commit blocked; fix the files above"
+    assert "Traceback" not in bad.stderr

@@ -178,8 +178,10 @@ def pre_receive() -> None:
         old, new, ref = line.split()
         if new == ZERO or not ref.startswith("refs/heads/"):
             continue
-        rng = new if old == ZERO else f"{old}..{new}"
-        revs = git("rev-list", "--reverse", "--first-parent", rng, cwd=store.root).split()
+        # a new branch (e.g. a task branch a host pushes): only the commits the server
+        # does not have on another ref already
+        rng = [new, "--not", "--all"] if old == ZERO else [f"{old}..{new}"]
+        revs = git("rev-list", "--reverse", "--first-parent", *rng, cwd=store.root).split()
         for rev in revs:
             problems += _check_commit(store, rev)
     if problems:

@@ -11,7 +11,7 @@ import bisect
 import datetime as dt
 import heapq
 import itertools
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from aoi_git.domain import budget
@@ -51,6 +51,9 @@ class SchedState:
     # only until the free slots are filled, so a queue of 10k tasks costs a plan what one
     # of 10 does.
     queue: Collection[str] | None = None
+    # A multi-host org: true for a pending task this host leaves to another host for now
+    # (that host's share of the queue, see runtime.hosts); None: one host.
+    elsewhere: Callable[[str], bool] | None = None
 
 
 def dispatch_key(task: Task) -> tuple[int, str, str]:
@@ -168,6 +171,8 @@ def _queued_ready(state: SchedState, escalating: Collection[str]) -> Iterator[Ta
     for tid in state.queue or ():
         t = tasks.get(tid)
         if t is None or not is_queued(t) or t.id in state.running or t.id in escalating:
+            continue
+        if state.elsewhere is not None and state.elsewhere(t.id):
             continue
         if t.assignee is None or t.assignee in state.config.humans:
             continue
@@ -370,6 +375,8 @@ def plan(state: SchedState, now: float) -> Plan:
                 or t.bookkeeping.escalation):
             continue
         if t.assignee is None or t.assignee in cfg.humans:
+            continue
+        if state.elsewhere is not None and state.elsewhere(t.id):
             continue
         if not _deps_finished(t, tasks):
             continue

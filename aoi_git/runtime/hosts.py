@@ -349,11 +349,12 @@ class Hosts:
         self._holds = frozenset(claimed)
 
     def push_claims(self, ids: set[str]) -> set[str]:
-        """Push the local commits with the claims of `ids` and a lease holding them; the
-        ids whose claims the remote took. A claim another host made first is left out
+        """Push the local commits with the claims of `ids` (the lease names them from now
+        on, and is renewed at once); the ids whose claims the remote took. A claim another host made first is left out
         (the commits are rebuilt on its head); when the remote cannot be reached, the
         claims are taken back out of the local branch."""
         ids = set(ids)
+        why = "another host kept moving the branch"
         # named in the lease before the push: a renewal by the poller's thread meanwhile
         # must not say this host holds less than the claims it is pushing
         self._holds = frozenset(self.claimed | ids)
@@ -362,19 +363,21 @@ class Hosts:
                 self._hold(set(self.claimed))
                 return set()
             now = self.wall()
-            result, why = self._push_head(now, ids)
+            result, why = self._push_head(now)
             if result is rm.Pushed.OK:
                 self._hold(self.claimed | ids)
-                self.lease_until = now + self.cfg.lease_s
+                self.renew_at = 0.0  # the poller's next round
                 return ids
             if result is not rm.Pushed.REJECTED or not self._fetch():
+                why = f"{result.value}: {why}"
                 break
             rebuilt = self._integrate()
             if rebuilt is not None:
                 lost = ids & rebuilt.dropped_tasks
                 self.counters.claims_lost += len(lost)
                 ids -= lost
-        self.log(f"hosts: claims of {', '.join(sorted(ids))} not pushed: taken back")
+        self.log(f"hosts: claims of {', '.join(sorted(ids))} not pushed ({why[:300]}): "
+                 "taken back")
         self._integrate(drop=ids)
         self._hold(set(self.claimed))
         return set()
@@ -393,7 +396,7 @@ class Hosts:
             self._integrate()
             now = self.wall()
 
-    def _push_head(self, now: float, holds: Iterable[str] = ()) -> tuple[rm.Pushed, str]:
+    def _push_head(self, now: float) -> tuple[rm.Pushed, str]:
         head = self.store.head_commit()
         head_id = str(head.id) if head is not None and self._ahead() else None
         local = rm.local_task_branches(self.store)
@@ -403,14 +406,13 @@ class Hosts:
             branches = {t: tip for t, tip in branches.items()
                         if not repo.descendant_of(head.id, repo[tip].id) and tip != str(head.id)}
         self.branches &= set(branches)
-        lease = self._lease(now, holds)
-        result, why = self.remote.push(head_id, lease, branches)
+        # (not the lease: the poller's thread renews it meanwhile, and a ref that moved
+        # since the push began fails the whole atomic push; claims are named in it first)
+        result, why = self.remote.push(head_id, None, branches)
         self.counters.pushes += 1
         if result is rm.Pushed.OK:
             self.poller.known = self.remote.tracked()
             self.branches -= set(branches)
-            self.lease_until = now + self.cfg.lease_s
-            self.renew_at = now + self.cfg.renew_s
         elif result is rm.Pushed.REJECTED:
             self.counters.rejected += 1
         elif result is rm.Pushed.REFUSED:

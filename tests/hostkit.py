@@ -283,10 +283,11 @@ class Cluster:
         self.server.stop()
 
 
-def make_org(base: Path, *, tasks: int, agent_seconds: float, concurrency: int = 4,
+def make_org(base: Path, *, tasks: int, agent_seconds: float = 0.0, concurrency: int = 4,
              hosts_cfg: dict[str, Any] | None = None, sandbox: bool = True,
-             max_agents: int = 4) -> tuple[Path, Path]:
-    """The seed org: one script employee running `agent_script`, `tasks` pending tasks."""
+             max_agents: int = 4, command: list[str] | None = None) -> tuple[Path, Path]:
+    """The seed org: one script employee running `agent_script` (or `command`), `tasks`
+    pending tasks."""
     seed = base / "seed"
     init_org(seed)
     shared = base / "shared"
@@ -303,8 +304,8 @@ def make_org(base: Path, *, tasks: int, agent_seconds: float, concurrency: int =
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "profile.yaml").write_text(yaml.safe_dump({
         "id": "eng-1", "name": "Eng", "role": "engineer", "reports_to": "ceo",
-        "status": "active", "backend": {"kind": "script", "command": [sys.executable,
-                                                                      str(agent)]},
+        "status": "active", "backend": {"kind": "script",
+                                        "command": command or [sys.executable, str(agent)]},
         "capacity": {"concurrency": concurrency, "timeout_s": 60}}, sort_keys=False))
     for i in range(tasks):
         tid = f"t-{i:04d}"

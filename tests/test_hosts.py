@@ -195,8 +195,9 @@ def test_a_bad_hosts_setting_is_one_line_from_the_cli(tmp_path: Path) -> None:
     assert out.returncode == 1
     assert "hosts.renew_s" in out.stdout + out.stderr
     assert "Traceback" not in out.stdout + out.stderr
-    out = subprocess.run([str(AOI_BIN), "-C", str(org), "daemon", "--host-id", "../x", "--until-idle"],
-                         capture_output=True, text=True, check=False, timeout=60)
+    out = subprocess.run([str(AOI_BIN), "-C", str(org), "daemon", "--host-id", "../x",
+                          "--until-idle"], capture_output=True, text=True, check=False,
+                         timeout=60)
     assert out.returncode == 1 and "host id" in out.stderr and "Traceback" not in out.stderr
 
 

@@ -22,12 +22,14 @@ this module keeps the clone and the shared remote together (see docs/hosts.md):
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import threading
 import zlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 from aoi_git.domain.model import HostsConfig, Status, Task
 from aoi_git.errors import AoiError, IllegalTransition
@@ -49,6 +51,7 @@ from aoi_git.store.org_store import Store
 S = Status
 CLAIM_ATTEMPTS = 4  # rejected pushes of one batch of claims before it is given up
 PUSH_ATTEMPTS = 3  # of other commits, in one tick (the next tick tries again)
+MAX_SAMPLES = 100_000  # claim times kept for `.aoi/daemon/hosts.json`
 HOST_ENV = "AOI_HOST_ID"
 
 
@@ -67,8 +70,18 @@ def host_id(given: str | None = None, env: Mapping[str, str] | None = None) -> s
 class Counters:
     pushes: int = 0
     rejected: int = 0  # pushes another host's push beat
+    claims: int = 0  # claims the remote took
     claims_lost: int = 0  # claims another host made first
     unreachable: int = 0
+    # each claim the remote took: when, and how long after its batch was committed here
+    claimed_at: list[float] = field(default_factory=list)
+    claim_s: list[float] = field(default_factory=list)
+
+    def claimed(self, n: int, began: float, now: float) -> None:
+        self.claims += n
+        if len(self.claim_s) < MAX_SAMPLES:
+            self.claimed_at += [now] * n
+            self.claim_s += [now - began] * n
 
 
 class Poller:
@@ -162,6 +175,11 @@ class Hosts:
         self.poller.stop()
         if not self.lost:
             self.push(self.wall())
+        path = self.store.aoi_dir / "daemon" / "hosts.json"  # what the benchmark reads
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(f"{path}.tmp")
+        tmp.write_text(json.dumps({"host": self.host, **asdict(self.counters)}))
+        tmp.replace(path)
 
     # ----------------------------------------------------------------- state
     def may_claim(self, now: float) -> bool:
@@ -350,10 +368,11 @@ class Hosts:
 
     def push_claims(self, ids: set[str]) -> set[str]:
         """Push the local commits with the claims of `ids` (the lease names them from now
-        on, and is renewed at once); the ids whose claims the remote took. A claim another host made first is left out
-        (the commits are rebuilt on its head); when the remote cannot be reached, the
-        claims are taken back out of the local branch."""
+        on, and is renewed at once); the ids whose claims the remote took. A claim
+        another host made first is left out (the commits are rebuilt on its head); when
+        the remote cannot be reached, the claims are taken back out of the local branch."""
         ids = set(ids)
+        began = self.wall()
         why = "another host kept moving the branch"
         # named in the lease before the push: a renewal by the poller's thread meanwhile
         # must not say this host holds less than the claims it is pushing
@@ -365,6 +384,7 @@ class Hosts:
             now = self.wall()
             result, why = self._push_head(now)
             if result is rm.Pushed.OK:
+                self.counters.claimed(len(ids), began, self.wall())
                 self._hold(self.claimed | ids)
                 self.renew_at = 0.0  # the poller's next round
                 return ids
@@ -473,7 +493,7 @@ class Hosts:
                 "reachable": self.reachable and self.poller.reachable,
                 "lease_until": self.lease_until, "holds": sorted(self.claimed),
                 "pushes": self.counters.pushes, "rejected": self.counters.rejected,
-                "claims_lost": self.counters.claims_lost}
+                "claims": self.counters.claims, "claims_lost": self.counters.claims_lost}
 
 
 def open_hosts(store: Store, cfg: HostsConfig, remote: str | None, host: str | None,

@@ -143,6 +143,7 @@ class Hosts:
         self.branches: set[str] = set()  # task branches to push (a run here ended)
         self.counters = Counters()
         self.refused_until = 0.0
+        self.renew_failures = 0
 
     # ------------------------------------------------------------------ start
     def start(self) -> None:
@@ -349,9 +350,12 @@ class Hosts:
         if result is rm.Pushed.OK:
             self.lease_until = now + self.cfg.lease_s
             self.reachable = True
+            self.renew_failures = 0
             return True
         self.reachable = result is not rm.Pushed.UNREACHABLE
-        self.log(f"hosts: lease not renewed ({result.value}): {why}")
+        if self.renew_failures == 0:  # once, not at every try
+            self.log(f"hosts: lease not renewed ({result.value}): {why}")
+        self.renew_failures += 1
         self.renew_at = now + min(self.cfg.renew_s, 1.0)
         return False
 
@@ -514,7 +518,7 @@ def before_tick(h: Hosts, ex: Executor, runs: Runs, now: float) -> None:
     """At the start of a tick: a lost lease stops the runs first; then the remote's
     commits are taken in and the tasks of hosts that are gone are put back to pending."""
     if h.lease_lost(now):
-        runs.kill_all()
+        stop_lost_runs(h, ex, runs)
     if h.sync(now) or ex.head_moved():
         ex.refresh()
     for tid in h.recoverable(ex.org.tasks, runs.active, now):
@@ -525,6 +529,22 @@ def before_tick(h: Hosts, ex: Executor, runs: Runs, now: float) -> None:
             ex.refresh()
         else:
             h.log(f"{tid}: recovered to pending (its host's lease ran out)")
+
+
+def stop_lost_runs(h: Hosts, ex: Executor, runs: Runs, wait_s: float = 10.0) -> None:
+    """Kill every run and wait for them to end, recording nothing: their tasks are the
+    others' to recover, and an exit noticed later must not move a task another host may
+    have claimed since."""
+    runs.kill_all()
+    deadline = h.wall() + wait_s
+    while runs.active and h.wall() < deadline:
+        for a, _ in runs.exits(block=0.2):
+            runs.ended(a)
+            ex.workspace.remove(a.task_id)
+            h.log(f"{a.task_id}: its run stopped (the lease ran out); its result, if any, "
+                  "is abandoned")
+    for a in list(runs.active.values()):  # (not ended in time: still never recorded)
+        runs.ended(a)
 
 
 def after_tick(h: Hosts, ex: Executor, now: float, next_wake: float | None) -> float | None:

@@ -423,6 +423,8 @@ def plan(state: SchedState, now: float) -> Plan:
 
     # 3. deadlock: nothing running or possible, yet a project is neither done nor with a person
     #    (a task over its budget is with a person: one is being asked for more)
+    if not busy and state.elsewhere is not None:  # with other hosts: their work counts
+        busy = _elsewhere_busy(state)
     if not busy and next_wake is None and not state.stopping:
         for root in _deadlocked_roots(state, kids, over_budget):
             actions.append(Advance(root, S.FAILED, "deadlock: nothing is running or can run, "
@@ -432,6 +434,14 @@ def plan(state: SchedState, now: float) -> Plan:
     idle = not state.running and next_wake is None \
         and all(isinstance(a, AskBudget) for a in actions)
     return Plan(actions, next_wake, idle)
+
+
+def _elsewhere_busy(state: SchedState) -> bool:
+    """A task processing on another host, or pending in another host's share."""
+    elsewhere = state.elsewhere
+    assert elsewhere is not None
+    return any(t.status is S.PROCESSING or (t.status is S.PENDING and elsewhere(t.id))
+               for t in _open_tasks(state))
 
 
 def _failed_for_good(t: Task, cfg: OrgConfig) -> bool:

@@ -21,12 +21,24 @@ import yaml
 from hostkit import cluster_of, overlapping, read_records, remote_tasks, wait_for
 from kit import AOI_BIN, git
 
-from aoi_git.domain.model import Actor, ActorKind, HostsConfig, Status
+from aoi_git.domain.model import (
+    Actor,
+    ActorKind,
+    Backend,
+    Capacity,
+    Employee,
+    HostsConfig,
+    Human,
+    OrgConfig,
+    Status,
+    Task,
+)
 from aoi_git.errors import AoiError
 from aoi_git.org.create import init_org
 from aoi_git.org.organisation import load_org
 from aoi_git.org.task_ops import new_task
 from aoi_git.runtime.hosts import host_id
+from aoi_git.runtime.scheduler import Advance, Dispatch, Plan, SchedState, plan
 from aoi_git.store import remote as rm
 from aoi_git.store.org_store import Store
 from aoi_git.store.txn import Txn, commit
@@ -199,6 +211,33 @@ def test_a_bad_hosts_setting_is_one_line_from_the_cli(tmp_path: Path) -> None:
                           "--until-idle"], capture_output=True, text=True, check=False,
                          timeout=60)
     assert out.returncode == 1 and "host id" in out.stderr and "Traceback" not in out.stderr
+
+
+# ------------------------------------------------------- the scheduler on one of many
+
+def _sched(tasks: list[Task], elsewhere: Callable[[str], bool] | None) -> Plan:
+    cfg = OrgConfig(ceo="ceo", humans={"ceo": Human("ceo", "CEO")})
+    eng = Employee(id="eng-1", role="engineer", reports_to="ceo",
+                   backend=Backend(kind="script", command=("true",)),
+                   capacity=Capacity(concurrency=4))
+    return plan(SchedState(tasks={t.id: t for t in tasks}, employees={"eng-1": eng},
+                           config=cfg, elsewhere=elsewhere), 1e9)
+
+
+def test_a_task_another_host_runs_or_will_run_is_no_deadlock() -> None:
+    mk = lambda tid, st: Task(id=tid, title=tid, status=st, assignee="eng-1",  # noqa: E731
+                              reviewer="none")
+    running_elsewhere = [mk("t-1", S.PROCESSING)]
+    # one host: a processing task nothing here runs is a deadlock (its daemon recovers it
+    # at start); with other hosts it is their work
+    assert any(isinstance(a, Advance) and a.to is S.FAILED
+               for a in _sched(running_elsewhere, None).actions)
+    assert _sched(running_elsewhere, lambda tid: False).actions == []
+    # a pending task in another host's share is not dispatched here, and is no deadlock
+    theirs = [mk("t-2", S.PENDING), mk("t-3", S.PENDING)]
+    p = _sched(theirs, lambda tid: tid == "t-2")
+    assert [(a.task_id) for a in p.actions if isinstance(a, Dispatch)] == ["t-3"]
+    assert _sched(theirs, lambda tid: True).actions == []
 
 
 # ------------------------------------------------------------- real hosts, real server

@@ -286,25 +286,25 @@ def test_chaos_kills_and_a_partition_lose_nothing_and_run_nothing_twice(
     """kill -9 hosts at random, cut one off from the remote and restore it; at the end
     every task is terminal, no task ran twice at once, no transition is lost."""
     rnd = random.Random(17)
-    n = 16
+    n = 12
     with cluster_of(tmp_path, 3, tasks=n, agent_seconds=1.5, hosts_cfg=HOSTS_CFG,
                     proxied=("h3",)) as c:
         for h in c.hosts:
             h.start()
-        end = time.monotonic() + 90
+        end = time.monotonic() + 60
         cut, cut_at = False, 0.0
         while time.monotonic() < end:
-            time.sleep(rnd.uniform(3, 8))
+            time.sleep(rnd.uniform(3, 7))
             victim = rnd.choice(c.hosts[:2])
             if victim.alive():
                 victim.kill()
             else:
                 victim.start()
-            if not cut and time.monotonic() > end - 70:
+            if not cut and time.monotonic() > end - 50:
                 c.proxies["h3"].cut()  # h3 keeps running what it claimed, claims nothing
                 cut = True
                 cut_at = time.monotonic()
-            if cut and time.monotonic() - cut_at > 30:
+            if cut and time.monotonic() - cut_at > 25:  # past its lease: it stops its runs
                 c.proxies["h3"].restore()
         c.proxies["h3"].restore()
         for h in c.hosts:

@@ -137,6 +137,7 @@ class Hosts:
         self.renew_at = 0.0
         self.check_at = 0.0  # next look at the others' leases
         self.lost = False  # the lease ran out while the remote could not be reached
+        self.stopped_runs = False  # ... and this host stopped its runs
         self.reachable = False
         self.unheld_since: dict[str, float] = {}
         self.ready_since: dict[str, float] = {}  # pending tasks of other hosts' shares
@@ -201,7 +202,7 @@ class Hosts:
             return False
         if self.renew(now):  # (a slow tick, not a lost remote)
             return False
-        self.lost = True
+        self.lost = self.stopped_runs = True
         self.orphans |= self.claimed
         self._hold(set())
         self.log("hosts: the lease could not be renewed in time: the runs here are stopped, "
@@ -285,9 +286,16 @@ class Hosts:
         if not self._fetch():
             return False
         self.log("hosts: the remote can be reached again")
-        rebuilt = self._integrate(only_people=True)
+        own = self.remote.leases().get(self.host)
+        if not self.stopped_runs and own is not None and own.expires > now:
+            # not reached at start, within the lease a previous daemon here renewed: its
+            # commits are pushed; the tasks it held (their agents died with it) recovered
+            self.orphans |= own.holds
+            rebuilt = self._integrate()
+        else:
+            rebuilt = self._integrate(only_people=True)
         self._hold(set())
-        self.lost = False
+        self.lost = self.stopped_runs = False
         self.renew(now)
         return rebuilt is not None
 
@@ -476,7 +484,9 @@ class Hosts:
                 continue
             seen.add(t.id)
             since = self.unheld_since.setdefault(t.id, now)
-            if t.id in dead_held or now - since >= self.cfg.lease_s:
+            # held by a lease that ran out: once no live lease has named it for two
+            # renewals (a host that has just claimed it again names it at once)
+            if now - since >= (2 * self.cfg.renew_s if t.id in dead_held else self.cfg.lease_s):
                 out.append(t.id)
         self.unheld_since = {k: v for k, v in self.unheld_since.items() if k in seen}
         self.orphans &= seen

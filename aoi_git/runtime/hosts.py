@@ -89,21 +89,30 @@ class Poller:
     `moved` and wakes the daemon when it differs from `known`."""
 
     def __init__(self, remote: rm.Remote, every: float, wake: threading.Event,
-                 also: Callable[[], None] = lambda: None) -> None:
-        self.remote, self.every, self.wake, self.also = remote, every, wake, also
+                 renew: Callable[[], None] = lambda: None, renew_every: float = 1.0) -> None:
+        self.remote, self.every, self.wake = remote, every, wake
+        self.renew, self.renew_every = renew, renew_every
         self.known: str | None = None  # set by the daemon after each fetch or push
         self.moved = False
         self.reachable = True
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="aoi-remote")
+        # the lease on a thread of its own: a slow answer to a remote check never delays it
+        self._lease = threading.Thread(target=self._renew, daemon=True, name="aoi-lease")
 
     def start(self) -> None:
         self._thread.start()
+        self._lease.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(self.remote.timeout + 1)
+        for t in (self._thread, self._lease):
+            if t.is_alive():
+                t.join(self.remote.timeout + 1)
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.renew_every):
+            self.renew()
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):
@@ -115,7 +124,6 @@ class Poller:
                 self.wake.set()
             elif was != self.reachable:
                 self.wake.set()
-            self.also()
 
 
 class Hosts:
@@ -128,7 +136,8 @@ class Hosts:
         self.store, self.cfg, self.wall, self.log = store, cfg, wall, log
         self.host = host
         self.remote = rm.Remote(store, url, host, cfg.timeout_s)
-        self.poller = Poller(self.remote, cfg.poll_s, wake, self._renew_if_due)
+        self.poller = Poller(self.remote, cfg.poll_s, wake, self._renew_if_due,
+                             min(cfg.poll_s, cfg.renew_s / 4))
         self._holds: frozenset[str] = frozenset()  # `claimed`, for the poller's renewals
         self.on_moved = on_moved
         self.claimed: set[str] = set()  # tasks this host claimed and still holds
@@ -368,7 +377,7 @@ class Hosts:
         return False
 
     def _renew_if_due(self) -> None:
-        """On the poller's thread: the lease is renewed even while the daemon's thread
+        """On the lease's thread: the lease is renewed even while the daemon's thread
         waits for a slow push."""
         now = self.wall()
         if not self.lost and now >= self.renew_at:

@@ -147,6 +147,8 @@ class Hosts:
         self.check_at = 0.0  # next look at the others' leases
         self.lost = False  # the lease ran out while the remote could not be reached
         self.stopped_runs = False  # ... and this host stopped its runs
+        self.expired = False  # the lease's thread found the lease run out
+        self.kill_runs: Callable[[], None] = lambda: None  # (set by `before_tick`)
         self.reachable = False
         self.unheld_since: dict[str, float] = {}
         self.ready_since: dict[str, float] = {}  # pending tasks of other hosts' shares
@@ -207,9 +209,9 @@ class Hosts:
     def lease_lost(self, now: float) -> bool:
         """True once, when the lease runs out locally (the remote not reached): the daemon
         then kills its runs, before another host may take their tasks over."""
-        if self.lost or self.lease_until - self._margin() > now:
-            return False
-        if self.renew(now):  # (a slow tick, not a lost remote)
+        if self.expired and not self.stopped_runs:
+            pass  # the lease's thread found it run out (and killed the runs already)
+        elif self.lost or self.lease_until - self._margin() > now or self.renew(now):
             return False
         self.lost = self.stopped_runs = True
         self.orphans |= self.claimed
@@ -304,7 +306,7 @@ class Hosts:
         else:
             rebuilt = self._integrate(only_people=True)
         self._hold(set())
-        self.lost = self.stopped_runs = False
+        self.lost = self.stopped_runs = self.expired = False
         self.renew(now)
         return rebuilt is not None
 
@@ -382,6 +384,17 @@ class Hosts:
         now = self.wall()
         if not self.lost and now >= self.renew_at:
             self.renew(now)
+        if not self.lost and self.lease_until - self._margin() <= self.wall():
+            # the daemon's thread may be stuck in a slow push: the runs are killed from
+            # here, before another host may take their tasks over; nothing is pushed
+            # until the daemon's thread has done the rest (`lease_lost`)
+            self.lost = self.expired = True
+            for _ in range(3):
+                try:
+                    self.kill_runs()
+                    break
+                except RuntimeError:  # (the daemon's thread changed the runs meanwhile)
+                    continue
 
     def _hold(self, claimed: set[str]) -> None:
         self.claimed = claimed
@@ -399,11 +412,17 @@ class Hosts:
         # must not say this host holds less than the claims it is pushing
         self._holds = frozenset(self.claimed | ids)
         for _ in range(CLAIM_ATTEMPTS):
+            if self.lost:
+                break
             if not ids:
                 self._hold(set(self.claimed))
                 return set()
             now = self.wall()
             result, why = self._push_head(now)
+            if result is rm.Pushed.OK and self.lost:  # the lease ran out meanwhile
+                self.log(f"hosts: claims of {', '.join(sorted(ids))} pushed after the lease "
+                         "ran out: their agents are not started (the others recover them)")
+                return set()
             if result is rm.Pushed.OK:
                 self.counters.claimed(len(ids), began, self.wall())
                 self._hold(self.claimed | ids)
@@ -536,6 +555,7 @@ def open_hosts(store: Store, cfg: HostsConfig, remote: str | None, host: str | N
 def before_tick(h: Hosts, ex: Executor, runs: Runs, now: float) -> None:
     """At the start of a tick: a lost lease stops the runs first; then the remote's
     commits are taken in and the tasks of hosts that are gone are put back to pending."""
+    h.kill_runs = runs.kill_all
     if h.lease_lost(now):
         stop_lost_runs(h, ex, runs)
     if h.sync(now) or ex.head_moved():

@@ -350,6 +350,7 @@ class Hosts:
         if not self.store.move_head(head_id, rebuilt.head, rebuilt.paths):
             return None  # a person committed here meanwhile: the next tick tries again
         self.on_moved(rebuilt.paths)
+        rm.drop_stale_task_branches(self.store, head_id, rebuilt.head, sorted(self.claimed))
         return rebuilt
 
     # ----------------------------------------------------------------- pushes

@@ -432,3 +432,24 @@ def adopt_task_branches(store: Store, remote: Mapping[str, str],
             continue
         done.append(tid)
     return done
+
+
+def drop_stale_task_branches(store: Store, old_head: str | None, new_head: str,
+                             skip: Sequence[str] = ()) -> list[str]:
+    """Delete the local `aoi/<id>` branches with no work of their own that point into the
+    local history a rebuild replaced (their base is no commit of the branch any more, so
+    their diff would show the replaced commits' org changes); a branch in use by a run
+    here (`skip`) is left alone. A later run starts a fresh branch from the head."""
+    if old_head is None:
+        return []
+    repo = store.repo
+    old, new = pygit2.Oid(hex=old_head), pygit2.Oid(hex=new_head)
+    done: list[str] = []
+    for tid, tip in local_task_branches(store).items():
+        t = pygit2.Oid(hex=tip)
+        if tid in skip or t == new or repo.descendant_of(new, t):
+            continue
+        if t == old or repo.descendant_of(old, t):
+            repo.references.delete(f"refs/heads/aoi/{tid}")
+            done.append(tid)
+    return done

@@ -115,6 +115,22 @@ def test_a_claim_another_host_pushed_first_is_left_out(tmp_path: Path) -> None:
     assert git(b, "status", "--porcelain") == ""
 
 
+def test_a_task_branch_left_on_replaced_history_is_dropped(tmp_path: Path) -> None:
+    bare, a, b = two_clones(tmp_path, "t-1", "t-2")
+    move(a, "t-1", S.PROCESSING, DAEMON_A)
+    ra = remote_of(a, bare, "a")
+    ra.push(str(ra.store.head_commit().id), None)  # type: ignore[union-attr]
+    move(b, "t-2", S.PROCESSING, DAEMON_B)
+    old = str(Store(b).head_commit().id)  # type: ignore[union-attr]
+    git(b, "branch", "aoi/t-2", old)  # a run's branch, no work of its own
+    git(b, "branch", "aoi/t-9", "HEAD~1")  # on history the remote has too: kept
+    rb = remote_of(b, bare, "b")
+    rebuilt = rm.rebuild(rb.store, rb.tracked())
+    assert rb.store.move_head(old, str(rebuilt.head), rebuilt.paths)
+    assert rm.drop_stale_task_branches(rb.store, old, str(rebuilt.head), skip=()) == ["t-2"]
+    assert sorted(rm.local_task_branches(rb.store)) == ["t-9"]
+
+
 def test_a_move_the_table_forbids_from_the_other_sides_status_is_left_out(
         tmp_path: Path) -> None:
     bare, a, b = two_clones(tmp_path, "t-1")

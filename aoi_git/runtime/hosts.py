@@ -177,6 +177,9 @@ class Hosts:
                 self._integrate(only_people=own is not None)
             self.renew(now)
             self.push(now)
+            head = self.store.head_commit()
+            if head is not None:  # what a killed daemon's runs left on replaced history
+                rm.drop_stale_task_branches(self.store, None, str(head.id))
         else:
             self.log(f"hosts: the remote {self.remote.url} cannot be reached: "
                      "nothing is claimed until it can")

@@ -436,20 +436,26 @@ def adopt_task_branches(store: Store, remote: Mapping[str, str],
 
 def drop_stale_task_branches(store: Store, old_head: str | None, new_head: str,
                              skip: Sequence[str] = ()) -> list[str]:
-    """Delete the local `aoi/<id>` branches with no work of their own that point into the
-    local history a rebuild replaced (their base is no commit of the branch any more, so
+    """Delete the local `aoi/<id>` branches with no work of their own that are not on the
+    branch `new_head` is the tip of, e.g. point into the local history a rebuild replaced (their base is no commit of the branch any more, so
     their diff would show the replaced commits' org changes); a branch in use by a run
     here (`skip`) is left alone. A later run starts a fresh branch from the head."""
-    if old_head is None:
-        return []
     repo = store.repo
-    old, new = pygit2.Oid(hex=old_head), pygit2.Oid(hex=new_head)
+    old = pygit2.Oid(hex=old_head) if old_head else None
+    new = pygit2.Oid(hex=new_head)
     done: list[str] = []
     for tid, tip in local_task_branches(store).items():
         t = pygit2.Oid(hex=tip)
         if tid in skip or t == new or repo.descendant_of(new, t):
             continue
-        if t == old or repo.descendant_of(old, t):
+        on_old = old is not None and (t == old or repo.descendant_of(old, t))
+        commit = repo.get(t)
+        # (or its tip is an org commit, not an agent's: a branch made at a base that a
+        # rebuild replaced, e.g. before this daemon restarted)
+        org_tip = isinstance(commit, pygit2.Commit) and any(
+            k == "Aoi-Actor" and not v.startswith("agent:")
+            for k, v in parse_trailers(commit.message))
+        if on_old or org_tip:
             repo.references.delete(f"refs/heads/aoi/{tid}")
             done.append(tid)
     return done

@@ -156,6 +156,7 @@ class Hosts:
         self.counters = Counters()
         self.refused_until = 0.0
         self.renew_failures = 0
+        self.claiming: set[str] = set()  # claims being pushed (`push_claims`)
 
     # ------------------------------------------------------------------ start
     def start(self) -> None:
@@ -353,7 +354,8 @@ class Hosts:
         if not self.store.move_head(head_id, rebuilt.head, rebuilt.paths):
             return None  # a person committed here meanwhile: the next tick tries again
         self.on_moved(rebuilt.paths)
-        rm.drop_stale_task_branches(self.store, head_id, rebuilt.head, sorted(self.claimed))
+        rm.drop_stale_task_branches(self.store, head_id, rebuilt.head,
+                                    sorted(self.claimed | self.claiming))
         return rebuilt
 
     # ----------------------------------------------------------------- pushes
@@ -410,6 +412,13 @@ class Hosts:
         another host made first is left out (the commits are rebuilt on its head); when
         the remote cannot be reached, the claims are taken back out of the local branch."""
         ids = set(ids)
+        self.claiming = set(ids)  # their worktrees are made: their branches stay
+        try:
+            return self._push_claims(ids)
+        finally:
+            self.claiming = set()
+
+    def _push_claims(self, ids: set[str]) -> set[str]:
         began = self.wall()
         why = "another host kept moving the branch"
         # named in the lease before the push: a renewal by the poller's thread meanwhile

@@ -437,9 +437,10 @@ def adopt_task_branches(store: Store, remote: Mapping[str, str],
 def drop_stale_task_branches(store: Store, old_head: str | None, new_head: str,
                              skip: Sequence[str] = ()) -> list[str]:
     """Delete the local `aoi/<id>` branches with no work of their own that are not on the
-    branch `new_head` is the tip of, e.g. point into the local history a rebuild replaced (their base is no commit of the branch any more, so
-    their diff would show the replaced commits' org changes); a branch in use by a run
-    here (`skip`) is left alone. A later run starts a fresh branch from the head."""
+    branch `new_head` is the tip of, e.g. that point into the local history a rebuild
+    replaced (their base is no commit of the branch any more, so their diff would show
+    the replaced commits' org changes); a branch in use by a run here (`skip`) is left
+    alone. A later run starts a fresh branch from the head."""
     repo = store.repo
     old = pygit2.Oid(hex=old_head) if old_head else None
     new = pygit2.Oid(hex=new_head)

@@ -157,6 +157,7 @@ class Hosts:
         self.refused_until = 0.0
         self.renew_failures = 0
         self.claiming: set[str] = set()  # claims being pushed (`push_claims`)
+        self.fetched_at = 0.0  # when the last fetch that succeeded began
 
     # ------------------------------------------------------------------ start
     def start(self) -> None:
@@ -164,8 +165,7 @@ class Hosts:
         held (or abandon what its daemon committed, when its lease ran out meanwhile),
         renew the lease, and start watching the remote."""
         now = self.wall()
-        if self.remote.fetch():
-            self.reachable = True
+        if self._fetch():
             own = self.remote.leases().get(self.host)
             if own is not None and own.expires > now:
                 self._hold(set(own.holds))
@@ -246,7 +246,7 @@ class Hosts:
         so hosts seldom race for one task; a task its host has not claimed within
         `steal_after` seconds (that host is full, or gone) is anyone's."""
         hosts = sorted({h for h, lease in self.remote.leases().items()
-                        if lease.expires + self._margin() > now} | {self.host})
+                        if self._alive(lease)} | {self.host})
         if len(hosts) < 2:
             return lambda task_id: False
         me = hosts.index(self.host)
@@ -268,7 +268,7 @@ class Hosts:
         """Tasks the other hosts whose leases live hold."""
         out: set[str] = set()
         for host, lease in self.remote.leases().items():
-            if host != self.host and lease.expires + self._margin() > now:
+            if host != self.host and self._alive(lease):
                 out |= lease.holds
         return out
 
@@ -314,10 +314,17 @@ class Hosts:
         self.renew(now)
         return rebuilt is not None
 
+    def _alive(self, lease: rm.Lease) -> bool:
+        """Whether a lease, as last fetched, had not run out when it was fetched: what a
+        fetch long ago says is judged by that fetch's time, never by the clock now."""
+        return lease.expires + self._margin() > self.fetched_at
+
     def _fetch(self) -> bool:
+        began = self.wall()
         ok = self.remote.fetch()
         self.reachable = ok
         if ok:
+            self.fetched_at = began
             self.poller.known = self.remote.tracked()
             heads = rm.adopt_task_branches(self.store, self.remote.task_branches(),
                                            skip=sorted(self.claimed))
@@ -514,7 +521,7 @@ class Hosts:
         for host, lease in leases.items():
             if host == self.host:
                 continue
-            if lease.expires + self._margin() > now:
+            if self._alive(lease):
                 live_held |= lease.holds
             else:
                 dead_held |= lease.holds

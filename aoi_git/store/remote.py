@@ -272,7 +272,8 @@ def rebuild(store: Store, onto: str | None, *, keep_only_people: bool = False,
         if not files and len(c.parents) < 2:
             continue  # nothing left to change
         change = Change(files, c.message, tuple(str(p) for p in c.parent_ids[1:]))
-        new = store.write_commit(tip, change, c.author, c.committer)
+        actor_of = next((v for k, v in parse_trailers(c.message) if k == "Aoi-Actor"), None)
+        new = store.write_commit(tip, change, c.author, c.committer, actor_of)
         tip = repo[new]  # type: ignore[assignment]
         out.kept += 1
     out.head = str(tip.id) if tip is not None else None

@@ -19,12 +19,16 @@ from aoi_git.store.clone_setup import SETUP_FIX, missing_setup
               help="Override limits.max_agents (1 or more).")
 @click.option("--grace", "grace_s", type=float,
               help="Seconds a warm stop (SIGTERM) waits for running agents.")
+@click.option("--remote", metavar="URL",
+              help="The shared remote of a multi-host org (overrides hosts.remote).")
+@click.option("--host-id", metavar="ID",
+              help="This host's id (default: $AOI_HOST_ID, else the host name).")
 @click.option("-v", "--verbose", is_flag=True,
               help="Echo the log on stderr even on a terminal (it always is elsewhere).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary when it exits.")
 @click.pass_obj
 def daemon(app: App, until_idle: bool, max_agents: int | None, grace_s: float | None,
-           verbose: bool, as_json: bool) -> None:
+           remote: str | None, host_id: str | None, verbose: bool, as_json: bool) -> None:
     """Watch the org and run agents on tasks, within the caps.
 
     It logs every event to .aoi/daemon.log (rotated at 10 MiB, 5 kept) and, when stderr
@@ -36,10 +40,12 @@ def daemon(app: App, until_idle: bool, max_agents: int | None, grace_s: float | 
     Examples:
       aoi daemon                     # on a server, forever
       aoi daemon --until-idle        # run what is runnable, then exit
+      aoi daemon --remote ssh://git@srv/acme.git --host-id eu-1   # one of many hosts
     """
     echo = sys.stderr if stderr_wanted(verbose) else None
     d = Daemon(app.root, DaemonOptions(max_agents=max_agents, until_idle=until_idle,
-                                       grace_s=grace_s, echo=echo))
+                                       grace_s=grace_s, echo=echo, remote=remote,
+                                       host_id=host_id))
     missing = missing_setup(d.store.repo)
     if missing:  # the daemon works without them; a person's commits and merges do not
         click.echo(f"aoi daemon: this clone lacks {', '.join(missing)}: {SETUP_FIX}", err=True)

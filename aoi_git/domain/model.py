@@ -326,6 +326,29 @@ class SandboxConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HostsConfig:
+    """`hosts:` of aoi.yaml: one org run by daemons on several hosts over one git remote
+    (see docs/hosts.md). `remote` is a URL or a remote name of the clone; None: one host."""
+
+    remote: str | None = None
+    lease_s: float = 15.0  # a host that has not renewed its lease for this long is gone
+    renew_s: float = 3.0  # how often a host renews its lease
+    poll_s: float = 0.5  # how often a host asks the remote whether its branch moved
+    timeout_s: float = 10.0  # longest a push, fetch or remote check may take
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> HostsConfig:
+        d = d if isinstance(d, Mapping) else {}
+        got = {k: amount(d[k], f"hosts.{k}") for k in ("lease_s", "renew_s", "poll_s",
+                                                       "timeout_s") if d.get(k) is not None}
+        cfg = cls(remote=_opt_str(d.get("remote")), **got)
+        if cfg.renew_s * 2 > cfg.lease_s:
+            raise ValueError(f"hosts.renew_s: {cfg.renew_s:g} is more than half of "
+                             f"hosts.lease_s ({cfg.lease_s:g})")
+        return cfg
+
+
+@dataclass(frozen=True, slots=True)
 class OrgConfig:
     name: str = "org"
     ceo: str = "ceo"
@@ -345,6 +368,7 @@ class OrgConfig:
     markets: tuple[str, ...] = ()
     sop_approval: bool = False
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    hosts: HostsConfig = field(default_factory=HostsConfig)
     raw: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -387,6 +411,7 @@ class OrgConfig:
             markets=tuple(str(m) for m in d.get("markets") or ()),
             sop_approval=bool(evolution.get("sop_approval", False)),
             sandbox=SandboxConfig.from_dict(d.get("sandbox")),
+            hosts=HostsConfig.from_dict(d.get("hosts")),
             raw=dict(d),
         )
 

@@ -25,7 +25,6 @@ import datetime as dt
 import gc
 import os
 import signal
-import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -37,7 +36,7 @@ from typing import Any, TextIO
 from aoi_git.domain.model import Actor, ActorKind, Employee, Status, Task
 from aoi_git.domain.result import AgentResult
 from aoi_git.errors import AoiError, IllegalTransition
-from aoi_git.runtime import agent_run, run_unit, sandbox
+from aoi_git.runtime import agent_run, hosts, run_unit, sandbox
 from aoi_git.runtime.agent_launch import launch
 from aoi_git.runtime.backends.base import Backend
 from aoi_git.runtime.backends.registry import load_backends
@@ -76,6 +75,8 @@ class DaemonOptions:
     grace_s: float | None = None
     watch: bool = True
     on_commit: Callable[[str, str], None] | None = None  # (actor, subject line): progress
+    remote: str | None = None  # the shared remote of a multi-host org (else hosts.remote)
+    host_id: str | None = None  # this host's id (else $AOI_HOST_ID, else the host name)
     echo: TextIO | None = None  # where the log's lines are echoed too (stderr for a service)
 
 
@@ -91,7 +92,7 @@ class Daemon:
         self.status = StatusFile(self.aoi / "daemon" / "status.json")
         self.index_journal = index_journal.journal_path(self.root)
         self.trash = Trash(self.aoi / "trash")
-        self.actor = Actor(ActorKind.DAEMON, socket.gethostname())
+        self.actor = Actor(ActorKind.DAEMON, hosts.host_id(self.opts.host_id))
         store = Store(self.root)
         store.defer_index = True
         store.on_notice = self._log
@@ -104,6 +105,11 @@ class Daemon:
         self.wake = threading.Event()
         self.runs = Runs(self.runs_dir, self.wake, self._log)
         self.active = self.runs.active  # task id -> its run
+        # a multi-host org (docs/hosts.md): claims pushed before their agents start
+        self.hosts = hosts.open_hosts(store, self.executor.org.config.hosts, self.opts.remote,
+                                      self.actor.name, self.clock.wall, self._log, self.wake,
+                                      self.executor.journal_index)
+        self.claims: list[tuple[str, Callable[[set[str]], None]]] = []  # agents wait for the push
         self.breakers = Breakers()
         self.stop_level = 0
         self.stop_since: float | None = None  # when the warm stop began
@@ -157,6 +163,9 @@ class Daemon:
         sys.setswitchinterval(0.0005)
         try:
             self._log(f"daemon started on {self.root} (pid {os.getpid()})")
+            if self.hosts is not None:
+                self.hosts.start()
+                self.executor.refresh()
             self.recover()
             freeze_heap()
             if self.opts.watch:
@@ -195,6 +204,8 @@ class Daemon:
                 signal.signal(s, h)
             if self.observer is not None:
                 self.observer.stop()
+            if self.hosts is not None:
+                self.hosts.stop()
             self.runs.close()
             self.flush_index()
             self.index.writer.close()
@@ -244,6 +255,8 @@ class Daemon:
         self.ticks += 1
         self._drain_exits()
         self.runs.check_timeouts(now, self._grace_s())
+        if self.hosts is not None:
+            hosts.before_tick(self.hosts, self.executor, self.runs, now)
         if self.executor.head_moved():
             self.executor.refresh()
         self.person_files.take(self.executor)
@@ -254,6 +267,8 @@ class Daemon:
         nxt = self.index.when_due(now, busy=bool(self.active))
         if nxt is not None:
             next_wake = nxt if next_wake is None else min(next_wake, nxt)
+        if self.hosts is not None:
+            next_wake = hosts.after_tick(self.hosts, self.executor, now, next_wake)
         self._write_status(now)
         return next_wake
 
@@ -271,8 +286,11 @@ class Daemon:
                 spent_today=self.spending.by_employee,
                 breakers=self.breakers.paused(now),
                 max_agents=self.opts.max_agents, stopping=self.stop_level > 0,
+                elsewhere=self.hosts.share(now) if self.hosts is not None else None,
             )
             p = plan(state, now)
+            if self.hosts is not None:
+                p = hosts.filter_plan(self.hosts, p, now)
             self.problems.forget_all_but("action ", {f"action {a}" for a in p.actions})
             acted = False
             held: list[float] = []  # retry times of actions that raised before
@@ -290,6 +308,8 @@ class Daemon:
                 except (IllegalTransition, AoiError) as exc:
                     self._log(f"skipped {action}: {exc}")
                     ex.refresh()
+            if self.claims:
+                self._push_claims()
             if not acted:
                 # invalid files and actions that keep failing wait for a person: they do
                 # not keep the daemon busy
@@ -365,7 +385,37 @@ class Daemon:
             slot.release()
             task_lock.release()
             raise
-        task = ex.org.tasks[task_id]
+        if self.hosts is None:
+            self._start_claimed(task_id, emp, backend, slot, task_lock, now, made)
+            return True
+
+        def start(pushed: set[str]) -> None:  # once the claim is pushed (or lost)
+            if task_id in pushed:
+                self._start_claimed(task_id, emp, backend, slot, task_lock, now, made)
+                return
+            if isinstance(made, NewWorktree):
+                self._drop_worktree(task_id, made)
+            slot.release()
+            task_lock.release()
+            self._log(f"{task_id}: claimed by another host first")
+
+        self.claims.append((task_id, start))
+        return True
+
+    def _push_claims(self) -> None:
+        """Push the claims made in this round, then start the agents of those the remote
+        took (a host whose claim another host beat starts nothing)."""
+        assert self.hosts is not None
+        claims, self.claims = self.claims, []
+        pushed = self.hosts.push_claims({task_id for task_id, _ in claims})
+        if self.executor.head_moved():
+            self.executor.refresh()
+        for _, start in claims:
+            start(pushed)
+
+    def _start_claimed(self, task_id: str, emp: Employee, backend: Backend, slot: SlotLock,
+                       task_lock: SlotLock, now: float, made: NewWorktree | Exception) -> None:
+        task = self.executor.org.tasks[task_id]
         try:
             if isinstance(made, Exception):
                 raise made
@@ -376,7 +426,6 @@ class Daemon:
             self._log(f"{task_id}: could not start the agent: {exc}")
             self._finish_run(task_id, emp, AgentResult(
                 "failed", error=f"could not start the agent: {exc}"), now, None)
-        return True
 
     def _drop_worktree(self, task_id: str, made: NewWorktree) -> None:
         try:
@@ -433,6 +482,8 @@ class Daemon:
     def _finish_run(self, task_id: str, emp: Employee, result: AgentResult,
                     now: float, run: RunInfo | None) -> None:
         done = self.executor.finish_run(task_id, emp, result, now, run)
+        if self.hosts is not None:
+            self.hosts.ran(task_id)
         if done is None:
             return
         usd = float(result.usage.get("usd", 0.0))
@@ -455,7 +506,7 @@ class Daemon:
         ex = self.executor
         self.index.finish_interrupted()
         for task in list(ex.org.tasks.values()):
-            if task.status is S.PROCESSING:
+            if task.status is S.PROCESSING and (self.hosts is None or self.hosts.mine(task.id)):
                 with self.problems.guard(f"the recovery of {task.id}"):
                     self._recover_run(task)
         run_unit.sweep()  # run cgroups a killed daemon left
@@ -503,6 +554,8 @@ class Daemon:
             "spent_today": self.spending.by_employee,
             "stopping": self.stop_level > 0,
         }
+        if self.hosts is not None:
+            data["hosts"] = self.hosts.status()
         self.status.write(data)
 
     def _log(self, msg: str) -> None:

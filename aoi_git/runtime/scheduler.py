@@ -11,7 +11,7 @@ import bisect
 import datetime as dt
 import heapq
 import itertools
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from aoi_git.domain import budget
@@ -51,6 +51,9 @@ class SchedState:
     # only until the free slots are filled, so a queue of 10k tasks costs a plan what one
     # of 10 does.
     queue: Collection[str] | None = None
+    # A multi-host org: true for a pending task this host leaves to another host for now
+    # (that host's share of the queue, see runtime.hosts); None: one host.
+    elsewhere: Callable[[str], bool] | None = None
 
 
 def dispatch_key(task: Task) -> tuple[int, str, str]:
@@ -168,6 +171,8 @@ def _queued_ready(state: SchedState, escalating: Collection[str]) -> Iterator[Ta
     for tid in state.queue or ():
         t = tasks.get(tid)
         if t is None or not is_queued(t) or t.id in state.running or t.id in escalating:
+            continue
+        if state.elsewhere is not None and state.elsewhere(t.id):
             continue
         if t.assignee is None or t.assignee in state.config.humans:
             continue
@@ -399,6 +404,8 @@ def plan(state: SchedState, now: float) -> Plan:
             continue
         if t.assignee is None or t.assignee in cfg.humans:
             continue
+        if state.elsewhere is not None and state.elsewhere(t.id):
+            continue
         if not _deps_finished(t, tasks):
             continue
         at = parse_time(t.retry_at)
@@ -444,6 +451,8 @@ def plan(state: SchedState, now: float) -> Plan:
 
     # 3. deadlock: nothing running or possible, yet a project is neither done nor with a person
     #    (a task over its budget is with a person: one is being asked for more)
+    if not busy and state.elsewhere is not None:  # with other hosts: their work counts
+        busy = _elsewhere_busy(state)
     if not busy and next_wake is None and not state.stopping:
         for root in _deadlocked_roots(state, kids, over_budget):
             why = "nothing is running or can run, and no person is asked"
@@ -456,6 +465,14 @@ def plan(state: SchedState, now: float) -> Plan:
     idle = not state.running and next_wake is None \
         and all(isinstance(a, AskBudget) for a in actions)
     return Plan(actions, next_wake, idle)
+
+
+def _elsewhere_busy(state: SchedState) -> bool:
+    """A task processing on another host, or pending in another host's share."""
+    elsewhere = state.elsewhere
+    assert elsewhere is not None
+    return any(t.status is S.PROCESSING or (t.status is S.PENDING and elsewhere(t.id))
+               for t in _open_tasks(state))
 
 
 def _router(state: SchedState) -> str | None:

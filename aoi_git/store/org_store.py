@@ -311,6 +311,41 @@ class Store:
         self.repo.references.create(f"refs/heads/{branch}", oid, force=True)
         return str(oid)
 
+    def write_commit(self, parent: pygit2.Commit | None, change: Change,
+                     author: pygit2.Signature, committer: pygit2.Signature,
+                     actor: str | None = None) -> str:
+        """The commit object of `change` on `parent` (no branch moves), as written by
+        `author` and `committer` (e.g. a commit rebuilt on another head keeps its own),
+        signed for `actor` (see `signer_for`)."""
+        tree_id = self._build_tree(parent, change)
+        parents = [parent.id] if parent is not None else []
+        parents += [pygit2.Oid(hex=p) for p in change.extra_parents]
+        return str(self.create_commit(author, committer, change.message, tree_id, parents,
+                                      actor))
+
+    def move_head(self, expected: str | None, new: str, paths: Iterable[str]) -> bool:
+        """Point the branch at `new` if it still points at `expected` (a compare-and-swap
+        under the checkout lock, after a person's `git commit` under way), then bring the
+        checkout along for `paths` as a commit does. False when the branch moved."""
+        with self._checkout_lock():
+            if not self.repo.is_bare:
+                self._person.wait()
+            head = self.head_commit()
+            if (str(head.id) if head is not None else None) != expected:
+                return False
+            if head is None:
+                self.repo.create_reference_direct(self.branch_ref, pygit2.Oid(hex=new), False,
+                                                  message="aoi: the shared remote's branch")
+            else:
+                try:
+                    self._move_branch(head, pygit2.Oid(hex=new), "aoi: rebuilt on the remote")
+                except (pygit2.GitError, ValueError, OSError):
+                    return False
+            new_commit = self.repo[new]
+            assert isinstance(new_commit, pygit2.Commit)
+            self.sync_paths(HeadView(self.repo, head), HeadView(self.repo, new_commit), paths)
+        return True
+
     @contextlib.contextmanager
     def _checkout_lock(self) -> Iterator[None]:
         if self.repo.is_bare or fcntl is None or self._checkout_held:

@@ -57,7 +57,8 @@ def collect(app: App) -> dict[str, Any]:
     return {
         "org": org.config.name,
         "daemon": {"running": bool(daemon) and not daemon.get("stopped"),
-                   "pid": daemon.get("pid"), "breakers": daemon.get("breakers", {})},
+                   "pid": daemon.get("pid"), "breakers": daemon.get("breakers", {}),
+                   "day_cap": daemon.get("day_cap")},
         "employees": [
             {"id": e.id, "role": e.role, "status": e.status.value, "backend": e.backend.kind,
              "slots": e.capacity.concurrency, "busy": run_by_emp.get(e.id, 0),
@@ -106,10 +107,17 @@ def status(app: App, as_json: bool) -> None:
             click.echo(f"  {r['task']}  {r['employee']:<12} {r['elapsed_s']:>7.1f}s")
     for role, ids in info["queues_by_role"].items():
         click.echo(f"\nqueue {role}: {' '.join(ids[:10])}")
-    for kind, b in d["breakers"].items():
-        if b.get("until", 0) > time.time():
-            click.echo(f"\nbackend {kind} paused (circuit breaker) for "
-                       f"{b['until'] - time.time():.0f}s")
+    last = "" if d["running"] else " (at the daemon's last run)"
+    for key, b in d["breakers"].items():
+        why = f": {b['why']}" if b.get("why") else ""
+        fix = f"\n  fix: {b['fix']}" if b.get("fix") else ""
+        if b.get("held"):
+            click.echo(f"\nbackend {key} held until a person acts{last}{why}{fix}")
+        elif (b.get("until") or 0) > time.time():
+            click.echo(f"\nbackend {key} paused (circuit breaker) for "
+                       f"{b['until'] - time.time():.0f}s{why}{fix}")
+    if d.get("day_cap"):
+        click.echo(f"\nno new agents today{last}: {d['day_cap']}")
     if info["needs_person"]:
         click.echo("\nneeds a person:")
         for t in info["needs_person"]:

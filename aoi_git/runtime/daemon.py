@@ -35,10 +35,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from aoi_git.domain.budget import org_day_spent
 from aoi_git.domain.model import Actor, ActorKind, Employee, Status, Task
-from aoi_git.domain.result import AgentResult
+from aoi_git.domain.result import AgentResult, Failure
 from aoi_git.errors import AoiError, IllegalTransition
-from aoi_git.runtime import agent_run, run_unit, sandbox
+from aoi_git.runtime import agent_run, credentials, run_unit, sandbox
 from aoi_git.runtime.agent_launch import launch
 from aoi_git.runtime.backends.base import Backend
 from aoi_git.runtime.backends.registry import load_backends
@@ -67,6 +68,8 @@ EXIT_GC_FACTOR = 8
 IDLE_GC_COMMITS = 500
 LOCK_RETRY_S = 0.05
 PROBLEM_RETRY_S = 60.0  # an action that raised is tried again after this long
+CLAUDE = "claude"  # the breaker key of the claude backend (`Backend.breaker_key`)
+CREDENTIALS_RECHECK_S = 30.0  # a held claude backend looks for a new login this often
 
 
 @dataclass
@@ -115,6 +118,9 @@ class Daemon:
         self.idle = False
         self.ticks = 0
         self.lock_busy = False  # a dispatch found its task or slot lock taken
+        # the Claude credentials the claude backend was held on (see _check_claude)
+        self.claude_hold: credentials.Found | None = None
+        self.day_cap_said: str | None = None  # limits.usd_per_day reached, as last logged
 
     # ----------------------------------------------------------------- set-up
     def _signal(self, signum: int, frame: FrameType | None) -> None:
@@ -142,6 +148,7 @@ class Daemon:
         sys.setswitchinterval(0.0005)
         try:
             self._log(f"daemon started on {self.root} (pid {os.getpid()})")
+            self._check_claude(at_start=True)
             self.recover()
             freeze_heap()
             if self.opts.watch:
@@ -229,15 +236,36 @@ class Daemon:
         if self.executor.head_moved():
             self.executor.refresh()
         self.person_files.take(self.executor)
+        if self.claude_hold is not None:
+            self._check_claude()
         next_wake = self._schedule(now)
         kill_at = self.runs.next_deadline()
         if kill_at is not None:
             next_wake = kill_at if next_wake is None else min(next_wake, kill_at)
         nxt = self.index.when_due(now, busy=bool(self.active))
-        if nxt is not None:
-            next_wake = nxt if next_wake is None else min(next_wake, nxt)
+        for due in (nxt, *self._held_wakes(now)):
+            if due is not None:
+                next_wake = due if next_wake is None else min(next_wake, due)
         self._write_status(now)
         return next_wake
+
+    def _held_wakes(self, now: float) -> list[float]:
+        """When a long-running daemon looks again at what holds work without an event to
+        wake it: a Claude login made meanwhile, the next day for the daily cap. (An
+        --until-idle run exits instead.)"""
+        cap = org_day_spent(self.executor.org.config, self.spending.by_employee)
+        if cap is not None and cap != self.day_cap_said:
+            self._log(cap)
+        self.day_cap_said = cap
+        if self.opts.until_idle:
+            return []
+        out = []
+        if self.claude_hold is not None:
+            out.append(now + CREDENTIALS_RECHECK_S)
+        if cap is not None:
+            tomorrow = dt.date.fromtimestamp(now) + dt.timedelta(days=1)
+            out.append(dt.datetime.combine(tomorrow, dt.time()).timestamp() + 1)
+        return out
 
     def _schedule(self, now: float) -> float | None:
         ex = self.executor
@@ -303,12 +331,13 @@ class Daemon:
         emp = ex.org.employees[employee_id]
         backend = self.backends.get(emp.backend.kind)
         if backend is None:
-            self._trip(emp.backend.kind, now, f"no backend {emp.backend.kind!r} installed")
+            self._trip(emp.backend.breaker_key, now,
+                       f"no backend {emp.backend.kind!r} installed")
             return False
         try:
             sandbox.require(ex.org.config.sandbox)
         except AoiError as exc:  # (aoi.yaml turned it on while running) no agent unconfined
-            self._trip(emp.backend.kind, now, str(exc))
+            self._trip(emp.backend.breaker_key, now, str(exc))
             return False
         task_lock = take_task_lock(self.common_dir, task_id)
         if task_lock is None:
@@ -414,17 +443,49 @@ class Daemon:
             return
         usd = float(result.usage.get("usd", 0.0))
         self.spending.add(emp.id, usd)
-        kind = emp.backend.kind
-        failures = self.breakers.count(kind, done.outcome == "failed")
-        if failures and failures >= self.executor.org.config.limits.breaker_failures:
-            self._trip(kind, now, f"{failures} failures in a row")
+        key = emp.backend.breaker_key
         self._log(f"{task_id}: {emp.id} finished: {done.outcome}"
-                  + (f" ({done.error[:200]})" if done.error else ""))
+                  + (f" ({done.failure.value}: {done.error})" if done.error else ""))
+        if done.outcome == "failed" and done.failure is Failure.CREDENTIALS:
+            self._hold_claude(key, f"{task_id} failed: {done.error[:300]}",
+                              credentials.find(os.environ))
+            return
+        # a plan refused or a budget spent says nothing about the backend
+        counted = done.outcome == "failed" and done.failure is Failure.RETRY
+        failures = self.breakers.count(key, counted, done.error)
+        if counted and failures >= self.executor.org.config.limits.breaker_failures:
+            self._trip(key, now, f"{failures} failures in a row; the last: {done.error[:300]}",
+                       f"see .aoi/runs/{task_id}/stderr.log; fix {emp.id}'s backend in "
+                       f"employees/{emp.id}/profile.yaml")
 
-    def _trip(self, kind: str, now: float, why: str) -> None:
+    def _trip(self, key: str, now: float, why: str, fix: str = "") -> None:
         until = now + self.executor.org.config.limits.breaker_cooldown_s
-        self.breakers.trip(kind, until)
-        self._log(f"backend {kind} paused until {now_iso(until)}: {why}")
+        self.breakers.trip(key, until, why, fix)
+        self._log(f"backend {key} paused until {now_iso(until)}: {why}")
+
+    # ---------------------------------------------------------- credentials
+    def _check_claude(self, at_start: bool = False) -> None:
+        """Hold the claude backend while its employees have no credentials (said once on
+        stderr and in the log, and in `aoi status`); release it once credentials appear
+        or change."""
+        found = credentials.find(os.environ)
+        if self.claude_hold is not None:
+            if found.source is not None and found.fingerprint != self.claude_hold.fingerprint:
+                self.claude_hold = None
+                self.breakers.release(CLAUDE)
+                self._log(f"Claude credentials found ({found.source}): the claude backend "
+                          "runs again")
+            return
+        missing = credentials.needing_claude(self.executor.org.employees.values(), os.environ)
+        if missing:
+            self._hold_claude(CLAUDE, credentials.missing_message(missing, os.environ), found)
+
+    def _hold_claude(self, key: str, why: str, found: credentials.Found) -> None:
+        self.claude_hold = found
+        self.breakers.hold(key, why, credentials.FIX)
+        line = f"backend {key} held: {why}; fix: {credentials.FIX}"
+        self._log(line)
+        print(f"aoi daemon: {line}", file=sys.stderr, flush=True)
 
     # ------------------------------------------------------------- recovery
     def recover(self) -> None:
@@ -470,6 +531,7 @@ class Daemon:
             "invalid": self.person_files.problems,
             "problems": self.problems.for_status(),
             "spent_today": self.spending.by_employee,
+            "day_cap": org_day_spent(self.executor.org.config, self.spending.by_employee),
             "stopping": self.stop_level > 0,
         }
         self.status.write(data)

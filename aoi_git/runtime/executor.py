@@ -19,7 +19,7 @@ from typing import Any
 
 from aoi_git.domain.budget import over_budget
 from aoi_git.domain.model import Actor, Employee, Kind, Status, Task
-from aoi_git.domain.result import AgentResult
+from aoi_git.domain.result import AgentResult, Failure
 from aoi_git.errors import AoiError, IllegalTransition
 from aoi_git.evolution import hiring, performance_reviews, retrospectives
 from aoi_git.evolution.journal import is_journal_file
@@ -63,6 +63,7 @@ class RunInfo:
 class RunOutcome:
     outcome: str  # what the result did to the task (e.g. "completed", "failed")
     error: str  # the run's error, if any
+    failure: Failure = Failure.RETRY  # with outcome failed: of what kind
 
 
 class Executor:
@@ -386,7 +387,7 @@ class Executor:
             refused = self.branch_refusals(task_id)
             if refused:
                 self.commit(lambda txn: flow.refuse_branch(txn, task_id, refused, now))
-        return RunOutcome(outcome[0], result.error or "")
+        return RunOutcome(outcome[0], result.error or "", result.failure)
 
     # ---------------------------------------------------------- a person's files
     def commit_person_file(self, path: str, data: bytes, person: Actor) -> list[str]:

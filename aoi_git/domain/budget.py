@@ -8,6 +8,11 @@ from collections.abc import Mapping
 from aoi_git.domain.model import Employee, OrgConfig, Task
 
 
+def usd(amount: float) -> str:
+    """Dollars as a person reads them: cents, or (under a dime) four digits."""
+    return f"${amount:.2f}" if amount == 0 or amount >= 0.1 else f"${amount:.4g}"
+
+
 def _tokens(t: Task) -> int:
     return int(t.cost.get("input_tokens", 0)) + int(t.cost.get("output_tokens", 0))
 
@@ -33,10 +38,10 @@ def run_past_budget(t: Task, emp: Employee) -> str | None:
     (`budget.usd`, `budget.tokens` or the employee's `capacity.tokens_per_task`), or None.
     Reaching a cap exactly is within it; the next run is then not started (`over_budget`)."""
     usd_cap = t.budget.get("usd")
-    usd = float(t.cost.get("usd", 0.0))
-    if usd_cap is not None and usd > float(usd_cap) + 1e-9:
-        return f"budget exhausted: the task has cost ${usd:.2f}, its budget.usd is " \
-               f"${float(usd_cap):.2f}"
+    spent = float(t.cost.get("usd", 0.0))
+    if usd_cap is not None and spent > float(usd_cap) + 1e-9:
+        return f"budget exhausted: the task has cost {usd(spent)}, its budget.usd is " \
+               f"{usd(float(usd_cap))}"
     tok_cap = t.budget.get("tokens") or emp.capacity.tokens_per_task
     if tok_cap is not None and _tokens(t) > int(tok_cap):
         return f"budget exhausted: the task has used {_tokens(t)} tokens, its budget is " \

@@ -22,8 +22,8 @@ ENV_SOURCES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_T
                "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_USE_FOUNDRY")
 MAX_CREDENTIALS_BYTES = 1 << 20
 FIX = ("set ANTHROPIC_API_KEY (or CLAUDE_CODE_OAUTH_TOKEN, from `claude setup-token`) in "
-       "the daemon's environment, or log in with `claude login` as the user the daemon "
-       "runs as; then restart the daemon")
+       "the daemon's environment and restart it, or log in with `claude login` as the user "
+       "the daemon runs as")
 
 
 @dataclass(frozen=True)

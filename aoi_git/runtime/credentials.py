@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from aoi_git.domain.model import Employee
+from aoi_git.domain.model import Employee, Task
 
 # variables any one of which lets the CLI reach a model (a key, a token, a provider)
 ENV_SOURCES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN",
@@ -90,3 +90,13 @@ def missing_message(employee_ids: list[str], env: Mapping[str, str]) -> str:
     who = ", ".join(employee_ids[:8]) + (" ..." if len(employee_ids) > 8 else "")
     return (f"employees {who} run on Claude, but there is no Claude API key or login "
             f"(no {', '.join(ENV_SOURCES[:3])}, no login in {login_file(env)})")
+
+
+def work_for(employee_ids: Iterable[str], employees: Mapping[str, Employee],
+             tasks: Iterable[Task]) -> list[str]:
+    """The open tasks among `tasks` that would go to one of `employee_ids` (assigned to
+    it or its role, or waiting for its review)."""
+    names = set(employee_ids)
+    names |= {f"role:{employees[e].role}" for e in names if e in employees}
+    return [t.id for t in tasks if not t.is_terminal and (
+        t.assignee in names or t.bookkeeping.routed_to in names or t.reviewer in names)]

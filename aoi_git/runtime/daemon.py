@@ -120,6 +120,8 @@ class Daemon:
         self.lock_busy = False  # a dispatch found its task or slot lock taken
         # the Claude credentials the claude backend was held on (see _check_claude)
         self.claude_hold: credentials.Found | None = None
+        self.claude_said = False  # the hold was said on stderr (once there was work for it)
+        self.claude_missing: list[str] = []  # the Claude employees without credentials
         self.day_cap_said: str | None = None  # limits.usd_per_day reached, as last logged
 
     # ----------------------------------------------------------------- set-up
@@ -448,7 +450,7 @@ class Daemon:
                   + (f" ({done.failure.value}: {done.error})" if done.error else ""))
         if done.outcome == "failed" and done.failure is Failure.CREDENTIALS:
             self._hold_claude(key, f"{task_id} failed: {done.error[:300]}",
-                              credentials.find(os.environ))
+                              credentials.find(os.environ), say=True)
             return
         # a plan refused or a budget spent says nothing about the backend
         counted = done.outcome == "failed" and done.failure is Failure.RETRY
@@ -469,23 +471,43 @@ class Daemon:
         stderr and in the log, and in `aoi status`); release it once credentials appear
         or change."""
         found = credentials.find(os.environ)
+        org = self.executor.org
         if self.claude_hold is not None:
             if found.source is not None and found.fingerprint != self.claude_hold.fingerprint:
                 self.claude_hold = None
                 self.breakers.release(CLAUDE)
                 self._log(f"Claude credentials found ({found.source}): the claude backend "
                           "runs again")
+            elif not self.claude_said:
+                self._say_claude_hold()
             return
-        missing = credentials.needing_claude(self.executor.org.employees.values(), os.environ)
+        missing = credentials.needing_claude(org.employees.values(), os.environ)
         if missing:
+            self.claude_missing = missing
             self._hold_claude(CLAUDE, credentials.missing_message(missing, os.environ), found)
 
-    def _hold_claude(self, key: str, why: str, found: credentials.Found) -> None:
+    def _hold_claude(self, key: str, why: str, found: credentials.Found,
+                     say: bool = False) -> None:
         self.claude_hold = found
+        self.claude_said = False
         self.breakers.hold(key, why, credentials.FIX)
-        line = f"backend {key} held: {why}; fix: {credentials.FIX}"
-        self._log(line)
-        print(f"aoi daemon: {line}", file=sys.stderr, flush=True)
+        self._log(f"backend {key} held: {why}; fix: {credentials.FIX}")
+        self._say_claude_hold(force=say)
+
+    def _say_claude_hold(self, force: bool = False) -> None:
+        """Say the hold on stderr, once, when there is work it holds (an org whose Claude
+        employees have nothing to do runs its other employees without a word)."""
+        br = self.breakers.get(CLAUDE)
+        if br is None:
+            return
+        live = self.executor.live_set()
+        tasks = self.executor.org.tasks
+        open_tasks = (tasks[i] for i in (*live.live, *live.queue) if i in tasks)
+        if force or credentials.work_for(self.claude_missing, self.executor.org.employees,
+                                         open_tasks):
+            self.claude_said = True
+            print(f"aoi daemon: backend {CLAUDE} held: {br.why}; fix: {br.fix}",
+                  file=sys.stderr, flush=True)
 
     # ------------------------------------------------------------- recovery
     def recover(self) -> None:

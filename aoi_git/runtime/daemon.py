@@ -122,6 +122,7 @@ class Daemon:
         self.claude_hold: credentials.Found | None = None
         self.claude_said = False  # the hold was said on stderr (once there was work for it)
         self.claude_missing: list[str] = []  # the Claude employees without credentials
+        self.claude_checked = 0.0  # (monotonic) when the credentials were last looked for
         self.day_cap_said: str | None = None  # limits.usd_per_day reached, as last logged
 
     # ----------------------------------------------------------------- set-up
@@ -238,7 +239,8 @@ class Daemon:
         if self.executor.head_moved():
             self.executor.refresh()
         self.person_files.take(self.executor)
-        if self.claude_hold is not None:
+        if self.claude_hold is not None and \
+                self.clock.monotonic() >= self.claude_checked + CREDENTIALS_RECHECK_S:
             self._check_claude()
         next_wake = self._schedule(now)
         kill_at = self.runs.next_deadline()
@@ -470,6 +472,7 @@ class Daemon:
         """Hold the claude backend while its employees have no credentials (said once on
         stderr and in the log, and in `aoi status`); release it once credentials appear
         or change."""
+        self.claude_checked = self.clock.monotonic()
         found = credentials.find(os.environ)
         org = self.executor.org
         if self.claude_hold is not None:

@@ -241,6 +241,10 @@ def test_no_claude_key_or_login_is_said_at_start_and_burns_no_attempt(
         [str(AOI_BIN), "-C", str(org_dir), "task", "new", "Plan the launch", "--assignee",
          "coo", "--id", "launch"], capture_output=True, text=True, env=env, check=False)
     assert out.returncode == 0, out.stderr
+    before = subprocess.run([str(AOI_BIN), "-C", str(org_dir), "status"],
+                            capture_output=True, text=True, env=env, check=False)
+    assert "Claude, as seen from this shell: employees coo, cso, ea, hr run on Claude" in \
+        before.stdout and "fix: set ANTHROPIC_API_KEY" in before.stdout
     run = subprocess.run(
         [str(AOI_BIN), "-C", str(org_dir), "daemon", "--until-idle"], capture_output=True,
         text=True, env=env, timeout=120, check=False)

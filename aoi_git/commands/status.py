@@ -3,13 +3,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import click
 
 from aoi_git.commands.cli_context import App
-from aoi_git.domain.model import Kind, Status
+from aoi_git.domain.model import Employee, Kind, Status
 from aoi_git.org.person_edits import pending_problems
+from aoi_git.runtime import credentials
 from aoi_git.runtime.scheduler import SchedState, waits_on_person
 from aoi_git.store.history import records
 
@@ -29,6 +31,16 @@ def _daemon_state(app: App) -> dict[str, Any]:
     except (OSError, KeyError, ValueError):
         return {**data, "running": [], "stopped": True, "dead": True}
     return data
+
+
+def _claude_missing(employees: Iterable[Employee]) -> str | None:
+    """What this shell's environment lacks for the org's Claude employees, with the fix."""
+    import os
+
+    missing = credentials.needing_claude(employees, os.environ)
+    if not missing:
+        return None
+    return f"{credentials.missing_message(missing, os.environ)}\n  fix: {credentials.FIX}"
 
 
 def collect(app: App) -> dict[str, Any]:
@@ -70,6 +82,7 @@ def collect(app: App) -> dict[str, Any]:
         "needs_person": needs_person,
         "invalid": pending_problems(app, None, org),
         "problems": daemon.get("problems", []),
+        "claude_credentials": _claude_missing(org.employees.values()),
         "cost_today_usd": round(cost_today, 6),
         "counts": {s.value: sum(1 for t in org.tasks.values() if t.status is s) for s in Status},
     }
@@ -116,6 +129,8 @@ def status(app: App, as_json: bool) -> None:
         elif (b.get("until") or 0) > time.time():
             click.echo(f"\nbackend {key} paused (circuit breaker) for "
                        f"{b['until'] - time.time():.0f}s{why}{fix}")
+    if info["claude_credentials"] and not d["breakers"].get("claude", {}).get("held"):
+        click.echo(f"\nClaude, as seen from this shell: {info['claude_credentials']}")
     if d.get("day_cap"):
         click.echo(f"\nno new agents today{last}: {d['day_cap']}")
     if info["needs_person"]:

@@ -37,7 +37,7 @@ from aoi_git.testing.fake_messages_api import (
     offline_env,
 )
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(300)
 
 S = Status
 
@@ -119,7 +119,7 @@ def test_failures_no_retry_can_fix_escalate_at_once_with_their_reason(org: Org) 
     org.assert_clean()
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(400)
 def test_a_big_result_is_a_result_and_only_its_size_limit_fails_it(org: Org) -> None:
     org.commit()
     org.new("big", description="big")
@@ -355,3 +355,23 @@ def test_a_rejected_claude_key_escalates_at_once_and_holds_the_backend(
     status = json.loads(org.aoi("status", "--json").stdout)["daemon"]["breakers"]["claude"]
     assert status["held"] and "Invalid API key" in status["why"]
     assert "claude login" in status["fix"]
+
+
+def test_the_claude_turn_cap_escalates_at_once(
+        org: Org, scripted: ScriptedMessagesAPI) -> None:
+    claude_employee(org, "cl-1")
+    profile = org.root / "employees" / "cl-1" / "profile.yaml"
+    data = yaml.safe_load(profile.read_text())
+    data["capacity"]["max_turns"] = 2
+    profile.write_text(yaml.safe_dump(data, sort_keys=False))
+    org.commit()
+    scripted.add(*[reads_forever] * 40)
+    org.new("long", "Read a lot", assignee="cl-1")
+    org.run()
+    t = org.task("long")
+    assert len(scripted.requests) <= 3  # one run, stopped at its turns
+    assert t.status is S.FAILED and t.attempts == 1 and t.retry_at is None
+    h = decision_of(org, "long")
+    assert t.bookkeeping.escalation == h.id
+    assert "error_max_turns" in (h.question or "") and "capacity.max_turns" in h.description
+    assert "Aoi-Failure: permanent" in failed_commit(org.root, "long")

@@ -375,3 +375,27 @@ def test_the_claude_turn_cap_escalates_at_once(
     assert t.bookkeeping.escalation == h.id
     assert "error_max_turns" in (h.question or "") and "capacity.max_turns" in h.description
     assert "Aoi-Failure: permanent" in failed_commit(org.root, "long")
+
+
+def test_the_claude_runner_reports_not_logged_in_as_a_credentials_failure(
+        tmp_path: Path) -> None:
+    """The CLI without any key or login ("Not logged in · Please run /login")."""
+    (tmp_path / "task.json").write_text(json.dumps({"id": "t-1", "title": "Hello"}))
+    (tmp_path / "context.md").write_text("You are eng-1.")
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"employee": "eng-1", "role": "engineer", "model": MODEL, "tools": ["Read"]}))
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**without_claude_env(), "HOME": str(home),
+           "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "CLAUDE_CODE_MAX_RETRIES": "0",
+           "AOI_TASK_FILE": str(tmp_path / "task.json"),
+           "AOI_CONTEXT_FILE": str(tmp_path / "context.md"),
+           "AOI_AGENT_CONFIG": str(tmp_path / "config.json"),
+           "AOI_RESULT_FILE": str(tmp_path / "result.json")}
+    run = subprocess.run([sys.executable, "-m", "aoi_git.runtime.backends.claude_runner"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=200,
+                         check=False)
+    assert run.returncode == 0, run.stderr
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["outcome"] == "failed" and result["failure"] == "credentials", result
+    assert "Not logged in" in result["error"]

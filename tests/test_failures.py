@@ -27,6 +27,8 @@ from test_daemon import Org, drive
 from aoi_git.domain.model import Kind, Status, Task
 from aoi_git.org.organisation import load_org
 from aoi_git.runtime import credentials
+from aoi_git.runtime.clock import Clock
+from aoi_git.runtime.daemon import Daemon, DaemonOptions
 from aoi_git.store.org_store import Store
 from aoi_git.store.txn import commit
 from aoi_git.testing.fake_messages_api import (
@@ -399,3 +401,29 @@ def test_the_claude_runner_reports_not_logged_in_as_a_credentials_failure(
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["outcome"] == "failed" and result["failure"] == "credentials", result
     assert "Not logged in" in result["error"]
+
+
+def test_a_held_claude_backend_runs_again_once_a_login_appears(
+        org: Org, monkeypatch: pytest.MonkeyPatch, isolated_env: Path) -> None:
+    for name in [k for k in os.environ if k.startswith(("ANTHROPIC_", "CLAUDE_CODE_"))]:
+        monkeypatch.delenv(name)
+    claude_employee(org, "cl-1")
+    org.commit()
+    org.new("ask", "Go?", kind="human", assignee="ceo", question="Go?")
+    org.new("later", "Later", assignee="cl-1", depends_on=["ask"])  # never dispatched here
+    mono = [1000.0]
+    d = Daemon(org.root, DaemonOptions(watch=False),
+               clock=Clock(wall=time.time, monotonic=lambda: mono[0]))
+    org.daemons.append(d)
+    d.tick(time.time())
+    assert d.breakers.held("claude") and "cl-1" in d.breakers["claude"].why
+    login = isolated_env / ".claude" / ".credentials.json"
+    login.parent.mkdir()
+    login.write_text(json.dumps({"claudeAiOauth": {"accessToken": "sk-ant-oat01-test"}}))
+    d.tick(time.time())
+    assert d.breakers.held("claude")  # looked for again only every 30 s
+    mono[0] += 31
+    d.tick(time.time())
+    assert not d.breakers.held("claude")
+    assert f"Claude credentials found ({login})" in org.daemon_log()
+    assert org.task("later").attempts == 0

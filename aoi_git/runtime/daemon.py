@@ -239,7 +239,7 @@ class Daemon:
         if self.executor.head_moved():
             self.executor.refresh()
         self.person_files.take(self.executor)
-        if self.claude_hold is not None and \
+        if (self.claude_hold is not None or not self.claude_checked) and \
                 self.clock.monotonic() >= self.claude_checked + CREDENTIALS_RECHECK_S:
             self._check_claude()
         next_wake = self._schedule(now)

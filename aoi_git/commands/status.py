@@ -13,6 +13,7 @@ from aoi_git.domain.model import Employee, Kind, Status
 from aoi_git.org.person_edits import pending_problems
 from aoi_git.runtime import credentials
 from aoi_git.runtime.scheduler import SchedState, waits_on_person
+from aoi_git.store.clone_setup import SETUP_FIX, missing_setup
 from aoi_git.store.history import records
 
 
@@ -85,6 +86,7 @@ def collect(app: App) -> dict[str, Any]:
         "claude_credentials": _claude_missing(org.employees.values()),
         "cost_today_usd": round(cost_today, 6),
         "counts": {s.value: sum(1 for t in org.tasks.values() if t.status is s) for s in Status},
+        "setup_missing": missing_setup(app.store.repo),
     }
 
 
@@ -106,6 +108,8 @@ def status(app: App, as_json: bool) -> None:
     d = info["daemon"]
     state = f"running (pid {d['pid']})" if d["running"] else "not running"
     click.echo(f"org {info['org']}: daemon {state}")
+    if info["setup_missing"]:
+        click.echo(f"this clone lacks {', '.join(info['setup_missing'])}: {SETUP_FIX}")
     counts = ", ".join(f"{k} {v}" for k, v in info["counts"].items() if v)
     click.echo(f"tasks: {counts or 'none'}")
     click.echo("\nemployees:")

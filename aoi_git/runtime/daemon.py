@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
-import logging
 import os
 import signal
 import socket
@@ -33,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TextIO
 
 from aoi_git.domain.budget import org_day_spent
 from aoi_git.domain.model import Actor, ActorKind, Employee, Status, Task
@@ -45,6 +44,7 @@ from aoi_git.runtime.backends.base import Backend
 from aoi_git.runtime.backends.registry import load_backends
 from aoi_git.runtime.breakers import Breakers
 from aoi_git.runtime.clock import Clock
+from aoi_git.runtime.daemon_log import DaemonLog
 from aoi_git.runtime.executor import Executor, RunInfo, freeze_heap
 from aoi_git.runtime.index_flush import IndexFlush
 from aoi_git.runtime.locks import DaemonLock, SlotLock, take_slot, take_task_lock
@@ -60,7 +60,6 @@ from aoi_git.store.trash import Trash
 from aoi_git.store.txn import now_iso
 from aoi_git.store.worktrees import NewWorktree
 
-log = logging.getLogger("aoi.daemon")
 S = Status
 # `git gc --auto` (see Daemon._pack): a long-running daemon runs it when it goes idle after
 # IDLE_GC_COMMITS commits; an --until-idle run at its exit, past EXIT_GC_FACTOR x gc.auto
@@ -79,6 +78,7 @@ class DaemonOptions:
     grace_s: float | None = None
     watch: bool = True
     on_commit: Callable[[str, str], None] | None = None  # (actor, subject line): progress
+    echo: TextIO | None = None  # where the log's lines are echoed too (stderr for a service)
 
 
 class Daemon:
@@ -88,6 +88,7 @@ class Daemon:
         self.opts = options or DaemonOptions()
         self.clock = clock or Clock()
         self.aoi = self.root / ".aoi"
+        self.log_file = DaemonLog(self.aoi / "daemon.log", self.clock.wall, self.opts.echo)
         self.runs_dir = self.aoi / "runs"
         self.status = StatusFile(self.aoi / "daemon" / "status.json")
         self.index_journal = index_journal.journal_path(self.root)
@@ -118,6 +119,7 @@ class Daemon:
         self.idle = False
         self.ticks = 0
         self.lock_busy = False  # a dispatch found its task or slot lock taken
+        self.reload_asked = False
         # the Claude credentials the claude backend was held on (see _check_claude)
         self.claude_hold: credentials.Found | None = None
         self.claude_said = False  # the hold was said on stderr (once there was work for it)
@@ -129,6 +131,17 @@ class Daemon:
     def _signal(self, signum: int, frame: FrameType | None) -> None:
         self.stop_level += 1
         self.wake.set()
+
+    def _hangup(self, signum: int, frame: FrameType | None) -> None:
+        self.reload_asked = True  # (SIGHUP: `systemctl reload`) acted on by the loop
+        self.wake.set()
+
+    def _reload(self) -> None:
+        """Read the org again from HEAD (aoi.yaml included) and rescan people's files."""
+        self.reload_asked = False
+        self.executor.refresh()
+        self.person_files.rescan = True
+        self._log("reloaded: aoi.yaml and the org read again (SIGHUP)")
 
     def _start_watcher(self) -> None:
         from aoi_git.runtime.watcher import start_watcher
@@ -148,6 +161,7 @@ class Daemon:
         sandbox.require(self.executor.org.config.sandbox)  # no agent runs unconfined by accident
         self.lock.acquire()
         prev = {s: signal.signal(s, self._signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        prev[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._hangup)
         sys.setswitchinterval(0.0005)
         try:
             self._log(f"daemon started on {self.root} (pid {os.getpid()})")
@@ -159,6 +173,8 @@ class Daemon:
             while True:
                 now = self.clock.wall()
                 try:
+                    if self.reload_asked:
+                        self._reload()
                     next_wake = self.tick(now)
                 except Exception as exc:  # not one action's or file's: the tick's own
                     self.problems.record("the daemon's tick", exc)
@@ -509,8 +525,9 @@ class Daemon:
         if force or credentials.work_for(self.claude_missing, self.executor.org.employees,
                                          open_tasks):
             self.claude_said = True
-            print(f"aoi daemon: backend {CLAUDE} held: {br.why}; fix: {br.fix}",
-                  file=sys.stderr, flush=True)
+            if self.opts.echo is not sys.stderr:  # (echoed, its log line is there already)
+                print(f"aoi daemon: backend {CLAUDE} held: {br.why}; fix: {br.fix}",
+                      file=sys.stderr, flush=True)
 
     # ------------------------------------------------------------- recovery
     def recover(self) -> None:
@@ -562,9 +579,4 @@ class Daemon:
         self.status.write(data)
 
     def _log(self, msg: str) -> None:
-        line = f"{now_iso(self.clock.wall())} {msg}"
-        log.info(msg)
-        path = self.aoi / "daemon.log"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a") as fh:
-            fh.write(line + "\n")
+        self.log_file(msg)

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "daemon": ("daemon", "daemon"),
     "status": ("status", "status"),
     "answer": ("answer", "answer"),
+    "board": ("board", "board"),
     "review": ("review", "review"),
     "demo": ("demo", "demo"),
     "market": ("market", "market_cmd"),

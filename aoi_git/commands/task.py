@@ -18,7 +18,7 @@ from aoi_git.store.txn import Txn, commit
 
 @click.group()
 def task() -> None:
-    """Create, show, list, edit and cancel tasks.
+    """Create, show, list, edit, cancel and finish tasks.
 
     \b
     Example:
@@ -191,3 +191,12 @@ def cancel(app: App, task_id: str, reason: str) -> None:
     commit(app.store, build, app.person, org.index.paths)
     for c in result:
         click.echo(f"cancelled {c}")
+
+
+def _register() -> None:
+    from aoi_git.commands.task_done import done
+
+    task.add_command(done)
+
+
+_register()

@@ -347,6 +347,8 @@ class OrgConfig:
     workspace_protected: tuple[str, ...] = ()  # globs of the work product agents may not change
     commit_human_edits: bool = True
     question_role: str | None = None
+    router_role: str | None = "ea"  # routes unassigned work tasks (`routing.tasks`)
+    external_role: str | None = "cso"  # owns work labelled `external` (`routing.external`)
     review_every: int = 3
     markets: tuple[str, ...] = ()
     sop_approval: bool = False
@@ -385,6 +387,8 @@ class OrgConfig:
             workspace_protected=tuple(str(g) for g in workspace.get("protected") or ()),
             commit_human_edits=bool(daemon.get("commit_human_edits", True)),
             question_role=_opt_str(routing.get("questions")),
+            router_role=_opt_str(routing.get("tasks", "ea")),
+            external_role=_opt_str(routing.get("external", "cso")),
             review_every=int_in(evolution.get("review_every", 3), "review_every", 0, COUNT_MAX),
             markets=tuple(str(m) for m in d.get("markets") or ()),
             sop_approval=bool(evolution.get("sop_approval", False)),

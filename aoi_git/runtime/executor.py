@@ -23,7 +23,7 @@ from aoi_git.domain.result import AgentResult, Failure
 from aoi_git.errors import AoiError, IllegalTransition
 from aoi_git.evolution import hiring, performance_reviews, retrospectives
 from aoi_git.evolution.journal import is_journal_file
-from aoi_git.org import branch_policy, flow, progress
+from aoi_git.org import branch_policy, flow, progress, routing
 from aoi_git.org.organisation import Org, load_org
 from aoi_git.org.validate import full_task_problems
 from aoi_git.runtime.clock import Clock
@@ -35,6 +35,7 @@ from aoi_git.runtime.scheduler import (
     Escalate,
     LiveSet,
     RequestReview,
+    Route,
 )
 from aoi_git.store import agent_git, index_journal
 from aoi_git.store.branch_merge import archive_branch, merge_branch
@@ -177,6 +178,8 @@ class Executor:
             return self._advance(action, now)
         if isinstance(action, RequestReview):
             return self._request_review(action.task_id, action.reviewer)
+        if isinstance(action, Route):
+            return self._route(action)
         if isinstance(action, Escalate):
             self.commit(lambda txn: flow.escalate(txn, action.task_id, action.reason,
                                                   self.org.employees, self.org.config,
@@ -212,6 +215,20 @@ class Executor:
         self.commit(lambda txn: progress.advance(txn, a.task_id, a.to, a.reason,
                                                  self.org.tasks, self.org.employees,
                                                  self.org.config))
+        return True
+
+    def _route(self, a: Route) -> bool:
+        router = self.org.employees.get(a.router)
+        task = self.org.tasks.get(a.task_id)
+        if router is None or task is None or task.assignee is not None:
+            return False
+        live = self.live_set()
+        tasks = self.org.tasks
+        load = routing.open_load(tasks[i] for i in (*live.live, *live.queue) if i in tasks)
+        choice = routing.choose(task, self.org.employees, self.org.talents, load,
+                                self.org.config, router)
+        self.commit(lambda txn: routing.route(txn, a.task_id, choice, router))
+        self.log(f"{a.task_id}: routed by {router.id} to {choice.employee}: {choice.why}")
         return True
 
     def _request_review(self, task_id: str, reviewer: str) -> bool:
@@ -318,14 +335,18 @@ class Executor:
             self.log(f"performance reviews not written: {exc!r}")
 
     # --------------------------------------------------------------------- runs
-    def claim(self, task_id: str, emp: Employee) -> None:
-        """Commit `task_id` as processing by `emp`; raises IllegalTransition when another
-        writer claimed it first."""
+    def claim(self, task_id: str, emp: Employee, note: str | None = None) -> None:
+        """Commit `task_id` as processing by `emp` (with `note`, the conflict of its
+        earlier work with the base, in its feedback); raises IllegalTransition when
+        another writer claimed it first."""
         def build(txn: Txn) -> None:
             cur = txn.get(task_id)
             changes: dict[str, Any] = {}
             if cur.assignee and cur.assignee.startswith("role:"):
                 changes["bookkeeping"] = replace(cur.bookkeeping, routed_to=emp.id)
+            if note:
+                changes["feedback"] = (*cur.feedback, flow.fb(self.actor, "conflict", note,
+                                                              self.clock.wall()))
             # move, not put: a task that is already processing is claimed by someone else
             # (processing -> processing would be a legal no-op and start a second agent)
             txn.move(task_id, S.PROCESSING, **changes)

@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "one-on-one": ("one_on_one", "one_on_one"),
     "retro": ("retro", "retro"),
     "stats": ("stats", "stats"),
+    "keys": ("keys", "keys"),
     "completion": ("completion", "completion"),
 }
 

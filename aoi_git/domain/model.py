@@ -346,6 +346,7 @@ class OrgConfig:
     workspace_base: str | None = None
     workspace_protected: tuple[str, ...] = ()  # globs of the work product agents may not change
     commit_human_edits: bool = True
+    require_person_signatures: bool = False  # signing: refuse people's unsigned pushes
     question_role: str | None = None
     router_role: str | None = "ea"  # routes unassigned work tasks (`routing.tasks`)
     external_role: str | None = "cso"  # owns work labelled `external` (`routing.external`)
@@ -386,6 +387,8 @@ class OrgConfig:
             workspace_base=_opt_str(workspace.get("base")),
             workspace_protected=tuple(str(g) for g in workspace.get("protected") or ()),
             commit_human_edits=bool(daemon.get("commit_human_edits", True)),
+            require_person_signatures=(d.get("signing") or {}).get(
+                "require_person_signatures") is True,
             question_role=_opt_str(routing.get("questions")),
             router_role=_opt_str(routing.get("tasks", "ea")),
             external_role=_opt_str(routing.get("external", "cso")),

@@ -37,7 +37,7 @@ from aoi_git.runtime.scheduler import (
     RequestReview,
     Route,
 )
-from aoi_git.store import agent_git, index_journal
+from aoi_git.store import agent_git, index_journal, signing
 from aoi_git.store.branch_merge import archive_branch, merge_branch
 from aoi_git.store.head_view import HeadView
 from aoi_git.store.org_store import Store
@@ -239,10 +239,18 @@ class Executor:
         return True
 
     def branch_refusals(self, task_id: str) -> list[branch_policy.Refusal]:
-        """What the branch of `task_id` changes that agents may not (`org.branch_policy`)."""
-        return branch_policy.refusals(self.workspace.changes(task_id),
-                                      org_state=self.workspace.is_org,
-                                      protected=self.org.config.workspace_protected)
+        """What the branch of `task_id` changes that agents may not (`org.branch_policy`),
+        and its commits that forge aoi's trailers."""
+        refused = branch_policy.refusals(self.workspace.changes(task_id),
+                                         org_state=self.workspace.is_org,
+                                         protected=self.org.config.workspace_protected)
+        host = signing.host_signer()
+        if host is None:  # this host signs nothing: its own commits could not be told
+            return refused
+        allowed = [*signing.allowed_signers(self.store.head()), signing.listing(host)]
+        return [*refused, *branch_policy.trailer_refusals(
+            self.workspace.commits(task_id),
+            lambda c: signing.signer_of(c.signature, c.payload, allowed).is_host)]
 
     def _ask_budget(self, a: AskBudget, now: float, spent_today: Mapping[str, float]) -> bool:
         emp = self.org.employees.get(a.employee)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from aoi_git.domain.budget import over_budget
+from aoi_git.domain.budget import over_budget, run_past_budget
 from aoi_git.domain.model import Actor, Employee, Kind, Status, Task
 from aoi_git.domain.result import AgentResult, Failure
 from aoi_git.errors import AoiError, IllegalTransition
@@ -378,7 +378,10 @@ class Executor:
         # what the agent's own git wrote in its sandbox (its commits) onto its real branch
         agent_git.take_commits(self.workspace.repo, self.workspace.path_for(task_id),
                                self.root / ".aoi" / "runs" / task_id)
-        if result.outcome == "completed" and not result.subtasks:
+        # a run past its budget does not complete: its changes are not committed as work
+        past = run_past_budget(task.with_changes(cost=flow.add_cost(task, result.usage, 0.0)),
+                               emp)
+        if result.outcome == "completed" and not result.subtasks and not past:
             try:
                 commit_sha = self.workspace.commit_changes(
                     task_id, agent_work_message(task.title, result.summary, task_id, emp.id),

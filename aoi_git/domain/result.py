@@ -31,6 +31,29 @@ class Failure(str, Enum):
         return self in (Failure.PERMANENT, Failure.CREDENTIALS)
 
 
+@dataclass(frozen=True)
+class PlanOption:
+    """One alternative plan a planner offers (`plans` of the result): its subtasks are
+    created only if it is chosen."""
+
+    title: str
+    summary: str = ""
+    subtasks: tuple[dict[str, Any], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"title": self.title, "summary": self.summary,
+                "subtasks": [dict(s) for s in self.subtasks]}
+
+
+@dataclass(frozen=True)
+class PlanChoice:
+    """A choice among a planner's alternatives (`choice` of a choice task's result):
+    `plan` counts from 1."""
+
+    plan: int
+    reason: str = ""
+
+
 @dataclass
 class AgentResult:
     outcome: str  # completed | failed | blocked
@@ -43,7 +66,16 @@ class AgentResult:
     hire: dict[str, Any] | None = None
     error: str | None = None
     failure: Failure = Failure.RETRY  # with outcome failed: what kind of failure
+    plans: list[PlanOption] = field(default_factory=list)  # alternatives to choose among
+    keep: list[str] = field(default_factory=list)  # a re-plan: existing subtasks kept
+    cancel: list[str] = field(default_factory=list)  # a re-plan: existing subtasks cancelled
+    choice: PlanChoice | None = None  # a choice task's verdict
 
     def fail(self, failure: Failure, error: str) -> None:
         """Turn this result into a failure of `failure`'s kind (its usage is kept)."""
         self.outcome, self.failure, self.error = "failed", failure, error
+
+    @property
+    def revises(self) -> bool:
+        """Whether the result names existing subtasks to keep or cancel (a revision)."""
+        return bool(self.keep or self.cancel)

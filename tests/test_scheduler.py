@@ -7,6 +7,7 @@ checks the actions the planner returns.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import Counter
 from typing import Any
 
@@ -29,6 +30,7 @@ from aoi_git.domain.model import (
 )
 from aoi_git.runtime.scheduler import (
     Advance,
+    ApplyDecision,
     AskBudget,
     Dispatch,
     Escalate,
@@ -48,6 +50,9 @@ NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC).timestamp()
 def iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).replace(microsecond=0).isoformat() \
         .replace("+00:00", "Z")
+
+
+SCRIPT = "script: true"  # the breaker key of `emp`'s command
 
 
 def task(tid: str, *, age: int = 0, **kw: Any) -> Task:
@@ -213,7 +218,7 @@ def test_role_routing_skips_offboarded_employees_and_unknown_roles() -> None:
 def test_role_routing_passes_over_a_paused_or_full_employee() -> None:
     staff = [emp("eng-1", kind="script"), emp("eng-2", kind="claude")]
     tasks = [task("r", assignee="role:engineer")]
-    p = plan(state(tasks, staff, breakers={"script": NOW + 60}), NOW)
+    p = plan(state(tasks, staff, breakers={SCRIPT: NOW + 60}), NOW)
     assert dispatched(p) == [("r", "eng-2")]
     staff = [emp("eng-1", concurrency=1), emp("eng-2", concurrency=4)]
     tasks = [task("busy", status=S.PROCESSING), task("r", assignee="role:engineer")]
@@ -252,10 +257,10 @@ def test_stopping_dispatches_nothing() -> None:
 def test_an_open_breaker_blocks_only_its_backend() -> None:
     staff = [emp("eng-1"), emp("claude-1", kind="claude")]
     tasks = [task("s"), task("c", assignee="claude-1")]
-    p = plan(state(tasks, staff, breakers={"script": NOW + 60}), NOW)
+    p = plan(state(tasks, staff, breakers={SCRIPT: NOW + 60}), NOW)
     assert dispatched(p) == [("c", "claude-1")]
     assert p.next_wake == pytest.approx(NOW + 60)
-    after = plan(state(tasks, staff, breakers={"script": NOW + 60}), NOW + 61)
+    after = plan(state(tasks, staff, breakers={SCRIPT: NOW + 60}), NOW + 61)
     assert ("s", "eng-1") in dispatched(after)
 
 
@@ -435,7 +440,7 @@ def random_states(draw: st.DrawFn) -> SchedState:
         tasks={t.id: t for t in tasks}, employees={e.id: e for e in staff},
         config=config(max_agents=draw(st.integers(1, 6))), running=run, held_elsewhere=held,
         spent_today={e.id: draw(st.sampled_from([0.0, 2.0])) for e in staff},
-        breakers=draw(st.sampled_from([{}, {"script": NOW + 100}, {"claude": NOW - 1}])),
+        breakers=draw(st.sampled_from([{}, {SCRIPT: NOW + 100}, {"claude: true": NOW - 1}])),
         max_agents=draw(st.sampled_from([None, 1, 3])),
     )
 
@@ -456,7 +461,7 @@ def test_caps_are_never_exceeded(s: SchedState) -> None:
             + s.held_elsewhere.get(eid, 0)
         assert n <= max(0, e.capacity.concurrency - load), f"{eid} over its concurrency"
         assert e.status is not EmployeeStatus.OFFBOARDED
-        assert s.breakers.get(e.backend.kind, 0) <= NOW, "dispatched to a paused backend"
+        assert s.breakers.get(e.backend.breaker_key, 0) <= NOW, "dispatched to a paused backend"
     for d in ds:
         t = s.tasks[d.task_id]
         assert t.status is S.PENDING and t.kind is not Kind.HUMAN
@@ -474,3 +479,46 @@ def test_caps_are_never_exceeded(s: SchedState) -> None:
     keyed = Counter((type(a).__name__, getattr(a, "task_id", None), getattr(a, "to", None))
                     for a in p.actions)
     assert all(n == 1 for n in keyed.values())
+
+
+# ------------------------------------------- breakers per command, holds, budgets, daily cap
+
+def test_a_breaker_pauses_only_the_employees_running_the_same_command() -> None:
+    bad = Employee(id="bad", role="engineer", reports_to="ceo",
+                   backend=Backend(kind="script", command=("python", "bad.py")))
+    good = Employee(id="good", role="engineer", reports_to="ceo",
+                    backend=Backend(kind="script", command=("python", "good.py")))
+    tasks = [task("a", assignee="bad"), task("b", assignee="good")]
+    p = plan(state(tasks, [bad, good], breakers={"script: python bad.py": NOW + 60}), NOW)
+    assert dispatched(p) == [("b", "good")]
+
+
+def test_a_held_backend_neither_wakes_the_daemon_nor_deadlocks_its_work() -> None:
+    staff = [emp("c-1", kind="claude")]
+    p = plan(state([task("a", assignee="c-1")], staff,
+                   breakers={"claude: true": math.inf}), NOW)
+    assert dispatched(p) == [] and p.next_wake is None
+    assert _failed_roots(p) == [] and p.idle
+
+
+def test_a_task_stopped_at_its_budget_waits_for_the_person_then_runs_again() -> None:
+    stopped = task("a", status=S.FAILED, budget={"usd": 1.0}, cost={"usd": 5.0},
+                   bookkeeping=Bookkeeping(budget_request="h"))
+    h = task("h", kind=Kind.HUMAN, assignee="ceo")
+    p = plan(state([stopped, h]), NOW)
+    assert p.actions == [] and p.idle  # no retry, no escalation, no deadlock
+    answered = h.with_changes(status=S.FINISHED, answer="10")
+    assert plan(state([stopped, answered]), NOW).actions == [ApplyDecision("h", "a")]
+    # a budget raised in the task's file makes the open request moot
+    raised = stopped.with_changes(budget={"usd": 10.0})
+    assert plan(state([raised, h]), NOW).actions == [ApplyDecision("h", "a")]
+
+
+def test_the_organisations_daily_cap_stops_new_agents_without_a_deadlock() -> None:
+    staff = [emp("eng-1", concurrency=3)]
+    tasks = [task("a"), task("b")]
+    capped = config(usd_per_day=5.0)
+    p = plan(state(tasks, staff, config=capped, spent_today={"eng-1": 5.0}), NOW)
+    assert dispatched(p) == [] and _failed_roots(p) == [] and p.idle
+    p = plan(state(tasks, staff, config=capped, spent_today={"eng-1": 4.0}), NOW)
+    assert len(dispatched(p)) == 2

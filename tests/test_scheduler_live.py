@@ -51,7 +51,8 @@ def forests(draw: st.DrawFn) -> SchedState:
                       config=config(max_agents=draw(st.integers(1, 4)),
                                     max_review_rounds=draw(st.sampled_from([3, 1, 0]))),
                       running=run, stopping=draw(st.booleans()) and draw(st.booleans()),
-                      breakers=draw(st.sampled_from([{}, {"script": NOW + 5}])))
+                      breakers=draw(st.sampled_from([{}, {"script": NOW + 5},
+                                                     {"script: true": NOW + 5}])))
 
 
 def _fast(s: SchedState, live: LiveSet) -> SchedState:

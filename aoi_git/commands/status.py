@@ -3,13 +3,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import click
 
 from aoi_git.commands.cli_context import App
-from aoi_git.domain.model import Kind, Status
+from aoi_git.domain.model import Employee, Kind, Status
 from aoi_git.org.person_edits import pending_problems
+from aoi_git.runtime import credentials
 from aoi_git.runtime.scheduler import SchedState, waits_on_person
 from aoi_git.store.clone_setup import SETUP_FIX, missing_setup
 from aoi_git.store.history import records
@@ -30,6 +32,16 @@ def _daemon_state(app: App) -> dict[str, Any]:
     except (OSError, KeyError, ValueError):
         return {**data, "running": [], "stopped": True, "dead": True}
     return data
+
+
+def _claude_missing(employees: Iterable[Employee]) -> str | None:
+    """What this shell's environment lacks for the org's Claude employees, with the fix."""
+    import os
+
+    missing = credentials.needing_claude(employees, os.environ)
+    if not missing:
+        return None
+    return f"{credentials.missing_message(missing, os.environ)}\n  fix: {credentials.FIX}"
 
 
 def collect(app: App) -> dict[str, Any]:
@@ -58,7 +70,8 @@ def collect(app: App) -> dict[str, Any]:
     return {
         "org": org.config.name,
         "daemon": {"running": bool(daemon) and not daemon.get("stopped"),
-                   "pid": daemon.get("pid"), "breakers": daemon.get("breakers", {})},
+                   "pid": daemon.get("pid"), "breakers": daemon.get("breakers", {}),
+                   "day_cap": daemon.get("day_cap")},
         "employees": [
             {"id": e.id, "role": e.role, "status": e.status.value, "backend": e.backend.kind,
              "slots": e.capacity.concurrency, "busy": run_by_emp.get(e.id, 0),
@@ -70,6 +83,7 @@ def collect(app: App) -> dict[str, Any]:
         "needs_person": needs_person,
         "invalid": pending_problems(app, None, org),
         "problems": daemon.get("problems", []),
+        "claude_credentials": _claude_missing(org.employees.values()),
         "cost_today_usd": round(cost_today, 6),
         "counts": {s.value: sum(1 for t in org.tasks.values() if t.status is s) for s in Status},
         "setup_missing": missing_setup(app.store.repo),
@@ -110,10 +124,19 @@ def status(app: App, as_json: bool) -> None:
             click.echo(f"  {r['task']}  {r['employee']:<12} {r['elapsed_s']:>7.1f}s")
     for role, ids in info["queues_by_role"].items():
         click.echo(f"\nqueue {role}: {' '.join(ids[:10])}")
-    for kind, b in d["breakers"].items():
-        if b.get("until", 0) > time.time():
-            click.echo(f"\nbackend {kind} paused (circuit breaker) for "
-                       f"{b['until'] - time.time():.0f}s")
+    last = "" if d["running"] else " (at the daemon's last run)"
+    for key, b in d["breakers"].items():
+        why = f": {b['why']}" if b.get("why") else ""
+        fix = f"\n  fix: {b['fix']}" if b.get("fix") else ""
+        if b.get("held"):
+            click.echo(f"\nbackend {key} held until a person acts{last}{why}{fix}")
+        elif (b.get("until") or 0) > time.time():
+            click.echo(f"\nbackend {key} paused (circuit breaker) for "
+                       f"{b['until'] - time.time():.0f}s{why}{fix}")
+    if info["claude_credentials"] and not d["breakers"].get("claude", {}).get("held"):
+        click.echo(f"\nClaude, as seen from this shell: {info['claude_credentials']}")
+    if d.get("day_cap"):
+        click.echo(f"\nno new agents today{last}: {d['day_cap']}")
     if info["needs_person"]:
         click.echo("\nneeds a person:")
         for t in info["needs_person"]:

@@ -208,6 +208,15 @@ class Backend:
             command = (command,)
         return cls(kind=kind, model=model, command=tuple(str(c) for c in command), options=d)
 
+    @property
+    def breaker_key(self) -> str:
+        """What one circuit breaker covers: the backend kind, and the command for a backend
+        that runs one (a script employee's failures pause only employees running the same
+        command)."""
+        if not self.command:
+            return self.kind
+        return f"{self.kind}: " + " ".join(self.command)
+
 
 @dataclass(frozen=True, slots=True)
 class Capacity:

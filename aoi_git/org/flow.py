@@ -12,19 +12,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from aoi_git.domain import budget
 from aoi_git.domain.bookkeeping import Bookkeeping
 from aoi_git.domain.graph import find_cycle
 from aoi_git.domain.lifecycle import ReviewRefused, review_authority, reviewer_of
 from aoi_git.domain.model import Actor, ActorKind, Employee, Kind, OrgConfig, Status, Task
 from aoi_git.domain.reporting import first_human_up
-from aoi_git.domain.result import AgentResult, PlanChoice
+from aoi_git.domain.result import AgentResult, Failure, PlanChoice
 from aoi_git.errors import AoiError
 from aoi_git.evolution.journal import append_journal, journal_entry
 from aoi_git.org import branch_policy, plan_choice, replanning
 from aoi_git.org.branch_policy import Refusal
 from aoi_git.org.routing import reassign_candidates
 from aoi_git.org.task_ops import cancel_cascade, new_task
-from aoi_git.store.trailers import AUTHORITY
+from aoi_git.store.trailers import AUTHORITY, FAILURE
 from aoi_git.store.txn import Txn, now_iso
 
 S = Status
@@ -77,23 +78,9 @@ def apply_result(
     cost = add_cost(task, result.usage, seconds)
     txn.add_cost({**result.usage, "seconds": round(seconds, 3)})
     txn.trailers.append(("Aoi-Employee", employee.id))
+    _classify(result, task.with_changes(cost=cost), employee, tasks, config, employees)
     outcome = result.outcome
     choosing = task.kind is Kind.REVIEW and task.bookkeeping.choice_for is not None
-    if outcome == "completed":
-        problem = _plan_problem(task, result, tasks, config, employees)
-        if choosing:
-            problem = plan_choice.choice_problem(
-                result.choice, tasks.get(task.bookkeeping.choice_for or ""))
-        if problem:
-            outcome, result.error = "failed", problem
-    if outcome == "completed" and task.kind is Kind.REVIEW and not choosing \
-            and not _decision(result):
-        outcome = "failed"
-        result.error = "a review must end with a decision: accept or reject (submit_review)"
-    if outcome == "completed" and task.kind is not Kind.REVIEW and _decision(result):
-        outcome = "failed"
-        result.error = (f"{task.id} is a {task.kind.value} task: only a review task's result "
-                        "accepts or rejects; report the work without a review decision")
     res_dict: dict[str, Any] = {"summary": result.summary or "", "outcome": outcome}
     if branch:
         res_dict["branch"] = branch
@@ -102,7 +89,8 @@ def apply_result(
     if outcome == "failed":
         if result.summary.strip() or result.lessons:  # the agent's own words: its reflection
             append_journal(txn, employee.id, journal_entry(task, result, now))
-        return _fail(txn, task, cost, result.error or "failed", daemon, now, config)
+        return _fail(txn, task, cost, result, daemon, now, employee=employee,
+                     employees=employees, config=config, tasks=tasks)
     txn.actor = agent  # the commit is the agent's: its trailer says so
     if outcome == "blocked":
         human = _ask(txn, task, result, employee, employees, config, tasks)
@@ -200,18 +188,70 @@ def _decision(result: AgentResult) -> dict[str, Any] | None:
     return {"decision": d, "feedback": str(r.get("feedback") or "")}
 
 
-def _fail(txn: Txn, task: Task, cost: dict[str, float], error: str, daemon: Actor,
-          now: float, config: OrgConfig) -> str:
+def _classify(result: AgentResult, task: Task, employee: Employee, tasks: Mapping[str, Task],
+              config: OrgConfig, employees: Mapping[str, Employee]) -> None:
+    """Judge what the run reported, `task` carrying its cost with this run's: a run past
+    the task's budget, a refused plan or a review result without its decision (or a work
+    result with one) fails `result`, of the kind (`Failure`) that says what happens next."""
+    if result.outcome == "failed" and result.failure.escalates_at_once:
+        return  # no budget could help: the backend or the result itself is broken
+    past = budget.run_past_budget(task, employee)
+    if past:
+        said = f" (the run: {result.error[:300]})" if result.error else ""
+        result.fail(Failure.BUDGET, past + said)
+        return
+    if result.outcome == "failed" and result.failure is Failure.BUDGET:
+        return
+    if result.outcome != "completed":
+        return
+    choosing = task.kind is Kind.REVIEW and task.bookkeeping.choice_for is not None
+    if choosing:
+        problem = plan_choice.choice_problem(
+            result.choice, tasks.get(task.bookkeeping.choice_for or ""))
+        if problem:
+            result.fail(Failure.PERMANENT, f"malformed result: {problem}")
+        return
+    problem = _plan_problem(task, result, tasks, config, employees)
+    if problem:
+        result.fail(Failure.PERMANENT, f"the plan was refused: {problem}")
+        return
+    if task.kind is Kind.REVIEW and not _decision(result):
+        result.fail(Failure.PERMANENT, "malformed result: a review must end with a decision: "
+                    "accept or reject (submit_review)")
+    elif task.kind is not Kind.REVIEW and _decision(result):
+        result.fail(Failure.PERMANENT, f"malformed result: {task.id} is a {task.kind.value} "
+                    "task: only a review task's result accepts or rejects; report the work "
+                    "without a review decision")
+
+
+def _fail(txn: Txn, task: Task, cost: dict[str, float], result: AgentResult, daemon: Actor,
+          now: float, *, employee: Employee, employees: Mapping[str, Employee],
+          config: OrgConfig, tasks: Mapping[str, Task]) -> str:
+    """A failed run, by its kind: retried with backoff, escalated at once, or (its budget
+    spent) held for a person to raise the budget. The commit's `Aoi-Failure` says which."""
+    error = (result.error or "failed").strip()
+    kind = result.failure
+    txn.trailers.append((FAILURE, kind.value))
+    if kind is Failure.BUDGET:  # not a failed attempt: the work stopped at its cap
+        txn.put(task.with_changes(status=S.FAILED, cost=cost, retry_at=None, feedback=(
+            *task.feedback, fb(daemon, "error", error[:2000], now))))
+        txn.body_lines.append(error[:500])
+        budget_request(txn, task.id, employee, error, employees, config, tasks, stopped=True)
+        return "failed"
     attempts = task.attempts + 1
     lim = config.limits
     delay = min(lim.backoff_max_s, lim.backoff_base_s * (2 ** (attempts - 1)))
-    retry_at = now_iso(now + delay) if attempts < lim.max_attempts else None
+    retry_at = now_iso(now + delay) \
+        if attempts < lim.max_attempts and not kind.escalates_at_once else None
     txn.put(task.with_changes(
         status=S.FAILED, attempts=attempts, cost=cost, retry_at=retry_at,
         feedback=(*task.feedback, fb(daemon, "error", f"attempt {attempts} failed: "
                                      f"{clip(error, 4000)}", now)),
     ))
     txn.body_lines.append(f"attempt {attempts} failed: {clip(error, 1000)}")
+    if kind.escalates_at_once:
+        escalate(txn, task.id, f"no retry can fix this: {clip(error, 300)}", employees,
+                 config, tasks)
     return "failed"
 
 
@@ -434,10 +474,16 @@ def apply_decision(txn: Txn, human_id: str, subject_id: str, tasks: Mapping[str,
         return plan_choice.apply_answer(txn, human_id, subject_id, tasks)
     answer = (h.answer or "").strip()
     person = Actor(ActorKind.HUMAN, h.assignee or "unknown")
+    daemon = txn.actor
     txn.actor = person  # applying a person's decision: the commit is theirs
     if subject.bookkeeping.budget_request == human_id:
         book = replace(subject.bookkeeping, budget_request=None)
-        m = re.search(r"\d+(?:\.\d+)?", answer)
+        if not h.is_terminal:  # the budget was raised in the task's file: withdraw the ask
+            txn.actor = person = daemon
+            txn.put(h.with_changes(status=S.CANCELLED, feedback=(*h.feedback, fb(
+                daemon, "note", f"the budget of {subject_id} was raised in its file"))))
+            answer = f"raised in the task file to {dict(subject.budget)}"
+        m = re.search(r"\d+(?:\.\d+)?", answer) if h.is_terminal else None
         budget = dict(subject.budget)
         if m and h.status is S.FINISHED and h.bookkeeping.daily:
             _raise_daily_cap(txn, str(h.bookkeeping.budget_for), float(m.group(0)))
@@ -446,8 +492,11 @@ def apply_decision(txn: Txn, human_id: str, subject_id: str, tasks: Mapping[str,
         if h.status is S.CANCELLED or answer.lower().startswith("cancel"):
             cancel_cascade(txn, tasks, subject_id, f"budget refused: {answer}")
             return "cancel"
+        changes: dict[str, Any] = {}
+        if subject.status is S.FAILED:  # stopped at its budget: it runs again
+            changes = {"status": S.PENDING, "retry_at": None}
         txn.put(subject.with_changes(budget=budget, bookkeeping=book, feedback=(
-            *subject.feedback, fb(person, "answer", f"budget: {answer}"))))
+            *subject.feedback, fb(person, "answer", f"budget: {answer}")), **changes))
         return "budget"
     book = replace(subject.bookkeeping, escalation=None)
     if h.status is S.CANCELLED or answer.lower().startswith("cancel"):
@@ -497,14 +546,18 @@ def answer_human_task(txn: Txn, task_id: str, text: str) -> None:
 
 def budget_request(txn: Txn, task_id: str, employee: Employee, reason: str,
                    employees: Mapping[str, Employee], config: OrgConfig,
-                   tasks: Mapping[str, Task]) -> Task:
+                   tasks: Mapping[str, Task], *, stopped: bool = False) -> Task:
+    """A human task asking for more budget for `task_id`: before it starts, or (`stopped`)
+    after its run went past the budget. The task runs again once it is raised."""
     task = txn.get(task_id)
     human = first_human_up(employee.id, employees, config)
     day = dt.date.today().isoformat()
+    what = "was stopped on" if stopped else "cannot start"
     description = (
-        f"{employee.id} cannot start task {task.id} \"{task.title}\": {reason}.\n\n"
+        f"{employee.id} {what} task {task.id} \"{task.title}\": {reason}.\n\n"
         "Answer with a new budget in USD for this task (e.g. `aoi answer <this id> 5`), "
-        "or `cancel`. For a daily cap, raise `capacity.usd_per_day` in "
+        "or `cancel`; or raise `budget` in the task's file (`aoi task edit "
+        f"{task.id}`). For a daily cap, raise `capacity.usd_per_day` in "
         f"employees/{employee.id}/profile.yaml."
     )
     h = new_task(txn, tasks, f"Budget for {employee.id}: {task.title}"[:200], kind="human",

@@ -29,11 +29,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aoi_git.domain.result import AgentResult, PlanChoice, PlanOption
+from aoi_git.domain.result import AgentResult, Failure, PlanChoice, PlanOption
 from aoi_git.runtime import run_unit
 from aoi_git.runtime.sandbox import Box
 
-MAX_RESULT_BYTES = 1 << 20
+MAX_RESULT_BYTES = 64 << 20  # a bigger result file is a failure (docs/agents.md)
+# what is kept of a result's text fields (a big result is a result: it is cut to these)
+MAX_SUMMARY = 20_000
+MAX_TEXT = 20_000  # a question, a review's feedback, a subtask's description
+MAX_TITLE = 200
+MAX_LESSONS = 20
+MAX_LESSON = 2_000
+MAX_SUBTASKS = 1_000  # more are refused by limits.max_fanout anyway
 TAIL_BYTES = 4000
 
 _libc: Any = None
@@ -295,17 +302,18 @@ def read_result(files: RunFiles, returncode: int | None) -> AgentResult:
     except FileNotFoundError:
         size = -1
     if size > MAX_RESULT_BYTES:
-        return AgentResult("failed", error=f"the result file is {size} bytes, over the "
-                           f"{MAX_RESULT_BYTES}-byte limit")
+        return _malformed(f"the result file is {size} bytes, over the {MAX_RESULT_BYTES >> 20} "
+                          "MiB limit")
     if size >= 0:
         raw = files.result.read_bytes()
         try:
             data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            return AgentResult("failed", error=f"the result file is not valid JSON ({exc}); "
-                               f"stderr: {tail(files.stderr, 600)}")
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            return _malformed(f"the result file is not valid JSON ({str(exc)[:200]}); "
+                              f"stderr: {tail(files.stderr, 600)}")
+        del raw
         if not isinstance(data, dict):
-            return AgentResult("failed", error="the result file must hold a JSON object")
+            return _malformed("the result file must hold a JSON object")
         return _from_json(data)
     if returncode == 0:
         return AgentResult("completed", summary=tail(files.stdout, 2000) or "(no output)")
@@ -316,30 +324,63 @@ def read_result(files: RunFiles, returncode: int | None) -> AgentResult:
                        f"stderr: {tail(files.stderr, 1500) or '(empty)'}")
 
 
+def _malformed(error: str) -> AgentResult:
+    """A result no retry of the same agent can make readable: escalated at once."""
+    return AgentResult("failed", error=f"malformed result: {error}", failure=Failure.PERMANENT)
+
+
+def _cut(value: Any, limit: int) -> str:
+    return str(value)[:limit]
+
+
+def _subtask(s: Mapping[str, Any]) -> dict[str, Any]:
+    """A subtask as the result gave it, its text fields cut to their bounds."""
+    out = dict(s)
+    out["title"] = _cut(s["title"], MAX_TITLE)
+    if "description" in out:
+        out["description"] = _cut(out["description"], MAX_TEXT)
+    for key in ("labels", "depends_on"):
+        if isinstance(out.get(key), list):
+            out[key] = [_cut(x, MAX_TITLE) for x in out[key][:MAX_SUBTASKS]]
+    return out
+
+
 def _from_json(d: Mapping[str, Any]) -> AgentResult:
     outcome = str(d.get("outcome") or "completed")
     if outcome not in ("completed", "failed", "blocked"):
-        return AgentResult("failed", error=f"unknown outcome {outcome!r} in the result file")
+        return _malformed(f"unknown outcome {outcome[:100]!r} in the result file")
     usage_raw = d.get("usage") if isinstance(d.get("usage"), dict) else {}
     assert isinstance(usage_raw, dict)
     usage: dict[str, float] = {}
     for k in ("input_tokens", "output_tokens", "usd"):
         v = usage_raw.get(k)
-        if isinstance(v, int | float) and v >= 0:
+        if isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < 1e15:
             usage[k] = v
-    subtasks = [s for s in d.get("subtasks") or [] if isinstance(s, dict) and s.get("title")]
+    subtasks = [_subtask(s) for s in (d.get("subtasks") or [])[:MAX_SUBTASKS + 1]
+                if isinstance(s, dict) and s.get("title")]
     review = d.get("review") if isinstance(d.get("review"), dict) else None
-    lessons = [str(x) for x in d.get("lessons") or [] if isinstance(x, str | int | float)]
+    if review is not None:
+        review = {k: _cut(v, MAX_TEXT) for k, v in review.items() if k in ("decision", "feedback")}
+    lessons = [_cut(x, MAX_LESSON) for x in (d.get("lessons") or [])[:MAX_LESSONS]
+               if isinstance(x, str | int | float)] if isinstance(d.get("lessons"), list) else []
+    hire = d.get("hire") if isinstance(d.get("hire"), dict) else None
+    if hire is not None:
+        hire = {k: _cut(v, MAX_TEXT) for k, v in hire.items() if k in ("talent", "as", "reason")}
+    try:
+        failure = Failure(str(d.get("failure") or "retry"))
+    except ValueError:
+        failure = Failure.RETRY
     res = AgentResult(
         outcome=outcome,
-        summary=str(d.get("summary") or "")[:20_000],
+        summary=_cut(d.get("summary") or "", MAX_SUMMARY),
         subtasks=subtasks,
-        question=str(d["question"]) if d.get("question") else None,
+        question=_cut(d["question"], MAX_TEXT) if d.get("question") else None,
         review=review,
         usage=usage,
         lessons=lessons,
-        hire=d.get("hire") if isinstance(d.get("hire"), dict) else None,
-        error=str(d["error"])[:4000] if d.get("error") else None,
+        hire=hire,
+        error=_cut(d["error"], 4000) if d.get("error") else None,
+        failure=failure if outcome == "failed" else Failure.RETRY,
         plans=_plans(d.get("plans")),
         keep=_ids(d.get("keep")),
         cancel=_ids(d.get("cancel")),

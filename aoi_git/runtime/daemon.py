@@ -33,10 +33,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from aoi_git.domain.budget import org_day_spent
 from aoi_git.domain.model import Actor, ActorKind, Employee, Status, Task
-from aoi_git.domain.result import AgentResult
+from aoi_git.domain.result import AgentResult, Failure
 from aoi_git.errors import AoiError, IllegalTransition
-from aoi_git.runtime import agent_run, hosts, run_unit, sandbox
+from aoi_git.runtime import agent_run, credentials, hosts, run_unit, sandbox
 from aoi_git.runtime.agent_launch import launch
 from aoi_git.runtime.backends.base import Backend
 from aoi_git.runtime.backends.registry import load_backends
@@ -66,6 +67,8 @@ EXIT_GC_FACTOR = 8
 IDLE_GC_COMMITS = 500
 LOCK_RETRY_S = 0.05
 PROBLEM_RETRY_S = 60.0  # an action that raised is tried again after this long
+CLAUDE = "claude"  # the breaker key of the claude backend (`Backend.breaker_key`)
+CREDENTIALS_RECHECK_S = 30.0  # a held claude backend looks for a new login this often
 
 
 @dataclass
@@ -124,6 +127,12 @@ class Daemon:
         self.ticks = 0
         self.lock_busy = False  # a dispatch found its task or slot lock taken
         self.reload_asked = False
+        # the Claude credentials the claude backend was held on (see _check_claude)
+        self.claude_hold: credentials.Found | None = None
+        self.claude_said = False  # the hold was said on stderr (once there was work for it)
+        self.claude_missing: list[str] = []  # the Claude employees without credentials
+        self.claude_checked = 0.0  # (monotonic) when the credentials were last looked for
+        self.day_cap_said: str | None = None  # limits.usd_per_day reached, as last logged
 
     # ----------------------------------------------------------------- set-up
     def _signal(self, signum: int, frame: FrameType | None) -> None:
@@ -166,6 +175,7 @@ class Daemon:
             if self.hosts is not None:
                 self.hosts.start()
                 self.executor.refresh()
+            self._check_claude(at_start=True)
             self.recover()
             freeze_heap()
             if self.opts.watch:
@@ -260,17 +270,39 @@ class Daemon:
         if self.executor.head_moved():
             self.executor.refresh()
         self.person_files.take(self.executor)
+        if (self.claude_hold is not None or not self.claude_checked) and \
+                self.clock.monotonic() >= self.claude_checked + CREDENTIALS_RECHECK_S:
+            self._check_claude()
         next_wake = self._schedule(now)
         kill_at = self.runs.next_deadline()
         if kill_at is not None:
             next_wake = kill_at if next_wake is None else min(next_wake, kill_at)
         nxt = self.index.when_due(now, busy=bool(self.active))
-        if nxt is not None:
-            next_wake = nxt if next_wake is None else min(next_wake, nxt)
+        for due in (nxt, *self._held_wakes(now)):
+            if due is not None:
+                next_wake = due if next_wake is None else min(next_wake, due)
         if self.hosts is not None:
             next_wake = hosts.after_tick(self.hosts, self.executor, now, next_wake)
         self._write_status(now)
         return next_wake
+
+    def _held_wakes(self, now: float) -> list[float]:
+        """When a long-running daemon looks again at what holds work without an event to
+        wake it: a Claude login made meanwhile, the next day for the daily cap. (An
+        --until-idle run exits instead.)"""
+        cap = org_day_spent(self.executor.org.config, self.spending.by_employee)
+        if cap is not None and cap != self.day_cap_said:
+            self._log(cap)
+        self.day_cap_said = cap
+        if self.opts.until_idle:
+            return []
+        out = []
+        if self.claude_hold is not None:
+            out.append(now + CREDENTIALS_RECHECK_S)
+        if cap is not None:
+            tomorrow = dt.date.fromtimestamp(now) + dt.timedelta(days=1)
+            out.append(dt.datetime.combine(tomorrow, dt.time()).timestamp() + 1)
+        return out
 
     def _schedule(self, now: float) -> float | None:
         ex = self.executor
@@ -341,12 +373,13 @@ class Daemon:
         emp = ex.org.employees[employee_id]
         backend = self.backends.get(emp.backend.kind)
         if backend is None:
-            self._trip(emp.backend.kind, now, f"no backend {emp.backend.kind!r} installed")
+            self._trip(emp.backend.breaker_key, now,
+                       f"no backend {emp.backend.kind!r} installed")
             return False
         try:
             sandbox.require(ex.org.config.sandbox)
         except AoiError as exc:  # (aoi.yaml turned it on while running) no agent unconfined
-            self._trip(emp.backend.kind, now, str(exc))
+            self._trip(emp.backend.breaker_key, now, str(exc))
             return False
         task_lock = take_task_lock(self.common_dir, task_id)
         if task_lock is None:
@@ -488,17 +521,72 @@ class Daemon:
             return
         usd = float(result.usage.get("usd", 0.0))
         self.spending.add(emp.id, usd)
-        kind = emp.backend.kind
-        failures = self.breakers.count(kind, done.outcome == "failed")
-        if failures and failures >= self.executor.org.config.limits.breaker_failures:
-            self._trip(kind, now, f"{failures} failures in a row")
+        key = emp.backend.breaker_key
+        error = done.error.strip()
         self._log(f"{task_id}: {emp.id} finished: {done.outcome}"
-                  + (f" ({done.error.strip()})" if done.error.strip() else ""))
+                  + (f" ({done.failure.value}: {error})" if error else ""))
+        if done.outcome == "failed" and done.failure is Failure.CREDENTIALS:
+            self._hold_claude(key, f"{task_id} failed: {done.error[:300]}",
+                              credentials.find(os.environ), say=True)
+            return
+        # a plan refused or a budget spent says nothing about the backend
+        counted = done.outcome == "failed" and done.failure is Failure.RETRY
+        failures = self.breakers.count(key, counted, done.error)
+        if counted and failures >= self.executor.org.config.limits.breaker_failures:
+            self._trip(key, now, f"{failures} failures in a row; the last: {done.error[:300]}",
+                       f"see .aoi/runs/{task_id}/stderr.log; fix {emp.id}'s backend in "
+                       f"employees/{emp.id}/profile.yaml")
 
-    def _trip(self, kind: str, now: float, why: str) -> None:
+    def _trip(self, key: str, now: float, why: str, fix: str = "") -> None:
         until = now + self.executor.org.config.limits.breaker_cooldown_s
-        self.breakers.trip(kind, until)
-        self._log(f"backend {kind} paused until {now_iso(until)}: {why}")
+        self.breakers.trip(key, until, why, fix)
+        self._log(f"backend {key} paused until {now_iso(until)}: {why}")
+
+    # ---------------------------------------------------------- credentials
+    def _check_claude(self, at_start: bool = False) -> None:
+        """Hold the claude backend while its employees have no credentials (said once on
+        stderr and in the log, and in `aoi status`); release it once credentials appear
+        or change."""
+        self.claude_checked = self.clock.monotonic()
+        found = credentials.find(os.environ)
+        org = self.executor.org
+        if self.claude_hold is not None:
+            if found.source is not None and found.fingerprint != self.claude_hold.fingerprint:
+                self.claude_hold = None
+                self.breakers.release(CLAUDE)
+                self._log(f"Claude credentials found ({found.source}): the claude backend "
+                          "runs again")
+            elif not self.claude_said:
+                self._say_claude_hold()
+            return
+        missing = credentials.needing_claude(org.employees.values(), os.environ)
+        if missing:
+            self.claude_missing = missing
+            self._hold_claude(CLAUDE, credentials.missing_message(missing, os.environ), found)
+
+    def _hold_claude(self, key: str, why: str, found: credentials.Found,
+                     say: bool = False) -> None:
+        self.claude_hold = found
+        self.claude_said = False
+        self.breakers.hold(key, why, credentials.FIX)
+        self._log(f"backend {key} held: {why}; fix: {credentials.FIX}")
+        self._say_claude_hold(force=say)
+
+    def _say_claude_hold(self, force: bool = False) -> None:
+        """Say the hold on stderr, once, when there is work it holds (an org whose Claude
+        employees have nothing to do runs its other employees without a word)."""
+        br = self.breakers.get(CLAUDE)
+        if br is None:
+            return
+        live = self.executor.live_set()
+        tasks = self.executor.org.tasks
+        open_tasks = (tasks[i] for i in (*live.live, *live.queue) if i in tasks)
+        if force or credentials.work_for(self.claude_missing, self.executor.org.employees,
+                                         open_tasks):
+            self.claude_said = True
+            if self.opts.echo is not sys.stderr:  # (echoed, its log line is there already)
+                print(f"aoi daemon: backend {CLAUDE} held: {br.why}; fix: {br.fix}",
+                      file=sys.stderr, flush=True)
 
     # ------------------------------------------------------------- recovery
     def recover(self) -> None:
@@ -552,6 +640,7 @@ class Daemon:
             "invalid": self.person_files.problems,
             "problems": self.problems.for_status(),
             "spent_today": self.spending.by_employee,
+            "day_cap": org_day_spent(self.executor.org.config, self.spending.by_employee),
             "stopping": self.stop_level > 0,
         }
         if self.hosts is not None:

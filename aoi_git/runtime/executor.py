@@ -17,9 +17,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from aoi_git.domain.budget import over_budget
+from aoi_git.domain.budget import over_budget, run_past_budget
 from aoi_git.domain.model import Actor, Employee, Kind, Status, Task
-from aoi_git.domain.result import AgentResult
+from aoi_git.domain.result import AgentResult, Failure
 from aoi_git.errors import AoiError, IllegalTransition
 from aoi_git.evolution import hiring, performance_reviews, retrospectives
 from aoi_git.evolution.journal import is_journal_file
@@ -64,6 +64,7 @@ class RunInfo:
 class RunOutcome:
     outcome: str  # what the result did to the task (e.g. "completed", "failed")
     error: str  # the run's error, if any
+    failure: Failure = Failure.RETRY  # with outcome failed: of what kind
 
 
 class Executor:
@@ -377,7 +378,10 @@ class Executor:
         # what the agent's own git wrote in its sandbox (its commits) onto its real branch
         agent_git.take_commits(self.workspace.repo, self.workspace.path_for(task_id),
                                self.root / ".aoi" / "runs" / task_id)
-        if result.outcome == "completed" and not result.subtasks:
+        # a run past its budget does not complete: its changes are not committed as work
+        past = run_past_budget(task.with_changes(cost=flow.add_cost(task, result.usage, 0.0)),
+                               emp)
+        if result.outcome == "completed" and not result.subtasks and not past:
             try:
                 commit_sha = self.workspace.commit_changes(
                     task_id, agent_work_message(task.title, result.summary, task_id, emp.id),
@@ -415,7 +419,7 @@ class Executor:
             refused = self.branch_refusals(task_id)
             if refused:
                 self.commit(lambda txn: flow.refuse_branch(txn, task_id, refused, now))
-        return RunOutcome(outcome[0], result.error or "")
+        return RunOutcome(outcome[0], result.error or "", result.failure)
 
     # ---------------------------------------------------------- a person's files
     def commit_person_file(self, path: str, data: bytes, person: Actor) -> list[str]:

@@ -11,6 +11,7 @@ import bisect
 import datetime as dt
 import heapq
 import itertools
+import math
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -38,7 +39,8 @@ class SchedState:
     running: Mapping[str, Running] = field(default_factory=dict)
     held_elsewhere: Mapping[str, int] = field(default_factory=dict)  # slots taken by others
     spent_today: Mapping[str, float] = field(default_factory=dict)  # employee -> usd
-    breakers: Mapping[str, float] = field(default_factory=dict)  # backend kind -> until
+    # `Backend.breaker_key` -> paused until then (math.inf: held until a person acts)
+    breakers: Mapping[str, float] = field(default_factory=dict)
     max_agents: int | None = None
     stopping: bool = False
     # The tasks not finished or cancelled (the only ones a plan acts on) and every parent's
@@ -261,7 +263,7 @@ def waits_on_person(task: Task, state: SchedState) -> bool:
         return True
     if task.bookkeeping.escalation and not task.is_terminal:
         return True  # a person decides: retry, reassign or cancel
-    if task.status is S.PENDING and task.bookkeeping.budget_request:
+    if task.bookkeeping.budget_request and not task.is_terminal:
         return True
     if task.status is S.WAITING and task.bookkeeping.plan_choice:
         return True  # its plans wait for a choice (a choice task, a person's or not)
@@ -285,7 +287,7 @@ def _route(task: Task, state: SchedState, load: Mapping[str, int],
         if now is not None:  # prefer those who can start now: a free slot, a backend not paused
             free = [e for e in candidates
                     if load.get(e.id, 0) < e.capacity.concurrency
-                    and state.breakers.get(e.backend.kind, 0.0) <= now]
+                    and state.breakers.get(e.backend.breaker_key, 0.0) <= now]
             candidates = free or candidates
         return min(candidates, key=lambda e: (load.get(e.id, 0) / max(1, e.capacity.concurrency),
                                               e.id))
@@ -359,7 +361,11 @@ def plan(state: SchedState, now: float) -> Plan:
             if h is not None and h.is_terminal:
                 actions.append(Advance(t.id, S.PENDING, "the question was answered"))
         elif st is S.FAILED:
-            if t.bookkeeping.escalation:
+            if t.bookkeeping.budget_request:  # stopped at its budget: a person raises it
+                decided = _budget_decided(t, state)
+                if decided is not None:
+                    actions.append(decided)
+            elif t.bookkeeping.escalation:
                 h = tasks.get(t.bookkeeping.escalation)
                 if h is not None and h.is_terminal:
                     actions.append(ApplyDecision(h.id, t.id))
@@ -369,9 +375,13 @@ def plan(state: SchedState, now: float) -> Plan:
                 actions.append(Advance(t.id, S.PENDING, "retry"))
             else:
                 actions.append(Escalate(t.id, f"failed {t.attempts} times"))
-        elif st is S.PENDING and (t.bookkeeping.budget_request or t.bookkeeping.escalation):
-            # a budget request, or an escalation after too many rejections, was answered
-            h = tasks.get(t.bookkeeping.budget_request or t.bookkeeping.escalation or "")
+        elif st is S.PENDING and t.bookkeeping.budget_request:
+            decided = _budget_decided(t, state)  # a budget request was answered
+            if decided is not None:
+                actions.append(decided)
+        elif st is S.PENDING and t.bookkeeping.escalation:
+            # an escalation after too many rejections was answered
+            h = tasks.get(t.bookkeeping.escalation)
             if h is not None and h.is_terminal:
                 actions.append(ApplyDecision(h.id, t.id))
         elif (st is S.PENDING and t.kind is Kind.WORK and t.assignee is None
@@ -422,14 +432,19 @@ def plan(state: SchedState, now: float) -> Plan:
     else:
         ready_iter = ready
     asked_budget: set[str] = set()
-    over_budget: set[str] = set()  # held until a person raises the budget
-    for t in ready_iter:
+    # held until a person acts: raises a budget or the daily cap, fixes a backend's login
+    over_budget: set[str] = set()
+    day_spent = budget.org_day_spent(cfg, state.spent_today)  # no new agent today
+    for t in ready_iter if not day_spent else ():
         if state.stopping or total >= max_agents:
             break
         emp = _route(t, state, load, now)
         if emp is None or emp.status is EmployeeStatus.OFFBOARDED:
             continue
-        until = state.breakers.get(emp.backend.kind)
+        until = state.breakers.get(emp.backend.breaker_key)
+        if until is not None and math.isinf(until):
+            over_budget.add(t.id)
+            continue
         if until is not None and until > now:
             next_wake = until if next_wake is None else min(next_wake, until)
             continue
@@ -453,7 +468,7 @@ def plan(state: SchedState, now: float) -> Plan:
     #    (a task over its budget is with a person: one is being asked for more)
     if not busy and state.elsewhere is not None:  # with other hosts: their work counts
         busy = _elsewhere_busy(state)
-    if not busy and next_wake is None and not state.stopping:
+    if not busy and next_wake is None and not state.stopping and not day_spent:
         for root in _deadlocked_roots(state, kids, over_budget):
             why = "nothing is running or can run, and no person is asked"
             if root in tasks and tasks[root].assignee is None:
@@ -473,6 +488,22 @@ def _elsewhere_busy(state: SchedState) -> bool:
     assert elsewhere is not None
     return any(t.status is S.PROCESSING or (t.status is S.PENDING and elsewhere(t.id))
                for t in _open_tasks(state))
+
+
+def _budget_decided(t: Task, state: SchedState) -> ApplyDecision | None:
+    """The budget request of `t` to apply: answered by a person, or made moot because a
+    person raised the task's budget in its file (a request about a daily cap is answered
+    in the profile or by `aoi answer`)."""
+    h = state.tasks.get(t.bookkeeping.budget_request or "")
+    if h is None:
+        return None
+    if h.is_terminal:
+        return ApplyDecision(h.id, t.id)
+    emp = state.employees.get(t.bookkeeping.routed_to or t.assignee or "")
+    if emp is not None and not h.bookkeeping.daily \
+            and budget.over_budget(t, emp, state.spent_today) is None:
+        return ApplyDecision(h.id, t.id)
+    return None
 
 
 def _router(state: SchedState) -> str | None:

@@ -451,6 +451,7 @@ class RunState:
     usd: float = 0.0
     final_text: str = ""
     error: str | None = None
+    failure: str | None = None  # the result's `failure` kind when the run itself failed
     session_id: str | None = None
     seen_messages: set[str] = field(default_factory=set)
     live_tokens: int = 0  # tokens seen in assistant messages so far (for max_tokens)
@@ -482,6 +483,25 @@ def describe_error(msg: ResultMessage) -> str:
     if extra:
         detail += ": " + " | ".join(str(e) for e in extra)[:2000]
     return detail
+
+
+# what the CLI says when it has no working key or login
+_CREDENTIAL_SIGNS = ("not logged in", "please run /login", "invalid api key",
+                     "authentication_error", "oauth token has expired", "credit balance")
+
+
+def failure_of(msg: ResultMessage, detail: str) -> str | None:
+    """The result's `failure` kind for a run that ended in error (docs/agents.md): budget
+    (the SDK stopped at max_budget_usd), credentials (no working key or login), permanent
+    (the turn cap: the same run stops there again), or None (may work when retried)."""
+    if msg.subtype == "error_max_budget_usd":
+        return "budget"
+    if msg.subtype == "error_max_turns":
+        return "permanent"
+    text = detail.lower()
+    if msg.api_error_status in (401, 403) or any(sign in text for sign in _CREDENTIAL_SIGNS):
+        return "credentials"
+    return None
 
 
 def build_prompt(task: Mapping[str, Any]) -> str:
@@ -613,6 +633,7 @@ async def _consume(
                     state.live_tokens += int(msg.usage.get("output_tokens") or 0)
                 if max_tokens and state.live_tokens > max_tokens and not interrupted:
                     interrupted = True
+                    state.failure = "budget"
                     state.error = (
                         f"token budget exceeded: {state.live_tokens} tokens used, "
                         f"max_tokens is {max_tokens}"
@@ -645,7 +666,12 @@ async def run_agent(
             if result is None:
                 state.error = state.error or "claude run ended without a result"
             elif result.is_error or result.subtype != "success":
-                state.error = state.error or describe_error(result)
+                if state.error is None:
+                    state.error = describe_error(result)
+                    state.failure = failure_of(result, state.error)
+                    if result.subtype == "error_max_turns":
+                        state.error += (" (the turn cap: capacity.max_turns of the employee; "
+                                        "raise it or split the task)")
             else:
                 state.final_text = (result.result or "").strip() or (texts[-1] if texts else "")
             completed = (
@@ -704,6 +730,8 @@ def assemble(acc: Accumulator, state: RunState, reflection: str | None) -> dict[
     out = {"outcome": outcome, "summary": summary, **out}
     if state.error is not None:
         out["error"] = state.error
+        if state.failure and outcome == "failed":
+            out["failure"] = state.failure
     if acc.subtasks:
         out["subtasks"] = acc.subtasks
     if acc.review is not None:

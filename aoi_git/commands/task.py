@@ -18,7 +18,7 @@ from aoi_git.store.txn import Txn, commit
 
 @click.group()
 def task() -> None:
-    """Create, show, list, edit and cancel tasks.
+    """Create, show, list, edit, cancel, pause, resume and reassign tasks.
 
     \b
     Example:
@@ -191,3 +191,13 @@ def cancel(app: App, task_id: str, reason: str) -> None:
     commit(app.store, build, app.person, org.index.paths)
     for c in result:
         click.echo(f"cancelled {c}")
+
+
+def _control_commands() -> None:
+    from aoi_git.commands.task_control import pause, reassign, resume
+
+    for command in (pause, resume, reassign):
+        task.add_command(command)
+
+
+_control_commands()

@@ -18,6 +18,7 @@ import ctypes
 import functools
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -34,6 +35,7 @@ from aoi_git.runtime import run_unit
 from aoi_git.runtime.sandbox import Box
 
 MAX_RESULT_BYTES = 1 << 20
+_SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 TAIL_BYTES = 4000
 
 _libc: Any = None
@@ -79,6 +81,28 @@ class RunFiles:
     @property
     def exit(self) -> Path:
         return self.folder / "exit"
+
+    @property
+    def session(self) -> Path:
+        """Where a backend that can resume a session notes its id (`AOI_SESSION_FILE`)."""
+        return self.folder / "session"
+
+    def read_employee(self) -> str | None:
+        """The employee the run was started for (task.json, written by the daemon)."""
+        try:
+            data = json.loads(self.task.read_text())
+        except (OSError, ValueError):
+            return None
+        emp = data.get("employee") if isinstance(data, dict) else None
+        return emp if isinstance(emp, str) and emp else None
+
+    def read_session(self) -> str | None:
+        try:
+            text = self.session.read_text(errors="replace").strip()
+        except OSError:
+            return None
+        # (the run folder is the agent's to write: only an id-like value is taken)
+        return text if _SESSION_ID.fullmatch(text) else None
 
     def read_meta(self) -> dict[str, Any]:
         try:

@@ -35,6 +35,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from aoi_git.domain.control import stop_for
 from aoi_git.domain.model import Actor, ActorKind, Employee, Status, Task
 from aoi_git.domain.result import AgentResult
 from aoi_git.errors import AoiError, IllegalTransition
@@ -44,7 +45,7 @@ from aoi_git.runtime.backends.base import Backend
 from aoi_git.runtime.backends.registry import load_backends
 from aoi_git.runtime.breakers import Breakers
 from aoi_git.runtime.clock import Clock
-from aoi_git.runtime.executor import Executor, RunInfo, freeze_heap
+from aoi_git.runtime.executor import Executor, RunInfo, freeze_heap, keeps_worktree
 from aoi_git.runtime.index_flush import IndexFlush
 from aoi_git.runtime.locks import DaemonLock, SlotLock, take_slot, take_task_lock
 from aoi_git.runtime.person_files import PersonFiles
@@ -229,7 +230,9 @@ class Daemon:
         if self.executor.head_moved():
             self.executor.refresh()
         self.person_files.take(self.executor)
+        self._stop_unwanted_runs()
         next_wake = self._schedule(now)
+        self._stop_unwanted_runs()  # (a plan's preemption, a cascade of its moves)
         kill_at = self.runs.next_deadline()
         if kill_at is not None:
             next_wake = kill_at if next_wake is None else min(next_wake, kill_at)
@@ -376,6 +379,16 @@ class Daemon:
             run.proc, slot, task_lock, fresh_tip=made.fresh_tip, before=run.before))
         self._log(f"{task.id}: started {emp.id} ({emp.backend.kind}) pid {pid}")
 
+    def _stop_unwanted_runs(self) -> None:
+        """Stop each run whose task no longer wants it: cancelled, paused, preempted or
+        reassigned (`domain.control`). Its exit settles it (`_on_exit`)."""
+        org = self.executor.org
+        for a in list(self.active.values()):
+            if a.stop is None and not a.stopped:
+                stop = stop_for(org.tasks.get(a.task_id), a.employee, org.employees)
+                if stop is not None:
+                    self.runs.stop(a, *stop)
+
     # ----------------------------------------------------------- finishing runs
     def _drain_exits(self, block: float | None = None) -> None:
         for a, rc in self.runs.exits(block):
@@ -399,6 +412,14 @@ class Daemon:
                 self.executor.requeue(a.task_id, "stopped by a cold stop of the daemon")
                 self.executor.workspace.remove(a.task_id)
                 self._log(f"{a.task_id}: killed by the cold stop; back to pending")
+                return
+            org = self.executor.org
+            stop = a.stop or stop_for(org.tasks.get(a.task_id), a.employee, org.employees)
+            if stop is not None:  # (also one that ended by itself as it was stopped)
+                self.executor.end_stopped_run(
+                    a.task_id, a.employee, stop[0], stop[1], result.usage, now,
+                    RunInfo(a.started, a.fresh_tip, a.before), a.files.read_session())
+                self.spending.add(a.employee, float(result.usage.get("usd", 0.0)))
                 return
             if emp is None:
                 raise AoiError(f"employee {a.employee} is gone")
@@ -432,7 +453,7 @@ class Daemon:
         ex = self.executor
         self.index.finish_interrupted()
         for task in list(ex.org.tasks.values()):
-            if task.status is S.PROCESSING:
+            if task.status is S.PROCESSING or keeps_worktree(task):
                 with self.problems.guard(f"the recovery of {task.id}"):
                     self._recover_run(task)
         run_unit.sweep()  # run cgroups a killed daemon left
@@ -443,7 +464,19 @@ class Daemon:
     def _recover_run(self, task: Task) -> None:
         files, rc = self.runs.lost(task.id)
         emp_id = task.bookkeeping.routed_to or task.assignee
-        emp = self.executor.org.employees.get(str(emp_id))
+        org = self.executor.org
+        # (task.json is this claim's once meta.json is: both are cleared before a claim)
+        ran = (files.read_employee() if files.read_meta() else None) or str(emp_id)
+        stop = stop_for(task, ran, org.employees)
+        if task.status is not S.PROCESSING and task.bookkeeping.resuming:
+            self.executor.keep_work(task.id, ran, "stopped")  # settled before the restart
+            return
+        if stop is not None:  # stopped while the daemon was down, or as it died
+            self.executor.end_stopped_run(task.id, ran, stop[0], stop[1], {},
+                                          self.clock.wall(), None, files.read_session())
+            self._log(f"{task.id}: the run of {ran} was stopped ({stop[1]}); settled")
+            return
+        emp = org.employees.get(str(emp_id))
         # the run files were cleared before the claim was committed: a result or an
         # exit status here is this claim's, even if the daemon died before it wrote
         # meta.json (a fast agent can finish before that)

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from aoi_git.domain.budget import over_budget
+from aoi_git.domain.control import Stop
 from aoi_git.domain.model import Actor, Employee, Kind, Status, Task
 from aoi_git.domain.result import AgentResult
 from aoi_git.errors import AoiError, IllegalTransition
 from aoi_git.evolution import hiring, performance_reviews, retrospectives
 from aoi_git.evolution.journal import is_journal_file
-from aoi_git.org import branch_policy, flow, progress
+from aoi_git.org import branch_policy, control, flow, progress
 from aoi_git.org.organisation import Org, load_org
 from aoi_git.org.validate import full_task_problems
 from aoi_git.runtime.clock import Clock
@@ -35,6 +36,7 @@ from aoi_git.runtime.scheduler import (
     Escalate,
     LiveSet,
     RequestReview,
+    Suspend,
 )
 from aoi_git.store import agent_git, index_journal
 from aoi_git.store.branch_merge import archive_branch, merge_branch
@@ -105,7 +107,7 @@ class Executor:
                 if child.name.startswith("."):
                     continue
                 t = self.org.tasks.get(child.name)
-                if t is None or t.status is not S.PROCESSING:
+                if t is None or not keeps_worktree(t):
                     self.workspace.remove(child.name)
 
     def head_moved(self) -> bool:
@@ -191,6 +193,9 @@ class Executor:
             return True
         if isinstance(action, AskBudget):
             return self._ask_budget(action, now, spent_today)
+        if isinstance(action, Suspend):  # the daemon then stops its run (domain.control)
+            return self.commit(lambda txn: control.preempt(
+                txn, action.task_id, action.for_task, action.reason)) is not None
         raise AssertionError(action)  # pragma: no cover
 
     def _advance(self, a: Advance, now: float) -> bool:
@@ -323,8 +328,11 @@ class Executor:
         def build(txn: Txn) -> None:
             cur = txn.get(task_id)
             changes: dict[str, Any] = {}
+            book = replace(cur.bookkeeping, preempted_by=None)  # (a resumed suspension)
             if cur.assignee and cur.assignee.startswith("role:"):
-                changes["bookkeeping"] = replace(cur.bookkeeping, routed_to=emp.id)
+                book = replace(book, routed_to=emp.id)
+            if book != cur.bookkeeping:
+                changes["bookkeeping"] = book
             # move, not put: a task that is already processing is claimed by someone else
             # (processing -> processing would be a legal no-op and start a second agent)
             txn.move(task_id, S.PROCESSING, **changes)
@@ -377,6 +385,7 @@ class Executor:
                 txn, task_id=task_id, result=result, employee=emp, tasks=self.org.tasks,
                 employees=self.org.employees, config=self.org.config, branch=branch,
                 commit=commit_sha if branch else None, seconds=seconds, now=now)
+            control.clear_continuation(txn, task_id)
 
         try:
             self.commit(build)
@@ -387,6 +396,52 @@ class Executor:
             if refused:
                 self.commit(lambda txn: flow.refuse_branch(txn, task_id, refused, now))
         return RunOutcome(outcome[0], result.error or "")
+
+    def keep_work(self, task_id: str, employee: str, why: str) -> None:
+        """Commit what a stopped run left uncommitted in its kept worktree (a restart
+        after a crash between the stop and its commit)."""
+        ws = self.workspace
+        if not (ws.path_for(task_id) / ".git").exists():
+            return
+        agent_git.take_commits(ws.repo, ws.path_for(task_id),
+                               self.root / ".aoi" / "runs" / task_id)
+        task = self.org.tasks.get(task_id)
+        try:
+            ws.commit_changes(task_id, agent_work_message(
+                task.title if task else task_id, f"Work in progress, stopped: {why}.",
+                task_id, employee), employee)
+        except AoiError as exc:
+            self.log(f"{task_id}: the stopped run's changes were not committed: {exc}")
+
+    def end_stopped_run(self, task_id: str, employee: str, stop: Stop, why: str,
+                        usage: Mapping[str, float], now: float, run: RunInfo | None,
+                        session: str | None) -> None:
+        """A run the daemon stopped (`domain.control`): what it wrote is committed on its
+        branch as its agent's work; a suspended task keeps its worktree; the task is
+        settled (`org.control.settle_stopped`)."""
+        task = self.org.tasks.get(task_id)
+        ws = self.workspace
+        agent_git.take_commits(ws.repo, ws.path_for(task_id),
+                               self.root / ".aoi" / "runs" / task_id)
+        title = task.title if task is not None else task_id
+        try:
+            ws.commit_changes(task_id, agent_work_message(
+                title, f"Work in progress, stopped: {why}.", task_id, employee), employee,
+                run.before if run is not None else None)
+        except AoiError as exc:
+            self.log(f"{task_id}: the stopped run's changes were not committed: {exc}")
+        if task is None:
+            ws.remove(task_id)
+            return
+        if stop is not Stop.SUSPEND or task.is_terminal:
+            ws.remove(task_id)  # the branch stays: a handover or a person starts from it
+            if run is not None and run.fresh_tip is not None \
+                    and ws.branch_tip(task_id) == run.fresh_tip:
+                ws.delete_branch(task_id)  # nothing of its own on it
+        seconds = (now - run.started) if run is not None else 0.0
+        self.commit(lambda txn: control.settle_stopped(
+            txn, task_id, employee=employee, stop=stop, why=why, usage=usage,
+            seconds=seconds, session=session, now=now))
 
     # ---------------------------------------------------------- a person's files
     def commit_person_file(self, path: str, data: bytes, person: Actor) -> list[str]:
@@ -411,6 +466,13 @@ class Executor:
         except (IllegalTransition, AoiError) as exc:
             return [f"{path}:1: {exc}"]
         return []
+
+
+def keeps_worktree(task: Task) -> bool:
+    """Whether a task's worktree outlives its run: running, or suspended (or resumed) to
+    go on in it."""
+    return task.status is S.PROCESSING or (not task.is_terminal and (
+        task.status is S.SUSPENDED or bool(task.bookkeeping.resuming)))
 
 
 def freeze_heap() -> None:

@@ -342,8 +342,12 @@ class Workspace:
         status = git("status", "--porcelain", "--untracked-files=no", cwd=path)
         if not status.strip():
             return None
+        # the agent's identity, also over a GIT_AUTHOR_*/GIT_COMMITTER_* of the daemon's
+        # environment (a person's): an agent's work is never recorded as a person's
+        who = {f"GIT_{role}_{key}": value for role in ("AUTHOR", "COMMITTER")
+               for key, value in (("NAME", author), ("EMAIL", f"{author}@aoi.invalid"))}
         git("-c", f"user.name={author}", "-c", f"user.email={author}@aoi.invalid",
-            "commit", "-q", "--no-verify", "-m", message, cwd=path)
+            "commit", "-q", "--no-verify", "-m", message, cwd=path, env=who)
         return str(pygit2.Repository(str(path)).head.target)
 
     def remove(self, task_id: str) -> None:

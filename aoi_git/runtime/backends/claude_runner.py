@@ -32,6 +32,7 @@ import fnmatch
 import json
 import os
 import sys
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -422,6 +423,29 @@ def build_prompt(task: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+RESUME_PROMPT = (
+    "Your run of this task was stopped before you finished (paused, preempted or "
+    "reassigned) and now goes on in the same session and worktree: your files are as you "
+    "left them. Check where you were and continue the task from there; finish as before, "
+    f"with `{MCP_PREFIX}report_result`."
+)
+
+
+def start_session(config: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """The options that start (or resume) this run's session, and its id. The id is noted
+    in `$AOI_SESSION_FILE` before the run starts, so a run stopped at any moment can be
+    resumed: the daemon keeps it with the suspended task (`extra.session`)."""
+    resume = str(config.get("resume_session") or "")
+    sid = resume or str(uuid.uuid4())
+    path = os.environ.get("AOI_SESSION_FILE")
+    if path:
+        try:
+            Path(path).write_text(sid + "\n")
+        except OSError as exc:
+            print(f"aoi claude runner: cannot note the session: {exc}", file=sys.stderr)
+    return ({"resume": resume} if resume else {"session_id": sid}), sid
+
+
 def cli_env(config: Mapping[str, Any]) -> dict[str, str]:
     """The runner's own ANTHROPIC_*/CLAUDE_CODE_* etc. variables, passed on explicitly."""
     env = {
@@ -482,6 +506,8 @@ def build_options(
     for key in ("fallback_model", "effort", "cli_path", "add_dirs"):
         if options.get(key):
             kwargs[key] = options[key]
+    session, _ = start_session(config)
+    kwargs.update(session)
     return ClaudeAgentOptions(**kwargs)
 
 
@@ -531,7 +557,8 @@ async def run_agent(
     reflection: str | None = None
     try:
         async with ClaudeSDKClient(options=options) as client:
-            await client.query(build_prompt(task))
+            await client.query(RESUME_PROMPT if config.get("resume_session")
+                               else build_prompt(task))
             result = await _consume(client, state, max_tokens, collect=texts)
             if result is None:
                 state.error = state.error or "claude run ended without a result"

@@ -15,17 +15,16 @@ beyond a generous bound) and look for the agents' processes from outside.
 
 from __future__ import annotations
 
-import json
 import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 import yaml
-from kit import AOI_BIN, PERSON_NAME, git
+from kit import PERSON_NAME, git, lines
 from test_daemon import Org, save, wait_for
+from test_org_loop import commit_of
 
 from aoi_git.domain.model import Status
 
@@ -101,6 +100,11 @@ def branch_file(org: Org, tid: str, path: str) -> str:
 
 def tip_author(org: Org, tid: str) -> str:
     return git(org.root, "log", "-1", "--format=%an <%ae>", f"aoi/{tid}").strip()
+
+
+def status(org: Org, tid: str) -> S | None:
+    t = org.tasks().get(tid)
+    return t.status if t is not None else None
 
 
 def go(org: Org, tid: str) -> None:
@@ -196,6 +200,172 @@ def test_editing_a_running_tasks_assignee_hands_it_over_and_the_old_agent_never_
     assert any("handed over from eng-1 to eng-2" in x for x in t.feedback_texts())
     assert org.transitions("job")[:4] == [
         "new->pending", "pending->processing", "processing->pending", "pending->processing"]
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(30) == 0, org.output(daemon)
+    org.assert_clean()
+
+
+# ---------------------------------------------------------- 2. pause, resume, preempt
+
+def test_a_paused_task_keeps_its_worktree_and_resumes_where_it_was(org: Org) -> None:
+    setup(org, "eng-1")
+    org.new("job", description="hold", priority=5)
+    org.new("other")
+    daemon = org.start()
+    wait_for(lambda: wrote(org, "job"), what="the agent to write")
+    assert ok(org, "task", "pause", "job", "-m", "the design changes").strip() == "paused job"
+    wait_for(lambda: not agents_of(org, "job"), timeout=STOP_BOUND_S,
+             what="the paused run to end")
+    wait_for(lambda: status(org, "other") is S.FINISHED, what="the freed slot to be used")
+    t = org.task("job")
+    assert t.status is S.SUSPENDED and t.attempts == 0
+    assert t.bookkeeping.resuming and t.bookkeeping.preempted_by is None
+    assert t.cost["seconds"] > 0
+    # its worktree stays as it was (ignored files too); its work is on its branch as well
+    worktree = org.root / ".aoi" / "worktrees" / "job"
+    assert (worktree / "cache" / "state").read_text() == "cache of run 1\n"
+    assert branch_file(org, "job", "work-job.txt") == "run 1 by eng-1\n"
+    assert tip_author(org, "job") == "eng-1 <eng-1@aoi.invalid>"
+    assert "Aoi-Actor: human:" in commit_of(org, "job", "processing->suspended")
+    ok(org, "task", "resume", "job")
+    wait_for(lambda: wrote(org, "job", 2), what="the resumed run")
+    assert told(org, "job") == [["1", "eng-1", "-", "fresh"], ["2", "eng-1", "1", "resuming"]]
+    assert (org.shared / "seen-job-2.txt").read_text() == "run 1 by eng-1\n"
+    assert (org.shared / "cache-job-2.txt").read_text() == "cache of run 1\n"
+    go(org, "job")
+    wait_for(lambda: status(org, "job") is S.FINISHED, what="the resumed task to finish")
+    assert org.in_base("work-job.txt") == "run 1 by eng-1\nrun 2 by eng-1\n"
+    t = org.task("job")
+    assert t.attempts == 0 and not t.bookkeeping.resuming
+    assert org.transitions("job")[:6] == [
+        "new->pending", "pending->processing", "processing->suspended", "suspended->pending",
+        "pending->processing", "processing->completed"]
+    # what a person cannot pause or resume: one line, status 1
+    for args, says in ((("pause", "job"), "only a running"),
+                       (("resume", "other"), "only a suspended")):
+        out = org.aoi("task", *args)
+        assert out.returncode == 1 and says in out.stderr and len(lines(out.stderr)) == 1
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(30) == 0, org.output(daemon)
+    org.assert_clean()
+
+
+def test_a_task_that_outranks_a_running_one_preempts_it_and_it_resumes_after(
+        org: Org) -> None:
+    setup(org, "eng-1", scheduling={"preempt": {"min_priority_gap": 50}})
+    org.new("low", description="hold", priority=0)
+    daemon = org.start()
+    wait_for(lambda: wrote(org, "low"), what="the low-priority agent to write")
+    org.new("urgent", priority=100)
+    wait_for(lambda: not agents_of(org, "low"), timeout=STOP_BOUND_S,
+             what="the preempted run to end")
+    wait_for(lambda: status(org, "urgent") is S.FINISHED, what="the urgent task")
+    # then the preempted task resumes by itself, where it was, in the same worktree
+    wait_for(lambda: wrote(org, "low", 2), what="the preempted task to resume")
+    assert told(org, "low") == [["1", "eng-1", "-", "fresh"], ["2", "eng-1", "1", "resuming"]]
+    assert (org.shared / "cache-low-2.txt").read_text() == "cache of run 1\n"
+    go(org, "low")
+    wait_for(lambda: status(org, "low") is S.FINISHED, what="the resumed task to finish")
+    low = org.task("low")
+    assert low.attempts == 0 and low.bookkeeping.preempted_by is None
+    assert org.in_base("work-low.txt") == "run 1 by eng-1\nrun 2 by eng-1\n"
+    assert org.transitions("low")[:5] == [
+        "new->pending", "pending->processing", "processing->suspended",
+        "suspended->processing", "processing->completed"]
+    body = commit_of(org, "low", "processing->suspended")
+    assert "Aoi-Actor: daemon:" in body and "preempted by urgent" in body
+    # one run at a time: urgent ran between low's two runs, never beside them
+    order = [(ln[0], ln[1]) for ln in org.lines("told")]
+    assert order == [("low", "1"), ("urgent", "1"), ("low", "2")]
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(30) == 0, org.output(daemon)
+    org.assert_clean()
+
+
+def test_kill_9_between_a_suspension_and_the_end_of_its_run_recovers_it_to_resume(
+        org: Org) -> None:
+    setup(org, "eng-1")
+    org.new("job", description="hold")
+    daemon = org.start()
+    wait_for(lambda: wrote(org, "job"), what="the agent to write")
+    daemon.send_signal(signal.SIGKILL)
+    daemon.wait(10)
+    wait_for(lambda: not agents_of(org, "job"), timeout=STOP_BOUND_S,
+             what="the agent to die with its daemon")
+    # the suspension is committed, its run never settled: what a kill -9 right after the
+    # daemon's (or a person's) suspending commit leaves
+    ok(org, "task", "pause", "job")
+    assert org.task("job").status is S.SUSPENDED and not org.task("job").bookkeeping.resuming
+    daemon = org.start()
+    wait_for(lambda: org.task("job").bookkeeping.resuming, what="the recovery to settle it")
+    t = org.task("job")
+    assert t.status is S.SUSPENDED and t.attempts == 0 and org.runs("job") == 1
+    assert branch_file(org, "job", "work-job.txt") == "run 1 by eng-1\n"
+    assert tip_author(org, "job") == "eng-1 <eng-1@aoi.invalid>"
+    assert "the run of eng-1 was stopped" in org.daemon_log()
+    ok(org, "task", "resume", "job")
+    wait_for(lambda: wrote(org, "job", 2), what="the resumed run")
+    assert len(agents_of(org, "job")) >= 1
+    assert told(org, "job")[-1] == ["2", "eng-1", "1", "resuming"]
+    assert (org.shared / "cache-job-2.txt").read_text() == "cache of run 1\n"
+    go(org, "job")
+    wait_for(lambda: status(org, "job") is S.FINISHED, what="the task to finish")
+    assert org.runs("job") == 2
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(30) == 0, org.output(daemon)
+    org.assert_clean()
+
+
+# ------------------------------------------------------------------ 3. reassign
+
+def test_reassigning_a_running_task_hands_its_branch_to_the_new_assignee(org: Org) -> None:
+    setup(org, "eng-1", "eng-2", max_agents=2)
+    org.new("job", description="hold")
+    daemon = org.start()
+    wait_for(lambda: wrote(org, "job"), what="eng-1 to write")
+    ok(org, "task", "reassign", "job", "eng-2", "-m", "eng-1 is needed elsewhere")
+    wait_for(lambda: wrote(org, "job", 2), what="eng-2 to take over")
+    assert told(org, "job") == [["1", "eng-1", "-", "fresh"], ["2", "eng-2", "-", "handoff"]]
+    assert (org.shared / "seen-job-2.txt").read_text() == "run 1 by eng-1\n"
+    context = (org.root / ".aoi" / "runs" / "job" / "context.md").read_text()
+    assert "## Handed over to you from eng-1" in context
+    assert "eng-1 is needed elsewhere" in context and "aoi/job" in context
+    go(org, "job")
+    wait_for(lambda: status(org, "job") is S.FINISHED, what="the task to finish")
+    assert [ln[1] for ln in org.lines("end") if ln[0] == "job"] == ["2"]
+    assert org.in_base("work-job.txt") == "run 1 by eng-1\nrun 2 by eng-2\n"
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(30) == 0, org.output(daemon)
+    org.assert_clean()
+
+
+def test_reassigning_suspended_and_pending_tasks_and_what_cannot_be(org: Org) -> None:
+    setup(org, "eng-1", "eng-2")
+    org.new("job", description="hold")
+    org.new("later", depends_on=["job"])  # pending until job is finished
+    daemon = org.start()
+    wait_for(lambda: wrote(org, "job"), what="eng-1 to write")
+    ok(org, "task", "pause", "job")
+    wait_for(lambda: org.task("job").bookkeeping.resuming, what="the pause to settle")
+    ok(org, "task", "reassign", "later", "eng-2")  # pending, never ran: no handover
+    for args, says in ((("later", "nobody-here"), "no active employee"),
+                       (("later", "ceo"), "is a person"),
+                       (("later", "eng-2"), "already assigned to eng-2")):
+        out = org.aoi("task", "reassign", *args)
+        assert out.returncode == 1 and says in out.stderr and len(lines(out.stderr)) == 1
+    ok(org, "task", "reassign", "job", "eng-2")  # suspended: handed over, back in the queue
+    wait_for(lambda: wrote(org, "job", 2), what="eng-2 to take over")
+    go(org, "job")
+    wait_for(lambda: status(org, "job") is S.FINISHED and status(org, "later") is S.FINISHED,
+             what="both tasks to finish")
+    assert told(org, "job") == [["1", "eng-1", "-", "fresh"], ["2", "eng-2", "1", "handoff"]]
+    assert (org.shared / "cache-job-2.txt").read_text() == "cache of run 1\n"
+    assert told(org, "later") == [["1", "eng-2", "-", "fresh"]]
+    assert org.transitions("job")[:5] == [
+        "new->pending", "pending->processing", "processing->suspended", "suspended->pending",
+        "pending->processing"]
+    out = org.aoi("task", "reassign", "job", "eng-1")
+    assert out.returncode == 1 and "only pending, processing or suspended" in out.stderr
     daemon.send_signal(signal.SIGTERM)
     assert daemon.wait(30) == 0, org.output(daemon)
     org.assert_clean()

@@ -93,9 +93,11 @@ def reassign(txn: Txn, task_id: str, assignee: str, employees: Mapping[str, Empl
         notes = (fb(txn.actor, "handoff", f"reassigned to {assignee}: {why}"),) if why else ()
         return txn.put(t.with_changes(assignee=assignee, feedback=(*t.feedback, *notes)))
     old = ran_by(t) or t.assignee or "nobody"
+    book = replace(t.bookkeeping, preempted_by=None, session=None, routed_to=None)
+    if not (t.status is S.SUSPENDED or t.cost.get("seconds")):  # it never ran: no handover
+        return txn.put(t.with_changes(assignee=assignee, bookkeeping=book))
     note = handoff_note(t, old, assignee) + (f" ({why})" if why else "")
-    book = replace(t.bookkeeping, preempted_by=None, session=None, routed_to=None,
-                   handoff_from=old if old in employees else None)
+    book = replace(book, handoff_from=old if old in employees else None)
     return txn.put(t.with_changes(status=S.PENDING, assignee=assignee, bookkeeping=book,
                                   feedback=(*t.feedback, fb(txn.actor, "handoff", note))))
 

@@ -7,8 +7,9 @@ take the slot of a running task whose priority is lower by at least the gap. So 
 suspended for another never outranks it by the gap in turn, and the two do not take
 turns suspending each other.
 
-- A waiter whose employee has no free slot needs a slot of that employee; one that only
-  lacks a slot of `limits.max_agents` can take any running task's.
+- A waiter whose employees (its assignee, or those of its `role:`) have no free slot
+  needs a slot of one of them; one that only lacks a slot of `limits.max_agents` can
+  take any running task's.
 - A run already being stopped (its task no longer `processing`) frees its slot soon: it
   serves the first waiter that could use it, so one shortage never suspends two tasks.
 - Among the runs a waiter may take, the lowest priority goes first, then the youngest
@@ -24,9 +25,9 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Waiter:
     task_id: str
-    employee: str  # the employee it would run on
+    employees: frozenset[str]  # who it may run on (several for a `role:` assignee)
     priority: int
-    employee_full: bool  # that employee has no free slot
+    employee_full: bool  # none of them has a free slot
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def choose(waiters: Sequence[Waiter], holders: Sequence[Holder], gap: int | None
         if not (w.employee_full or global_full):
             continue  # it lacks no slot: something else holds it back
         usable = [h for h in order if h.task_id not in taken and h.task_id != w.task_id
-                  and (not w.employee_full or h.employee == w.employee)]
+                  and (not w.employee_full or h.employee in w.employees)]
         leaving = next((h for h in usable if h.leaving), None)
         if leaving is not None:
             taken.add(leaving.task_id)

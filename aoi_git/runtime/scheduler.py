@@ -476,17 +476,29 @@ def _preemptions(state: SchedState, now: float, load: Mapping[str, int], global_
             break  # (dispatch order: no later task outranks the lowest running one either)
         if t.id in skip or not _startable(t, state, now):
             continue
-        emp = _route(t, state, load, now)
-        if emp is None or state.breakers.get(emp.backend.kind, 0.0) > now:
-            continue
-        waiters.append(preemption.Waiter(
-            t.id, emp.id, t.priority, load.get(emp.id, 0) >= emp.capacity.concurrency))
+        options = _route_options(t, state, now)
+        if options:
+            waiters.append(preemption.Waiter(
+                t.id, frozenset(e.id for e in options), t.priority,
+                all(load.get(e.id, 0) >= e.capacity.concurrency for e in options)))
     holders = [preemption.Holder(r.task_id, r.employee, tasks[r.task_id].priority,
                                  tasks[r.task_id].created or "",
                                  leaving=tasks[r.task_id].status is not S.PROCESSING)
                for r in state.running.values() if r.task_id in tasks]
     return [Suspend(p.victim, p.for_task, p.reason) for p in
             preemption.choose(waiters, holders, state.config.preempt_gap, global_full)]
+
+
+def _route_options(t: Task, state: SchedState, now: float) -> list[Employee]:
+    """Every employee `_route` could give `t` to (its backend not paused)."""
+    who = t.assignee or ""
+    if who.startswith("role:") and not t.bookkeeping.resuming:
+        pool = [e for e in state.employees.values()
+                if e.role == who[5:] and e.status is not EmployeeStatus.OFFBOARDED]
+    else:
+        kept = _route(t, state, {}, now)
+        pool = [kept] if kept is not None else []
+    return [e for e in pool if state.breakers.get(e.backend.kind, 0.0) <= now]
 
 
 def _startable(t: Task, state: SchedState, now: float) -> bool:

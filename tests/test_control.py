@@ -50,6 +50,8 @@ with open(work, "a") as fh:
     fh.write(f"run {n} by {os.environ['AOI_EMPLOYEE']}\\n")
 cache.mkdir(exist_ok=True)
 (cache / "state").write_text(f"cache of run {n}\\n")
+pathlib.Path(os.environ["AOI_USAGE_FILE"]).write_text(json.dumps({"usd": 0.05,
+                                                                  "input_tokens": 7}))
 note("wrote", n)
 if TASK.get("description") == "hold":
     deadline = time.time() + 60
@@ -167,7 +169,8 @@ def test_cancelling_a_running_task_stops_its_run_keeps_its_work_and_frees_the_sl
     assert tip_author(org, long) == "eng-1 <eng-1@aoi.invalid>"
     assert PERSON_NAME not in git(org.root, "log", "--format=%an %cn", f"main..aoi/{long}")
     # and what it spent (its seconds) is on the task and in the settling commit
-    assert t.cost["seconds"] > 0
+    assert t.cost["seconds"] > 0 and t.cost["usd"] == pytest.approx(0.05)
+    assert t.cost["input_tokens"] == 7
     body = git(org.root, "log", "-1", "--format=%B", "--grep", "was stopped", "--", "tasks")
     assert f"Aoi-Task: {long}" in body and "Aoi-Cost-Seconds" in body \
         and "Aoi-Employee: eng-1" in body
@@ -227,6 +230,9 @@ def test_a_paused_task_keeps_its_worktree_and_resumes_where_it_was(org: Org) -> 
     assert branch_file(org, "job", "work-job.txt") == "run 1 by eng-1\n"
     assert tip_author(org, "job") == "eng-1 <eng-1@aoi.invalid>"
     assert "Aoi-Actor: human:" in commit_of(org, "job", "processing->suspended")
+    # it waits for a person, who sees it in `aoi status`
+    needs = ok(org, "status").split("needs a person:")[1]
+    assert any("job" in ln and "suspended" in ln for ln in needs.splitlines())
     ok(org, "task", "resume", "job")
     wait_for(lambda: wrote(org, "job", 2), what="the resumed run")
     assert told(org, "job") == [["1", "eng-1", "-", "fresh"], ["2", "eng-1", "1", "resuming"]]

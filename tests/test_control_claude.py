@@ -99,6 +99,7 @@ def test_a_paused_claude_agent_resumes_its_own_session(setup: tuple[LoopOrg, Wri
                  what="the pause to settle")
         t = org.task("notes")
         assert t.status is S.SUSPENDED and t.bookkeeping.session == session
+        assert t.cost["input_tokens"] >= 100  # what the stopped run noted it had spent
         assert (org.root / ".aoi" / "worktrees" / "notes" / "part1.txt").exists()
         org.ok("task", "resume", "notes")
         wait_for(lambda: org.task("notes").status is S.FINISHED, timeout=90,

@@ -76,7 +76,7 @@ def launch(task: Task, emp: Employee, backend: Backend, *, store: Store, org: Or
            "AOI_CONTEXT_FILE": str(files.context), "AOI_RESULT_FILE": str(files.result),
            "AOI_ORG_DIR": str(org_root), "AOI_AGENT_CONFIG": str(files.config),
            "AOI_EMPLOYEE": emp.id, "AOI_WORKSPACE_BASE": workspace.base,
-           "AOI_SESSION_FILE": str(files.session)}
+           "AOI_SESSION_FILE": str(files.session), "AOI_USAGE_FILE": str(files.usage)}
     if resuming:
         env["AOI_RESUMING"] = "1"
     proc = agent_run.spawn(backend.command(emp), files=files, cwd=cwd, env=env,

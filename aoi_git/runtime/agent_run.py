@@ -83,6 +83,22 @@ class RunFiles:
         return self.folder / "exit"
 
     @property
+    def usage(self) -> Path:
+        """What the agent noted of its spending so far (`AOI_USAGE_FILE`)."""
+        return self.folder / "usage.json"
+
+    def read_usage(self) -> dict[str, float]:
+        """The usage the agent noted, read like a result's (for a run stopped before it
+        reported one)."""
+        try:
+            if self.usage.stat().st_size > MAX_RESULT_BYTES:
+                return {}
+            data = json.loads(self.usage.read_text())
+        except (OSError, ValueError):
+            return {}
+        return _from_json({"usage": data}).usage if isinstance(data, dict) else {}
+
+    @property
     def session(self) -> Path:
         """Where a backend that can resume a session notes its id (`AOI_SESSION_FILE`)."""
         return self.folder / "session"
@@ -114,7 +130,7 @@ class RunFiles:
     def clear_outcome(self) -> None:
         """Forget what an earlier run left (result, exit status, pid). Done before the
         claim is committed, so whatever recovery finds here belongs to the current claim."""
-        for stale in (self.result, self.exit, self.meta):
+        for stale in (self.result, self.exit, self.meta, self.usage):
             stale.unlink(missing_ok=True)
 
     def read_exit(self) -> int | None:

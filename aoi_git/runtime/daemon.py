@@ -416,10 +416,11 @@ class Daemon:
             org = self.executor.org
             stop = a.stop or stop_for(org.tasks.get(a.task_id), a.employee, org.employees)
             if stop is not None:  # (also one that ended by itself as it was stopped)
+                usage = result.usage or a.files.read_usage()
                 self.executor.end_stopped_run(
-                    a.task_id, a.employee, stop[0], stop[1], result.usage, now,
+                    a.task_id, a.employee, stop[0], stop[1], usage, now,
                     RunInfo(a.started, a.fresh_tip, a.before), a.files.read_session())
-                self.spending.add(a.employee, float(result.usage.get("usd", 0.0)))
+                self.spending.add(a.employee, float(usage.get("usd", 0.0)))
                 return
             if emp is None:
                 raise AoiError(f"employee {a.employee} is gone")

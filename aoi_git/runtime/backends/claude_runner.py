@@ -356,6 +356,8 @@ class RunState:
     session_id: str | None = None
     seen_messages: set[str] = field(default_factory=set)
     live_tokens: int = 0  # tokens seen in assistant messages so far (for max_tokens)
+    live_input: int = 0  # (the same, by kind: what `note_usage` writes)
+    live_output: int = 0
 
     def add_result(self, msg: ResultMessage) -> None:
         usage = msg.usage or {}
@@ -446,6 +448,19 @@ def start_session(config: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
     return ({"resume": resume} if resume else {"session_id": sid}), sid
 
 
+def note_usage(state: RunState) -> None:
+    """What the run has spent so far, in `$AOI_USAGE_FILE`: the daemon reads it when the
+    run is stopped before it reports (paused, preempted, cancelled)."""
+    path = os.environ.get("AOI_USAGE_FILE")
+    if not path:
+        return
+    usage = {"input_tokens": state.live_input, "output_tokens": state.live_output}
+    try:
+        write_result(Path(path), usage)
+    except OSError as exc:
+        print(f"aoi claude runner: cannot note the usage: {exc}", file=sys.stderr)
+
+
 def cli_env(config: Mapping[str, Any]) -> dict[str, str]:
     """The runner's own ANTHROPIC_*/CLAUDE_CODE_* etc. variables, passed on explicitly."""
     env = {
@@ -528,6 +543,9 @@ async def _consume(
                     state.seen_messages.add(key)
                     state.live_tokens += int(msg.usage.get("input_tokens") or 0)
                     state.live_tokens += int(msg.usage.get("output_tokens") or 0)
+                    state.live_input += int(msg.usage.get("input_tokens") or 0)
+                    state.live_output += int(msg.usage.get("output_tokens") or 0)
+                    note_usage(state)
                 if max_tokens and state.live_tokens > max_tokens and not interrupted:
                     interrupted = True
                     state.error = (

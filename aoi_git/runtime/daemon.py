@@ -413,6 +413,8 @@ class Daemon:
                 self.executor.workspace.remove(a.task_id)
                 self._log(f"{a.task_id}: killed by the cold stop; back to pending")
                 return
+            if a.stop is None and self.executor.head_moved():  # a person's last word
+                self.executor.refresh()
             org = self.executor.org
             stop = a.stop or stop_for(org.tasks.get(a.task_id), a.employee, org.employees)
             if stop is not None:  # (also one that ended by itself as it was stopped)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from aoi_git.domain.budget import over_budget
-from aoi_git.domain.control import Stop
+from aoi_git.domain.control import Stop, stop_for
 from aoi_git.domain.model import Actor, Employee, Kind, Status, Task
 from aoi_git.domain.result import AgentResult
 from aoi_git.errors import AoiError, IllegalTransition
@@ -381,6 +381,15 @@ class Executor:
         outcome = [""]
 
         def build(txn: Txn) -> None:
+            # (checked at the head the commit is built on: a cancel, pause or reassignment
+            # committed as the run ended wins, and the agent does not complete the task)
+            stop = stop_for(txn.get(task_id), emp.id, self.org.employees)
+            if stop is not None:
+                control.settle_stopped(txn, task_id, employee=emp.id, stop=stop[0],
+                                       why=stop[1], usage=result.usage, seconds=seconds,
+                                       session=None, now=now)
+                outcome[0] = "stopped"
+                return
             outcome[0] = flow.apply_result(
                 txn, task_id=task_id, result=result, employee=emp, tasks=self.org.tasks,
                 employees=self.org.employees, config=self.org.config, branch=branch,

@@ -17,7 +17,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -720,10 +719,8 @@ def test_deadlock_fails_the_stalling_root_and_until_idle_exits(org: LoopOrg) -> 
     org.new("legacy", "Legacy job", assignee="gone")
     org.new("next", "Next job", depends_on=["legacy"])
     org.new("release", "Plan the release", assignee="lead")
-    t0 = time.monotonic()
-    out = org.aoi("daemon", "--until-idle", timeout=60)
+    out = org.aoi("daemon", "--until-idle", timeout=60)  # a stall would end in the timeout
     assert out.returncode == 0, out.stderr
-    assert time.monotonic() - t0 < 30
     tasks = org.tasks()
     # `legacy` can never run (its assignee left): it is failed and a person is asked
     legacy = tasks["legacy"]
@@ -806,12 +803,9 @@ def test_cancellation_cascades_in_one_commit(org: LoopOrg) -> None:
 def test_aoi_demo_runs_end_to_end_offline(tmp_path: Path) -> None:
     target = tmp_path / "demo"
     env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
-    t0 = time.monotonic()
     out = subprocess.run([str(AOI_BIN), "demo", "--dir", str(target)], capture_output=True,
                          text=True, timeout=90, env=env, check=False)
-    elapsed = time.monotonic() - t0
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert elapsed < 60
     m = re.search(r"^root (t-[a-z0-9]+): finished in", out.stdout, re.M)
     assert m, out.stdout[-2000:]
     root = m.group(1)

@@ -5,7 +5,9 @@ reaper's thread reports each exit), by a signal, or by the next deadline (a time
 retry time, an index flush). With nothing to do it uses no CPU. Each tick reconciles
 (finished processes, timeouts, a head moved by someone else, a person's saved files),
 asks the pure scheduler what to do, and has the executor commit it; the daemon itself
-only starts, watches and stops agent processes. Every state change is one commit.
+only starts, watches and stops agent processes. A run its task no longer wants
+(cancelled, paused, preempted or reassigned: `domain.control`) is stopped at once, as a
+unit, and settled by the executor. Every state change is one commit.
 
 Nothing one file or one action does stops the loop: an exception while handling one is
 logged with its traceback to `.aoi/daemon.log`, listed under `problems` in the status
@@ -475,7 +477,7 @@ class Daemon:
             self.executor.keep_work(task.id, ran, "stopped")  # settled before the restart
             return
         if stop is not None:  # stopped while the daemon was down, or as it died
-            self.executor.end_stopped_run(task.id, ran, stop[0], stop[1], {},
+            self.executor.end_stopped_run(task.id, ran, stop[0], stop[1], files.read_usage(),
                                           self.clock.wall(), None, files.read_session())
             self._log(f"{task.id}: the run of {ran} was stopped ({stop[1]}); settled")
             return

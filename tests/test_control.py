@@ -306,6 +306,7 @@ def test_kill_9_between_a_suspension_and_the_end_of_its_run_recovers_it_to_resum
     wait_for(lambda: org.task("job").bookkeeping.resuming, what="the recovery to settle it")
     t = org.task("job")
     assert t.status is S.SUSPENDED and t.attempts == 0 and org.runs("job") == 1
+    assert t.cost["input_tokens"] == 7  # what the killed agent noted it had spent
     assert branch_file(org, "job", "work-job.txt") == "run 1 by eng-1\n"
     assert tip_author(org, "job") == "eng-1 <eng-1@aoi.invalid>"
     assert "the run of eng-1 was stopped" in org.daemon_log()

@@ -166,7 +166,7 @@ def test_cancelling_a_running_task_stops_its_run_keeps_its_work_and_frees_the_sl
     assert org.runs(long) == 1 and not any(ln[0] == long for ln in org.lines("end"))
     # what it wrote is on its branch, committed as the agent's work, not a person's
     assert branch_file(org, long, f"work-{long}.txt") == "run 1 by eng-1\n"
-    assert tip_author(org, long) == "eng-1 <eng-1@aoi.invalid>"
+    assert tip_author(org, long) == "eng-1 (agent) <eng-1@aoi.invalid>"
     assert PERSON_NAME not in git(org.root, "log", "--format=%an %cn", f"main..aoi/{long}")
     # and what it spent (its seconds) is on the task and in the settling commit
     assert t.cost["seconds"] > 0 and t.cost["usd"] == pytest.approx(0.05)
@@ -228,7 +228,7 @@ def test_a_paused_task_keeps_its_worktree_and_resumes_where_it_was(org: Org) -> 
     worktree = org.root / ".aoi" / "worktrees" / "job"
     assert (worktree / "cache" / "state").read_text() == "cache of run 1\n"
     assert branch_file(org, "job", "work-job.txt") == "run 1 by eng-1\n"
-    assert tip_author(org, "job") == "eng-1 <eng-1@aoi.invalid>"
+    assert tip_author(org, "job") == "eng-1 (agent) <eng-1@aoi.invalid>"
     assert "Aoi-Actor: human:" in commit_of(org, "job", "processing->suspended")
     # it waits for a person, who sees it in `aoi status`
     needs = ok(org, "status").split("needs a person:")[1]
@@ -308,7 +308,7 @@ def test_kill_9_between_a_suspension_and_the_end_of_its_run_recovers_it_to_resum
     assert t.status is S.SUSPENDED and t.attempts == 0 and org.runs("job") == 1
     assert t.cost["input_tokens"] == 7  # what the killed agent noted it had spent
     assert branch_file(org, "job", "work-job.txt") == "run 1 by eng-1\n"
-    assert tip_author(org, "job") == "eng-1 <eng-1@aoi.invalid>"
+    assert tip_author(org, "job") == "eng-1 (agent) <eng-1@aoi.invalid>"
     assert "the run of eng-1 was stopped" in org.daemon_log()
     ok(org, "task", "resume", "job")
     wait_for(lambda: wrote(org, "job", 2), what="the resumed run")

@@ -375,9 +375,13 @@ def test_commit_time_is_now_and_author_is_the_actor_for_machines(org_dir: Path) 
     store = Store(org_dir)
     tid = new_task(store)
     commit(store, lambda txn: txn.update(tid, status=Status.PROCESSING), DAEMON)
-    author = git(org_dir, "log", "-1", "--format=%an|%ae").strip()
-    assert author == f"{socket.gethostname()} (daemon)|{socket.gethostname()}@aoi.invalid"
-    assert os.environ["GIT_COMMITTER_NAME"] in git(org_dir, "log", "-1", "--format=%cn")
+    host = f"{socket.gethostname()} (daemon)|{socket.gethostname()}@aoi.invalid"
+    assert git(org_dir, "log", "-1", "--format=%an|%ae").strip() == host
+    # committed by the daemon's host, not under the person's name from the environment
+    assert git(org_dir, "log", "-1", "--format=%cn|%ce").strip() == host
+    assert os.environ["GIT_COMMITTER_NAME"] not in git(org_dir, "log", "-1", "--format=%cn")
+    commit(store, lambda txn: txn.update(tid, title="Renamed"), HUMAN)
+    assert git(org_dir, "log", "-1", "--format=%cn").strip() == os.environ["GIT_COMMITTER_NAME"]
 
 
 def test_big_blobs_are_read_from_memory_and_stay_exact(org_dir: Path, tmp_path: Path,

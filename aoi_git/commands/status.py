@@ -11,6 +11,7 @@ from aoi_git.commands.cli_context import App
 from aoi_git.domain.model import Kind, Status
 from aoi_git.org.person_edits import pending_problems
 from aoi_git.runtime.scheduler import SchedState, resumable, waits_on_person
+from aoi_git.store.clone_setup import SETUP_FIX, missing_setup
 from aoi_git.store.history import records
 
 
@@ -72,6 +73,7 @@ def collect(app: App) -> dict[str, Any]:
         "problems": daemon.get("problems", []),
         "cost_today_usd": round(cost_today, 6),
         "counts": {s.value: sum(1 for t in org.tasks.values() if t.status is s) for s in Status},
+        "setup_missing": missing_setup(app.store.repo),
     }
 
 
@@ -93,6 +95,8 @@ def status(app: App, as_json: bool) -> None:
     d = info["daemon"]
     state = f"running (pid {d['pid']})" if d["running"] else "not running"
     click.echo(f"org {info['org']}: daemon {state}")
+    if info["setup_missing"]:
+        click.echo(f"this clone lacks {', '.join(info['setup_missing'])}: {SETUP_FIX}")
     counts = ", ".join(f"{k} {v}" for k, v in info["counts"].items() if v)
     click.echo(f"tasks: {counts or 'none'}")
     click.echo("\nemployees:")

@@ -21,6 +21,7 @@ from aoi_git.org.organisation import Org
 from aoi_git.org.tool_access import allowed_tools
 from aoi_git.runtime import agent_run, run_unit, sandbox
 from aoi_git.runtime.backends.base import AgentConfig, Backend
+from aoi_git.store.identity import agent_git_env
 from aoi_git.store.org_store import Store
 from aoi_git.store.tree_snapshot import Snapshot
 from aoi_git.store.worktrees import NewWorktree, Workspace
@@ -76,7 +77,8 @@ def launch(task: Task, emp: Employee, backend: Backend, *, store: Store, org: Or
            "AOI_CONTEXT_FILE": str(files.context), "AOI_RESULT_FILE": str(files.result),
            "AOI_ORG_DIR": str(org_root), "AOI_AGENT_CONFIG": str(files.config),
            "AOI_EMPLOYEE": emp.id, "AOI_WORKSPACE_BASE": workspace.base,
-           "AOI_SESSION_FILE": str(files.session), "AOI_USAGE_FILE": str(files.usage)}
+           "AOI_SESSION_FILE": str(files.session), "AOI_USAGE_FILE": str(files.usage),
+           **agent_git_env(emp.id)}
     if resuming:
         env["AOI_RESUMING"] = "1"
     proc = agent_run.spawn(backend.command(emp), files=files, cwd=cwd, env=env,

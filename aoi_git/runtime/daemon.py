@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
-import logging
 import os
 import signal
 import socket
@@ -35,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TextIO
 
 from aoi_git.domain.control import stop_for
 from aoi_git.domain.model import Actor, ActorKind, Employee, Status, Task
@@ -47,6 +46,7 @@ from aoi_git.runtime.backends.base import Backend
 from aoi_git.runtime.backends.registry import load_backends
 from aoi_git.runtime.breakers import Breakers
 from aoi_git.runtime.clock import Clock
+from aoi_git.runtime.daemon_log import DaemonLog
 from aoi_git.runtime.executor import Executor, RunInfo, freeze_heap, keeps_worktree
 from aoi_git.runtime.index_flush import IndexFlush
 from aoi_git.runtime.locks import DaemonLock, SlotLock, take_slot, take_task_lock
@@ -62,7 +62,6 @@ from aoi_git.store.trash import Trash
 from aoi_git.store.txn import now_iso
 from aoi_git.store.worktrees import NewWorktree
 
-log = logging.getLogger("aoi.daemon")
 S = Status
 # `git gc --auto` (see Daemon._pack): a long-running daemon runs it when it goes idle after
 # IDLE_GC_COMMITS commits; an --until-idle run at its exit, past EXIT_GC_FACTOR x gc.auto
@@ -79,6 +78,7 @@ class DaemonOptions:
     grace_s: float | None = None
     watch: bool = True
     on_commit: Callable[[str, str], None] | None = None  # (actor, subject line): progress
+    echo: TextIO | None = None  # where the log's lines are echoed too (stderr for a service)
 
 
 class Daemon:
@@ -88,6 +88,7 @@ class Daemon:
         self.opts = options or DaemonOptions()
         self.clock = clock or Clock()
         self.aoi = self.root / ".aoi"
+        self.log_file = DaemonLog(self.aoi / "daemon.log", self.clock.wall, self.opts.echo)
         self.runs_dir = self.aoi / "runs"
         self.status = StatusFile(self.aoi / "daemon" / "status.json")
         self.index_journal = index_journal.journal_path(self.root)
@@ -118,11 +119,23 @@ class Daemon:
         self.idle = False
         self.ticks = 0
         self.lock_busy = False  # a dispatch found its task or slot lock taken
+        self.reload_asked = False
 
     # ----------------------------------------------------------------- set-up
     def _signal(self, signum: int, frame: FrameType | None) -> None:
         self.stop_level += 1
         self.wake.set()
+
+    def _hangup(self, signum: int, frame: FrameType | None) -> None:
+        self.reload_asked = True  # (SIGHUP: `systemctl reload`) acted on by the loop
+        self.wake.set()
+
+    def _reload(self) -> None:
+        """Read the org again from HEAD (aoi.yaml included) and rescan people's files."""
+        self.reload_asked = False
+        self.executor.refresh()
+        self.person_files.rescan = True
+        self._log("reloaded: aoi.yaml and the org read again (SIGHUP)")
 
     def _start_watcher(self) -> None:
         from aoi_git.runtime.watcher import start_watcher
@@ -142,6 +155,7 @@ class Daemon:
         sandbox.require(self.executor.org.config.sandbox)  # no agent runs unconfined by accident
         self.lock.acquire()
         prev = {s: signal.signal(s, self._signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        prev[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._hangup)
         sys.setswitchinterval(0.0005)
         try:
             self._log(f"daemon started on {self.root} (pid {os.getpid()})")
@@ -152,6 +166,8 @@ class Daemon:
             while True:
                 now = self.clock.wall()
                 try:
+                    if self.reload_asked:
+                        self._reload()
                     next_wake = self.tick(now)
                 except Exception as exc:  # not one action's or file's: the tick's own
                     self.problems.record("the daemon's tick", exc)
@@ -513,9 +529,4 @@ class Daemon:
         self.status.write(data)
 
     def _log(self, msg: str) -> None:
-        line = f"{now_iso(self.clock.wall())} {msg}"
-        log.info(msg)
-        path = self.aoi / "daemon.log"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a") as fh:
-            fh.write(line + "\n")
+        self.log_file(msg)

@@ -9,6 +9,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pygit2
+
 from aoi_git.errors import AoiError
 from aoi_git.store.git import git
 
@@ -18,11 +20,14 @@ __all__ = [
     "MERGE_DRIVER_NAME",
     "install_hooks",
     "install_merge_driver",
+    "missing_setup",
 ]
 
 MERGE_DRIVER_NAME = "aoi-task"
 GITATTRIBUTES_LINE = f"tasks/**/*.yaml merge={MERGE_DRIVER_NAME}"
 HOOK_MARKER = "# aoi-hook"
+CLIENT_HOOKS = ("pre-commit", "commit-msg", "post-commit")  # what a person's clone runs
+SETUP_FIX = "run `aoi init` in this clone to install them (it changes nothing else)"
 
 # The names git runs as hooks (githooks(5)); anything else in the source folder is ignored.
 GIT_HOOK_NAMES = frozenset(
@@ -69,6 +74,35 @@ def _ensure_gitattributes(path: Path) -> bool:
     return True
 
 
+def missing_setup(repo: pygit2.Repository) -> list[str]:
+    """What of aoi's per-clone setup this clone lacks: the task merge driver, the hooks
+    a person's commits run. Read with pygit2, no git process."""
+    missing = []
+    try:
+        has_driver = bool(repo.config[f"merge.{MERGE_DRIVER_NAME}.driver"])
+    except KeyError:
+        has_driver = False
+    if not has_driver:
+        missing.append(f"the task merge driver (merge.{MERGE_DRIVER_NAME})")
+    try:
+        configured: str | None = repo.config["core.hooksPath"]
+    except KeyError:
+        configured = None
+    hooks = Path(repo.path) / "hooks"
+    if configured:
+        hooks = Path(configured).expanduser()
+        if not hooks.is_absolute():
+            hooks = Path(repo.workdir or repo.path) / hooks
+    for name in CLIENT_HOOKS:
+        try:
+            ours = _is_ours((hooks / name).read_bytes())
+        except OSError:
+            ours = False
+        if not ours:
+            missing.append(f"the {name} hook")
+    return missing
+
+
 def _hooks_dir(repo_dir: Path) -> Path:
     """Where git looks for hooks: honours core.hooksPath and linked worktrees."""
     hooks = Path(git("rev-parse", "--git-path", "hooks", cwd=repo_dir).rstrip("\n"))
@@ -76,7 +110,10 @@ def _hooks_dir(repo_dir: Path) -> Path:
 
 
 def _is_ours(content: bytes) -> bool:
-    return any(line.strip() == HOOK_MARKER.encode() for line in content.splitlines())
+    """Has the marker line (`# aoi-hook` alone, or `# aoi-hook: what it does`)."""
+    marker = HOOK_MARKER.encode()
+    return any(line.strip() == marker or line.startswith(marker + b":")
+               for line in content.splitlines())
 
 
 def _make_executable(path: Path) -> None:

@@ -72,6 +72,10 @@ def _record(sha: str, ct: int, subject: str, body: str) -> Record | None:
     actor = next((v for k, v in trailers if k == "Aoi-Actor"), None)
     if actor is None:
         return None
+    if subject.endswith("\u2026"):  # cut at 72 characters: the whole line opens the body
+        blocks = body.lstrip("\n").split("\n\n", 2)
+        if len(blocks) > 1 and blocks[1].startswith(subject[:-1].rstrip()):
+            subject = blocks[1]
     rec = Record(sha, ct, subject, body, actor, trailers=trailers)
     pending_task: str | None = None
     for k, v in trailers:
@@ -91,4 +95,7 @@ def _record(sha: str, ct: int, subject: str, body: str) -> Record | None:
 def body_text(rec: Record) -> str:
     """The commit body between the subject and the trailers (e.g. review feedback)."""
     blocks = rec.body.rstrip("\n").split("\n\n")
-    return "\n\n".join(blocks[1:-1]).strip()
+    middle = blocks[1:-1]
+    if middle and middle[0] == rec.subject:  # the whole of a cut subject, not a text
+        middle = middle[1:]
+    return "\n\n".join(middle).strip()

@@ -36,6 +36,7 @@ from aoi_git.store import index_journal, index_lock, person_commit
 from aoi_git.store.git import git, git_detached
 from aoi_git.store.head_view import HeadView, remember_blob
 from aoi_git.store.history_index import HistoryIndex
+from aoi_git.store.identity import actor_ident, host_ident
 from aoi_git.store.task_cache import TaskCache, TaskIndex
 
 _RETRYABLE = (
@@ -65,6 +66,7 @@ class Change:
     extra_parents: tuple[str, ...] = ()  # e.g. the task branch tip for a merge
     base_tree: str | None = None  # a merged tree to start from instead of the head's
     in_work_tree: tuple[str, ...] = ()  # paths whose work-tree file holds the new bytes already
+    actor: str | None = None  # whose commit it is (its Aoi-Actor), when not the writer's
 
 
 def _signature_from_env(prefix: str, fallback: pygit2.Signature) -> pygit2.Signature:
@@ -189,9 +191,12 @@ class Store:
         committer = pygit2.Signature(c_name, c_email)  # the time: now, in local time
         author = pygit2.Signature(a_name, a_email)
         if actor and not actor.startswith("human:"):
+            # an agent's or the daemon's commit: authored by the employee (or the daemon),
+            # committed by the daemon's host, never under the person's name
             kind, _, name = actor.partition(":")
-            author = pygit2.Signature(f"{name} ({kind})", f"{name}@aoi.invalid",
-                                      int(time.time()), 0)
+            now = int(time.time())
+            author = pygit2.Signature(*actor_ident(kind, name), now, 0)
+            committer = pygit2.Signature(*host_ident(), now, 0)
         return author, committer
 
     def transact(
@@ -217,7 +222,7 @@ class Store:
             tree_id = self._build_tree(head, change)
             parents = [head.id] if head is not None else []
             parents += [pygit2.Oid(hex=p) for p in change.extra_parents]
-            author, committer = self.signature(actor)
+            author, committer = self.signature(change.actor or actor)
             # Commit and checkout sync under one lock, so two aoi processes sharing this
             # checkout bring the work tree along in commit order.
             with self._checkout_lock():

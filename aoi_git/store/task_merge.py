@@ -36,6 +36,7 @@ from aoi_git.domain.model import LIFECYCLE_ORDER, Status
 from aoi_git.errors import AoiError
 from aoi_git.store import yamlio
 from aoi_git.store.git import GitError, git
+from aoi_git.store.task_merge_format import render_like
 
 __all__ = [
     "ATTENTION_LINE",
@@ -110,6 +111,12 @@ def _parse(data: bytes | None, side: str) -> dict[Any, Any]:
         kind = "empty" if doc is None else type(doc).__name__
         raise AoiError(f"the {side} version is not a YAML mapping (it is {kind})")
     return doc
+
+
+def _written_by_aoi(data: bytes, doc: Mapping[Any, Any]) -> bool:
+    """Whether `data` is exactly what aoi writes for `doc` (no person's formatting)."""
+    body = data.split(b"\n", 1)[1] if data.startswith(b"# yaml-language-server:") else data
+    return body == yamlio.dump(dict(doc))
 
 
 def _dump(doc: Mapping[Any, Any]) -> bytes:
@@ -251,8 +258,13 @@ def merge_task_texts(
     theirs_doc = _parse(theirs, "theirs")
     merger = _Merger(ours_is_later=ours_is_later)
     merged = merger.merge_mapping(base_doc, ours_doc, theirs_doc, ())
+    # written in the shape of the side a person formatted (ours, unless only theirs was)
+    shaped_text, shaped_doc = ((theirs, theirs_doc) if _written_by_aoi(ours, ours_doc)
+                               and not _written_by_aoi(theirs, theirs_doc)
+                               else (ours, ours_doc))
+    text = render_like(shaped_text, shaped_doc, merged, _same) if shaped_text.strip() else None
     return MergeOutcome(
-        text=_dump(merged),
+        text=text if text is not None else _dump(merged),
         needs_attention=list(merger.needs_attention),
         clean=not merger.needs_attention,
     )

@@ -14,6 +14,16 @@ COST_TRAILERS = {
 }
 AUTHORITY = "Aoi-Authority"  # who decided a review: reviewer, ceo, manager-of:<id>, no-reviewer
 _TRAILER_RE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*): (.*)$")
+SUBJECT_MAX = 72  # git's convention: longer subjects are cut, the whole line goes in the body
+
+
+def fit_subject(line: str) -> tuple[str, str | None]:
+    """`line` as a subject of at most SUBJECT_MAX characters, and the whole line when it
+    had to be cut (for the body), else None."""
+    line = " ".join(line.split())
+    if len(line) <= SUBJECT_MAX:
+        return line, None
+    return line[:SUBJECT_MAX - 1].rstrip() + "\u2026", line
 
 
 @dataclass
@@ -49,7 +59,10 @@ class Message:
             subject = f"aoi: {first.task_id} {first.old or 'new'} -> {first.new}: {first.title}"
         if len(self.transitions) > 1 and not self.subject:
             subject += f" (+{len(self.transitions) - 1} more)"
-        lines = [subject.replace("\n", " ")[:200], ""]
+        subject, whole = fit_subject(subject)
+        lines = [subject, ""]
+        if whole is not None:
+            lines += [whole, ""]
         if self.body.strip():
             lines += [self.body.strip(), ""]
         for t in self.transitions:
@@ -68,14 +81,17 @@ class Message:
 
 def agent_work_message(title: str, summary: str, task_id: str, employee: str) -> str:
     """The message of the commit of an agent's work on its task branch."""
-    return (f"{title}\n\n{summary[:2000]}\n\n"
+    subject, whole = fit_subject(title)
+    head = f"{subject}\n\n{whole}\n\n" if whole else f"{subject}\n\n"
+    return (f"{head}{summary[:2000]}\n\n"
             f"Aoi-Task: {task_id}\nAoi-Actor: agent:{employee}\n")
 
 
 def merge_message(branch: str, title: str, task_id: str, actor: str) -> str:
     """The message of the commit that merges a task's branch into the workspace base."""
-    return (f"aoi: merge {branch}: {title}\n\n"
-            f"Aoi-Task: {task_id}\nAoi-Merge: {branch}\nAoi-Actor: {actor}\n")
+    subject, whole = fit_subject(f"aoi: merge {branch}: {title}")
+    head = f"{subject}\n\n{whole}\n\n" if whole else f"{subject}\n\n"
+    return f"{head}Aoi-Task: {task_id}\nAoi-Merge: {branch}\nAoi-Actor: {actor}\n"
 
 
 def _num(v: float) -> str:

@@ -25,8 +25,16 @@ def now_iso(now: float | None = None) -> str:
     return t.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def dump_task(task: Task) -> bytes:
-    return yamlio.dump(task.to_dict())
+def dump_task(task: Task, path: str | None = None) -> bytes:
+    """The task file's bytes; with its repo-relative `path`, headed by the modeline that
+    points the YAML language server (any editor's) at the schema."""
+    return (schema_modeline(path) if path is not None else b"") + yamlio.dump(task.to_dict())
+
+
+def schema_modeline(path: str) -> bytes:
+    """`# yaml-language-server: $schema=...` with the schema's path relative to `path`."""
+    up = "../" * path.count("/")
+    return f"# yaml-language-server: $schema={up}schemas/task.schema.json\n".encode()
 
 
 class Txn:
@@ -104,7 +112,7 @@ class Txn:
         target = path or self.path_of(task.id)
         if path is not None:
             self._written_paths[task.id] = path
-        self.files[target] = dump_task(task)
+        self.files[target] = dump_task(task, target)
         self.written[task.id] = task
         if first is not None:
             first.new = task.status.value
@@ -143,7 +151,7 @@ class Txn:
         msg = Message(self.transitions, str(self.actor), "\n".join(self.body_lines),
                       self.cost, self.trailers, self.subject)
         return Change(self.files, msg.render(), self.extra_parents, self.base_tree,
-                      tuple(self.in_work_tree))
+                      tuple(self.in_work_tree), actor=str(self.actor))
 
 
 def commit(

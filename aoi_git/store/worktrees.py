@@ -40,6 +40,7 @@ from aoi_git.errors import AoiError
 from aoi_git.store import tree_snapshot
 from aoi_git.store.branch_changes import PathChange, branch_changes
 from aoi_git.store.git import GitProcess, git, git_start
+from aoi_git.store.identity import agent_git_env
 from aoi_git.store.org_store import Store
 from aoi_git.store.trash import Trash
 
@@ -342,12 +343,8 @@ class Workspace:
         status = git("status", "--porcelain", "--untracked-files=no", cwd=path)
         if not status.strip():
             return None
-        # the agent's identity, also over a GIT_AUTHOR_*/GIT_COMMITTER_* of the daemon's
-        # environment (a person's): an agent's work is never recorded as a person's
-        who = {f"GIT_{role}_{key}": value for role in ("AUTHOR", "COMMITTER")
-               for key, value in (("NAME", author), ("EMAIL", f"{author}@aoi.invalid"))}
-        git("-c", f"user.name={author}", "-c", f"user.email={author}@aoi.invalid",
-            "commit", "-q", "--no-verify", "-m", message, cwd=path, env=who)
+        git("commit", "-q", "--no-verify", "-m", message, cwd=path,
+            env=agent_git_env(author))  # authored by the employee, committed by the host
         return str(pygit2.Repository(str(path)).head.target)
 
     def remove(self, task_id: str) -> None:

@@ -376,3 +376,24 @@ def test_reassigning_suspended_and_pending_tasks_and_what_cannot_be(org: Org) ->
     daemon.send_signal(signal.SIGTERM)
     assert daemon.wait(30) == 0, org.output(daemon)
     org.assert_clean()
+
+
+def test_the_context_says_a_run_resumes_or_is_handed_over() -> None:
+    from test_scheduler import emp, task
+
+    from aoi_git.domain.bookkeeping import Bookkeeping
+    from aoi_git.org.context import assemble
+
+    def context_of(book: Bookkeeping, feedback: tuple[dict[str, str], ...] = ()) -> str:
+        t = task("job", bookkeeping=book, feedback=feedback)
+        return assemble(task=t, employee=emp("eng-2"), talent_prompt="", principles="",
+                        sops=[], journal="", tasks={"job": t}, max_chars=2000)
+
+    fresh = context_of(Bookkeeping())
+    assert "## You are resuming" not in fresh and "## Handed over" not in fresh
+    resumed = context_of(Bookkeeping(resuming=True))
+    assert "## You are resuming this task" in resumed and "do not start over" in resumed
+    note = {"from": "human:Test Person", "kind": "handoff", "text": "reassigned: marker-h1"}
+    handed = context_of(Bookkeeping(handoff_from="eng-1", resuming=True), (note,))
+    assert "## Handed over to you from eng-1" in handed and "aoi/job" in handed
+    assert "marker-h1" in handed and "## You are resuming" not in handed

@@ -114,9 +114,9 @@ def test_person_may_finish_only_a_human_task() -> None:
 
 def test_illegal_edge_lists_the_legal_ones() -> None:
     with pytest.raises(IllegalTransition) as info:
-        check_transition(S.PENDING, S.COMPLETED, H)
+        check_transition(S.PENDING, S.ACCEPTED, H)
     msg = str(info.value)
-    assert "pending -> completed is not a legal transition" in msg
+    assert "pending -> accepted is not a legal transition" in msg
     assert "processing" in msg and "cancelled" in msg
 
 

@@ -122,7 +122,7 @@ def _unit(name: str) -> configparser.ConfigParser:
     return cp
 
 
-@pytest.mark.parametrize("name", ["aoi-daemon.service"])
+@pytest.mark.parametrize("name", ["aoi-daemon.service", "aoi-board.service"])
 def test_systemd_units_run_real_commands(name: str) -> None:
     unit = _unit(name)
     service = unit["Service"]

@@ -199,7 +199,7 @@ def test_duplicate_committed_behind_aoi_is_reported(org_dir: Path, cli) -> None:
 @pytest.mark.parametrize(("new_status", "needle"), [
     ("finished", "pending -> finished"),
     ("processing", "daemon"),
-    ("completed", "pending -> completed"),
+    ("completed", "not to a person"),  # only a person's own work is completed by hand
 ])
 def test_illegal_human_status_change(org_dir: Path, cli, new_status: str,  # noqa: ANN001
                                      needle: str) -> None:

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "daemon": ("daemon", "daemon"),
     "status": ("status", "status"),
     "answer": ("answer", "answer"),
+    "board": ("board", "board"),
     "review": ("review", "review"),
     "demo": ("demo", "demo"),
     "market": ("market", "market_cmd"),
@@ -29,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "one-on-one": ("one_on_one", "one_on_one"),
     "retro": ("retro", "retro"),
     "stats": ("stats", "stats"),
+    "keys": ("keys", "keys"),
     "completion": ("completion", "completion"),
 }
 

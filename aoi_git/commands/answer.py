@@ -3,8 +3,7 @@ from __future__ import annotations
 import click
 
 from aoi_git.commands.cli_context import App
-from aoi_git.org import flow
-from aoi_git.store.txn import Txn, commit
+from aoi_git.org import person_actions
 
 
 @click.command()
@@ -20,10 +19,5 @@ def answer(app: App, task_id: str, text: str) -> None:
       aoi answer t-9xy2 "reassign to eng-2"      # for an escalation: retry | reassign to X | cancel
     """
     org = app.org()
-    tid = org.resolve_id(task_id)
-
-    def build(txn: Txn) -> None:
-        flow.answer_human_task(txn, tid, text)
-
-    commit(app.store, build, app.person, org.index.paths)
+    tid = person_actions.answer(app.store, org, task_id, text, app.person)
     click.echo(f"answered {tid}")

@@ -20,7 +20,7 @@ from aoi_git.org.organisation import load_org
 from aoi_git.resources import resource_dir
 from aoi_git.runtime import sandbox
 from aoi_git.runtime.daemon import Daemon, DaemonOptions
-from aoi_git.store import yamlio
+from aoi_git.store import signing, yamlio
 from aoi_git.store.git import git
 from aoi_git.store.org_store import Store
 from aoi_git.store.txn import Txn, commit
@@ -59,7 +59,10 @@ def build_demo_org(target: Path, claude_model: str | None, confined: bool = True
         git("config", "user.name", "ceo", cwd=target)
         git("config", "user.email", "ceo@example.invalid", cwd=target)
     git("add", "-A", cwd=target)
-    git("commit", "-q", "-m", "demo: hire the textkit team (planner, two engineers, QA)",
+    host_key = signing.host_signer()  # a person's commit, signed by git itself
+    sign = (["-c", "gpg.format=ssh", "-c", f"user.signingkey={host_key.path}", "-c",
+             "commit.gpgsign=true"] if host_key and shutil.which("ssh-keygen") else [])
+    git(*sign, "commit", "-q", "-m", "demo: hire the textkit team (planner, two engineers, QA)",
         cwd=target)
     return target
 

@@ -8,9 +8,31 @@ from aoi_git.domain.graph import children, oldest_first
 from aoi_git.domain.model import Task
 
 
-def task_line(t: Task) -> str:
+def assignee_text(t: Task) -> str:
+    """Who has the task: its assignee, and for a `role:` one the employee it went to
+    (`mkt-1 (role:marketing)`); `-` for nobody yet."""
     who = t.assignee or "-"
-    return f"{t.id}  {t.status.value:<10}  {who:<14}  {t.title}"
+    routed = t.bookkeeping.routed_to
+    return f"{routed} ({who})" if routed and routed != who else who
+
+
+def cost_text(cost: Mapping[str, float]) -> str:
+    """A task's cost as a person reads it: `$0.0123 · 1,200 in + 340 out tokens · 4.2 s`."""
+    parts = []
+    usd = float(cost.get("usd", 0.0))
+    tokens_in, tokens_out = int(cost.get("input_tokens", 0)), int(cost.get("output_tokens", 0))
+    if usd:
+        parts.append(f"${usd:.4f}")
+    if tokens_in or tokens_out:
+        parts.append(f"{tokens_in:,} in + {tokens_out:,} out tokens")
+    seconds = float(cost.get("seconds", 0.0))
+    if seconds or not parts:
+        parts.append(f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min")
+    return " · ".join(parts)
+
+
+def task_line(t: Task) -> str:
+    return f"{t.id}  {t.status.value:<10}  {assignee_text(t):<14}  {t.title}"
 
 
 def tree_lines(tasks: Mapping[str, Task], roots: list[str] | None = None) -> list[str]:
@@ -27,7 +49,7 @@ def tree_lines(tasks: Mapping[str, Task], roots: list[str] | None = None) -> lis
         seen.add(tid)
         t = tasks[tid]
         deps = f"  (after {', '.join(t.depends_on)})" if t.depends_on else ""
-        who = f" @{t.assignee}" if t.assignee else ""
+        who = f" @{assignee_text(t)}" if t.assignee else ""
         out.append(f"{'  ' * depth}{t.id} [{t.status.value}]{who} {t.title}{deps}")
         for k in kids.get(tid, []):
             walk(k, depth + 1)

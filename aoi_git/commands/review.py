@@ -5,11 +5,11 @@ import json
 import click
 
 from aoi_git.commands.cli_context import App
+from aoi_git.commands.render import assignee_text, cost_text
 from aoi_git.domain.lifecycle import reviewer_of
 from aoi_git.domain.model import Kind, Status
 from aoi_git.errors import AoiError
-from aoi_git.org import flow
-from aoi_git.store.txn import Txn, commit
+from aoi_git.org import person_actions
 from aoi_git.store.worktrees import open_workspace
 
 
@@ -31,42 +31,44 @@ def review(app: App, task_id: str | None, decision: str | None, message: str,
       aoi review t-4k2m --accept
       aoi review t-4k2m --reject -m "Add tests for the error path"
     """
+    if task_id is None and decision is not None:
+        raise AoiError(f"--{decision} needs the task: aoi review ID --{decision}"
+                       + (' -m "what to change"' if decision == "reject" else "")
+                       + " (`aoi review` lists what waits)")
     org = app.org()
     if task_id is None:
         rows = [t for t in org.tasks.values() if t.status is Status.COMPLETED
                 and t.kind is Kind.WORK]
         if as_json:
             click.echo(json.dumps([{"id": t.id, "title": t.title, "assignee": t.assignee,
+                                    "routed_to": t.bookkeeping.routed_to,
                                     "reviewer": reviewer_of(t, org.tasks, org.config)}
                                    for t in rows], indent=2))
             return
+        if not rows:
+            click.echo("nothing waits for review")
+            return
         for t in sorted(rows, key=lambda t: t.created or ""):
             rv = reviewer_of(t, org.tasks, org.config)
-            click.echo(f"{t.id}  {t.assignee or '-':<12} reviewer {rv:<10} {t.title}")
+            click.echo(f"{t.id}  {assignee_text(t):<12} reviewer {rv:<10} {t.title}")
         return
     tid = org.resolve_id(task_id)
     t = org.tasks[tid]
     if decision is None:
         ws = open_workspace(app.store, org.config)
         info = {"id": t.id, "title": t.title, "status": t.status.value,
-                "assignee": t.assignee, "summary": (t.result or {}).get("summary"),
+                "assignee": t.assignee, "routed_to": t.bookkeeping.routed_to,
+                "summary": (t.result or {}).get("summary"),
                 "branch": (t.result or {}).get("branch"), "cost": dict(t.cost),
                 "diff": ws.diff(t.id)}
         if as_json:
             click.echo(json.dumps(info, indent=2))
             return
-        click.echo(f"{t.id} [{t.status.value}] {t.title}  (by {t.assignee})")
-        click.echo(f"cost: {dict(t.cost)}")
+        click.echo(f"{t.id} [{t.status.value}] {t.title}  (by {assignee_text(t)})")
+        click.echo(f"cost: {cost_text(t.cost)}")
         click.echo(f"summary:\n{info['summary'] or '(none)'}\n")
         click.echo(info["diff"] or "(no branch changes)")
         return
-    if decision == "reject" and not message.strip():
-        raise AoiError("a rejection needs feedback: --reject -m \"what to change\"")
-
-    def build(txn: Txn) -> None:
-        flow.review_by_person(txn, tid, decision == "accept", message, app.person,
-                              tasks=org.tasks, employees=org.employees, config=org.config,
-                              email=app.email)
-
-    commit(app.store, build, app.person, org.index.paths)
+    person_actions.review(app.store, org, tid, decision == "accept", message, app.person,
+                          app.email)
     click.echo(f"{'accepted' if decision == 'accept' else 'rejected'} {tid}")

@@ -18,7 +18,7 @@ from aoi_git.store.txn import Txn, commit
 
 @click.group()
 def task() -> None:
-    """Create, show, list, edit, cancel, pause, resume and reassign tasks.
+    """Create, show, list, edit, cancel, finish, pause, resume and reassign tasks.
 
     \b
     Example:
@@ -193,11 +193,12 @@ def cancel(app: App, task_id: str, reason: str) -> None:
         click.echo(f"cancelled {c}")
 
 
-def _control_commands() -> None:
+def _register() -> None:
     from aoi_git.commands.task_control import pause, reassign, resume
+    from aoi_git.commands.task_done import done
 
-    for command in (pause, resume, reassign):
+    for command in (done, pause, resume, reassign):
         task.add_command(command)
 
 
-_control_commands()
+_register()

@@ -57,6 +57,9 @@ TRANSITIONS: Mapping[tuple[Status, Status], Rule] = {
     (S.PENDING, S.FAILED): _r("deadlock: nothing can ever make it runnable", D),
     # A person answers a human task in an editor or with `aoi answer`.
     (S.PENDING, S.FINISHED): _r("a person answered", H, D, kinds=(Kind.HUMAN,)),
+    # A person finishes work assigned to them (`aoi task done`); it is reviewed as usual.
+    (S.PENDING, S.COMPLETED): _r("a person finished work assigned to them", H,
+                                 kinds=(Kind.WORK,)),
     **{(s, S.CANCELLED): _r("cancelled (cascades to dependents and subtasks)", H, D)
        for s in _NON_TERMINAL},
 }

@@ -339,7 +339,10 @@ class OrgConfig:
     workspace_base: str | None = None
     workspace_protected: tuple[str, ...] = ()  # globs of the work product agents may not change
     commit_human_edits: bool = True
+    require_person_signatures: bool = False  # signing: refuse people's unsigned pushes
     question_role: str | None = None
+    router_role: str | None = "ea"  # routes unassigned work tasks (`routing.tasks`)
+    external_role: str | None = "cso"  # owns work labelled `external` (`routing.external`)
     review_every: int = 3
     markets: tuple[str, ...] = ()
     sop_approval: bool = False
@@ -379,7 +382,11 @@ class OrgConfig:
             workspace_base=_opt_str(workspace.get("base")),
             workspace_protected=tuple(str(g) for g in workspace.get("protected") or ()),
             commit_human_edits=bool(daemon.get("commit_human_edits", True)),
+            require_person_signatures=(d.get("signing") or {}).get(
+                "require_person_signatures") is True,
             question_role=_opt_str(routing.get("questions")),
+            router_role=_opt_str(routing.get("tasks", "ea")),
+            external_role=_opt_str(routing.get("external", "cso")),
             review_every=int_in(evolution.get("review_every", 3), "review_every", 0, COUNT_MAX),
             markets=tuple(str(m) for m in d.get("markets") or ()),
             sop_approval=bool(evolution.get("sop_approval", False)),

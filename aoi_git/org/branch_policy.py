@@ -10,7 +10,8 @@ returns one `Refusal` per path it refuses, with the reason:
 - a path with a component named `.git*` (`.gitattributes` holds the task merge driver,
   `.gitignore` could hide the org's files, `.gitmodules`, `.github/`, a nested `.git`);
 - when the workspace is the org repository: `aoi.yaml` and everything under `tasks/`,
-  `employees/`, `talents/`, `sops/`, `retros/`, `reviews/`, `schemas/` and `.aoi/`;
+  `employees/`, `talents/`, `sops/`, `retros/`, `reviews/`, `schemas/`, `keys/` (who may
+  sign) and `.aoi/`;
 - a path matching one of `workspace.protected` in `aoi.yaml` (fnmatch globs, where `*`
   crosses `/`; a glob ending in `/` protects that folder).
 
@@ -20,13 +21,15 @@ checkout is refused too.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from aoi_git.store.branch_changes import MODE_GITLINK, MODE_SYMLINK, PathChange
+from aoi_git.store.branch_changes import MODE_GITLINK, MODE_SYMLINK, BranchCommit, PathChange
+from aoi_git.store.trailers import parse_trailers
 
-ORG_FOLDERS = ("tasks", "employees", "talents", "sops", "retros", "reviews", "schemas", ".aoi")
+ORG_FOLDERS = ("tasks", "employees", "talents", "sops", "retros", "reviews", "schemas", "keys",
+               ".aoi")
 ORG_FILES = ("aoi.yaml",)
 MAX_NAMED = 20  # refusals named in one feedback text; the rest are counted
 
@@ -81,10 +84,28 @@ def refusals(changes: Iterable[PathChange], *, org_state: bool,
     return list(out.values())
 
 
+def trailer_refusals(commits: Iterable[BranchCommit],
+                     made_by_aoi: Callable[[BranchCommit], bool]) -> list[Refusal]:
+    """The branch's commits whose messages carry `Aoi-*` trailers but that aoi did not
+    make (`made_by_aoi`: signed by a host the org lists): the audit trail reads those
+    trailers, and a server refuses such a commit as a forgery, with every push after it."""
+    out: list[Refusal] = []
+    for commit in commits:
+        if any(k.startswith("Aoi-") for k, _ in parse_trailers(commit.message)) and \
+                not made_by_aoi(commit):
+            out.append(Refusal(f"commit {commit.sha[:10]}",
+                               "its message ends in Aoi-* trailers, which only aoi writes: "
+                               "reword it"))
+    return out
+
+
 def feedback(refused: Sequence[Refusal]) -> str:
     """The text an agent reads when its branch is refused: every refused path, named."""
     named = "; ".join(str(r) for r in refused[:MAX_NAMED])
     more = f"; and {len(refused) - MAX_NAMED} more" if len(refused) > MAX_NAMED else ""
-    return ("refused: your branch changes paths agents may not change (the org changes "
+    text = ("refused: your branch changes paths agents may not change (the org changes "
             f"through your result only): {named}{more}. Revert those paths on your branch "
             "(a rename counts as both of its paths).")
+    if any(r.path.startswith("commit ") for r in refused):
+        text += " Reword the commits named (git rebase -i), keeping their changes."
+    return text

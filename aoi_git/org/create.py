@@ -9,8 +9,11 @@ import sys
 from pathlib import Path
 
 from aoi_git.errors import AoiError
+from aoi_git.org.keys import HEADER
 from aoi_git.resources import resource_dir
+from aoi_git.store import signing, sshsig
 from aoi_git.store.git import git
+from aoi_git.store.org_store import Store
 
 
 def is_org(path: Path) -> bool:
@@ -25,7 +28,32 @@ def wire_clone(path: Path) -> list[str]:
     if install_merge_driver(path):
         notes.append(".gitattributes: added the aoi-task merge driver line")
     git("config", "--local", "aoi.python", sys.executable, cwd=path)
+    notes += _host_key(path)
     return notes
+
+
+def _host_key(path: Path) -> list[str]:
+    """Make this host's signing key where there is none, point `git log --show-signature`
+    at the org's allowed signers, and say so when the org does not list this host."""
+    signer, made = signing.ensure_host_key()
+    signing.configure_verification(path)
+    notes = [f"made this host's signing key {signer.path}"] if made else []
+    listed = path / signing.ALLOWED_SIGNERS
+    if (path / "aoi.yaml").is_file() and not any(
+            a.key == signer.public for a in sshsig.parse_allowed_signers(
+                listed.read_text() if listed.is_file() else "")[0]):
+        notes.append(f"this host's key is not in {signing.ALLOWED_SIGNERS}: register it "
+                     f"with `aoi keys add {signing.host_principal()}`, signed by a key the "
+                     "org lists, so a server accepts this daemon's commits")
+    return notes
+
+
+def _list_host_key(path: Path) -> None:
+    signer, _ = signing.ensure_host_key()
+    listed = path / signing.ALLOWED_SIGNERS
+    listed.parent.mkdir(parents=True, exist_ok=True)
+    listed.write_text(HEADER + sshsig.allowed_signer_line(signing.host_principal(), signer.public)
+                      + "\n")
 
 
 def _founder_is_ceo(cfg: Path, cwd: Path) -> None:
@@ -65,13 +93,11 @@ def init_org(path: Path, *, name: str | None = None, template: Path | None = Non
         text = re.sub(r"(?m)^name:.*$", f"name: {name}", text, count=1)
         cfg.write_text(text)
     git("init", "-q", "-b", "main", cwd=path)
+    _list_host_key(path)
     notes = wire_clone(path)
     git("add", "-A", cwd=path)
-    env: dict[str, str] = {}
-    if not git("config", "user.name", cwd=path, check=False).strip():
-        env.update(GIT_AUTHOR_NAME="aoi", GIT_COMMITTER_NAME="aoi")
-    if not git("config", "user.email", cwd=path, check=False).strip():
-        env.update(GIT_AUTHOR_EMAIL="aoi@localhost", GIT_COMMITTER_EMAIL="aoi@localhost")
-    git("commit", "-q", "--no-verify", "-m", "aoi: found the organisation", cwd=path,
-        env={**env, "AOI_SKIP_HOOK": "1"} if env else None)
+    store = Store(path)
+    author, committer = store.signature(None)
+    signing.commit_index(path, "aoi: found the organisation\n", author, committer,
+                         store.signer_for(None))
     return [f"created an aoi org in {path}", *notes]

@@ -22,6 +22,7 @@ from aoi_git.errors import AoiError
 from aoi_git.evolution.journal import append_journal, journal_entry
 from aoi_git.org import branch_policy
 from aoi_git.org.branch_policy import Refusal
+from aoi_git.org.routing import reassign_candidates
 from aoi_git.org.task_ops import cancel_cascade, new_task
 from aoi_git.store.trailers import AUTHORITY
 from aoi_git.store.txn import Txn, now_iso
@@ -150,10 +151,21 @@ def _fail(txn: Txn, task: Task, cost: dict[str, float], error: str, daemon: Acto
     txn.put(task.with_changes(
         status=S.FAILED, attempts=attempts, cost=cost, retry_at=retry_at,
         feedback=(*task.feedback, fb(daemon, "error", f"attempt {attempts} failed: "
-                                     f"{error.strip()[:2000]}", now)),
+                                     f"{clip(error, 4000)}", now)),
     ))
-    txn.body_lines.append(f"attempt {attempts} failed: {error.strip()[:500]}")
+    txn.body_lines.append(f"attempt {attempts} failed: {clip(error, 1000)}")
     return "failed"
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` stripped, whole when it fits in `limit` characters, else cut at a word
+    boundary and saying how much was left out (never mid-word)."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit)
+    head = text[:cut if cut > limit // 2 else limit].rstrip()
+    return f"{head} [... {len(text) - len(head)} more characters]"
 
 
 def _who_problem(who: str, employees: Mapping[str, Employee], config: OrgConfig) -> bool:
@@ -359,11 +371,15 @@ def escalate(txn: Txn, task_id: str, reason: str, employees: Mapping[str, Employ
     task = txn.get(task_id)
     human = first_human_up(task.assignee, employees, config)
     last = task.feedback_texts()[-3:]
+    names = reassign_candidates(task, employees)
     description = (
-        f"Task {task.id} \"{task.title}\" (assignee {task.assignee}) needs a decision: "
-        f"{reason}.\n\nRecent feedback:\n" + "\n".join(f"- {x[:500]}" for x in last)
+        f"Task {task.id} \"{task.title}\" (assignee {task.assignee or 'none'}) needs a "
+        f"decision: {reason}.\n\nRecent feedback:\n"
+        + "\n".join(f"- {x[:500]}" for x in last)
         + "\n\nAnswer with one of:\n- `retry`\n- `reassign to EMPLOYEE`\n- `cancel`\n"
-        f"e.g. `aoi answer <this id> \"reassign to {task.assignee or 'eng-2'}\"`"
+        + (f"e.g. `aoi answer <this id> \"reassign to {names[0]}\"` (employees: "
+           f"{', '.join(names[:8])}{', ...' if len(names) > 8 else ''})" if names else
+           "(there is no active employee to reassign it to: hire one with `aoi hire`)")
     )
     h = new_task(txn, tasks, f"Decide: {task.title}"[:200], kind="human", assignee=human,
                  description=description, question=f"{reason}: retry, reassign or cancel?",
@@ -441,7 +457,9 @@ def unblock(txn: Txn, task_id: str, tasks: Mapping[str, Task]) -> None:
 def answer_human_task(txn: Txn, task_id: str, text: str) -> None:
     t = txn.get(task_id)
     if t.kind is not Kind.HUMAN:
-        raise AoiError(f"task {task_id} is a {t.kind.value} task, not a question for a person")
+        raise AoiError(f"task {task_id} is a {t.kind.value} task, not a question for a person"
+                       + (f" (work assigned to you is finished with `aoi task done {task_id}`)"
+                          if t.kind is Kind.WORK else ""))
     if t.status is not S.PENDING:
         raise AoiError(f"task {task_id} is {t.status.value}: it was answered already")
     txn.put(t.with_changes(status=S.FINISHED, answer=text))

@@ -30,6 +30,7 @@ from aoi_git.domain.model import (
     Status,
     Task,
 )
+from aoi_git.domain.person_work import done_problem
 from aoi_git.errors import IllegalTransition
 from aoi_git.resources import resource_dir
 from aoi_git.store import yamlio
@@ -304,6 +305,8 @@ class Validator:
                 continue
             refused = None if old is None else \
                 self._authority_problem(old, task, actor, email, new)
+            if refused is None and self.config is not None:
+                refused = done_problem(old, task, actor, self.config, email)
             if refused:
                 line = yamlio.key_lines(files[path] or b"").get(("status",), 1)
                 problems.append(f"{path}:{line}: {refused}")

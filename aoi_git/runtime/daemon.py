@@ -57,6 +57,7 @@ from aoi_git.runtime.scheduler import Action, AskBudget, Dispatch, Running, Sche
 from aoi_git.runtime.spending import DailySpend
 from aoi_git.runtime.status_file import StatusFile
 from aoi_git.store import index_journal
+from aoi_git.store.branch_base import BaseUpdate, bring_to_base
 from aoi_git.store.org_store import Store
 from aoi_git.store.trash import Trash
 from aoi_git.store.txn import now_iso
@@ -351,12 +352,17 @@ class Daemon:
         # the worktree's checkout (a git process) runs while the claim is committed; the
         # claim only changes tasks/, which worktrees leave out, so both orders give one tree
         made: NewWorktree | Exception
+        based = BaseUpdate()
         try:
+            based = bring_to_base(ex.workspace, task_id)  # a retry starts from the base
             made = ex.workspace.begin_create(task_id)
         except Exception as exc:  # reported as the run's failure once the claim is made
             made = exc
+        if based.action != "none":
+            self._log(f"{task_id}: its branch {based.action} on the current {based.base}"
+                      + (f" (earlier work kept on {based.archived})" if based.archived else ""))
         try:
-            ex.claim(task_id, emp)
+            ex.claim(task_id, emp, based.feedback())
         except BaseException:
             if isinstance(made, NewWorktree):
                 self._drop_worktree(task_id, made)
@@ -461,7 +467,7 @@ class Daemon:
         if failures and failures >= self.executor.org.config.limits.breaker_failures:
             self._trip(kind, now, f"{failures} failures in a row")
         self._log(f"{task_id}: {emp.id} finished: {done.outcome}"
-                  + (f" ({done.error[:200]})" if done.error else ""))
+                  + (f" ({done.error.strip()})" if done.error.strip() else ""))
 
     def _trip(self, kind: str, now: float, why: str) -> None:
         until = now + self.executor.org.config.limits.breaker_cooldown_s

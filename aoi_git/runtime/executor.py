@@ -24,7 +24,7 @@ from aoi_git.domain.result import AgentResult
 from aoi_git.errors import AoiError, IllegalTransition
 from aoi_git.evolution import hiring, performance_reviews, retrospectives
 from aoi_git.evolution.journal import is_journal_file
-from aoi_git.org import branch_policy, control, flow, progress
+from aoi_git.org import branch_policy, control, flow, progress, routing
 from aoi_git.org.organisation import Org, load_org
 from aoi_git.org.validate import full_task_problems
 from aoi_git.runtime.clock import Clock
@@ -36,9 +36,10 @@ from aoi_git.runtime.scheduler import (
     Escalate,
     LiveSet,
     RequestReview,
+    Route,
     Suspend,
 )
-from aoi_git.store import agent_git, index_journal
+from aoi_git.store import agent_git, index_journal, signing
 from aoi_git.store.branch_merge import archive_branch, merge_branch
 from aoi_git.store.head_view import HeadView
 from aoi_git.store.org_store import Store
@@ -178,6 +179,8 @@ class Executor:
             return self._advance(action, now)
         if isinstance(action, RequestReview):
             return self._request_review(action.task_id, action.reviewer)
+        if isinstance(action, Route):
+            return self._route(action)
         if isinstance(action, Escalate):
             self.commit(lambda txn: flow.escalate(txn, action.task_id, action.reason,
                                                   self.org.employees, self.org.config,
@@ -218,6 +221,20 @@ class Executor:
                                                  self.org.config))
         return True
 
+    def _route(self, a: Route) -> bool:
+        router = self.org.employees.get(a.router)
+        task = self.org.tasks.get(a.task_id)
+        if router is None or task is None or task.assignee is not None:
+            return False
+        live = self.live_set()
+        tasks = self.org.tasks
+        load = routing.open_load(tasks[i] for i in (*live.live, *live.queue) if i in tasks)
+        choice = routing.choose(task, self.org.employees, self.org.talents, load,
+                                self.org.config, router)
+        self.commit(lambda txn: routing.route(txn, a.task_id, choice, router))
+        self.log(f"{a.task_id}: routed by {router.id} to {choice.employee}: {choice.why}")
+        return True
+
     def _request_review(self, task_id: str, reviewer: str) -> bool:
         refused = self.branch_refusals(task_id)
         diff = self.workspace.diff(task_id, 30_000)
@@ -226,10 +243,18 @@ class Executor:
         return True
 
     def branch_refusals(self, task_id: str) -> list[branch_policy.Refusal]:
-        """What the branch of `task_id` changes that agents may not (`org.branch_policy`)."""
-        return branch_policy.refusals(self.workspace.changes(task_id),
-                                      org_state=self.workspace.is_org,
-                                      protected=self.org.config.workspace_protected)
+        """What the branch of `task_id` changes that agents may not (`org.branch_policy`),
+        and its commits that forge aoi's trailers."""
+        refused = branch_policy.refusals(self.workspace.changes(task_id),
+                                         org_state=self.workspace.is_org,
+                                         protected=self.org.config.workspace_protected)
+        host = signing.host_signer()
+        if host is None:  # this host signs nothing: its own commits could not be told
+            return refused
+        allowed = [*signing.allowed_signers(self.store.head()), signing.listing(host)]
+        return [*refused, *branch_policy.trailer_refusals(
+            self.workspace.commits(task_id),
+            lambda c: signing.signer_of(c.signature, c.payload, allowed).is_host)]
 
     def _ask_budget(self, a: AskBudget, now: float, spent_today: Mapping[str, float]) -> bool:
         emp = self.org.employees.get(a.employee)
@@ -322,9 +347,10 @@ class Executor:
             self.log(f"performance reviews not written: {exc!r}")
 
     # --------------------------------------------------------------------- runs
-    def claim(self, task_id: str, emp: Employee) -> None:
-        """Commit `task_id` as processing by `emp`; raises IllegalTransition when another
-        writer claimed it first."""
+    def claim(self, task_id: str, emp: Employee, note: str | None = None) -> None:
+        """Commit `task_id` as processing by `emp` (with `note`, the conflict of its
+        earlier work with the base, in its feedback); raises IllegalTransition when
+        another writer claimed it first."""
         def build(txn: Txn) -> None:
             cur = txn.get(task_id)
             changes: dict[str, Any] = {}
@@ -333,6 +359,9 @@ class Executor:
                 book = replace(book, routed_to=emp.id)
             if book != cur.bookkeeping:
                 changes["bookkeeping"] = book
+            if note:
+                changes["feedback"] = (*cur.feedback, flow.fb(self.actor, "conflict", note,
+                                                              self.clock.wall()))
             # move, not put: a task that is already processing is claimed by someone else
             # (processing -> processing would be a legal no-op and start a second agent)
             txn.move(task_id, S.PROCESSING, **changes)

@@ -5,7 +5,8 @@ writable: the task's worktree, its run folder (`.aoi/runs/<id>/`, with the priva
 temporary folder `tmp/` that TMPDIR names), the folders `sandbox.writable` of aoi.yaml
 adds, and what the agent's own git needs (see `aoi_git.store.agent_git`). So the org checkout, the
 repository's `.git` (hooks, config, refs, objects), other worktrees and the home folder
-cannot be changed. The network is shared (a backend must reach its API).
+cannot be changed, and this host's signing key (`store.signing.keys_dir`) cannot be
+read: the folder shows empty. The network is shared (a backend must reach its API).
 
 The run is one unit that dies whole: `--unshare-pid` gives it its own pid namespace, and
 `--die-with-parent` ties the namespace's first process to bwrap, so when the agent's
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from aoi_git.domain.model import SandboxConfig
 from aoi_git.errors import AoiError
-from aoi_git.store import agent_git
+from aoi_git.store import agent_git, signing
 
 PROBE_TIMEOUT_S = 10.0
 # the namespaces and mounts every run gets (the probe runs exactly these)
@@ -49,6 +50,7 @@ class Box:
     binds: tuple[tuple[Path, Path], ...] = ()
     read_only: tuple[Path, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+    hidden: tuple[Path, ...] = ()  # folders the run sees empty (this host's signing key)
 
     def argv(self, command: Sequence[str]) -> list[str]:
         """bwrap's command line running `command` in this box (order matters: later
@@ -60,6 +62,8 @@ class Box:
             out += ["--bind", str(src), str(dst)]
         for path in self.read_only:
             out += ["--ro-bind", str(path), str(path)]
+        for path in self.hidden:
+            out += ["--tmpfs", str(path), "--remount-ro", str(path)]
         return [*out, "--chdir", str(self.cwd), "--", *command]
 
 
@@ -126,8 +130,14 @@ def box_for_run(bwrap: str, worktree: Path, run_folder: Path, extra: Sequence[Pa
     store redirected into the run folder so a resumed run finds its session."""
     tmp = private_tmp(run_folder)
     env = tmp_env(tmp)
+    keys = signing.keys_dir()
+    # an agent must not sign as this host (unless its own folders lie inside the keys')
+    inside = any(p.resolve().is_relative_to(keys.resolve())
+                 for p in (worktree, run_folder, *extra))
+    hidden = (keys,) if keys.is_dir() and not inside else ()
     ag = agent_git.prepare(worktree, run_folder, tip)
     if ag is None:
-        return Box(bwrap, worktree, (worktree, run_folder, *extra), tuple(binds), env=env)
+        return Box(bwrap, worktree, (worktree, run_folder, *extra), tuple(binds), env=env,
+                   hidden=hidden)
     return Box(bwrap, worktree, (worktree, run_folder, *extra), (*binds, *ag.binds()),
-               ag.read_only(), {**env, **ag.env()})
+               ag.read_only(), {**env, **ag.env()}, hidden)

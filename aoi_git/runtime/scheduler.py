@@ -61,10 +61,10 @@ def dispatch_key(task: Task) -> tuple[int, str, str]:
 def is_queued(task: Task) -> bool:
     """Pending with nothing but its dispatch to decide: no lifecycle move of `plan` applies
     to it (no budget request or escalation to apply, never rejected in review) and no
-    retry time has to be watched."""
+    retry time has to be watched (an unassigned one is routed first)."""
     return (task.status is S.PENDING and task.kind is not Kind.HUMAN and not task.retry_at
             and task.review_rounds == 0 and not task.bookkeeping.budget_request
-            and not task.bookkeeping.escalation)
+            and not task.bookkeeping.escalation and task.assignee is not None)
 
 
 class LiveSet:
@@ -197,6 +197,15 @@ class RequestReview:
 
 
 @dataclass(frozen=True)
+class Route:
+    """Give an unassigned pending work task an assignee: `router` (the employee of
+    `routing.tasks`) chooses whom (`aoi_git.org.routing`)."""
+
+    task_id: str
+    router: str
+
+
+@dataclass(frozen=True)
 class Escalate:
     task_id: str
     reason: str
@@ -228,7 +237,8 @@ class Suspend:
     reason: str
 
 
-Action = Dispatch | Advance | RequestReview | Escalate | ApplyDecision | AskBudget | Suspend
+Action = (Dispatch | Advance | RequestReview | Route | Escalate | ApplyDecision | AskBudget
+          | Suspend)
 
 
 @dataclass
@@ -323,6 +333,8 @@ def plan(state: SchedState, now: float) -> Plan:
     # (queued tasks have had no review round; with no round allowed, all can escalate)
     moving = _open_tasks(state) if limits.max_review_rounds < 1 else looked_at
 
+    router = _router(state)
+
     # 1. lifecycle moves that need no agent
     for t in moving:
         st = t.status
@@ -367,6 +379,9 @@ def plan(state: SchedState, now: float) -> Plan:
             h = tasks.get(t.bookkeeping.budget_request or t.bookkeeping.escalation or "")
             if h is not None and h.is_terminal:
                 actions.append(ApplyDecision(h.id, t.id))
+        elif (st is S.PENDING and t.kind is Kind.WORK and t.assignee is None
+              and router is not None):
+            actions.append(Route(t.id, router))
         elif (st is S.PENDING and t.kind is Kind.WORK
               and t.review_rounds >= limits.max_review_rounds
               and not t.bookkeeping.escalation):
@@ -446,8 +461,11 @@ def plan(state: SchedState, now: float) -> Plan:
     #    (a task over its budget is with a person: one is being asked for more)
     if not busy and next_wake is None and not state.stopping:
         for root in _deadlocked_roots(state, kids, over_budget):
-            actions.append(Advance(root, S.FAILED, "deadlock: nothing is running or can run, "
-                                   "and no person is asked"))
+            why = "nothing is running or can run, and no person is asked"
+            if root in tasks and tasks[root].assignee is None:
+                why = "it has no assignee and no employee routes unassigned work " \
+                      "(routing.tasks in aoi.yaml)"
+            actions.append(Advance(root, S.FAILED, f"deadlock: {why}"))
     # A budget request is made once (per task, or per employee and day): one that is
     # already open does not keep the daemon busy.
     idle = not state.running and next_wake is None \
@@ -511,6 +529,17 @@ def _startable(t: Task, state: SchedState, now: float) -> bool:
         return False
     at = parse_time(t.retry_at)
     return (at is None or at <= now) and _deps_finished(t, state.tasks)
+
+
+def _router(state: SchedState) -> str | None:
+    """The employee who routes unassigned work (`routing.tasks`): the first active one
+    of that role by id, or None."""
+    role = state.config.router_role
+    if not role:
+        return None
+    ids = [e.id for e in state.employees.values()
+           if e.role == role and e.status is not EmployeeStatus.OFFBOARDED]
+    return min(ids) if ids else None
 
 
 def _failed_for_good(t: Task, cfg: OrgConfig) -> bool:

@@ -63,3 +63,31 @@ def branch_changes(repo: pygit2.Repository, base: str, tip: str) -> list[PathCha
             new_mode=MODE_NONE if deleted else int(delta.new_file.mode),
         ))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class BranchCommit:
+    """A commit of the branch since its merge base: its id, message and signature."""
+
+    sha: str
+    message: str
+    signature: bytes | None  # the armored `gpgsig` (None: unsigned)
+    payload: bytes  # what the signature signs
+
+
+def branch_commits(repo: pygit2.Repository, base: str, tip: str,
+                   limit: int = 1000) -> list[BranchCommit]:
+    """The commits reachable from `tip` and not from branch (or commit) `base`, newest
+    first, at most `limit`. Raises `KeyError` when `base` or `tip` names nothing."""
+    tip_commit = repo.revparse_single(tip).peel(pygit2.Commit)
+    base_commit = repo.revparse_single(base).peel(pygit2.Commit)
+    walker = repo.walk(tip_commit.id, pygit2.enums.SortMode.TOPOLOGICAL)
+    walker.hide(base_commit.id)
+    out: list[BranchCommit] = []
+    for commit in walker:
+        signature, payload = commit.gpg_signature
+        out.append(BranchCommit(str(commit.id), commit.message, signature or None,
+                                payload or b""))
+        if len(out) >= limit:
+            break
+    return out

@@ -48,11 +48,14 @@ def merge_branch(store: Store, tip: str, message: str, actor: str) -> MergeOutco
     return out
 
 
-def archive_branch(workspace: Workspace, task_id: str) -> None:
+def archive_branch(workspace: Workspace, task_id: str) -> str | None:
     """Move `aoi/<id>` aside as `aoi/<id>.conflict-N` (the first N free): the task's
-    rework starts from the current base, and the earlier work stays reachable."""
+    rework starts from the current base, and the earlier work stays reachable. Returns
+    the new name (None: there was no branch)."""
     repo = workspace.repo
     br = repo.lookup_branch(branch_name(task_id))
+    if br is None:
+        return None
     if br is not None:
         n = 1
         while repo.lookup_branch(f"{branch_name(task_id)}.conflict-{n}") is not None:
@@ -64,3 +67,4 @@ def archive_branch(workspace: Workspace, task_id: str) -> None:
             update_ref(br.delete)
         except (pygit2.GitError, OSError):
             pass
+    return f"{branch_name(task_id)}.conflict-{n}"

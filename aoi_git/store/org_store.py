@@ -32,7 +32,7 @@ except ImportError:  # pragma: no cover - not POSIX
 
 from aoi_git.domain.model import Task
 from aoi_git.errors import AoiError, ConcurrentUpdate
-from aoi_git.store import index_journal, index_lock, person_commit
+from aoi_git.store import index_journal, index_lock, person_commit, signing
 from aoi_git.store.git import git, git_detached
 from aoi_git.store.head_view import HeadView, remember_blob
 from aoi_git.store.history_index import HistoryIndex
@@ -99,6 +99,8 @@ class Store:
         self._history: HistoryIndex | None = None
         self._identity: tuple[tuple[str, str], ...] | None = None  # committer, author
         self.on_notice: Callable[[str], None] | None = None  # e.g. the daemon's log
+        self.sign_commits = True  # False: unsigned commits (a benchmark's baseline)
+        self._signers: dict[bool, signing.Signer | None] = {}
 
     # ------------------------------------------------------------------ reading
     @property
@@ -199,6 +201,25 @@ class Store:
             committer = pygit2.Signature(*host_ident(), now, 0)
         return author, committer
 
+    def signer_for(self, actor: str | None) -> signing.Signer | None:
+        """The key a commit by `actor` is signed with: a person's own key (their git
+        config) for `human:` commits where aoi can use it, else this host's key; None when
+        there is neither (or `sign_commits` is off)."""
+        if not self.sign_commits:
+            return None
+        person = bool(actor and actor.startswith("human:"))
+        if person not in self._signers:  # read once per Store, as the identity is
+            own = signing.person_signer(signing.pygit2_config(self.repo)) if person else None
+            self._signers[person] = own or signing.host_signer()
+        return self._signers[person]
+
+    def create_commit(self, author: pygit2.Signature, committer: pygit2.Signature,
+                      message: str, tree: pygit2.Oid, parents: list[pygit2.Oid],
+                      actor: str | None) -> pygit2.Oid:
+        """Write a commit object, signed for `actor` (see `signer_for`); no ref moves."""
+        return signing.create_commit(self.repo, author, committer, message, tree, parents,
+                                     self.signer_for(actor))
+
     def transact(
         self,
         build: Callable[[HeadView], Change | None],
@@ -227,9 +248,8 @@ class Store:
             # checkout bring the work tree along in commit order.
             with self._checkout_lock():
                 try:
-                    new_id = self.repo.create_commit(  # the object only; then the branch
-                        None, author, committer, change.message, tree_id, parents
-                    )
+                    new_id = self.create_commit(  # the object only; then the branch
+                        author, committer, change.message, tree_id, parents, actor)
                     if not self.repo.is_bare:  # a person's `git commit` under way: let it end
                         self._person.wait()
                     self._move_branch(head, new_id, change.message)
@@ -269,7 +289,7 @@ class Store:
         tree_id = self._build_tree(view.commit, change)
         author, committer = self.signature(actor)
         parents = [view.commit.id] if view.commit is not None else []
-        oid = self.repo.create_commit(None, author, committer, change.message, tree_id, parents)
+        oid = self.create_commit(author, committer, change.message, tree_id, parents, actor)
         self.repo.references.create(f"refs/heads/{branch}", oid, force=True)
         return str(oid)
 

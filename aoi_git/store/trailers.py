@@ -13,6 +13,7 @@ COST_TRAILERS = {
     "seconds": "Aoi-Cost-Seconds",
 }
 AUTHORITY = "Aoi-Authority"  # who decided a review: reviewer, ceo, manager-of:<id>, no-reviewer
+ROUTED_BY = "Aoi-Routed-By"  # who routed an unassigned task (the router employee of routing.tasks)
 _TRAILER_RE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*): (.*)$")
 SUBJECT_MAX = 72  # git's convention: longer subjects are cut, the whole line goes in the body
 

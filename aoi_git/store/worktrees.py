@@ -37,10 +37,10 @@ import pygit2
 
 from aoi_git.domain.model import OrgConfig
 from aoi_git.errors import AoiError
-from aoi_git.store import tree_snapshot
-from aoi_git.store.branch_changes import PathChange, branch_changes
+from aoi_git.store import signing, tree_snapshot
+from aoi_git.store.branch_changes import BranchCommit, PathChange, branch_changes, branch_commits
 from aoi_git.store.git import GitProcess, git, git_start
-from aoi_git.store.identity import agent_git_env
+from aoi_git.store.identity import actor_ident, host_ident
 from aoi_git.store.org_store import Store
 from aoi_git.store.trash import Trash
 
@@ -343,9 +343,10 @@ class Workspace:
         status = git("status", "--porcelain", "--untracked-files=no", cwd=path)
         if not status.strip():
             return None
-        git("commit", "-q", "--no-verify", "-m", message, cwd=path,
-            env=agent_git_env(author))  # authored by the employee, committed by the host
-        return str(pygit2.Repository(str(path)).head.target)
+        a_name, a_email = actor_ident("agent", author)
+        c_name, c_email = host_ident()  # authored by the employee, committed by the host
+        return signing.commit_index(path, message, pygit2.Signature(a_name, a_email),
+                                    pygit2.Signature(c_name, c_email), signing.host_signer())
 
     def remove(self, task_id: str) -> None:
         """Delete the task's worktree and its administrative folder in the repository."""
@@ -397,6 +398,17 @@ class Workspace:
             return []
         try:
             return branch_changes(self.repo, self.base, tip)
+        except (KeyError, pygit2.GitError) as exc:
+            raise AoiError(f"cannot compare {branch_name(task_id)} with {self.base}: {exc}") \
+                from exc
+
+    def commits(self, task_id: str) -> list[BranchCommit]:
+        """The task branch's commits since it left the base branch (newest first)."""
+        tip = self.branch_tip(task_id)
+        if tip is None:
+            return []
+        try:
+            return branch_commits(self.repo, self.base, tip)
         except (KeyError, pygit2.GitError) as exc:
             raise AoiError(f"cannot compare {branch_name(task_id)} with {self.base}: {exc}") \
                 from exc

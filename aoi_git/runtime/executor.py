@@ -445,9 +445,8 @@ class Executor:
                                self.root / ".aoi" / "runs" / task_id)
         task = self.org.tasks.get(task_id)
         try:
-            ws.commit_changes(task_id, agent_work_message(
-                task.title if task else task_id, f"Work in progress, stopped: {why}.",
-                task_id, employee), employee)
+            ws.commit_changes(task_id, wip_message(task.title if task else task_id, employee,
+                                                   why), employee)
         except AoiError as exc:
             self.log(f"{task_id}: the stopped run's changes were not committed: {exc}")
 
@@ -463,9 +462,8 @@ class Executor:
                                self.root / ".aoi" / "runs" / task_id)
         title = task.title if task is not None else task_id
         try:
-            ws.commit_changes(task_id, agent_work_message(
-                title, f"Work in progress, stopped: {why}.", task_id, employee), employee,
-                run.before if run is not None else None)
+            ws.commit_changes(task_id, wip_message(title, employee, why), employee,
+                              run.before if run is not None else None)
         except AoiError as exc:
             self.log(f"{task_id}: the stopped run's changes were not committed: {exc}")
         if task is None:
@@ -504,6 +502,13 @@ class Executor:
         except (IllegalTransition, AoiError) as exc:
             return [f"{path}:1: {exc}"]
         return []
+
+
+def wip_message(title: str, employee: str, why: str) -> str:
+    """The message of a stopped run's work on its branch: no Aoi-* trailers (the branch
+    may be rebased onto a new base before its next run, and such commits would then pass
+    for forgeries; the settling commit on the org's branch carries them)."""
+    return f"{title}\n\nWork in progress of {employee}, stopped: {why}.\n"
 
 
 def keeps_worktree(task: Task) -> bool:

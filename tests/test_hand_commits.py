@@ -2,10 +2,12 @@
 
 A real org, a real `aoi daemon` working through a stream of no-op script tasks, and a
 person in this process who edits their own files and commits them with plain git in the
-three usual ways (`git add f && git commit`, `git commit -- f`, `git commit -a`). Every
-commit must go through the first time (the only failure allowed is git's own
-`index.lock`, and then a retry must go through), every content the person committed must
-be in history, and at the end the checkout holds no staged change nobody made.
+three usual ways (`git add f && git commit`, `git commit -- f`, `git commit -a`; see
+`aoi_git.testing.hand_commits`), up to 500 times in 90 s. Every commit must go through, at
+the latest on a retry after git's own `index.lock` or a branch the daemon moved; nearly
+all the first time; every content the person committed must be in history, and at the
+end the checkout holds no staged change nobody made. (The first-try rate itself, with and
+without the daemon, is measured by benchmarks/bench_hand_commits.py.)
 
 The hook is also tested alone, on index entries the daemon left behind for a file it
 created and for one it deleted.
@@ -13,12 +15,12 @@ created and for one it deleted.
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -26,108 +28,18 @@ import yaml
 from kit import AOI_BIN, git
 from orgkit import PERSON, TmpOrg
 
-from aoi_git.domain.ids import new_task_id, shard_path
-from aoi_git.domain.model import Kind, Status, Task
+from aoi_git.domain.ids import shard_path
+from aoi_git.errors import ConcurrentUpdate
 from aoi_git.org.organisation import load_org
+from aoi_git.runtime.clock import Clock
+from aoi_git.runtime.index_flush import PERSON_QUIET_S, IndexFlush
 from aoi_git.store.org_store import Change, Store
-from aoi_git.store.txn import Txn, commit, now_iso
+from aoi_git.testing.hand_commits import commit_many, leftovers, lost_edits, prepare
 
-pytestmark = pytest.mark.timeout(150)
-
-AGENT = "printf '{\"outcome\":\"completed\"}' > \"$AOI_RESULT_FILE\""
 TASKS = 4000  # more than the daemon gets through while the person commits
 COMMITS = 500
-PERSON_SECONDS = 60.0
-PAUSE_S = 0.05  # between a person's commits (saving the next edit): the daemon commits
-
-
-def hire_busy_staff(org: TmpOrg) -> None:
-    profile = {
-        "id": "bench", "name": "Bench", "role": "engineer", "reports_to": "ceo",
-        "status": "active",
-        "backend": {"kind": "script", "command": ["/bin/sh", "-c", AGENT]},
-        "capacity": {"concurrency": 4, "timeout_s": 60},
-    }
-    folder = org.root / "employees" / "bench"
-    folder.mkdir(parents=True)
-    (folder / "profile.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
-    (org.root / "notes").mkdir()
-    (org.root / "src").mkdir()
-    for name in ("notes/a.txt", "src/x.py", "notes/c.txt"):
-        (org.root / name).write_text("start\n")
-    org.commit("hire bench; the person's own files")
-
-
-def create_tasks(org: TmpOrg, count: int) -> None:
-    def fn(txn: Txn) -> None:
-        for i in range(count):
-            tid = new_task_id()
-            txn.put(Task(id=tid, title=f"No-op {i}", kind=Kind.WORK, status=Status.PENDING,
-                         assignee="bench", reviewer="none", created=now_iso()),
-                    new=True, path=shard_path(tid))
-
-    store = Store(org.root)
-    commit(store, fn, PERSON)
-    store.flush_index()
-
-
-@dataclass
-class Tally:
-    first_try: int = 0
-    lock_retried: int = 0  # failed first on git's own index.lock, then went through
-    ref_retried: int = 0  # failed first because the branch moved since git read it
-    other_retried: list[str] = field(default_factory=list)  # failed first otherwise: why
-    failures: list[str] = field(default_factory=list)
-    committed: list[tuple[str, str]] = field(default_factory=list)  # (path, content)
-
-    @property
-    def attempted(self) -> int:
-        return (self.first_try + self.lock_retried + self.ref_retried
-                + len(self.other_retried) + len(self.failures))
-
-
-def _index_lock_only(err: str) -> bool:
-    return "index.lock" in err and "File exists" in err
-
-
-def _branch_moved(err: str) -> bool:
-    return "cannot lock ref 'HEAD'" in err and "but expected" in err
-
-
-def person_commit(root: Path, style: str, path: str, n: int, tally: Tally) -> None:
-    """Save `path` with new content and commit it in `style`; count how it went."""
-    content = f"edit {n} by the person ({style})\n"
-    (root / path).write_text(content)
-    steps = {
-        "add": [["git", "add", path], ["git", "commit", "-q", "-m", f"person {n}"]],
-        "path": [["git", "commit", "-q", "-m", f"person {n}", "--", path]],
-        "all": [["git", "commit", "-q", "-a", "-m", f"person {n}"]],
-    }[style]
-    first_failure = ""
-    for attempt in range(5):
-        failed = ""
-        for cmd in steps:
-            proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=False)
-            if proc.returncode != 0:
-                failed = f"{' '.join(cmd)}: {proc.stderr.strip() or proc.stdout.strip()}"
-                break
-        if not failed:
-            if attempt == 0:
-                tally.first_try += 1
-            elif _branch_moved(first_failure):
-                tally.ref_retried += 1
-            elif _index_lock_only(first_failure):
-                tally.lock_retried += 1
-            else:
-                tally.other_retried.append(first_failure)
-            tally.committed.append((path, content))
-            return
-        first_failure = first_failure or failed
-        if attempt > 0 and not (_index_lock_only(failed) or _branch_moved(failed)):
-            tally.failures.append(failed)  # a person would retry once, as here: then it is one
-            return
-        time.sleep(0.05)
-    tally.failures.append(f"still locked after retries: {failed}")
+PERSON_SECONDS = 90.0  # a bound for CI; under a load of 15 on 2 cores: ~30 commits
+PAUSE_S = 0.1  # between a person's commits (saving the next edit): the daemon commits
 
 
 @pytest.fixture
@@ -141,69 +53,52 @@ def daemon_proc(tmp_path: Path) -> Iterator[tuple[TmpOrg, list[subprocess.Popen[
             p.wait(10)
 
 
+@pytest.mark.timeout(240)
 def test_a_persons_git_commits_go_through_while_the_daemon_commits(
         daemon_proc: tuple[TmpOrg, list[subprocess.Popen[bytes]]]) -> None:
     org, procs = daemon_proc
     root = org.root
-    hire_busy_staff(org)
-    create_tasks(org, TASKS)
+    prepare(root, TASKS, PERSON)
     out = open(root.parent / "daemon.out", "wb")  # noqa: SIM115
     p = subprocess.Popen([str(AOI_BIN), "-C", str(root), "daemon", "--max-agents", "4"],
                          stdout=out, stderr=subprocess.STDOUT)
     out.close()
     procs.append(p)
     head0 = git(root, "rev-parse", "HEAD").strip()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 90  # (its start, 4000 tasks loaded, on a busy machine)
     while git(root, "rev-parse", "HEAD").strip() == head0:  # the daemon is at work
         assert p.poll() is None and time.monotonic() < deadline, (
             (root.parent / "daemon.out").read_text())
         time.sleep(0.05)
 
-    tally = Tally()
-    styles = [("add", "notes/a.txt"), ("path", "src/x.py"), ("all", "notes/c.txt")]
     started = time.monotonic()
-    n = 0
-    while n < COMMITS and time.monotonic() - started < PERSON_SECONDS:
-        style, path = styles[n % 3]
-        person_commit(root, style, path, n, tally)
-        n += 1
-        time.sleep(PAUSE_S)
+    tally = commit_many(root, COMMITS, PERSON_SECONDS, PAUSE_S)
     took = time.monotonic() - started
     daemon_commits = int(git(root, "rev-list", "--count", f"{head0}..HEAD").strip()) - (
-        tally.first_try + tally.lock_retried + tally.ref_retried + len(tally.other_retried))
+        tally.went_through)
     p.send_signal(signal.SIGTERM)
     assert p.wait(60) == 0, (root.parent / "daemon.out").read_text()[-3000:]
 
-    print(f"\nhand commits: {tally.attempted} attempted in {took:.1f} s, "
-          f"{tally.first_try} first try, {tally.lock_retried} after an index.lock retry, "
-          f"{tally.ref_retried} after a moved-branch retry, {len(tally.other_retried)} after "
-          f"another retry, {len(tally.failures)} failed; "
+    print(f"\nhand commits in {took:.1f} s: {tally.summary()}; "
           f"{daemon_commits} daemon commits meanwhile", file=sys.stderr)
     for f in tally.failures[:10]:
         print("  failed:", f, file=sys.stderr)
     for f in tally.other_retried[:10]:
         print("  retried:", f, file=sys.stderr)
-    assert tally.attempted >= 20 and daemon_commits >= 20  # both were at work
+    assert tally.attempted >= 20 and daemon_commits >= 10  # both were at work
     assert not tally.failures  # every commit went through, at the latest on a retry
-    # The daemon keeps the branch still while it sees a person's `git commit`; what is
-    # left is the moment between its last look and its branch update (see
-    # aoi_git.store.person_commit), longer the busier the machine.
-    assert tally.first_try >= 0.9 * tally.attempted
-    # a first failure for another reason than git's own locks: rare, printed above
-    assert len(tally.other_retried) <= max(1, 0.02 * tally.attempted), tally.other_retried
+    assert not tally.other_retried  # and a first failure was only ever git's own lock
+    # The daemon keeps the branch still while it sees a person's `git commit` and leaves
+    # the index alone while their git is at work; what is left is the moment between its
+    # last look and its branch update or index write, longer the busier the machine
+    # (bench_hand_commits.py measures the rate; here a bound that holds under load).
+    assert tally.attempted - tally.first_try <= max(2, 0.05 * tally.attempted)
 
-    # 0 lost edits: every content the person committed is in history ...
-    in_history = set(git(root, "log", "--format=", "--raw", "--no-abbrev", "--",
-                         "notes", "src").split())
-    for path, content in tally.committed:
-        blob = subprocess.run(["git", "hash-object", "--stdin"], input=content, text=True,
-                              capture_output=True, check=True).stdout.strip()
-        assert blob in in_history, (path, content)
-    # ... the last one of each file is at HEAD, and nothing is staged that nobody made
-    for _style, path in styles:
-        assert git(root, "show", f"HEAD:{path}") == (root / path).read_text()
-    status = git(root, "status", "--porcelain", "--untracked-files=no")
-    assert status == "", status
+    # 0 lost edits: every content the person committed is in history, the last one of
+    # each file at HEAD ...
+    assert lost_edits(root, tally) == []
+    # ... and nothing is staged that nobody made
+    assert leftovers(root) == ""
     for tid in load_org(Store(root)).tasks:
         assert (root / shard_path(tid)).exists(), tid
     assert git(root, "diff", "HEAD", "--stat", "--", "tasks") == ""
@@ -292,3 +187,105 @@ def test_a_flushed_entry_a_persons_git_writes_back_is_moved_again(tmp_path: Path
     assert store.flush_index()  # the next flush finds it and moves it again
     assert git(root, "rev-parse", f":{path}").strip() == new
     assert git(root, "status", "--porcelain") == ""
+
+
+def _journal_moves(root: Path, rows: list[tuple[str, str | None, str | None]]) -> None:
+    """What the daemon journals for its commits (old blob, new blob; the file still old)."""
+    journal = root / ".aoi" / "daemon" / "index-pending.jsonl"
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    journal.write_text("".join(json.dumps([p, old, new, old]) + "\n" for p, old, new in rows))
+
+
+def test_a_persons_commit_all_keeps_the_daemons_files_outside_the_org(tmp_path: Path) -> None:
+    # a retrospective the daemon wrote and a note it changed, committed but not in the
+    # person's index yet: `git commit -a` must not undo them
+    org, _tid = _org_with_task(tmp_path)
+    root = org.root
+    (root / "retros").mkdir(exist_ok=True)
+    (root / "retros" / "old.md").write_text("first\n")
+    org.commit("a retrospective")
+    old = git(root, "rev-parse", "HEAD:retros/old.md").strip()
+    store = Store(root)
+    store.defer_index = True
+    store.transact(lambda view: Change({"retros/new.md": b"new retro\n",
+                                        "retros/old.md": b"second\n"}, "daemon: retros"))
+    new = git(root, "rev-parse", "HEAD:retros/old.md").strip()
+    _journal_moves(root, [("retros/new.md", None, git(root, "rev-parse",
+                                                       "HEAD:retros/new.md").strip()),
+                          ("retros/old.md", old, new)])
+    assert store.flush_index(with_index=False)  # the files moved, the entries not
+    assert (root / "retros" / "new.md").read_text() == "new retro\n"
+    assert git(root, "rev-parse", ":retros/old.md").strip() == old
+    (root / "notes" / "n.txt").write_text("mine\n")
+    proc = subprocess.run(["git", "commit", "-q", "-a", "-m", "my notes"], cwd=root,
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert git(root, "show", "--format=", "--name-only", "HEAD").split() == ["notes/n.txt"]
+    assert git(root, "show", "HEAD:retros/new.md") == "new retro\n"
+    assert git(root, "show", "HEAD:retros/old.md") == "second\n"
+    assert git(root, "status", "--porcelain") == ""
+
+
+def test_the_index_waits_while_a_persons_git_is_at_work(tmp_path: Path) -> None:
+    org, _tid = _org_with_task(tmp_path)
+    root = org.root
+    path = next(p for p in git(root, "ls-files", "tasks").split() if p.endswith(".yaml"))
+    store = Store(root)
+    store.defer_index = True
+    flush = IndexFlush(store, root / ".aoi" / "daemon" / "index-pending.jsonl", Clock(),
+                       lambda line: None)
+    store.person_quiet_for()  # (the daemon's first look)
+    old = git(root, "rev-parse", f":{path}").strip()
+    store.transact(lambda view: Change({path: view.read(path).replace(  # type: ignore[union-attr]
+        b"Made by the daemon", b"Retitled")}, "daemon: retitle"))
+    new = git(root, "rev-parse", f"HEAD:{path}").strip()
+    (root / "notes" / "n.txt").write_text("mine\n")
+    git(root, "add", "notes/n.txt")  # the person's git at work
+    writes = store.index_writes
+    flush.when_due(time.time(), busy=True)
+    assert b"Retitled" in (root / path).read_bytes()  # the file is brought along ...
+    assert git(root, "rev-parse", f":{path}").strip() == old  # ... the index left alone
+    assert store.index_writes == writes
+    time.sleep(PERSON_QUIET_S + 0.3)  # the person's git quiet for a while
+    flush.when_due(time.time(), busy=True)
+    assert git(root, "rev-parse", f":{path}").strip() == new
+    assert git(root, "status", "--porcelain") == "M  notes/n.txt\n"
+
+
+def test_the_branch_moves_under_gits_own_lock(tmp_path: Path) -> None:
+    org, _tid = _org_with_task(tmp_path)
+    root = org.root
+    store = Store(root)
+    lock = root / ".git" / "refs" / "heads" / "main.lock"
+    lock.write_text("a git of the person's holds the branch\n")
+    before = git(root, "rev-parse", "HEAD").strip()
+    with pytest.raises(ConcurrentUpdate):
+        store.transact(lambda view: Change({"notes/d.txt": b"d\n"}, "daemon: d"), attempts=3)
+    assert lock.exists() and git(root, "rev-parse", "HEAD").strip() == before  # not ours
+    lock.unlink()
+    made = store.transact(lambda view: Change({"notes/d.txt": b"d\n"}, "daemon: d"))
+    assert git(root, "rev-parse", "HEAD").strip() == made
+    assert git(root, "reflog", "-1", "--format=%H %gs") == f"{made} commit: daemon: d\n"
+    assert git(root, "log", "-g", "-1", "--format=%H", "main").strip() == made
+    assert git(root, "fsck", "--no-dangling").strip() == ""
+
+
+def test_aoi_hook_pre_commit_judges_as_the_installed_hook_does(tmp_path: Path) -> None:
+    # (a hook installed by an older aoi runs the CLI command, not aoi_git.hook_main)
+    org, tid = _org_with_task(tmp_path)
+    root = org.root
+    path = next(p for p in git(root, "ls-files", "tasks").split() if tid in p)
+    (root / "notes" / "n.txt").write_text("mine\n")
+    git(root, "add", "notes/n.txt")
+    ok = subprocess.run([str(AOI_BIN), "hook", "pre-commit"], cwd=root, capture_output=True,
+                        text=True, check=False)
+    assert (ok.returncode, ok.stderr) == (0, "")
+    data = yaml.safe_load((root / path).read_text())
+    data["status"] = "finished"
+    (root / path).write_text(yaml.safe_dump(data, sort_keys=False))
+    git(root, "add", path)
+    bad = subprocess.run([str(AOI_BIN), "hook", "pre-commit"], cwd=root, capture_output=True,
+                         text=True, check=False)
+    assert bad.returncode == 1 and "not a legal transition" in bad.stderr, bad.stderr
+    assert bad.stderr.strip().splitlines()[-1] == "aoi: commit blocked; fix the files above"
+    assert "Traceback" not in bad.stderr

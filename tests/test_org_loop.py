@@ -85,7 +85,8 @@ if "exit" in act:
 result = {"outcome": act.get("outcome", "completed"),
           "summary": act.get("summary", f"{TITLE}: run {N}"),
           "usage": act.get("usage", {"input_tokens": 100, "output_tokens": 10, "usd": 0.01})}
-for key in ("subtasks", "question", "review", "lessons", "hire"):
+for key in ("subtasks", "question", "review", "lessons", "hire", "plans", "keep", "cancel",
+            "choice"):
     if key in act:
         result[key] = act[key]
 RESULT.write_text(json.dumps(result))
@@ -336,7 +337,7 @@ def test_a_subtask_lost_for_good_fails_the_parent_into_escalation(org: LoopOrg,
     # one decision for the person: the subtask's own escalation is folded into the parent's
     assert all(x.is_terminal for x in org.humans(hard.id))
     assert all(x in h.description for x in ("retry", "reassign", "cancel"))
-    # retried, the lead plans again; the lost subtask of the first plan no longer counts
+    # retried, the lead plans again: the finished part stays, the lost one is superseded
     org.act("Ship", {"subtasks": [
         {"key": "redo", "title": "Hard part, simpler", "assignee": "eng-1",
          "reviewer": "none"}]})
@@ -345,7 +346,10 @@ def test_a_subtask_lost_for_good_fails_the_parent_into_escalation(org: LoopOrg,
     ship = org.task("ship")
     assert ship.status is S.FINISHED, ship.feedback_texts()
     assert org.by_title("Hard part, simpler").status is S.FINISHED
-    assert ship.bookkeeping.superseded == (org.by_title("Easy part").id, hard.id)
+    assert ship.bookkeeping.superseded == (hard.id,)
+    assert ship.bookkeeping.subtasks == (org.by_title("Easy part").id,
+                                         org.by_title("Hard part, simpler").id)
+    assert len(org.runs("Easy part")) == 1 and org.task(hard.id).status is S.CANCELLED
     org.assert_story()
 
 
@@ -831,7 +835,29 @@ def test_aoi_demo_runs_end_to_end_offline(tmp_path: Path) -> None:
     assert decomposed < rejected < accepted < finished
     assert "fail" in " ".join(story[rejected:rejected + 4])  # why, right under it
     assert sentences.review_rounds == 1
-    assert sum(t.review_rounds for t in tasks.values()) == 1
+    # the root is rejected once (no usage documentation) and re-planned: the three
+    # accepted subtasks are kept and not run again, one is added
+    assert tasks[root].review_rounds == 1
+    assert sum(t.review_rounds for t in tasks.values()) == 2
+    kids = [t for t in tasks.values() if t.parent == root]
+    (docs,) = [t for t in kids if t.title.startswith("Usage documentation")]
+    assert len(kids) == 4 and tasks[root].bookkeeping.subtasks[-1] == docs.id
+    assert tasks[root].bookkeeping.superseded == ()
+    assert (target / "textkit" / "README.md").is_file()
+    root_rejected = story_index(story, "agent:qa", root, "completed->pending")
+    plans = [ln for ln in story if "agent:coo" in ln and root in ln
+             and "processing->waiting" in ln]
+    assert len(plans) == 2  # the first plan, and its revision after the rejection
+    assert decomposed < rejected < root_rejected < finished
+    assert "the re-plan after the root's rejection" in out.stdout
+    assert re.search(r"re-planned: kept 3 \(t-\w+, t-\w+, t-\w+\), added 1 \(t-\w+\)",
+                     out.stdout)
+    subjects = subprocess.run(["git", "-C", str(target), "log", "--format=%s"],
+                              capture_output=True, text=True, check=True).stdout.splitlines()
+    for t in kids:
+        if t is not docs and t is not sentences:  # claimed once: never redone
+            claims = [x for x in subjects if x.startswith(f"aoi: {t.id} pending -> processing")]
+            assert len(claims) == 1, t.title
     assert_story(target)
 
 

@@ -80,7 +80,9 @@ def demo(app: App, directory: Path | None, claude: bool, model: str) -> None:
 
     A planner decomposes the project, two engineers write code and tests on their own
     branches, QA runs the tests and rejects one deliverable once, the rework is accepted,
-    everything merges, and the root is reviewed.
+    everything merges, and the root is reviewed: QA rejects it once for missing usage
+    documentation, and the planner re-plans, keeping the three accepted subtasks and
+    adding only the documentation.
 
     \b
     Examples:
@@ -125,6 +127,12 @@ def demo(app: App, directory: Path | None, claude: bool, model: str) -> None:
     click.echo("\ntask tree:")
     for line in tree_lines(org.tasks, [root]):
         click.echo(f"  {line}")
+    replans = [line.strip() for line in git("log", "--format=%b", cwd=target).splitlines()
+               if line.startswith("re-planned:")]
+    if replans:
+        click.echo("\nthe re-plan after the root's rejection (accepted work kept, not redone):")
+        for line in replans:
+            click.echo(f"  {line}")
     click.echo("\naudit log (aoi log ROOT):")
     out = subprocess.run([sys.executable, "-m", "aoi_git", "-C", str(target), "log", root],
                          capture_output=True, text=True, check=False)

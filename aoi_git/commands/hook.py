@@ -8,17 +8,17 @@ from typing import TYPE_CHECKING
 import click
 
 from aoi_git.domain.model import Actor, ActorKind
+from aoi_git.domain.org_paths import is_org_file
 from aoi_git.errors import ValidationFailed
-from aoi_git.org.validate import is_org_file
-from aoi_git.store import index_journal
+from aoi_git.org.commit_hooks import BLOCKED, TRAILERS_SKIPPED, add_trailers, pre_commit_problems
 from aoi_git.store.git import git
 from aoi_git.store.trailers import parse_trailers
 
 if TYPE_CHECKING:
     from aoi_git.store.org_store import Store
 
-# The store (pygit2) and the org loader are imported where they are needed: a person's
-# commit of files outside the org runs both commit hooks and should not wait for them.
+# The installed hooks run `python -m aoi_git.hook_main` (no CLI to import); these commands
+# do the same for a hook installed by an older aoi.
 
 ZERO = "0" * 40
 
@@ -38,56 +38,12 @@ def pre_commit() -> None:
     """Validate the staged org files; block the commit on any problem.
 
     \b
-    Example (what .git/hooks/pre-commit runs):
+    Example (.git/hooks/pre-commit runs it as `python -m aoi_git.hook_main pre-commit`):
       python -m aoi_git hook pre-commit
     """
-    root = Path(git("rev-parse", "--show-toplevel", cwd=".").strip())
-    # The staged blob ids come from git itself: `git commit -a` / `git commit PATH` stage
-    # into a temporary index (GIT_INDEX_FILE), which libgit2 would not read.
-    raw = git("diff", "--cached", "--raw", "-z", "--no-renames", "--no-abbrev", cwd=root)
-    items = raw.split("\0")
-    staged_org = [(meta, p) for meta, p in zip(items[0::2], items[1::2], strict=False)
-                  if p and is_org_file(p)]
-    if not staged_org:
-        return
-    from aoi_git.org.organisation import load_org
-    from aoi_git.org.validate import Validator
-    from aoi_git.store.index_lag import lagging_entry
-    from aoi_git.store.objects import read_blob
-    from aoi_git.store.org_store import Store
-
-    store = Store(root)
-    files: dict[str, bytes | None] = {}
-    passed = index_journal.passed_blobs(index_journal.journal_path(root))
-    for meta, p in staged_org:
-        head_id, new_id = meta.split()[2:4]
-        staged = None if new_id == ZERO else new_id
-        head = None if head_id == ZERO else head_id
-        if index_journal.stale_entry(passed, p, staged, head) or lagging_entry(
-                store, p, staged, head):
-            _move_entry_forward(root, p, head)  # the daemon's update, not the person's
-            continue
-        files[p] = None if staged is None else read_blob(store, staged)
-    if not files:
-        return
-    name = git("config", "user.name", cwd=root, check=False).strip() or "unknown"
-    org = load_org(store)
-    store.save_cache()
-    email = git("config", "user.email", cwd=root, check=False).strip()
-    problems = Validator.for_org(org).check(files, Actor(ActorKind.HUMAN, name), email)
+    problems = pre_commit_problems(Path(git("rev-parse", "--show-toplevel", cwd=".").strip()))
     if problems:
-        raise ValidationFailed([*problems, "aoi: commit blocked; fix the files above"])
-
-
-def _move_entry_forward(root: Path, path: str, head_id: str | None) -> None:
-    """Stage HEAD's version of `path` (its absence: None), whose index entry only lags
-    behind the daemon's commit, in the index this commit is made from (GIT_INDEX_FILE: git
-    reads it again after this hook, so the commit keeps HEAD's). The entry may be missing
-    (a file the daemon created), hence `--add`."""
-    if head_id is None:
-        git("update-index", "--force-remove", "--", path, cwd=root)
-    else:
-        git("update-index", "--add", "--cacheinfo", f"100644,{head_id},{path}", cwd=root)
+        raise ValidationFailed([*problems, BLOCKED])
 
 
 @hook.command("commit-msg")
@@ -100,61 +56,13 @@ def commit_msg(message_file: Path) -> None:
     already has an `Aoi-Actor` trailer is left alone.
 
     \b
-    Example (what .git/hooks/commit-msg runs):
+    Example (.git/hooks/commit-msg runs it as `python -m aoi_git.hook_main commit-msg`):
       python -m aoi_git hook commit-msg .git/COMMIT_EDITMSG
     """
-    from aoi_git.org.validate import full_task_problems, is_task_path, parse_task_bytes
-    from aoi_git.store.trailers import Transition
-
     try:
-        message = message_file.read_text(encoding="utf-8")
-        if any(k == "Aoi-Actor" for k, _ in parse_trailers(message)):
-            return
-        root = Path(git("rev-parse", "--show-toplevel", cwd=".").strip())
-        if git("rev-parse", "-q", "--verify", "MERGE_HEAD", cwd=root, check=False).strip():
-            return  # a merge brings others' commits, which carry their own trailers
-        raw = git("diff", "--cached", "--raw", "-z", "--no-renames", "--no-abbrev", cwd=root)
-        items = raw.split("\0")
-        staged_tasks = [(meta, p) for meta, p in zip(items[0::2], items[1::2], strict=False)
-                        if p and is_task_path(p)]
-        if not staged_tasks:
-            return
-        from aoi_git.store.objects import read_blob
-        from aoi_git.store.org_store import Store
-
-        store = Store(root)
-        head = store.head()
-        found: list[Transition] = []
-        for meta, p in staged_tasks:
-            new_id = meta.split()[3]
-            data = None if new_id == ZERO else read_blob(store, new_id)
-            if data is None:
-                continue
-            task, _ = full_task_problems(data, p)
-            if task is None:
-                continue
-            before = head.read(p)
-            old = parse_task_bytes(before, p) if before is not None else None
-            old_status = old.status.value if old is not None and not isinstance(
-                old, tuple) else None
-            found.append(Transition(task.id, old_status, task.status.value, task.title))
-        if not found:
-            return
-        name = git("config", "user.name", cwd=root, check=False).strip() or "unknown"
-        lines = []
-        for t in found:
-            lines.append(f"Aoi-Task: {t.task_id}")
-            if t.old != t.new:
-                lines.append(f"Aoi-Transition: {t.label}")
-        lines.append(f"Aoi-Actor: {Actor(ActorKind.HUMAN, name)}")
-        # before git's comment lines (and a `commit -v` scissors line with the diff below)
-        text = message.splitlines(keepends=True)
-        cut = next((i for i, ln in enumerate(text) if ln.startswith("#")), len(text))
-        body, rest = "".join(text[:cut]).rstrip("\n"), "".join(text[cut:])
-        message_file.write_text(body + "\n\n" + "\n".join(lines) + "\n"
-                                + ("\n" + rest if rest else ""), encoding="utf-8")
+        add_trailers(Path(git("rev-parse", "--show-toplevel", cwd=".").strip()), message_file)
     except Exception as exc:  # a trailer is a nicety: never block a person's commit
-        print(f"aoi: commit-msg hook skipped: {exc}", file=sys.stderr)
+        print(f"{TRAILERS_SKIPPED}: {exc}", file=sys.stderr)
 
 
 @hook.command("pre-receive")

@@ -50,7 +50,10 @@ def tree_lines(tasks: Mapping[str, Task], roots: list[str] | None = None) -> lis
         t = tasks[tid]
         deps = f"  (after {', '.join(t.depends_on)})" if t.depends_on else ""
         who = f" @{assignee_text(t)}" if t.assignee else ""
-        out.append(f"{'  ' * depth}{t.id} [{t.status.value}]{who} {t.title}{deps}")
+        parent = tasks.get(t.parent) if t.parent else None
+        mark = ", superseded" if parent is not None \
+            and t.id in parent.bookkeeping.superseded else ""
+        out.append(f"{'  ' * depth}{t.id} [{t.status.value}{mark}]{who} {t.title}{deps}")
         for k in kids.get(tid, []):
             walk(k, depth + 1)
 

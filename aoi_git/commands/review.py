@@ -9,7 +9,8 @@ from aoi_git.commands.render import assignee_text, cost_text
 from aoi_git.domain.lifecycle import reviewer_of
 from aoi_git.domain.model import Kind, Status
 from aoi_git.errors import AoiError
-from aoi_git.org import person_actions
+from aoi_git.org import person_actions, plan_choice
+from aoi_git.store.txn import Txn, commit
 from aoi_git.store.worktrees import open_workspace
 
 
@@ -17,12 +18,15 @@ from aoi_git.store.worktrees import open_workspace
 @click.argument("task_id", required=False)
 @click.option("--accept", "decision", flag_value="accept", help="Accept: its branch is merged.")
 @click.option("--reject", "decision", flag_value="reject", help="Reject with -m feedback.")
+@click.option("--choose", "choose", type=int, metavar="N", default=None,
+              help="Choose plan N (from 1) of the task's alternative plans; -m says why.")
 @click.option("-m", "--message", default="", help="Feedback (required with --reject).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
-def review(app: App, task_id: str | None, decision: str | None, message: str,
-           as_json: bool) -> None:
-    """List tasks awaiting review, show one (summary, cost, diff), accept or reject it.
+def review(app: App, task_id: str | None, decision: str | None, choose: int | None,
+           message: str, as_json: bool) -> None:
+    """List tasks awaiting review, show one (summary, cost, diff), accept or reject it,
+    or choose among a task's alternative plans.
 
     \b
     Examples:
@@ -30,6 +34,7 @@ def review(app: App, task_id: str | None, decision: str | None, message: str,
       aoi review t-4k2m               # the diff of aoi/t-4k2m, summary and cost
       aoi review t-4k2m --accept
       aoi review t-4k2m --reject -m "Add tests for the error path"
+      aoi review t-4k2m --choose 2 -m "fewer hand-offs"   # one of its plans
     """
     if task_id is None and decision is not None:
         raise AoiError(f"--{decision} needs the task: aoi review ID --{decision}"
@@ -54,6 +59,22 @@ def review(app: App, task_id: str | None, decision: str | None, message: str,
         return
     tid = org.resolve_id(task_id)
     t = org.tasks[tid]
+    if choose is not None:
+        if decision is not None:
+            raise AoiError("give either --choose N or --accept/--reject, not both")
+
+        def build_choice(txn: Txn) -> None:
+            plan_choice.choose_by_person(txn, tid, choose, message, app.person,
+                                         tasks=org.tasks, employees=org.employees,
+                                         config=org.config, email=app.email)
+
+        commit(app.store, build_choice, app.person, org.index.paths)
+        click.echo(f"chose plan {choose} for {tid}")
+        return
+    if decision is None and t.bookkeeping.plan_choice and not as_json:
+        click.echo(plan_choice.describe(t, plan_choice.plans_of(t)))
+        click.echo(f"\nchoose with: aoi review {tid} --choose N -m \"why\"")
+        return
     if decision is None:
         ws = open_workspace(app.store, org.config)
         info = {"id": t.id, "title": t.title, "status": t.status.value,

@@ -65,6 +65,7 @@ class Bookkeeping:
     about: str | None = None  # the task this one is about (the subject of a question)
     answers: str | None = None  # an agent's answer to the blocked task's question
     decision_for: str | None = None  # a person decides on this failed or rejected task
+    choice_for: str | None = None  # a choice among this task's planner's alternative plans
     budget_for: str | None = None  # an employee id: a budget request for its work
     day: str | None = None  # ISO date the budget request was made (per employee and day)
     daily: bool | None = None  # whether that request is about the daily cap
@@ -78,12 +79,13 @@ class Bookkeeping:
     # --- on a work task: where the lifecycle took it
     routed_to: str | None = None  # an employee id a `role:` assignee was routed to
     subtasks: tuple[str, ...] = ()  # its subtasks, from its latest plan
-    superseded: tuple[str, ...] = ()  # subtasks of earlier, failed plans (they no longer count)
+    superseded: tuple[str, ...] = ()  # subtasks a re-plan cancelled (they no longer count)
     review_task: str | None = None  # its open review
     waiting_on: str | None = None  # the question it is blocked on
     escalation: str | None = None  # a person's decision on it is open (retry/reassign/cancel)
     budget_request: str | None = None  # a person is asked for more budget for it
     folded_into: str | None = None  # the parent question its escalation was folded into
+    plan_choice: str | None = None  # the open choice among its alternative plans
     # --- on a work task whose run was stopped (aoi_git.org.control)
     preempted_by: str | None = None  # suspended for this task, which outranked it
     resuming: bool | None = None  # its next run continues a stopped one in the same worktree

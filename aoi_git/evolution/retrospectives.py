@@ -5,6 +5,9 @@ The daemon writes it in the same commit as the root's `accepted -> finished` tra
 (`write_into`), so the project's end and its lessons are one commit to read or revert.
 Sections:
 
+0. the plan, for a decomposed root: which plan was chosen among how many alternatives,
+   by whom and why, and how it went; also in the front matter (`plan:`), where later
+   planners' contexts and `aoi stats` read it (`aoi_git.evolution.plan_history`);
 1. the signals read from git history (`aoi_git.evolution.project_metrics`): per task and per
    employee;
 2. what went well and what went badly, derived from those numbers by fixed rules
@@ -36,6 +39,7 @@ from aoi_git.domain.bookkeeping import Bookkeeping
 from aoi_git.domain.graph import TaskLinks
 from aoi_git.domain.ids import sharded
 from aoi_git.domain.model import Actor, Employee, Kind, OrgConfig, Status, Task
+from aoi_git.evolution import plan_history
 from aoi_git.evolution.journal import journal_for
 from aoi_git.evolution.project_metrics import Signals, TaskSignals, collect, fmt_seconds
 from aoi_git.org.task_ops import new_task
@@ -244,6 +248,8 @@ def render(view: HeadView, sig: Signals, tasks: Mapping[str, Task],
     failures = sum(t.failures for t in work)
     lead = (rs.finished - rs.created) if rs.finished and rs.created else None
     finished = now_iso(rs.finished) if rs.finished else "-"
+    plan = plan_history.record_of(root, rounds=rs.runs, rejections=rejections, usd=sig.usd,
+                                  lead_time_s=lead, status=rs.status)
     out = [
         "---",
         f"root: {root.id}",
@@ -253,6 +259,7 @@ def render(view: HeadView, sig: Signals, tasks: Mapping[str, Task],
         f"tasks: {len(project)}",
         f"usd: {round(sig.usd, 6)}",
         f"tokens: {sig.tokens}",
+        *([plan_history.front_matter_value(plan)] if plan else []),
         "---",
         "",
         f"# Retrospective: {root.title}",
@@ -265,6 +272,7 @@ def render(view: HeadView, sig: Signals, tasks: Mapping[str, Task],
         f"Every number below is read from the commit trailers of this project "
         f"(`aoi log {root.id}`).",
         "",
+        *([*plan_history.plan_lines(plan), ""] if plan is not None else []),
         "## Signals",
         "",
         "| task | title | kind | run by | runs | failed | rejected | time | usd | tokens |",

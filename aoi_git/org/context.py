@@ -2,7 +2,9 @@
 
 Sections, in order: the talent's role prompt, the employee's working principles, the SOPs
 that apply (by role or by the task's labels), recent lessons from the journal, the task,
-its parent's goal, its dependencies' results, and its feedback.
+the plan it has when it was decomposed before (`replanning.plan_section`), how similar
+past plans went (for a root: `plan_history`, read from the retrospectives), its parent's
+goal, its dependencies' results, and its feedback.
 
 SOP matching: an SOP applies when its front matter `applies_to.roles` lists the
 employee's role or `applies_to.labels` shares a label with the task; an SOP without
@@ -12,10 +14,11 @@ Recent lessons are the last `JOURNAL_ENTRIES` entries (`## ` blocks) of `journal
 A run that continues a stopped one (resumed after a pause or a preemption, or handed
 over to a new assignee) is told so right after the task, as part of it.
 
-Bounded at `max_chars` (default `MAX_CHARS`). Truncation rule: the task, its feedback and
-the contract (how to finish) are never cut. Until the whole fits, the other sections
-give way in this order:
+Bounded at `max_chars` (default `MAX_CHARS`). Truncation rule: the task, its plan so far,
+its feedback and the contract (how to finish) are never cut. Until the whole fits, the
+other sections give way in this order:
 
+0. similar past plans;
 1. journal lessons, oldest first (whole entries);
 2. dependency results, each cut to its first `DEP_CHARS` characters, then dropped from
    the last one up;
@@ -34,8 +37,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from aoi_git.domain.model import Employee, Task
+from aoi_git.domain.model import Employee, Kind, Task
+from aoi_git.evolution import plan_history
 from aoi_git.evolution.journal import journal_path, last_journal_entries
+from aoi_git.org import replanning
 from aoi_git.store import yamlio
 from aoi_git.store.head_view import HeadView
 
@@ -50,8 +55,13 @@ Write your result as JSON to the file named by $AOI_RESULT_FILE (claude employee
 {"outcome": "completed | failed | blocked", "summary": "what was done",
  "subtasks": [{"key": "a", "title": "...", "assignee": "role:engineer", "depends_on": []}],
  "question": "for blocked: what a person must answer",
+ "plans": [{"title": "...", "summary": "...", "subtasks": [...]}],
+ "keep": ["t-..."], "cancel": ["t-..."],
  "review": {"decision": "accept | reject", "feedback": "..."},
+ "choice": {"plan": 1, "reason": "for a choice among plans: which and why"},
  "lessons": ["what you would do differently next time"]}
+`plans` offers alternative plans (instead of `subtasks`) for your reviewer to choose among;
+re-planning, `keep`/`cancel` name your existing subtasks and `subtasks` only what to add.
 Change files only in your working directory (your branch). Never edit tasks/, employees/,
 talents/, sops/ or aoi.yaml: org state changes only through this result."""
 
@@ -175,6 +185,8 @@ def assemble(
     journal: str,
     tasks: Mapping[str, Task],
     max_chars: int = MAX_CHARS,
+    plan_part: str = "",
+    past_plans: str = "",
 ) -> str:
     """The context text for one run of `task` by `employee` (see the module doc)."""
     role_part = f"# You are {employee.name or employee.id} ({employee.role})\n\n" \
@@ -214,7 +226,7 @@ def assemble(
         parts = [role_part, principles_part, *sop_parts]
         if lessons:
             parts.append("## Recent lessons from your journal\n\n" + "\n\n".join(lessons))
-        parts += [task_part, parent_part]
+        parts += [task_part, plan_part, past_plans, parent_part]
         if dep_parts:
             parts.append("## Results of the tasks this depends on\n\n" + "\n\n".join(dep_parts))
         parts += [feedback_part, CONTRACT]
@@ -226,6 +238,9 @@ def assemble(
     def over() -> int:
         return len(render()) - max_chars
 
+    # 0. similar past plans
+    if over() > 0:
+        past_plans = ""
     # 1. journal lessons, oldest first
     while over() > 0 and lessons:
         lessons.pop(0)
@@ -260,6 +275,11 @@ def assemble_from_view(view: HeadView, task: Task, employee: Employee,
         "utf-8", "replace")
     journal = (view.read(journal_path(employee.id)) or b"").decode(
         "utf-8", "replace")
+    past = ""
+    if task.parent is None and task.kind is Kind.WORK:  # a root: how similar plans went
+        past = plan_history.section(plan_history.similar(plan_history.read_records(view),
+                                                         task))
     return assemble(task=task, employee=employee, talent_prompt=talent_prompt,
                     principles=principles, sops=load_sops(view, sop_names), journal=journal,
-                    tasks=tasks)
+                    tasks=tasks, plan_part=replanning.plan_section(task, tasks),
+                    past_plans=past)

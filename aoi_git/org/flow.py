@@ -17,10 +17,10 @@ from aoi_git.domain.graph import find_cycle
 from aoi_git.domain.lifecycle import ReviewRefused, review_authority, reviewer_of
 from aoi_git.domain.model import Actor, ActorKind, Employee, Kind, OrgConfig, Status, Task
 from aoi_git.domain.reporting import first_human_up
-from aoi_git.domain.result import AgentResult
+from aoi_git.domain.result import AgentResult, PlanChoice
 from aoi_git.errors import AoiError
 from aoi_git.evolution.journal import append_journal, journal_entry
-from aoi_git.org import branch_policy
+from aoi_git.org import branch_policy, plan_choice, replanning
 from aoi_git.org.branch_policy import Refusal
 from aoi_git.org.routing import reassign_candidates
 from aoi_git.org.task_ops import cancel_cascade, new_task
@@ -78,11 +78,16 @@ def apply_result(
     txn.add_cost({**result.usage, "seconds": round(seconds, 3)})
     txn.trailers.append(("Aoi-Employee", employee.id))
     outcome = result.outcome
-    if outcome == "completed" and result.subtasks:
-        problem = _subtask_problem(task, result, tasks, config, employees)
+    choosing = task.kind is Kind.REVIEW and task.bookkeeping.choice_for is not None
+    if outcome == "completed":
+        problem = _plan_problem(task, result, tasks, config, employees)
+        if choosing:
+            problem = plan_choice.choice_problem(
+                result.choice, tasks.get(task.bookkeeping.choice_for or ""))
         if problem:
             outcome, result.error = "failed", problem
-    if outcome == "completed" and task.kind is Kind.REVIEW and not _decision(result):
+    if outcome == "completed" and task.kind is Kind.REVIEW and not choosing \
+            and not _decision(result):
         outcome = "failed"
         result.error = "a review must end with a decision: accept or reject (submit_review)"
     if outcome == "completed" and task.kind is not Kind.REVIEW and _decision(result):
@@ -103,19 +108,16 @@ def apply_result(
         human = _ask(txn, task, result, employee, employees, config, tasks)
         txn.put(task.with_changes(status=S.BLOCKED, cost=cost, result=res_dict,
                                   bookkeeping=replace(task.bookkeeping, waiting_on=human.id)))
-    elif result.subtasks:
-        created = _decompose(txn, task, result, tasks)
-        book = task.bookkeeping
-        # a retried parent planned again: its earlier subtasks no longer count
-        book = replace(book, subtasks=tuple(created),
-                       superseded=(*book.superseded, *book.subtasks))
-        txn.put(task.with_changes(status=S.WAITING, cost=cost, result=res_dict,
-                                  bookkeeping=book))
-        txn.body_lines.append(f"decomposed into {len(created)} subtasks: "
-                              + ", ".join(created))
+    elif len(result.plans) > 1:
+        _offer_plans(txn, task, result, cost, res_dict, tasks, employees, config)
+    elif result.subtasks or result.plans or result.revises:
+        items = result.subtasks or list(result.plans[0].subtasks if result.plans else ())
+        _plan(txn, task, result, items, cost, res_dict, tasks)
     else:
         review = _decision(result)
-        if task.kind is Kind.REVIEW and review is not None and task.subject:
+        if choosing and result.choice is not None:
+            plan_choice.apply_by_agent(txn, task, result.choice, agent, tasks)
+        elif task.kind is Kind.REVIEW and review is not None and task.subject:
             res_dict["review"] = review
             try:
                 _apply_review(txn, task.subject, review, agent, now, tasks=tasks,
@@ -132,6 +134,62 @@ def apply_result(
         txn.body_lines.insert(0, result.summary.strip()[:600])
     append_journal(txn, employee.id, journal_entry(task, result, now))
     return outcome
+
+
+def _plan_problem(task: Task, result: AgentResult, tasks: Mapping[str, Task],
+                  config: OrgConfig, employees: Mapping[str, Employee]) -> str | None:
+    """Why the subtasks, alternative plans or revision of `result` are refused."""
+    if result.plans and (result.subtasks or result.revises):
+        return "give either alternative `plans` or `subtasks` (with keep/cancel), not both"
+    for n, option in enumerate(result.plans, 1):
+        if not option.subtasks:
+            return f"plan {n} ({option.title!r}) has no subtasks"
+        problem = _subtask_problem(task, AgentResult("completed", subtasks=list(
+            option.subtasks)), tasks, config, employees)
+        if problem:
+            return f"plan {n} ({option.title!r}): {problem}"
+    if result.subtasks:
+        problem = _subtask_problem(task, result, tasks, config, employees)
+        if problem:
+            return problem
+    if result.revises:
+        return replanning.revision_problem(task, result.keep, result.cancel, tasks)
+    return None
+
+
+def _plan(txn: Txn, task: Task, result: AgentResult, items: Sequence[Mapping[str, Any]],
+          cost: dict[str, float], res_dict: dict[str, Any], tasks: Mapping[str, Task]) -> None:
+    """The task decomposed: a first plan, or a revision of the plan it has
+    (`org.replanning`): it waits for its subtasks."""
+    rev = replanning.revise(txn, task, items, tasks, keep=result.keep, cancel=result.cancel)
+    for key in ("plans", "chosen"):  # a revision of a chosen plan keeps the record
+        if key in (task.result or {}):
+            res_dict.setdefault(key, (task.result or {})[key])
+    txn.put(replanning.record(task, rev).with_changes(status=S.WAITING, cost=cost,
+                                                      result=res_dict))
+    if task.bookkeeping.subtasks:
+        txn.body_lines.append(f"re-planned: {rev.describe()}")
+    else:
+        txn.body_lines.append(f"decomposed into {len(rev.created)} subtasks: "
+                              + ", ".join(rev.created))
+
+
+def _offer_plans(txn: Txn, task: Task, result: AgentResult, cost: dict[str, float],
+                 res_dict: dict[str, Any], tasks: Mapping[str, Task],
+                 employees: Mapping[str, Employee], config: OrgConfig) -> None:
+    """Alternative plans (`org.plan_choice`): the task waits with no new subtask until
+    one is chosen; with nobody to choose, the first is carried out at once."""
+    res_dict["plans"] = [p.to_dict() for p in result.plans]
+    waiting = task.with_changes(status=S.WAITING, cost=cost, result=res_dict)
+    choice = plan_choice.offer(txn, task, result.plans, tasks, employees, config)
+    txn.body_lines.append(f"offered {len(result.plans)} alternative plans: "
+                          + "; ".join(f"{n}. {p.title}" for n, p in enumerate(result.plans, 1)))
+    if choice is None:
+        txn.put(waiting)
+        plan_choice.apply(txn, task.id, PlanChoice(1, plan_choice.FIRST_PLAN), txn.actor, tasks)
+        return
+    txn.put(waiting.with_changes(bookkeeping=replace(task.bookkeeping, plan_choice=choice.id)))
+    txn.body_lines.append(f"{choice.assignee} chooses one ({choice.id})")
 
 
 def _decision(result: AgentResult) -> dict[str, Any] | None:
@@ -215,36 +273,6 @@ def _subtask_problem(task: Task, result: AgentResult, tasks: Mapping[str, Task],
     if cycle:
         return f"subtask dependencies form a cycle: {' -> '.join(cycle)}"
     return None
-
-
-def _decompose(txn: Txn, task: Task, result: AgentResult, tasks: Mapping[str, Task]) -> list[str]:
-    keys = [str(s.get("key") or i) for i, s in enumerate(result.subtasks)]
-    ids: dict[str, str] = {}
-    created: list[str] = []
-    remaining = list(zip(keys, result.subtasks, strict=True))
-    # create in dependency order so every depends_on already exists
-    while remaining:
-        progressed = False
-        for key, s in list(remaining):
-            deps_keys = [str(d) for d in s.get("depends_on") or []]
-            if any(d in keys and d not in ids for d in deps_keys):
-                continue
-            deps = [ids.get(d, d) for d in deps_keys]
-            t = new_task(
-                txn, tasks, str(s["title"]), parent=task.id,
-                description=str(s.get("description") or ""),
-                assignee=str(s["assignee"]) if s.get("assignee") else task.assignee,
-                depends_on=deps, labels=list(s.get("labels") or task.labels),
-                priority=int(s.get("priority") or task.priority),
-                reviewer=str(s["reviewer"]) if s.get("reviewer") else None,
-            )
-            ids[key] = t.id
-            created.append(t.id)
-            remaining.remove((key, s))
-            progressed = True
-        if not progressed:  # pragma: no cover - cycles are refused before
-            raise AoiError("subtask dependencies could not be ordered")
-    return created
 
 
 def _ask(txn: Txn, task: Task, result: AgentResult, employee: Employee,
@@ -402,6 +430,8 @@ def apply_decision(txn: Txn, human_id: str, subject_id: str, tasks: Mapping[str,
     """Apply a person's answer to an escalation or a budget request."""
     h = txn.get(human_id)
     subject = txn.get(subject_id)
+    if subject.bookkeeping.plan_choice == human_id:  # a choice among alternative plans
+        return plan_choice.apply_answer(txn, human_id, subject_id, tasks)
     answer = (h.answer or "").strip()
     person = Actor(ActorKind.HUMAN, h.assignee or "unknown")
     txn.actor = person  # applying a person's decision: the commit is theirs

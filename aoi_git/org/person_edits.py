@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from aoi_git.commands.cli_context import App
+from aoi_git.domain.org_paths import is_org_file
 from aoi_git.errors import AoiError
 from aoi_git.org.organisation import Org
-from aoi_git.org.validate import Validator, is_org_file, one_line
+from aoi_git.org.validate import Validator, one_line
 from aoi_git.store import index_journal
 from aoi_git.store.git import git
 from aoi_git.store.objects import hash_blob

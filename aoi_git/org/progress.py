@@ -12,6 +12,7 @@ from typing import Any
 
 from aoi_git.domain.model import Actor, Employee, OrgConfig, Status, Task
 from aoi_git.org import flow
+from aoi_git.org.task_ops import cancel_cascade
 from aoi_git.store.txn import Txn
 
 S = Status
@@ -47,6 +48,10 @@ def advance(txn: Txn, task_id: str, to: Status, reason: str, tasks: Mapping[str,
     waited on its subtasks completes with a summary of theirs as its result; an accept
     (a task with no reviewer) records the daemon's authority for it."""
     cur = txn.get(task_id)
+    if to is S.CANCELLED:  # superseded by a re-plan: with its own subtasks and dependents
+        cancel_cascade(txn, tasks, task_id, reason)
+        txn.body_lines.append(reason)
+        return
     changes: dict[str, Any] = {"status": to}
     if to is S.ACCEPTED:
         flow.record_authority(txn, txn.actor, cur, tasks=tasks, employees=employees,

@@ -30,6 +30,7 @@ from aoi_git.domain.model import (
     Status,
     Task,
 )
+from aoi_git.domain.org_paths import SCHEMA_FOR, is_task_path
 from aoi_git.domain.person_work import done_problem
 from aoi_git.errors import IllegalTransition
 from aoi_git.resources import resource_dir
@@ -39,23 +40,7 @@ if TYPE_CHECKING:
     import jsonschema
     import jsonschema_rs
 
-# Matched whole (`fullmatch`, `.` takes a newline too): a name with control characters is
-# an org file like any other, reported by its name, never passed over.
-SCHEMA_FOR: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"tasks/.+\.ya?ml", re.S), "task"),
-    (re.compile(r"employees/[^/]+/profile\.yaml", re.S), "profile"),
-    (re.compile(r"talents/[^/]+/talent\.yaml", re.S), "talent"),
-    (re.compile(r"aoi\.yaml"), "aoi"),
-]
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def is_org_file(path: str) -> bool:
-    return any(p.fullmatch(path) for p, _ in SCHEMA_FOR)
-
-
-def is_task_path(path: str) -> bool:
-    return SCHEMA_FOR[0][0].fullmatch(path) is not None
 
 
 def one_line(problem: str) -> str:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aoi_git.domain.result import AgentResult
+from aoi_git.domain.result import AgentResult, PlanChoice, PlanOption
 from aoi_git.runtime import run_unit
 from aoi_git.runtime.sandbox import Box
 
@@ -380,9 +380,36 @@ def _from_json(d: Mapping[str, Any]) -> AgentResult:
         lessons=lessons,
         hire=d.get("hire") if isinstance(d.get("hire"), dict) else None,
         error=str(d["error"])[:4000] if d.get("error") else None,
+        plans=_plans(d.get("plans")),
+        keep=_ids(d.get("keep")),
+        cancel=_ids(d.get("cancel")),
+        choice=_choice(d.get("choice")),
     )
     if outcome == "blocked" and not res.question:
         res.question = res.summary or "The agent is blocked and did not say why."
     if outcome == "failed" and not res.error:
         res.error = res.summary or "the agent reported failure"
     return res
+
+
+def _plans(raw: Any) -> list[PlanOption]:
+    """The alternatives of `plans`: each a mapping with a title and a list of subtasks."""
+    out: list[PlanOption] = []
+    for i, p in enumerate(raw if isinstance(raw, list) else []):
+        if not isinstance(p, dict):
+            continue
+        subs = tuple(s for s in p.get("subtasks") or [] if isinstance(s, dict) and s.get("title"))
+        out.append(PlanOption(title=str(p.get("title") or f"plan {i + 1}")[:200],
+                              summary=str(p.get("summary") or "")[:4000], subtasks=subs))
+    return out
+
+
+def _ids(raw: Any) -> list[str]:
+    return [str(x) for x in raw if isinstance(x, str)] if isinstance(raw, list) else []
+
+
+def _choice(raw: Any) -> PlanChoice | None:
+    if not isinstance(raw, dict) or isinstance(raw.get("plan"), bool) \
+            or not isinstance(raw.get("plan"), int):
+        return None
+    return PlanChoice(plan=int(raw["plan"]), reason=str(raw.get("reason") or "")[:4000])

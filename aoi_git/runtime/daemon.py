@@ -201,6 +201,7 @@ class Daemon:
             self.runs.close()
             self.flush_index()
             self.index.writer.close()
+            self._log_index_share()
             self.store.save_cache()
             self.executor.workspace.drop_pool()
             self.trash.wait()
@@ -518,6 +519,14 @@ class Daemon:
     def flush_index(self) -> None:
         """Bring the checkout's work-tree files and index up to the daemon's commits."""
         self.index.flush()
+
+    def _log_index_share(self) -> None:
+        """How long the daemon held the person's `index.lock` (a `git add` of theirs that
+        starts meanwhile fails), as a share of its run."""
+        ran = max(self.clock.wall() - self.started, 1e-9)
+        held = self.store.index_lock_s
+        self._log(f"index: {self.store.index_writes} write(s), index.lock held "
+                  f"{held * 1000:.0f} ms in {ran:.0f} s ({100 * held / ran:.3f}%)")
 
     # ------------------------------------------------------------------ status
     def _write_status(self, now: float, stopped: bool = False) -> None:

@@ -4,6 +4,13 @@ The moves are made at most every INDEX_FLUSH_S, one index write for many commits
 file write for a task's several transitions; until then they are journaled in `.aoi/`
 (see `aoi_git.store.index_journal`), so a restart after a kill -9 finishes them, and a
 person's commit or `aoi validate` meanwhile is not misled.
+
+The index is the person's: writing it holds git's `index.lock`, and a `git add` or
+`git commit` of theirs that starts meanwhile fails. So while a person's git is at work in
+the checkout (seen in the last PERSON_QUIET_S), only the work-tree files are moved; the
+index entries wait until the person's git has been quiet that long, or at most
+INDEX_LAG_S (their commit meanwhile takes HEAD's version of a lagging entry: the
+pre-commit hook moves it, see `aoi_git.org.commit_hooks`).
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from aoi_git.store.org_store import Store
 
 INDEX_FLUSH_S = 0.5
 INDEX_FLUSH_SHARE = 50  # while busy, flush at most every 50x the last flush took (<= 2%)
+PERSON_QUIET_S = 1.0
+INDEX_LAG_S = 10.0
 
 
 class IndexFlush:
@@ -30,12 +39,21 @@ class IndexFlush:
         self.log = log
         self.last = 0.0
         self.every = INDEX_FLUSH_S  # longer in a big org: its index write costs more
+        self.behind_since: float | None = None  # (monotonic) index entries left pending
 
-    def flush(self) -> None:
-        """Move what is pending now (later, when another git process holds the index)."""
+    def flush(self, with_index: bool = True) -> None:
+        """Move what is pending now (later, when another git process holds the index);
+        `with_index=False`: the work-tree files only."""
         started = self.clock.monotonic()
-        if not self.store.flush_index():
+        done = self.store.flush_index(with_index)
+        if self.store.pending_moves:
+            self.behind_since = self.behind_since if self.behind_since is not None else started
+        else:
+            self.behind_since = None
+        if not done:
             self.log("index locked by another git process: updating it later")
+            return
+        if not with_index:
             return
         # what a person's git may still write back stays known (see index_journal)
         self.writer.rewrite(self.store.settling_moves.items())
@@ -48,10 +66,18 @@ class IndexFlush:
         if not (self.store.pending_moves or self.store.settling_moves):
             return None
         if now - self.last >= self.every or not busy:
-            self.flush()
+            self.flush(self._index_due())
             self.last = now
-            return None
+            if not (self.store.pending_moves or self.store.settling_moves):
+                return None
         return self.last + self.every
+
+    def _index_due(self) -> bool:
+        """The index may be written now (see the module docstring)."""
+        if self.store.person_quiet_for() >= PERSON_QUIET_S:
+            return True
+        return (self.behind_since is not None
+                and self.clock.monotonic() - self.behind_since >= INDEX_LAG_S)
 
     def finish_interrupted(self) -> None:
         """Finish the moves a process that died before flushing them journaled."""

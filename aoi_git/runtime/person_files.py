@@ -14,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aoi_git.domain.model import Actor, ActorKind
-from aoi_git.org.validate import Validator, is_task_path
+from aoi_git.domain.org_paths import is_task_path
+from aoi_git.org.validate import Validator
 from aoi_git.runtime.executor import Executor
 from aoi_git.store import index_journal
 from aoi_git.store.objects import hash_blob

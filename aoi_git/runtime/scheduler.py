@@ -213,7 +213,8 @@ class Escalate:
 
 @dataclass(frozen=True)
 class ApplyDecision:
-    """A person answered an escalation or a budget request: apply it. For a proposed hire
+    """A person answered an escalation or a budget request, or a choice among a task's
+    alternative plans was decided or cancelled: apply it. For a proposed hire
     (`human_task_id == subject_id`) the CEO's answer is applied by `aoi_git.evolution.hiring`."""
 
     human_task_id: str
@@ -270,6 +271,8 @@ def waits_on_person(task: Task, state: SchedState) -> bool:
         return True  # a person decides: retry, reassign or cancel
     if task.status is S.PENDING and task.bookkeeping.budget_request:
         return True
+    if task.status is S.WAITING and task.bookkeeping.plan_choice:
+        return True  # its plans wait for a choice (a choice task, a person's or not)
     if task.status is S.COMPLETED:
         rv = reviewer_of(task, state.tasks, cfg)
         return rv in cfg.humans
@@ -341,7 +344,17 @@ def plan(state: SchedState, now: float) -> Plan:
         if t.id in state.running:
             continue
         if st is S.WAITING:
-            gone = t.bookkeeping.superseded  # subtasks of an earlier, failed plan
+            gone = t.bookkeeping.superseded  # subtasks a re-plan took out of its plan
+            for c in kids.get(t.id, []):
+                if c.id in gone and not c.is_terminal and c.id not in state.running:
+                    actions.append(Advance(c.id, S.CANCELLED, f"superseded by the re-plan "
+                                           f"of {t.id}"))
+            choice = t.bookkeeping.plan_choice  # a choice among alternative plans is open
+            if choice is not None:
+                h = tasks.get(choice)
+                if h is not None and h.is_terminal:
+                    actions.append(ApplyDecision(choice, t.id))
+                continue
             children = [c for c in kids.get(t.id, []) if c.id not in gone]
             if any(c.status is S.CANCELLED or (c.status is S.FAILED and _failed_for_good(c, cfg))
                    for c in children):
@@ -391,7 +404,8 @@ def plan(state: SchedState, now: float) -> Plan:
             actions.append(ApplyDecision(t.id, t.id))  # the CEO decided a proposed hire
 
     # 2. dispatch
-    escalating = {a.task_id for a in actions if isinstance(a, Escalate)}
+    escalating = {a.task_id for a in actions if isinstance(a, Escalate)
+                  or (isinstance(a, Advance) and a.to is S.CANCELLED)}
     load: dict[str, int] = {}
     for r in state.running.values():
         load[r.employee] = load.get(r.employee, 0) + 1

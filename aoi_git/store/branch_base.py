@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import pygit2
 
+from aoi_git.store import signing
 from aoi_git.store.branch_merge import archive_branch
 from aoi_git.store.worktrees import Workspace, branch_name, update_ref
 
@@ -79,6 +80,14 @@ def bring_to_base(ws: Workspace, task_id: str) -> BaseUpdate:
     return out
 
 
+def _signed_by(commit: pygit2.Commit, host: signing.Signer | None) -> bool:
+    if host is None:
+        return False
+    signature, payload = commit.gpg_signature
+    return signing.signer_of(signature, payload,
+                             [signing.listing(host)]).status is signing.SigStatus.GOOD
+
+
 def _replay(repo: pygit2.Repository, tip: pygit2.Oid,
             base: pygit2.Oid) -> tuple[pygit2.Oid | None, list[str]]:
     """The commits of `tip` since its merge base with `base`, replayed onto `base` (a
@@ -99,12 +108,16 @@ def _replay(repo: pygit2.Repository, tip: pygit2.Oid,
     else:
         steps = [(c.parents[0].tree, c.tree, c) for c in commits]
     parent = repo.get(base).peel(pygit2.Commit)  # type: ignore[union-attr]
+    host = signing.host_signer()
     for ancestor, theirs, c in steps:
         index = repo.merge_trees(ancestor, parent.tree, theirs)
         if index.conflicts is not None:
             return None, sorted({e.path for cf in index.conflicts for e in cf if e is not None})
         tree = index.write_tree(repo)
         committer = pygit2.Signature(c.committer.name, c.committer.email)  # now, as a rebase
-        oid = repo.create_commit(None, c.author, committer, c.message, tree, [parent.id])
+        # a commit this host signed (aoi's record of the agent's work) is signed again; an
+        # agent's own commit stays unsigned, so the checks of its branch still see it as such
+        oid = signing.create_commit(repo, c.author, committer, c.message, tree, [parent.id],
+                                    host if _signed_by(c, host) else None)
         parent = repo.get(oid).peel(pygit2.Commit)  # type: ignore[union-attr]
     return parent.id, []

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -70,6 +69,8 @@ def git_stream(*args: str, cwd: Path | str, separator: bytes = b"\x1e") -> Itera
     A non-zero exit raises GitError once the output is read to its end; a reader that
     stops early ends git and raises nothing."""
     cmd = ["git", *args]
+    import tempfile  # (here: the git hooks start quicker without it)
+
     with tempfile.TemporaryFile() as err:  # a file: a talkative git never blocks on it
         try:
             proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL,

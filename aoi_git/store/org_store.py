@@ -32,7 +32,7 @@ except ImportError:  # pragma: no cover - not POSIX
 
 from aoi_git.domain.model import Task
 from aoi_git.errors import AoiError, ConcurrentUpdate
-from aoi_git.store import index_journal, index_lock, person_commit, signing
+from aoi_git.store import index_journal, index_lock, person_commit, ref_move, signing
 from aoi_git.store.git import git, git_detached
 from aoi_git.store.head_view import HeadView, remember_blob
 from aoi_git.store.history_index import HistoryIndex
@@ -95,6 +95,8 @@ class Store:
         self._settling = index_journal.Settling()
         self._person = person_commit.Watch(self.root, Path(self.repo.path).resolve())
         self.commits_since_gc = 0
+        self.index_lock_s = 0.0  # time spent writing the index (holding index.lock)
+        self.index_writes = 0
         self.task_cache = TaskCache(self.repo, self.aoi_dir)
         self._history: HistoryIndex | None = None
         self._identity: tuple[tuple[str, str], ...] | None = None  # committer, author
@@ -277,10 +279,26 @@ class Store:
             self.repo.create_reference_direct(self.branch_ref, new_id, False,
                                               message=f"commit (initial): {summary}")
             return
-        ref = self.repo.lookup_reference(self.branch_ref)
-        if ref.target != head.id:
-            raise ValueError("current tip is not the first parent")
-        ref.set_target(new_id, f"commit: {summary}")  # fails if the ref moved since lookup
+        git_dir = Path(self.repo.path)
+        _author, committer = self.signature()
+        who = f"{committer.name} <{committer.email}>"
+        while not ref_move.move(git_dir, self.common_dir, self.branch_ref, str(head.id),
+                                str(new_id), who, f"commit: {summary}", self._no_new_commit):
+            self._person.wait()  # a person's commit started just now: let it end first
+
+    def _no_new_commit(self) -> bool:
+        """The last look before the branch moves: no `git commit` of a person's has started
+        since the previous look (always true in a bare repository). While a person's git
+        was at work a moment ago, a second look follows a short pause: a `git commit`
+        forked but not yet exec'd at the first one is a `git` process by then."""
+        if self.repo.is_bare:
+            return True
+        if self._person.started_since() is not None:
+            return False
+        if not self._person.active_lately():
+            return True
+        time.sleep(person_commit.SECOND_LOOK_S)
+        return self._person.started_since() is None
 
     def commit_to_branch(self, branch: str, view: HeadView, change: Change,
                          actor: str | None = None) -> str:
@@ -413,14 +431,17 @@ class Store:
             later = self._pending.get(path)
             self._pending[path] = move.then(later) if later else move
 
-    def flush_index(self) -> bool:
+    def flush_index(self, with_index: bool = True) -> bool:
         """Move work-tree files, then index entries, that still match the old commit to the
         new one (one index write), and move again the recently written entries a person's
         git has put back. False when another git process holds the index lock or a
         person's commit is under way: the index moves stay pending for the next call (the
-        files are moved already)."""
+        files are moved already). `with_index=False`: the files only (no index lock)."""
         if self.repo.is_bare or not (self._pending or self._settling.moves):
             self._pending.clear()
+            return True
+        if not with_index:
+            self._move_files_only()
             return True
         git_dir = Path(self.repo.path)
         if (git_dir / "index.lock").exists():  # (a lock an aoi process died holding goes)
@@ -463,15 +484,39 @@ class Store:
                                 for path, move in moves.items()}, time.monotonic())
         return True
 
+    def _move_files_only(self) -> None:
+        """The work-tree half of `flush_index`: the entries stay pending."""
+        if not self._pending:
+            return
+        with self._checkout_lock():
+            head = self.head()
+            moves = self._pending
+            self._pending = {}
+            self.resume_moves({path: dataclasses.replace(
+                move, file_old=self._move_file(path, move.file_old, head.blob_id(path)))
+                for path, move in moves.items()})
+
+    def person_quiet_for(self) -> float:
+        """Seconds since a person's git was last seen at work in the checkout (inf: never);
+        see `person_commit.Watch.quiet_for`."""
+        return self._person.quiet_for()
+
     def _write_index(self, index: pygit2.Index) -> None:
-        """`index.write()`, marked so that a lock left by a kill is found (`index_lock`)."""
+        """`index.write()`, marked so that a lock left by a kill is found (`index_lock`);
+        the time it holds `index.lock` is added to `index_lock_s`."""
         git_dir = Path(self.repo.path)
         if (git_dir / "index.lock").exists():
             done = index_lock.clear_if_stale(git_dir, self.aoi_dir)
             if done is not None and self.on_notice is not None:
                 self.on_notice(done)
         with index_lock.writing(self.aoi_dir):
-            index.write()
+            started = time.perf_counter()
+            try:
+                index.write()
+            finally:
+                self.index_lock_s += time.perf_counter() - started
+                self.index_writes += 1
+        self._person.wrote_index()
 
     def _move_file(self, path: str, old_blob: str | None, new_blob: str | None) -> str | None:
         """Bring the work-tree file from `old_blob` to `new_blob` unless a person changed it;

@@ -19,6 +19,7 @@ commits every few milliseconds would make nearly every commit of a person fail, 
 from __future__ import annotations
 
 import contextlib
+import enum
 import os
 import time
 from pathlib import Path
@@ -60,12 +61,31 @@ def committing_pid(git_dir: Path) -> int | None:
     return None
 
 
+def _mtimes(git_dir: Path) -> tuple[int, int]:
+    """When the git folder (an entry made, renamed or removed) and its index last changed."""
+    out = []
+    for path in (git_dir, git_dir / "index"):
+        try:
+            out.append(path.stat().st_mtime_ns)
+        except OSError:
+            out.append(0)
+    return out[0], out[1]
+
+
 def _young_index_lock(git_dir: Path) -> bool:
     try:
         return time.time() - (git_dir / "index.lock").stat().st_mtime < LOCK_YOUNG_S
     except OSError:
         return False
 
+
+class GitKind(enum.Enum):
+    COMMIT = "commit"
+    OTHER = "other"
+
+
+ACTIVE_S = 1.0  # a person's git seen this recently: the last look is made twice
+SECOND_LOOK_S = 0.002  # the pause between them (a fork execs in well under 1 ms)
 
 PROC = Path("/proc")
 SETTLED_S = 0.2  # a process seen this long without being `git commit` is not read again
@@ -81,6 +101,10 @@ class Watch:
         self._settled: set[str] = set()  # pids known not to be a commit here
         self._first_seen: dict[str, float] = {}
         self._listed: set[str] = set()  # the pids of the last full look
+        self._git_here: set[str] = set()  # a person's git (not a commit) running here
+        self.git_seen: float | None = None  # (monotonic) a person's git last seen at work
+        self._written_seen: tuple[int, int] | None = None  # `_mtimes` at the last look
+        self.own_write: tuple[int, int] | None = None  # `_mtimes` after this process wrote
 
     def git_commit_pid(self) -> str | None:
         """The pid of a `git commit` (not this process's child) working in the checkout."""
@@ -97,16 +121,23 @@ class Watch:
 
     def _look(self, candidates: set[str], listed: set[str], now: float) -> str | None:
         self._settled &= listed  # (a pid that is gone may come back as another process)
+        self._git_here &= listed
         for pid in set(self._first_seen) - listed:
             del self._first_seen[pid]
         found = None
-        for pid in candidates:
+        for pid in candidates - self._git_here:
             first = self._first_seen.setdefault(pid, now)
-            if self._is_commit_here(pid):
+            kind = self._git_kind(pid)
+            if kind is GitKind.COMMIT:
                 found = pid
+            elif kind is GitKind.OTHER:
+                self._git_here.add(pid)  # watched while it runs, not read again
+                del self._first_seen[pid]
             elif now - first >= SETTLED_S:
                 self._settled.add(pid)
                 del self._first_seen[pid]
+        if found is not None or self._git_here:
+            self.git_seen = now
         return found
 
     def started_since(self) -> str | None:
@@ -120,23 +151,49 @@ class Watch:
             return None
         return self._look(pids - self._listed, pids, time.monotonic())
 
-    def _is_commit_here(self, pid: str) -> bool:
+    def _git_kind(self, pid: str) -> GitKind | None:
+        """What process `pid` is: a `git commit` or another git working in the checkout
+        (not this process's child, not in an agent's worktree), or None."""
         base = PROC / pid
         try:
             if (base / "comm").read_bytes() != b"git\n":
-                return False
+                return None
             argv = (base / "cmdline").read_bytes().split(b"\0")
-            if b"commit" not in argv:
-                return False
             if (base / "stat").read_bytes().rsplit(b")", 1)[1].split()[1] == str(
                     os.getpid()).encode():
-                return False  # aoi's own git (e.g. a merge in a task's worktree)
+                return None  # aoi's own git (e.g. a merge in a task's worktree)
             cwd = Path(os.readlink(base / "cwd"))
         except (OSError, IndexError):
-            return False
+            return None
         if self.root / ".aoi" in (cwd, *cwd.parents):
-            return False  # an agent's worktree, not the person's checkout
-        return cwd == self.root or self.root in cwd.parents
+            return None  # an agent's worktree, not the person's checkout
+        if not (cwd == self.root or self.root in cwd.parents):
+            return None
+        return GitKind.COMMIT if b"commit" in argv else GitKind.OTHER
+
+    def active_lately(self) -> bool:
+        """A person's git was seen at work in the last `ACTIVE_S` (by the looks made)."""
+        return self.git_seen is not None and time.monotonic() - self.git_seen < ACTIVE_S
+
+    def quiet_for(self) -> float:
+        """Seconds since a person's git was last seen at work in the checkout (a process
+        in `/proc`, a commit's marker, the index written by someone else); inf: never."""
+        now = time.monotonic()
+        self.git_commit_pid()  # (updates `git_seen`)
+        if committing_pid(self.git_dir) is not None or _young_index_lock(self.git_dir):
+            self.git_seen = now
+        # a git that took index.lock since the last look changed the git folder (the lock
+        # made and renamed over `index`), also one too quick to be seen in /proc
+        written = _mtimes(self.git_dir)
+        if written != self._written_seen:
+            if self._written_seen is not None and written != self.own_write:
+                self.git_seen = now  # (when we noticed, not when it was written)
+            self._written_seen = written
+        return now - self.git_seen if self.git_seen is not None else float("inf")
+
+    def wrote_index(self) -> None:
+        """This process has just written the index: not a person's git at work."""
+        self.own_write = self._written_seen = _mtimes(self.git_dir)
 
     def under_way(self) -> bool:
         """A person's commit is under way, or some git holds the index lock right now."""

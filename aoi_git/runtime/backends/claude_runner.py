@@ -84,6 +84,10 @@ class Accumulator:
     review: dict[str, str] | None = None
     report: dict[str, Any] | None = None
     hire: dict[str, str] | None = None
+    plans: list[dict[str, Any]] = field(default_factory=list)  # alternatives to choose among
+    keep: list[str] = field(default_factory=list)  # a re-plan: existing subtasks kept
+    cancel: list[str] = field(default_factory=list)  # a re-plan: existing subtasks cancelled
+    choice: dict[str, Any] | None = None  # a choice task's verdict
     frozen: bool = False  # set for the reflection turn: nothing is recorded any more
 
 
@@ -102,6 +106,47 @@ def _str_list(value: Any) -> list[str]:
     return [str(v) for v in value]
 
 
+SUBTASK_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "key": {"type": "string"},
+        "title": {"type": "string"},
+        "description": {"type": "string"},
+        "assignee": {"type": "string"},
+        "depends_on": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["key", "title"],
+}
+
+
+def parse_subtasks(items: Any, known: set[str]) -> list[dict[str, Any]] | str:
+    """The subtasks of a tool call (keys unique, also against `known`), or what is wrong."""
+    if not isinstance(items, list) or not items:
+        return "`subtasks` must be a non-empty list."
+    known = set(known)
+    new: list[dict[str, Any]] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            return f"subtask {i} is not an object."
+        key = str(item.get("key") or "").strip()
+        title = str(item.get("title") or "").strip()
+        if not key or not title:
+            return f"subtask {i} needs a `key` and a `title`."
+        if key in known:
+            return f"duplicate subtask key {key!r}; keys must be unique."
+        known.add(key)
+        sub: dict[str, Any] = {
+            "key": key,
+            "title": title,
+            "description": str(item.get("description") or ""),
+            "depends_on": _str_list(item.get("depends_on")),
+        }
+        if item.get("assignee"):
+            sub["assignee"] = str(item["assignee"])
+        new.append(sub)
+    return new
+
+
 def make_tools(acc: Accumulator) -> list[SdkMcpTool[Any]]:
     """The org-action tools, each recording into `acc`."""
 
@@ -113,52 +158,19 @@ def make_tools(acc: Accumulator) -> list[SdkMcpTool[Any]]:
         "created when you finish; this task then waits for them.",
         {
             "type": "object",
-            "properties": {
-                "subtasks": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "key": {"type": "string"},
-                            "title": {"type": "string"},
-                            "description": {"type": "string"},
-                            "assignee": {"type": "string"},
-                            "depends_on": {"type": "array", "items": {"type": "string"}},
-                        },
-                        "required": ["key", "title"],
-                    },
-                }
-            },
+            "properties": {"subtasks": {"type": "array", "items": SUBTASK_SCHEMA}},
             "required": ["subtasks"],
         },
     )
     async def create_subtasks(args: dict[str, Any]) -> dict[str, Any]:
         if acc.frozen:
             return _text("The task is finished; nothing recorded.", error=True)
-        items = args.get("subtasks")
-        if not isinstance(items, list) or not items:
-            return _text("`subtasks` must be a non-empty list.", error=True)
-        known = {s["key"] for s in acc.subtasks}
-        new: list[dict[str, Any]] = []
-        for i, item in enumerate(items):
-            if not isinstance(item, Mapping):
-                return _text(f"subtask {i} is not an object.", error=True)
-            key = str(item.get("key") or "").strip()
-            title = str(item.get("title") or "").strip()
-            if not key or not title:
-                return _text(f"subtask {i} needs a `key` and a `title`.", error=True)
-            if key in known:
-                return _text(f"duplicate subtask key {key!r}; keys must be unique.", error=True)
-            known.add(key)
-            sub: dict[str, Any] = {
-                "key": key,
-                "title": title,
-                "description": str(item.get("description") or ""),
-                "depends_on": _str_list(item.get("depends_on")),
-            }
-            if item.get("assignee"):
-                sub["assignee"] = str(item["assignee"])
-            new.append(sub)
+        if acc.plans:
+            return _text("You proposed alternative plans; subtasks come from the chosen one.",
+                         error=True)
+        new = parse_subtasks(args.get("subtasks"), {s["key"] for s in acc.subtasks})
+        if isinstance(new, str):
+            return _text(new, error=True)
         acc.subtasks.extend(new)
         keys = ", ".join(s["key"] for s in new)
         return _text(f"Recorded {len(new)} subtask(s): {keys}. They are created when you finish.")
@@ -261,7 +273,94 @@ def make_tools(acc: Accumulator) -> list[SdkMcpTool[Any]]:
         acc.hire = {"talent": talent, "as": as_id, "reason": str(args.get("reason") or "")}
         return _text(f"Hire proposal recorded: {talent} as {as_id}.")
 
-    return [create_subtasks, ask_human, submit_review, report_result, propose_hire]
+    @tool(
+        "propose_plans",
+        "Instead of create_subtasks, offer two or more alternative plans for this task: each "
+        "a `title`, a `summary` (approach, cost, risks) and its `subtasks` (as in "
+        "create_subtasks). The task's reviewer chooses one before any subtask starts.",
+        {
+            "type": "object",
+            "properties": {"plans": {"type": "array", "items": {
+                "type": "object",
+                "properties": {"title": {"type": "string"}, "summary": {"type": "string"},
+                               "subtasks": {"type": "array", "items": SUBTASK_SCHEMA}},
+                "required": ["title", "subtasks"]}}},
+            "required": ["plans"],
+        },
+    )
+    async def propose_plans(args: dict[str, Any]) -> dict[str, Any]:
+        if acc.frozen:
+            return _text("The task is finished; nothing recorded.", error=True)
+        if acc.subtasks or acc.keep or acc.cancel:
+            return _text("You already created subtasks or revised the plan; give either "
+                         "alternative plans or subtasks.", error=True)
+        items = args.get("plans")
+        if not isinstance(items, list) or len(items) < 2:
+            return _text("`plans` must list at least two alternatives.", error=True)
+        plans: list[dict[str, Any]] = []
+        for i, item in enumerate(items, 1):
+            title = str(item.get("title") or "").strip() if isinstance(item, Mapping) else ""
+            if not title:
+                return _text(f"plan {i} needs a `title`.", error=True)
+            subs = parse_subtasks(item.get("subtasks"), set())
+            if isinstance(subs, str):
+                return _text(f"plan {i}: {subs}", error=True)
+            plans.append({"title": title, "summary": str(item.get("summary") or ""),
+                          "subtasks": subs})
+        acc.plans = plans
+        return _text(f"Recorded {len(plans)} alternative plans; the task's reviewer chooses "
+                     "one when you finish.")
+
+    @tool(
+        "revise_plan",
+        "Re-planning a task you decomposed before (see \"Your plan so far\"): `keep` lists "
+        "ids of existing subtasks to keep (a failed one runs again), `cancel` ids of "
+        "unfinished ones to drop. Add new subtasks with create_subtasks; finished subtasks "
+        "always stay.",
+        {
+            "type": "object",
+            "properties": {"keep": {"type": "array", "items": {"type": "string"}},
+                           "cancel": {"type": "array", "items": {"type": "string"}}},
+        },
+    )
+    async def revise_plan(args: dict[str, Any]) -> dict[str, Any]:
+        if acc.frozen:
+            return _text("The task is finished; nothing recorded.", error=True)
+        keep = [k for k in _str_list(args.get("keep")) if k.strip()]
+        cancel = [k for k in _str_list(args.get("cancel")) if k.strip()]
+        if not keep and not cancel:
+            return _text("Name subtasks to `keep` or `cancel`.", error=True)
+        both = sorted(set(keep) & set(cancel))
+        if both:
+            return _text(f"{both[0]} is both kept and cancelled.", error=True)
+        acc.keep = list(dict.fromkeys([*acc.keep, *keep]))
+        acc.cancel = list(dict.fromkeys([*acc.cancel, *cancel]))
+        return _text(f"Plan revision recorded: keep {', '.join(acc.keep) or 'none'}; "
+                     f"cancel {', '.join(acc.cancel) or 'none'}.")
+
+    @tool(
+        "choose_plan",
+        "For a choice among alternative plans: the number of the plan to carry out "
+        "(from 1) and why.",
+        {
+            "type": "object",
+            "properties": {"plan": {"type": "integer"}, "reason": {"type": "string"}},
+            "required": ["plan", "reason"],
+        },
+    )
+    async def choose_plan(args: dict[str, Any]) -> dict[str, Any]:
+        if acc.frozen:
+            return _text("The task is finished; nothing recorded.", error=True)
+        plan = args.get("plan")
+        if isinstance(plan, str) and plan.strip().isdigit():
+            plan = int(plan)
+        if not isinstance(plan, int) or isinstance(plan, bool) or plan < 1:
+            return _text("`plan` must be a plan's number, from 1.", error=True)
+        acc.choice = {"plan": plan, "reason": str(args.get("reason") or "").strip()}
+        return _text(f"Choice recorded: plan {plan}.")
+
+    return [create_subtasks, ask_human, submit_review, report_result, propose_hire,
+            propose_plans, revise_plan, choose_plan]
 
 
 # ---------------------------------------------------------------------------------------
@@ -408,7 +507,15 @@ def build_prompt(task: Mapping[str, Any]) -> str:
         if task.get("question"):
             lines += [f"Question: {task['question']}"]
         lines += [f"Answer: {task['answer']}", ""]
-    if str(task.get("kind") or "work") == "review":
+    extra = task.get("extra") if isinstance(task.get("extra"), Mapping) else {}
+    assert isinstance(extra, Mapping)
+    if extra.get("choice_for"):
+        lines += [
+            f"This is a choice among the alternative plans for {extra['choice_for']} described "
+            f"above. Call `{MCP_PREFIX}choose_plan` with the plan's number and why.",
+            "",
+        ]
+    elif str(task.get("kind") or "work") == "review":
         subject = task.get("subject") or "the work described above"
         lines += [
             f"This is a review of {subject}. Check the work against its task, then call "
@@ -417,7 +524,9 @@ def build_prompt(task: Mapping[str, Any]) -> str:
         ]
     lines += [
         "Work in the current directory (your own git worktree). Use "
-        f"`{MCP_PREFIX}create_subtasks` to delegate parts to others, "
+        f"`{MCP_PREFIX}create_subtasks` to delegate parts to others (or "
+        f"`{MCP_PREFIX}propose_plans` to offer alternative plans; re-planning, "
+        f"`{MCP_PREFIX}revise_plan` to keep or cancel your existing subtasks), "
         f"`{MCP_PREFIX}ask_human` if you are blocked on a question only a human can answer. "
         f"When you are done, finish by calling `{MCP_PREFIX}report_result` with the outcome "
         "and a short summary of what you did.",
@@ -644,6 +753,14 @@ def assemble(acc: Accumulator, state: RunState, reflection: str | None) -> dict[
         out["subtasks"] = acc.subtasks
     if acc.review is not None:
         out["review"] = acc.review
+    if acc.plans:
+        out["plans"] = acc.plans
+    if acc.keep:
+        out["keep"] = acc.keep
+    if acc.cancel:
+        out["cancel"] = acc.cancel
+    if acc.choice is not None:
+        out["choice"] = acc.choice
     lessons = list(report["lessons"]) if report else []
     if reflection:
         lessons.append(reflection)

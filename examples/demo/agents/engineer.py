@@ -108,6 +108,17 @@ class CliTests(unittest.TestCase):
         self.assertIn("sentences: 2", out)
 '''
     summary = "Added python -m textkit with a test that runs it."
+elif "docs" in labels:
+    files["textkit/README.md"] = """# textkit
+
+Tiny text statistics: word counts, the most common words and sentence counts.
+
+    python -m textkit FILE     # or: ... | python -m textkit
+
+prints `words: N`, `sentences: N` and `top: word (n), ...`. In Python:
+`textkit.words.word_count`, `textkit.words.top_words`, `textkit.sentences.sentence_count`.
+"""
+    summary = "Added textkit/README.md: what textkit does and how to run it."
 else:
     summary = "Nothing to build for this task's labels."
 

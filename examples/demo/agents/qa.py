@@ -2,7 +2,8 @@
 
 The code under review is the subject's branch `aoi/<subject>` (or, when that branch is
 already merged, e.g. for a decomposed root, the workspace base). It is unpacked into a
-temporary folder, so the review itself changes nothing.
+temporary folder, so the review itself changes nothing. The merged whole of a project
+must also say how to use it (textkit/README.md).
 """
 
 import json
@@ -41,7 +42,15 @@ with tempfile.TemporaryDirectory() as tmp:
         run = subprocess.run([sys.executable, "-m", "unittest", "discover", "-s", "tests"],
                              cwd=src, capture_output=True, text=True, timeout=120)
         tail = "\n".join(run.stderr.strip().splitlines()[-12:])
-        if run.returncode == 0:
+        merged = rev == base  # the merged whole of a decomposed project
+        undocumented = merged and os.path.isfile(os.path.join(src, "textkit", "__main__.py")) \
+            and not os.path.isfile(os.path.join(src, "textkit", "README.md"))
+        if run.returncode == 0 and undocumented:
+            decision = {"decision": "reject",
+                        "feedback": "The tests pass, but textkit ships no usage documentation: "
+                                    "add textkit/README.md saying how to run python -m textkit."}
+            summary = f"Ran the unit tests on {rev}: they pass; the package is undocumented."
+        elif run.returncode == 0:
             decision = {"decision": "accept", "feedback": f"All tests pass on {rev}."}
             summary = f"Ran the unit tests on {rev}: {tail.splitlines()[-1] if tail else 'ok'}."
         else:

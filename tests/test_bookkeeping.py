@@ -3,8 +3,8 @@
 The fixture `tests/fixtures/tasks-0.1.0/` holds task files written by aoi 0.1.0, when the
 bookkeeping was an untyped mapping: `aoi demo` and the org loop, hiring, daemon and
 evolution scenarios, one file for each shape of `extra:` they wrote (`b/` holds other
-versions of tasks in `a/`). They must load into the typed fields and be written back
-byte for byte.
+versions of tasks in `a/`; `c/` the keys added since, of suspended and handed-over
+tasks). They must load into the typed fields and be written back byte for byte.
 """
 
 from __future__ import annotations
@@ -61,6 +61,10 @@ EXPECTED: dict[str, Bookkeeping] = {
                                        applied="hired qa-1 (qa-engineer)"),
     "b/t-rdm4f4898n.yaml": Bookkeeping(about="serve", answers="serve", routed_to="ea"),
     "b/t-yqrh9az6vd.yaml": Bookkeeping(folded_into="t-cxv6y7gpue"),
+    "c/t-hand0ver2a.yaml": Bookkeeping(handoff_from="eng-1"),
+    "c/t-pq4r8s2kzm.yaml": Bookkeeping(routed_to="eng-1", preempted_by="t-urgent1x2y",
+                                       resuming=True,
+                                       session="9d545b12-7a52-4462-a99b-0e75a7b29416"),
 }
 
 # fields added after 0.1.0, so in no fixture file: a plan choice and its choice task

@@ -339,7 +339,8 @@ def test_unparseable_side_raises_aoi_error(side: str, bad: bytes) -> None:
 
 ALLOWED_MOVES: dict[str, list[str]] = {
     "pending": ["processing", "cancelled"],
-    "processing": ["completed", "waiting", "blocked", "failed", "cancelled"],
+    "processing": ["completed", "waiting", "blocked", "failed", "suspended", "cancelled"],
+    "suspended": ["processing", "pending", "cancelled"],
     "waiting": ["completed", "failed", "cancelled"],
     "blocked": ["pending", "cancelled"],
     "completed": ["accepted", "pending", "cancelled"],

@@ -12,7 +12,7 @@ from aoi_git.commands.cli_context import App
 from aoi_git.domain.model import Employee, Kind, Status
 from aoi_git.org.person_edits import pending_problems
 from aoi_git.runtime import credentials
-from aoi_git.runtime.scheduler import SchedState, waits_on_person
+from aoi_git.runtime.scheduler import SchedState, resumable, waits_on_person
 from aoi_git.store.clone_setup import SETUP_FIX, missing_setup
 from aoi_git.store.history import records
 
@@ -54,7 +54,8 @@ def collect(app: App) -> dict[str, Any]:
         run_by_emp[r["employee"]] = run_by_emp.get(r["employee"], 0) + 1
     queue: dict[str, list[str]] = {}
     for t in sorted(org.tasks.values(), key=lambda t: (-t.priority, t.created or "", t.id)):
-        if t.status is Status.PENDING and t.kind is not Kind.HUMAN and t.assignee:
+        if (t.status is Status.PENDING or resumable(t)) and t.kind is not Kind.HUMAN \
+                and t.assignee:  # (a preempted task waits in its queue to resume)
             queue.setdefault(t.assignee, []).append(t.id)
     state = SchedState(org.tasks, org.employees, org.config)
     needs_person = [

@@ -18,7 +18,7 @@ from aoi_git.store.txn import Txn, commit
 
 @click.group()
 def task() -> None:
-    """Create, show, list, edit, cancel and finish tasks.
+    """Create, show, list, edit, cancel, finish, pause, resume and reassign tasks.
 
     \b
     Example:
@@ -194,9 +194,11 @@ def cancel(app: App, task_id: str, reason: str) -> None:
 
 
 def _register() -> None:
+    from aoi_git.commands.task_control import pause, reassign, resume
     from aoi_git.commands.task_done import done
 
-    task.add_command(done)
+    for command in (done, pause, resume, reassign):
+        task.add_command(command)
 
 
 _register()

@@ -86,6 +86,11 @@ class Bookkeeping:
     budget_request: str | None = None  # a person is asked for more budget for it
     folded_into: str | None = None  # the parent question its escalation was folded into
     plan_choice: str | None = None  # the open choice among its alternative plans
+    # --- on a work task whose run was stopped (aoi_git.org.control)
+    preempted_by: str | None = None  # suspended for this task, which outranked it
+    resuming: bool | None = None  # its next run continues a stopped one in the same worktree
+    session: str | None = None  # the backend session to resume (claude: its session id)
+    handoff_from: str | None = None  # an employee id whose stopped run this one continues
     # keys aoi does not know, or known keys with a value of another type: (key, value)
     # pairs as read
     other: tuple[tuple[str, Any], ...] = ()
@@ -152,7 +157,7 @@ def _parse(name: str, value: Any) -> Any:
     """The typed value of field `name`, or None when `value` is not of its type."""
     if name == "hire":
         return HireProposal.parse(value)
-    if name == "daily":
+    if name in ("daily", "resuming"):
         return value if isinstance(value, bool) else None
     if name in _ID_LISTS:
         if isinstance(value, list) and value and all(isinstance(v, str) for v in value):

@@ -29,7 +29,8 @@ def _r(when: str, *actors: ActorKind, kinds: tuple[Kind, ...] = tuple(Kind)) -> 
     return Rule(frozenset(actors), when, frozenset(kinds))
 
 
-_NON_TERMINAL = (S.PENDING, S.PROCESSING, S.WAITING, S.BLOCKED, S.COMPLETED, S.ACCEPTED, S.FAILED)
+_NON_TERMINAL = (S.PENDING, S.PROCESSING, S.SUSPENDED, S.WAITING, S.BLOCKED, S.COMPLETED,
+                 S.ACCEPTED, S.FAILED)
 
 TRANSITIONS: Mapping[tuple[Status, Status], Rule] = {
     (S.PENDING, S.PROCESSING): _r("claimed: dependencies finished, slot and budget free", D),
@@ -37,7 +38,14 @@ TRANSITIONS: Mapping[tuple[Status, Status], Rule] = {
     (S.PROCESSING, S.WAITING): _r("the agent decomposed the task into subtasks", A),
     (S.PROCESSING, S.BLOCKED): _r("the agent asked a person a question", A),
     (S.PROCESSING, S.FAILED): _r("error, timeout, budget exceeded or crash", D),
-    (S.PROCESSING, S.PENDING): _r("recovered: its agent died with a previous daemon", D),
+    (S.PROCESSING, S.PENDING): _r("recovered: its agent died with a previous daemon, or its "
+                                  "assignee changed while it ran (handed over)", D),
+    # Suspension (aoi_git.domain.preemption): the run is stopped, its worktree and branch
+    # kept; not a failed attempt.
+    (S.PROCESSING, S.SUSPENDED): _r("paused by a person, or preempted by a task that "
+                                    "outranks it", D, H),
+    (S.SUSPENDED, S.PROCESSING): _r("resumed: a preempted task's slot is free again", D),
+    (S.SUSPENDED, S.PENDING): _r("resumed or reassigned by a person", H),
     (S.WAITING, S.COMPLETED): _r("all subtasks finished", D),
     (S.WAITING, S.FAILED): _r("a subtask failed for good or was cancelled", D),
     (S.BLOCKED, S.PENDING): _r("the question was answered", D),

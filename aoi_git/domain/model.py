@@ -18,6 +18,7 @@ from aoi_git.domain.bookkeeping import NO_BOOKKEEPING, Bookkeeping
 class Status(str, Enum):
     PENDING = "pending"
     PROCESSING = "processing"
+    SUSPENDED = "suspended"
     WAITING = "waiting"
     BLOCKED = "blocked"
     COMPLETED = "completed"
@@ -37,12 +38,13 @@ LIFECYCLE_ORDER: dict[Status, int] = {
     Status.PENDING: 0,
     Status.FAILED: 1,
     Status.PROCESSING: 2,
-    Status.BLOCKED: 3,
-    Status.WAITING: 4,
-    Status.COMPLETED: 5,
-    Status.ACCEPTED: 6,
-    Status.FINISHED: 7,
-    Status.CANCELLED: 8,
+    Status.SUSPENDED: 3,
+    Status.BLOCKED: 4,
+    Status.WAITING: 5,
+    Status.COMPLETED: 6,
+    Status.ACCEPTED: 7,
+    Status.FINISHED: 8,
+    Status.CANCELLED: 9,
 }
 
 
@@ -378,6 +380,8 @@ class OrgConfig:
     sop_approval: bool = False
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     hosts: HostsConfig = field(default_factory=HostsConfig)
+    # `scheduling.preempt.min_priority_gap`: None, no preemption (see domain.preemption)
+    preempt_gap: int | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -421,8 +425,18 @@ class OrgConfig:
             sop_approval=bool(evolution.get("sop_approval", False)),
             sandbox=SandboxConfig.from_dict(d.get("sandbox")),
             hosts=HostsConfig.from_dict(d.get("hosts")),
+            preempt_gap=_preempt_gap(d.get("scheduling")),
             raw=dict(d),
         )
+
+
+def _preempt_gap(scheduling: Any) -> int | None:
+    """`scheduling.preempt.min_priority_gap`, or None when preemption is off."""
+    preempt = scheduling.get("preempt") if isinstance(scheduling, Mapping) else None
+    if not isinstance(preempt, Mapping):
+        return None
+    return int_in(preempt.get("min_priority_gap"), "scheduling.preempt.min_priority_gap",
+                  1, 2 * PRIORITY_MAX, 1)
 
 
 def _opt_str(v: Any) -> str | None:

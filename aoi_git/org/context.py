@@ -11,6 +11,9 @@ employee's role or `applies_to.labels` shares a label with the task; an SOP with
 `applies_to` applies to everyone. Role matches are listed before label-only matches.
 Recent lessons are the last `JOURNAL_ENTRIES` entries (`## ` blocks) of `journal.md`.
 
+A run that continues a stopped one (resumed after a pause or a preemption, or handed
+over to a new assignee) is told so right after the task, as part of it.
+
 Bounded at `max_chars` (default `MAX_CHARS`). Truncation rule: the task, its plan so far,
 its feedback and the contract (how to finish) are never cut. Until the whole fits, the
 other sections give way in this order:
@@ -124,6 +127,27 @@ def _task_section(task: Task) -> str:
     return "\n".join(lines)
 
 
+def _continuation_section(task: Task) -> str:
+    """A run that goes on from a stopped one: resumed where it was, or handed over."""
+    book = task.bookkeeping
+    if book.handoff_from:
+        notes = [str(fb.get("text")) for fb in task.feedback
+                 if isinstance(fb, Mapping) and fb.get("kind") == "handoff"]
+        return "\n".join([
+            f"## Handed over to you from {book.handoff_from}",
+            f"{book.handoff_from} started this task and was stopped before finishing. Its "
+            f"work so far is committed on the branch aoi/{task.id}, and your working "
+            "directory starts from it: read what is there, keep what is good and finish "
+            "the task.", *(f"- {n}" for n in notes[-2:])])
+    if book.resuming:
+        return ("## You are resuming this task\n"
+                "Your run of this task was stopped before you finished (paused or preempted "
+                "by a task that outranked it). Your working directory is as you left it "
+                "(what you had written is also committed on your branch): check where you "
+                "were and go on from there; do not start over. ($AOI_RESUMING is 1.)")
+    return ""
+
+
 def _feedback_section(task: Task) -> str:
     if not task.feedback:
         return ""
@@ -193,6 +217,9 @@ def assemble(
                          + (f"\n(its work is merged into your base from {branch})"
                             if branch else ""))
     task_part, feedback_part = _task_section(task), _feedback_section(task)
+    continuation = _continuation_section(task)
+    if continuation:
+        task_part = f"{task_part}\n\n{continuation}"
     left_out = {"journal entry": 0, "dependency result": 0, "SOP": 0}
 
     def render() -> str:

@@ -46,6 +46,7 @@ def agent_config(task: Task, emp: Employee, org: Org) -> AgentConfig:
         max_tokens=int(task.budget.get("tokens") or emp.capacity.tokens_per_task or 0) or None,
         reflect=bool(emp.backend.options.get("reflect", emp.backend.kind == "claude")),
         options=dict(emp.backend.options),
+        resume_session=task.bookkeeping.session if task.bookkeeping.resuming else None,
     )
 
 
@@ -60,18 +61,26 @@ def launch(task: Task, emp: Employee, backend: Backend, *, store: Store, org: Or
     cfg = agent_config(task, emp, org)
     files = agent_run.prepare(run_dir, {**task.to_dict(), "employee": emp.id},
                               context, cfg.to_json())
+    resuming = bool(task.bookkeeping.resuming)
+    if not resuming:
+        files.session.unlink(missing_ok=True)  # an earlier run's: nothing to go on in
     cwd = made.ready()
     bwrap = sandbox.require(org.config.sandbox)
+    state_binds = getattr(backend, "session_binds", None)  # e.g. the claude CLI's sessions
     box = sandbox.box_for_run(
         bwrap, cwd, files.folder, sandbox.extra_writable(org.config.sandbox, org_root),
-        made.fresh_tip or workspace.branch_tip(task.id)) if bwrap else None
+        made.fresh_tip or workspace.branch_tip(task.id),
+        binds=tuple(state_binds(emp, files.folder)) if state_binds else ()) if bwrap else None
     before = workspace.snapshot(task.id)
     env = {**os.environ, **backend.environment(emp),
            "AOI_TASK_ID": task.id, "AOI_TASK_FILE": str(files.task),
            "AOI_CONTEXT_FILE": str(files.context), "AOI_RESULT_FILE": str(files.result),
            "AOI_ORG_DIR": str(org_root), "AOI_AGENT_CONFIG": str(files.config),
            "AOI_EMPLOYEE": emp.id, "AOI_WORKSPACE_BASE": workspace.base,
+           "AOI_SESSION_FILE": str(files.session), "AOI_USAGE_FILE": str(files.usage),
            **agent_git_env(emp.id)}
+    if resuming:
+        env["AOI_RESUMING"] = "1"
     proc = agent_run.spawn(backend.command(emp), files=files, cwd=cwd, env=env,
                            memory_mb=emp.capacity.memory_mb if getattr(
                                backend, "limit_address_space", True) else None,

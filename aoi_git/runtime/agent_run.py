@@ -18,6 +18,7 @@ import ctypes
 import functools
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -41,6 +42,7 @@ MAX_TITLE = 200
 MAX_LESSONS = 20
 MAX_LESSON = 2_000
 MAX_SUBTASKS = 1_000  # more are refused by limits.max_fanout anyway
+_SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 TAIL_BYTES = 4000
 
 _libc: Any = None
@@ -87,6 +89,44 @@ class RunFiles:
     def exit(self) -> Path:
         return self.folder / "exit"
 
+    @property
+    def usage(self) -> Path:
+        """What the agent noted of its spending so far (`AOI_USAGE_FILE`)."""
+        return self.folder / "usage.json"
+
+    def read_usage(self) -> dict[str, float]:
+        """The usage the agent noted, read like a result's (for a run stopped before it
+        reported one)."""
+        try:
+            if self.usage.stat().st_size > MAX_RESULT_BYTES:
+                return {}
+            data = json.loads(self.usage.read_text())
+        except (OSError, ValueError):
+            return {}
+        return _from_json({"usage": data}).usage if isinstance(data, dict) else {}
+
+    @property
+    def session(self) -> Path:
+        """Where a backend that can resume a session notes its id (`AOI_SESSION_FILE`)."""
+        return self.folder / "session"
+
+    def read_employee(self) -> str | None:
+        """The employee the run was started for (task.json, written by the daemon)."""
+        try:
+            data = json.loads(self.task.read_text())
+        except (OSError, ValueError):
+            return None
+        emp = data.get("employee") if isinstance(data, dict) else None
+        return emp if isinstance(emp, str) and emp else None
+
+    def read_session(self) -> str | None:
+        try:
+            text = self.session.read_text(errors="replace").strip()
+        except OSError:
+            return None
+        # (the run folder is the agent's to write: only an id-like value is taken)
+        return text if _SESSION_ID.fullmatch(text) else None
+
     def read_meta(self) -> dict[str, Any]:
         try:
             data = json.loads(self.meta.read_text())
@@ -97,7 +137,7 @@ class RunFiles:
     def clear_outcome(self) -> None:
         """Forget what an earlier run left (result, exit status, pid). Done before the
         claim is committed, so whatever recovery finds here belongs to the current claim."""
-        for stale in (self.result, self.exit, self.meta):
+        for stale in (self.result, self.exit, self.meta, self.usage):
             stale.unlink(missing_ok=True)
 
     def read_exit(self) -> int | None:

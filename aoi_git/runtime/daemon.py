@@ -5,7 +5,9 @@ reaper's thread reports each exit), by a signal, or by the next deadline (a time
 retry time, an index flush). With nothing to do it uses no CPU. Each tick reconciles
 (finished processes, timeouts, a head moved by someone else, a person's saved files),
 asks the pure scheduler what to do, and has the executor commit it; the daemon itself
-only starts, watches and stops agent processes. Every state change is one commit.
+only starts, watches and stops agent processes. A run its task no longer wants
+(cancelled, paused, preempted or reassigned: `domain.control`) is stopped at once, as a
+unit, and settled by the executor. Every state change is one commit.
 
 Nothing one file or one action does stops the loop: an exception while handling one is
 logged with its traceback to `.aoi/daemon.log`, listed under `problems` in the status
@@ -34,6 +36,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from aoi_git.domain.budget import org_day_spent
+from aoi_git.domain.control import stop_for
 from aoi_git.domain.model import Actor, ActorKind, Employee, Status, Task
 from aoi_git.domain.result import AgentResult, Failure
 from aoi_git.errors import AoiError, IllegalTransition
@@ -44,7 +47,7 @@ from aoi_git.runtime.backends.registry import load_backends
 from aoi_git.runtime.breakers import Breakers
 from aoi_git.runtime.clock import Clock
 from aoi_git.runtime.daemon_log import DaemonLog
-from aoi_git.runtime.executor import Executor, RunInfo, freeze_heap
+from aoi_git.runtime.executor import Executor, RunInfo, freeze_heap, keeps_worktree
 from aoi_git.runtime.index_flush import IndexFlush
 from aoi_git.runtime.locks import DaemonLock, SlotLock, take_slot, take_task_lock
 from aoi_git.runtime.person_files import PersonFiles
@@ -273,7 +276,9 @@ class Daemon:
         if (self.claude_hold is not None or not self.claude_checked) and \
                 self.clock.monotonic() >= self.claude_checked + CREDENTIALS_RECHECK_S:
             self._check_claude()
+        self._stop_unwanted_runs()
         next_wake = self._schedule(now)
+        self._stop_unwanted_runs()  # (a plan's preemption, a cascade of its moves)
         kill_at = self.runs.next_deadline()
         if kill_at is not None:
             next_wake = kill_at if next_wake is None else min(next_wake, kill_at)
@@ -481,6 +486,16 @@ class Daemon:
             run.proc, slot, task_lock, fresh_tip=made.fresh_tip, before=run.before))
         self._log(f"{task.id}: started {emp.id} ({emp.backend.kind}) pid {pid}")
 
+    def _stop_unwanted_runs(self) -> None:
+        """Stop each run whose task no longer wants it: cancelled, paused, preempted or
+        reassigned (`domain.control`). Its exit settles it (`_on_exit`)."""
+        org = self.executor.org
+        for a in list(self.active.values()):
+            if a.stop is None and not a.stopped:
+                stop = stop_for(org.tasks.get(a.task_id), a.employee, org.employees)
+                if stop is not None:
+                    self.runs.stop(a, *stop)
+
     # ----------------------------------------------------------- finishing runs
     def _drain_exits(self, block: float | None = None) -> None:
         for a, rc in self.runs.exits(block):
@@ -504,6 +519,17 @@ class Daemon:
                 self.executor.requeue(a.task_id, "stopped by a cold stop of the daemon")
                 self.executor.workspace.remove(a.task_id)
                 self._log(f"{a.task_id}: killed by the cold stop; back to pending")
+                return
+            if a.stop is None and self.executor.head_moved():  # a person's last word
+                self.executor.refresh()
+            org = self.executor.org
+            stop = a.stop or stop_for(org.tasks.get(a.task_id), a.employee, org.employees)
+            if stop is not None:  # (also one that ended by itself as it was stopped)
+                usage = result.usage or a.files.read_usage()
+                self.executor.end_stopped_run(
+                    a.task_id, a.employee, stop[0], stop[1], usage, now,
+                    RunInfo(a.started, a.fresh_tip, a.before), a.files.read_session())
+                self.spending.add(a.employee, float(usage.get("usd", 0.0)))
                 return
             if emp is None:
                 raise AoiError(f"employee {a.employee} is gone")
@@ -594,7 +620,8 @@ class Daemon:
         ex = self.executor
         self.index.finish_interrupted()
         for task in list(ex.org.tasks.values()):
-            if task.status is S.PROCESSING and (self.hosts is None or self.hosts.mine(task.id)):
+            if (task.status is S.PROCESSING or keeps_worktree(task)) and \
+                    (self.hosts is None or self.hosts.mine(task.id)):
                 with self.problems.guard(f"the recovery of {task.id}"):
                     self._recover_run(task)
         run_unit.sweep()  # run cgroups a killed daemon left
@@ -605,7 +632,19 @@ class Daemon:
     def _recover_run(self, task: Task) -> None:
         files, rc = self.runs.lost(task.id)
         emp_id = task.bookkeeping.routed_to or task.assignee
-        emp = self.executor.org.employees.get(str(emp_id))
+        org = self.executor.org
+        # (task.json is this claim's once meta.json is: both are cleared before a claim)
+        ran = (files.read_employee() if files.read_meta() else None) or str(emp_id)
+        stop = stop_for(task, ran, org.employees)
+        if task.status is not S.PROCESSING and task.bookkeeping.resuming:
+            self.executor.keep_work(task.id, ran, "stopped")  # settled before the restart
+            return
+        if stop is not None:  # stopped while the daemon was down, or as it died
+            self.executor.end_stopped_run(task.id, ran, stop[0], stop[1], files.read_usage(),
+                                          self.clock.wall(), None, files.read_session())
+            self._log(f"{task.id}: the run of {ran} was stopped ({stop[1]}); settled")
+            return
+        emp = org.employees.get(str(emp_id))
         # the run files were cleared before the claim was committed: a result or an
         # exit status here is this claim's, even if the daemon died before it wrote
         # meta.json (a fast agent can finish before that)

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from aoi_git.domain.budget import over_budget, run_past_budget
+from aoi_git.domain.control import Stop, stop_for
 from aoi_git.domain.model import Actor, Employee, Kind, Status, Task
 from aoi_git.domain.result import AgentResult, Failure
 from aoi_git.errors import AoiError, IllegalTransition
 from aoi_git.evolution import hiring, performance_reviews, retrospectives
 from aoi_git.evolution.journal import is_journal_file
-from aoi_git.org import branch_policy, flow, progress, routing
+from aoi_git.org import branch_policy, control, flow, progress, routing
 from aoi_git.org.organisation import Org, load_org
 from aoi_git.org.validate import full_task_problems
 from aoi_git.runtime.clock import Clock
@@ -36,6 +37,7 @@ from aoi_git.runtime.scheduler import (
     LiveSet,
     RequestReview,
     Route,
+    Suspend,
 )
 from aoi_git.store import agent_git, index_journal, signing
 from aoi_git.store.branch_merge import archive_branch, merge_branch
@@ -107,7 +109,7 @@ class Executor:
                 if child.name.startswith("."):
                     continue
                 t = self.org.tasks.get(child.name)
-                if t is None or t.status is not S.PROCESSING:
+                if t is None or not keeps_worktree(t):
                     self.workspace.remove(child.name)
 
     def head_moved(self) -> bool:
@@ -195,6 +197,9 @@ class Executor:
             return True
         if isinstance(action, AskBudget):
             return self._ask_budget(action, now, spent_today)
+        if isinstance(action, Suspend):  # the daemon then stops its run (domain.control)
+            return self.commit(lambda txn: control.preempt(
+                txn, action.task_id, action.for_task, action.reason)) is not None
         raise AssertionError(action)  # pragma: no cover
 
     def _advance(self, a: Advance, now: float) -> bool:
@@ -350,8 +355,11 @@ class Executor:
         def build(txn: Txn) -> None:
             cur = txn.get(task_id)
             changes: dict[str, Any] = {}
+            book = replace(cur.bookkeeping, preempted_by=None)  # (a resumed suspension)
             if cur.assignee and cur.assignee.startswith("role:"):
-                changes["bookkeeping"] = replace(cur.bookkeeping, routed_to=emp.id)
+                book = replace(book, routed_to=emp.id)
+            if book != cur.bookkeeping:
+                changes["bookkeeping"] = book
             if note:
                 changes["feedback"] = (*cur.feedback, flow.fb(self.actor, "conflict", note,
                                                               self.clock.wall()))
@@ -406,10 +414,20 @@ class Executor:
         outcome = [""]
 
         def build(txn: Txn) -> None:
+            # (checked at the head the commit is built on: a cancel, pause or reassignment
+            # committed as the run ended wins, and the agent does not complete the task)
+            stop = stop_for(txn.get(task_id), emp.id, self.org.employees)
+            if stop is not None:
+                control.settle_stopped(txn, task_id, employee=emp.id, stop=stop[0],
+                                       why=stop[1], usage=result.usage, seconds=seconds,
+                                       session=None, now=now)
+                outcome[0] = "stopped"
+                return
             outcome[0] = flow.apply_result(
                 txn, task_id=task_id, result=result, employee=emp, tasks=self.org.tasks,
                 employees=self.org.employees, config=self.org.config, branch=branch,
                 commit=commit_sha if branch else None, seconds=seconds, now=now)
+            control.clear_continuation(txn, task_id)
 
         try:
             self.commit(build)
@@ -420,6 +438,50 @@ class Executor:
             if refused:
                 self.commit(lambda txn: flow.refuse_branch(txn, task_id, refused, now))
         return RunOutcome(outcome[0], result.error or "", result.failure)
+
+    def keep_work(self, task_id: str, employee: str, why: str) -> None:
+        """Commit what a stopped run left uncommitted in its kept worktree (a restart
+        after a crash between the stop and its commit)."""
+        ws = self.workspace
+        if not (ws.path_for(task_id) / ".git").exists():
+            return
+        agent_git.take_commits(ws.repo, ws.path_for(task_id),
+                               self.root / ".aoi" / "runs" / task_id)
+        task = self.org.tasks.get(task_id)
+        try:
+            ws.commit_changes(task_id, wip_message(task.title if task else task_id, employee,
+                                                   why), employee)
+        except AoiError as exc:
+            self.log(f"{task_id}: the stopped run's changes were not committed: {exc}")
+
+    def end_stopped_run(self, task_id: str, employee: str, stop: Stop, why: str,
+                        usage: Mapping[str, float], now: float, run: RunInfo | None,
+                        session: str | None) -> None:
+        """A run the daemon stopped (`domain.control`): what it wrote is committed on its
+        branch as its agent's work; a suspended task keeps its worktree; the task is
+        settled (`org.control.settle_stopped`)."""
+        task = self.org.tasks.get(task_id)
+        ws = self.workspace
+        agent_git.take_commits(ws.repo, ws.path_for(task_id),
+                               self.root / ".aoi" / "runs" / task_id)
+        title = task.title if task is not None else task_id
+        try:
+            ws.commit_changes(task_id, wip_message(title, employee, why), employee,
+                              run.before if run is not None else None)
+        except AoiError as exc:
+            self.log(f"{task_id}: the stopped run's changes were not committed: {exc}")
+        if task is None:
+            ws.remove(task_id)
+            return
+        if stop is not Stop.SUSPEND or task.is_terminal:
+            ws.remove(task_id)  # the branch stays: a handover or a person starts from it
+            if run is not None and run.fresh_tip is not None \
+                    and ws.branch_tip(task_id) == run.fresh_tip:
+                ws.delete_branch(task_id)  # nothing of its own on it
+        seconds = (now - run.started) if run is not None else 0.0
+        self.commit(lambda txn: control.settle_stopped(
+            txn, task_id, employee=employee, stop=stop, why=why, usage=usage,
+            seconds=seconds, session=session, now=now))
 
     # ---------------------------------------------------------- a person's files
     def commit_person_file(self, path: str, data: bytes, person: Actor) -> list[str]:
@@ -444,6 +506,20 @@ class Executor:
         except (IllegalTransition, AoiError) as exc:
             return [f"{path}:1: {exc}"]
         return []
+
+
+def wip_message(title: str, employee: str, why: str) -> str:
+    """The message of a stopped run's work on its branch: no Aoi-* trailers (the branch
+    may be rebased onto a new base before its next run, and such commits would then pass
+    for forgeries; the settling commit on the org's branch carries them)."""
+    return f"{title}\n\nWork in progress of {employee}, stopped: {why}.\n"
+
+
+def keeps_worktree(task: Task) -> bool:
+    """Whether a task's worktree outlives its run: running, or suspended (or resumed) to
+    go on in it."""
+    return task.status is S.PROCESSING or (not task.is_terminal and (
+        task.status is S.SUSPENDED or bool(task.bookkeeping.resuming)))
 
 
 def freeze_heap() -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from aoi_git.domain.control import Stop
 from aoi_git.runtime import agent_run
 from aoi_git.runtime.locks import SlotLock
 from aoi_git.runtime.reaper import Reaper
@@ -39,6 +40,7 @@ class Active:
     kill_at: float | None = None
     timed_out: bool = False
     stopped: bool = False  # killed by a cold stop of the daemon, not by its own failure
+    stop: tuple[Stop, str] | None = None  # stopped because the org no longer wants it
     fresh_tip: str | None = None  # the branch was made for this run at this base commit
     before: Snapshot | None = None  # the worktree as the agent got it
 
@@ -110,6 +112,13 @@ class Runs:
                  for t in (a.deadline if a.term_at is None else None, a.kill_at)
                  if t is not None]
         return min(times, default=None)
+
+    def stop(self, a: Active, stop: Stop, why: str) -> None:
+        """Stop `a` now, as a unit (its process group and cgroup): the org no longer
+        wants it (`domain.control`). Its exit is still reported."""
+        a.stop = (stop, why)
+        agent_run.end_run(a.files, a.pgid, a.task_id)
+        self.log(f"{a.task_id}: stopped the run of {a.employee} ({why})")
 
     def kill_all(self) -> None:
         """SIGKILL every run (a cold stop): their exits are still reported."""

@@ -123,9 +123,11 @@ def tmp_env(tmp: Path) -> dict[str, str]:
 
 
 def box_for_run(bwrap: str, worktree: Path, run_folder: Path, extra: Sequence[Path],
-                tip: str | None) -> Box:
+                tip: str | None, binds: Sequence[tuple[Path, Path]] = ()) -> Box:
     """The box of one run: its worktree at `tip` (its branch's commit before the run), its
-    run folder with a fresh private tmp, `extra` folders, and its own git (`store.agent_git`)."""
+    run folder with a fresh private tmp, `extra` folders, and its own git (`store.agent_git`).
+    `binds`: (source, destination) folders bound read-write, e.g. a backend's own session
+    store redirected into the run folder so a resumed run finds its session."""
     tmp = private_tmp(run_folder)
     env = tmp_env(tmp)
     keys = signing.keys_dir()
@@ -135,6 +137,7 @@ def box_for_run(bwrap: str, worktree: Path, run_folder: Path, extra: Sequence[Pa
     hidden = (keys,) if keys.is_dir() and not inside else ()
     ag = agent_git.prepare(worktree, run_folder, tip)
     if ag is None:
-        return Box(bwrap, worktree, (worktree, run_folder, *extra), env=env, hidden=hidden)
-    return Box(bwrap, worktree, (worktree, run_folder, *extra), ag.binds(), ag.read_only(),
-               {**env, **ag.env()}, hidden)
+        return Box(bwrap, worktree, (worktree, run_folder, *extra), tuple(binds), env=env,
+                   hidden=hidden)
+    return Box(bwrap, worktree, (worktree, run_folder, *extra), (*binds, *ag.binds()),
+               ag.read_only(), {**env, **ag.env()}, hidden)

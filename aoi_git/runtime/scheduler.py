@@ -15,7 +15,7 @@ import math
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from aoi_git.domain import budget
+from aoi_git.domain import budget, preemption
 from aoi_git.domain.graph import TaskLinks
 from aoi_git.domain.lifecycle import reviewer_of
 from aoi_git.domain.model import Employee, EmployeeStatus, Kind, OrgConfig, Status, Task
@@ -235,7 +235,18 @@ class AskBudget:
     reason: str
 
 
-Action = Dispatch | Advance | RequestReview | Route | Escalate | ApplyDecision | AskBudget
+@dataclass(frozen=True)
+class Suspend:
+    """Preemption (`aoi_git.domain.preemption`): suspend the running `task_id` so that
+    `for_task`, which outranks it, gets its slot."""
+
+    task_id: str
+    for_task: str
+    reason: str
+
+
+Action = (Dispatch | Advance | RequestReview | Route | Escalate | ApplyDecision | AskBudget
+          | Suspend)
 
 
 @dataclass
@@ -261,6 +272,8 @@ def waits_on_person(task: Task, state: SchedState) -> bool:
         return True
     if task.status is S.BLOCKED:
         return True
+    if task.status is S.SUSPENDED and not task.bookkeeping.preempted_by:
+        return True  # paused by a person: `aoi task resume`
     if task.bookkeeping.escalation and not task.is_terminal:
         return True  # a person decides: retry, reassign or cancel
     if task.bookkeeping.budget_request and not task.is_terminal:
@@ -280,6 +293,10 @@ def _route(task: Task, state: SchedState, load: Mapping[str, int],
         return None
     if who.startswith("role:"):
         role = who[5:]
+        kept = state.employees.get(task.bookkeeping.routed_to or "")
+        if (task.bookkeeping.resuming and kept is not None and kept.role == role
+                and kept.status is not EmployeeStatus.OFFBOARDED):
+            return kept  # a resumed run goes on where it was: same employee, same session
         candidates = [e for e in state.employees.values()
                       if e.role == role and e.status is not EmployeeStatus.OFFBOARDED]
         if not candidates:
@@ -295,6 +312,12 @@ def _route(task: Task, state: SchedState, load: Mapping[str, int],
     if emp is None or emp.status is EmployeeStatus.OFFBOARDED:
         return None
     return emp
+
+
+def resumable(task: Task) -> bool:
+    """Suspended for a task that outranked it: the daemon resumes it (a person's pause
+    waits for `aoi task resume`)."""
+    return task.status is S.SUSPENDED and bool(task.bookkeeping.preempted_by)
 
 
 def _deps_finished(task: Task, tasks: Mapping[str, Task]) -> bool:
@@ -408,7 +431,8 @@ def plan(state: SchedState, now: float) -> Plan:
     ready: list[Task] = []
     # with every slot taken nothing can start: the next agent exit plans again
     for t in (looked_at if total < max_agents and not state.stopping else ()):
-        if (t.status is not S.PENDING or t.kind is Kind.HUMAN or t.id in state.running
+        if (not (t.status is S.PENDING or resumable(t)) or t.kind is Kind.HUMAN
+                or t.id in state.running
                 or t.id in escalating or t.bookkeeping.budget_request
                 or t.bookkeeping.escalation):
             continue
@@ -462,6 +486,11 @@ def plan(state: SchedState, now: float) -> Plan:
         load[emp.id] = load.get(emp.id, 0) + 1
         total += 1
 
+    if cfg.preempt_gap is not None and state.running and not state.stopping:
+        dispatched = {a.task_id for a in actions if isinstance(a, Dispatch)}
+        actions += _preemptions(state, now, load, total >= max_agents, looked_at,
+                                escalating | dispatched | over_budget)
+
     busy = bool(state.running) or any(not isinstance(a, AskBudget) for a in actions)
 
     # 3. deadlock: nothing running or possible, yet a project is neither done nor with a person
@@ -504,6 +533,62 @@ def _budget_decided(t: Task, state: SchedState) -> ApplyDecision | None:
             and budget.over_budget(t, emp, state.spent_today) is None:
         return ApplyDecision(h.id, t.id)
     return None
+PREEMPT_SCAN = 1000  # ready tasks a plan looks at for preemption, at most
+
+
+def _preemptions(state: SchedState, now: float, load: Mapping[str, int], global_full: bool,
+                 looked_at: Iterable[Task], skip: Collection[str]) -> list[Action]:
+    """Suspensions of running tasks for ready ones that outrank them and find no slot
+    (`aoi_git.domain.preemption`); `skip`: tasks dispatched, escalating or over budget."""
+    tasks = state.tasks
+    gap = state.config.preempt_gap or 0
+    lowest = min((tasks[r].priority for r in state.running if r in tasks), default=0)
+    ready = sorted((t for t in looked_at if t.priority - lowest >= gap and t.id not in skip
+                    and _startable(t, state, now)), key=dispatch_key)
+    candidates: Iterable[Task] = ready
+    if state.queue is not None and state.live is not None:
+        candidates = heapq.merge(ready, _queued_ready(state, skip), key=dispatch_key)
+    waiters: list[preemption.Waiter] = []
+    for t in itertools.islice(candidates, PREEMPT_SCAN):
+        if len(waiters) >= len(state.running) or t.priority - lowest < gap:
+            break  # (dispatch order: no later task outranks the lowest running one either)
+        if t.id in skip or not _startable(t, state, now):
+            continue
+        options = _route_options(t, state, now)
+        if options:
+            waiters.append(preemption.Waiter(
+                t.id, frozenset(e.id for e in options), t.priority,
+                all(load.get(e.id, 0) >= e.capacity.concurrency for e in options)))
+    holders = [preemption.Holder(r.task_id, r.employee, tasks[r.task_id].priority,
+                                 tasks[r.task_id].created or "",
+                                 leaving=tasks[r.task_id].status is not S.PROCESSING)
+               for r in state.running.values() if r.task_id in tasks]
+    return [Suspend(p.victim, p.for_task, p.reason) for p in
+            preemption.choose(waiters, holders, state.config.preempt_gap, global_full)]
+
+
+def _route_options(t: Task, state: SchedState, now: float) -> list[Employee]:
+    """Every employee `_route` could give `t` to (its backend not paused)."""
+    who = t.assignee or ""
+    if who.startswith("role:") and not t.bookkeeping.resuming:
+        pool = [e for e in state.employees.values()
+                if e.role == who[5:] and e.status is not EmployeeStatus.OFFBOARDED]
+    else:
+        kept = _route(t, state, {}, now)
+        pool = [kept] if kept is not None else []
+    return [e for e in pool if state.breakers.get(e.backend.breaker_key, 0.0) <= now]
+
+
+def _startable(t: Task, state: SchedState, now: float) -> bool:
+    """Pending (or resumable), not running, with nothing but a slot to wait for."""
+    if not (t.status is S.PENDING or resumable(t)) or t.kind is Kind.HUMAN \
+            or t.id in state.running or t.bookkeeping.budget_request \
+            or t.bookkeeping.escalation:
+        return False
+    if t.assignee is None or t.assignee in state.config.humans:
+        return False
+    at = parse_time(t.retry_at)
+    return (at is None or at <= now) and _deps_finished(t, state.tasks)
 
 
 def _router(state: SchedState) -> str | None:

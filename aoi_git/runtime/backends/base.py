@@ -27,6 +27,7 @@ class AgentConfig:
     max_budget_usd: float | None = None
     max_tokens: int | None = None
     reflect: bool = False  # ask for a short reflection turn after the task (claude)
+    resume_session: str | None = None  # the stopped run's session to go on in (claude)
     options: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:

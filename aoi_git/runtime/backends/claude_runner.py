@@ -32,6 +32,7 @@ import fnmatch
 import json
 import os
 import sys
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -455,6 +456,8 @@ class RunState:
     session_id: str | None = None
     seen_messages: set[str] = field(default_factory=set)
     live_tokens: int = 0  # tokens seen in assistant messages so far (for max_tokens)
+    live_input: int = 0  # (the same, by kind: what `note_usage` writes)
+    live_output: int = 0
 
     def add_result(self, msg: ResultMessage) -> None:
         usage = msg.usage or {}
@@ -551,6 +554,42 @@ def build_prompt(task: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+RESUME_PROMPT = (
+    "Your run of this task was stopped before you finished (paused, preempted or "
+    "reassigned) and now goes on in the same session and worktree: your files are as you "
+    "left them. Check where you were and continue the task from there; finish as before, "
+    f"with `{MCP_PREFIX}report_result`."
+)
+
+
+def start_session(config: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """The options that start (or resume) this run's session, and its id. The id is noted
+    in `$AOI_SESSION_FILE` before the run starts, so a run stopped at any moment can be
+    resumed: the daemon keeps it with the suspended task (`extra.session`)."""
+    resume = str(config.get("resume_session") or "")
+    sid = resume or str(uuid.uuid4())
+    path = os.environ.get("AOI_SESSION_FILE")
+    if path:
+        try:
+            Path(path).write_text(sid + "\n")
+        except OSError as exc:
+            print(f"aoi claude runner: cannot note the session: {exc}", file=sys.stderr)
+    return ({"resume": resume} if resume else {"session_id": sid}), sid
+
+
+def note_usage(state: RunState) -> None:
+    """What the run has spent so far, in `$AOI_USAGE_FILE`: the daemon reads it when the
+    run is stopped before it reports (paused, preempted, cancelled)."""
+    path = os.environ.get("AOI_USAGE_FILE")
+    if not path:
+        return
+    usage = {"input_tokens": state.live_input, "output_tokens": state.live_output}
+    try:
+        write_result(Path(path), usage)
+    except OSError as exc:
+        print(f"aoi claude runner: cannot note the usage: {exc}", file=sys.stderr)
+
+
 def cli_env(config: Mapping[str, Any]) -> dict[str, str]:
     """The runner's own ANTHROPIC_*/CLAUDE_CODE_* etc. variables, passed on explicitly."""
     env = {
@@ -611,6 +650,8 @@ def build_options(
     for key in ("fallback_model", "effort", "cli_path", "add_dirs"):
         if options.get(key):
             kwargs[key] = options[key]
+    session, _ = start_session(config)
+    kwargs.update(session)
     return ClaudeAgentOptions(**kwargs)
 
 
@@ -631,6 +672,9 @@ async def _consume(
                     state.seen_messages.add(key)
                     state.live_tokens += int(msg.usage.get("input_tokens") or 0)
                     state.live_tokens += int(msg.usage.get("output_tokens") or 0)
+                    state.live_input += int(msg.usage.get("input_tokens") or 0)
+                    state.live_output += int(msg.usage.get("output_tokens") or 0)
+                    note_usage(state)
                 if max_tokens and state.live_tokens > max_tokens and not interrupted:
                     interrupted = True
                     state.failure = "budget"
@@ -661,7 +705,8 @@ async def run_agent(
     reflection: str | None = None
     try:
         async with ClaudeSDKClient(options=options) as client:
-            await client.query(build_prompt(task))
+            await client.query(RESUME_PROMPT if config.get("resume_session")
+                               else build_prompt(task))
             result = await _consume(client, state, max_tokens, collect=texts)
             if result is None:
                 state.error = state.error or "claude run ended without a result"

@@ -77,6 +77,9 @@ def _signature_from_env(prefix: str, fallback: pygit2.Signature) -> pygit2.Signa
     return fallback
 
 
+COMMITTED_LATELY_DEPTH = 64  # how far back a work-tree file is recognised as committed
+
+
 def host_actor() -> str:
     return f"daemon:{socket.gethostname()}"
 
@@ -567,7 +570,7 @@ class Store:
             return index_journal.KEEP
         if current == new_blob:
             return new_blob
-        if current != old_blob:
+        if current != old_blob and not self._committed_lately(path, current):
             return index_journal.KEEP  # a person's edit: spared
         if new_blob is None:
             full.unlink(missing_ok=True)
@@ -580,6 +583,25 @@ class Store:
         tmp.write_bytes(blob.data)
         os.replace(tmp, full)
         return new_blob
+
+    def _committed_lately(self, path: str, blob: str | None,
+                          depth: int = COMMITTED_LATELY_DEPTH) -> bool:
+        """Whether `blob` is what `path` held in one of HEAD's last `depth` commits: a
+        version another aoi process (the CLI) committed and wrote out, not a person's
+        edit, so the work-tree file may be brought along."""
+        if blob is None:
+            return False
+        commit = self.head_commit()
+        for _ in range(depth):
+            if commit is None:
+                return False
+            try:
+                if str(commit.tree[path].id) == blob:
+                    return True
+            except KeyError:
+                pass
+            commit = commit.parents[0] if commit.parents else None
+        return False
 
     def _move_entry(self, index: pygit2.Index, path: str, old_blobs: frozenset[str | None],
                     new_blob: str | None, file_blob: str | None) -> bool:

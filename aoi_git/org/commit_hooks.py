@@ -36,7 +36,11 @@ def pre_commit_problems(root: Path) -> list[str]:
     if not changes:
         return []
     passed = index_journal.passed_blobs(index_journal.journal_path(root))
-    lagging = [c for c in changes if index_journal.stale_entry(passed, c.path, c.staged, c.head)]
+    # (a path the daemon created lags with no entry while its file is there; with the file
+    # gone too it is the person's `git rm`, which is theirs to commit)
+    lagging = [c for c in changes
+               if index_journal.stale_entry(passed, c.path, c.staged, c.head)
+               and (c.staged is not None or (root / c.path).exists())]
     theirs = [c for c in changes if c not in lagging and is_org_file(c.path)]
     if not theirs:
         stage_head_versions(root, lagging)

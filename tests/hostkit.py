@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -384,18 +384,6 @@ def overlapping(records: list[tuple[str, str, float, float, bool]],
             if s2 < e1 - slack:
                 bad.append(f"{task}: {h1} {s1:.2f}-{e1:.2f} and {h2} {s2:.2f}-{e2:.2f}")
     return bad
-
-
-def wait_for(cond: Callable[[], Any], timeout: float, what: str,
-             interval: float = 0.2) -> Any:
-    end = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def remote_tasks(server: GitServer) -> dict[str, str]:

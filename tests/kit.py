@@ -7,8 +7,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import click.testing
 import psutil
@@ -51,3 +53,17 @@ def agent_processes(org_root: Path) -> list[psutil.Process]:
         except psutil.Error:
             continue
     return out
+
+
+def wait_for(cond: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05,
+             what: str = "condition") -> Any:
+    """Poll `cond` every `interval` s until it returns something true (that value), or fail
+    after `timeout` s naming `what`."""
+    end = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)

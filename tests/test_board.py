@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
-from kit import AOI_BIN, PERSON_EMAIL, PERSON_NAME, git
+from kit import AOI_BIN, PERSON_EMAIL, PERSON_NAME, git, wait_for
 from orgkit import TmpOrg
 
 from aoi_git.domain.ids import shard_path
@@ -81,17 +81,6 @@ class BoardOrg(TmpOrg):
         self.commit()
 
 
-def wait_for(cond: Callable[[], Any], timeout: float = 30.0, what: str = "it") -> Any:
-    end = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 @contextlib.contextmanager
 def board(root: Path, *args: str) -> Iterator[str]:
     """`aoi board --port 0` as a process; yields the address it printed (its output is
@@ -102,7 +91,7 @@ def board(root: Path, *args: str) -> Iterator[str]:
                                 stdout=out, stderr=subprocess.STDOUT)
     try:
         match = wait_for(lambda: re.search(r"(http://\S+)", log.read_text())
-                         or proc.poll() is not None, what="the board's address")
+                         or proc.poll() is not None, timeout=30.0, what="the board's address")
         assert isinstance(match, re.Match), log.read_text()
         yield match.group(1)
     finally:

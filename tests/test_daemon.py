@@ -25,7 +25,7 @@ from typing import Any
 import pygit2
 import pytest
 import yaml
-from kit import AOI_BIN, PERSON_NAME, agent_processes, git
+from kit import AOI_BIN, PERSON_NAME, agent_processes, git, wait_for
 from orgkit import TmpOrg
 
 from aoi_git.domain.model import Actor, ActorKind, Kind, Status
@@ -65,18 +65,6 @@ def bump(name="runs"):
 
 
 # ------------------------------------------------------------------------------ helpers
-
-def wait_for(cond: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05,
-             what: str = "condition") -> Any:
-    end = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
 
 def max_overlap(intervals: list[tuple[float, float]]) -> int:
     events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals],

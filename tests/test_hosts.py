@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 import yaml
-from hostkit import cluster_of, overlapping, read_records, remote_tasks, wait_for
-from kit import AOI_BIN, git
+from hostkit import cluster_of, overlapping, read_records, remote_tasks
+from kit import AOI_BIN, git, wait_for
 
 from aoi_git.domain.model import (
     Actor,
@@ -273,7 +273,7 @@ def test_three_hosts_share_one_remote(tmp_path: Path) -> None:
         try:
             wait_for(lambda: all_terminal(
                 {t: s for t, s in remote_tasks(c.server).items() if t.startswith("t-0")}),
-                200, "every task finished on the server")
+                timeout=200, interval=0.2, what="every task finished on the server")
         except AssertionError:
             raise AssertionError("\n".join(f"== {h.name}\n{h.log()[-3000:]}{h.output()[-2000:]}"
                                            for h in c.hosts)) from None
@@ -335,7 +335,7 @@ def test_chaos_kills_and_a_partition_lose_nothing_and_run_nothing_twice(
             return all_terminal({t: s for t, s in tasks.items() if t.startswith("t-0")})
 
         try:
-            wait_for(done, 150, "every task terminal on the server")
+            wait_for(done, timeout=150, interval=0.2, what="every task terminal on the server")
         except AssertionError:
             raise AssertionError(f"{remote_tasks(c.server)}\n" + "\n".join(
                 f"== {h.name}\n{h.log()[-4000:]}" for h in c.hosts)) from None

@@ -53,7 +53,8 @@ def collect(app: App) -> dict[str, Any]:
     for r in running:
         run_by_emp[r["employee"]] = run_by_emp.get(r["employee"], 0) + 1
     queue: dict[str, list[str]] = {}
-    for t in sorted(org.tasks.values(), key=lambda t: (-t.priority, t.created or "", t.id)):
+    open_tasks = org.open_tasks()
+    for t in sorted(open_tasks, key=lambda t: (-t.priority, t.created or "", t.id)):
         if (t.status is Status.PENDING or resumable(t)) and t.kind is not Kind.HUMAN \
                 and t.assignee:  # (a preempted task waits in its queue to resume)
             queue.setdefault(t.assignee, []).append(t.id)
@@ -61,7 +62,7 @@ def collect(app: App) -> dict[str, Any]:
     needs_person = [
         {"id": t.id, "status": t.status.value, "kind": t.kind.value, "title": t.title,
          "assignee": t.assignee}
-        for t in org.tasks.values()
+        for t in open_tasks
         if not t.is_terminal and (waits_on_person(t, state) or t.status is Status.FAILED)
     ]
     today = dt.date.today().isoformat()
@@ -86,7 +87,7 @@ def collect(app: App) -> dict[str, Any]:
         "problems": daemon.get("problems", []),
         "claude_credentials": _claude_missing(org.employees.values()),
         "cost_today_usd": round(cost_today, 6),
-        "counts": {s.value: sum(1 for t in org.tasks.values() if t.status is s) for s in Status},
+        "counts": org.rows.counts(),
         "setup_missing": missing_setup(app.store.repo),
     }
 

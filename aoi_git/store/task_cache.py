@@ -232,7 +232,7 @@ class TaskCache:
                 changed.append((new_path, str(delta.new_file.id)))
         duplicated = {msg.split("'")[1] for msg in
                       (m for _line, m in old.errors.values()) if msg.startswith("duplicate")}
-        index = self.new_index(root_tree, TaskRows(dict(old.tasks.rows.items())),
+        index = self.new_index(root_tree, old.tasks.rows.copy(),
                                dict(old.tasks.open))
         index.errors = dict(old.errors)
         rows = index.tasks.rows
@@ -259,6 +259,8 @@ class TaskCache:
         blob = self.repo[oid]
         assert isinstance(blob, pygit2.Blob)
         self.parsed_blobs += 1
+        if self.parsed_blobs % 1000 == 0:  # the collector is paused: the YAML loaders'
+            gc.collect(0)  # cycles of the last 1000 files are freed here, not kept
         return parse_task_bytes(blob.data, path)
 
     # ------------------------------------------------------------- cache file
@@ -278,6 +280,7 @@ class TaskCache:
                                    {t.id: t for t in data["open"]})
             index.errors = data["errors"]
             self.index = index
+            gc.freeze()  # the rows live as long as the process: out of the collector's passes
         except FileNotFoundError:
             return
         except Exception:

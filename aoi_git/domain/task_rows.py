@@ -151,6 +151,15 @@ class TaskRows(Mapping[str, TaskRow]):
         found = self._rows.pop(tid, None)
         return None if found is None else _wrap(found)
 
+    def stored(self, tid: str) -> tuple[object, ...] | None:
+        return self._rows.get(tid)
+
+    def put_stored(self, tid: str, stored: tuple[object, ...] | None) -> None:
+        if stored is None:
+            self._rows.pop(tid, None)
+        else:
+            self._rows[tid] = stored
+
     def copy(self) -> TaskRows:
         return TaskRows(dict(self._rows))
 
@@ -199,6 +208,9 @@ class TaskMap(Mapping[str, Task]):
         self.open = open_tasks
         self._load = load
         self._parsed: OrderedDict[str, Task] = OrderedDict()
+        # ids put or removed since the map was read from its cache file (None: built from
+        # scratch), so saving it writes those rows, not all
+        self.changed: set[str] | None = None
 
     def __getitem__(self, tid: str) -> Task:
         task = self.open.get(tid)
@@ -236,6 +248,8 @@ class TaskMap(Mapping[str, Task]):
     def put(self, task: Task, row: TaskRow) -> None:
         """`task` (stored as `row`) is now the version in this map."""
         self.rows.put(row)
+        if self.changed is not None:
+            self.changed.add(task.id)
         if keeps_record(task):
             self.open[task.id] = task
             self._parsed.pop(task.id, None)
@@ -248,6 +262,8 @@ class TaskMap(Mapping[str, Task]):
 
     def remove(self, tid: str) -> None:
         self.rows.pop(tid)
+        if self.changed is not None:
+            self.changed.add(tid)
         self.open.pop(tid, None)
         self._parsed.pop(tid, None)
 

@@ -319,8 +319,10 @@ class Hosts:
         else:
             rebuilt = self._integrate(only_people=True)
         self._hold(set())
-        self.lost = self.stopped_runs = self.expired = False
-        self.renew(self.wall())
+        # renewed before the lease's watch may look again: with the old deadline it would
+        # take this host for lost once more
+        if self.renew(self.wall()):
+            self.lost = self.stopped_runs = self.expired = False
         return rebuilt is not None
 
     def _take_up(self, own: rm.Lease) -> bool:

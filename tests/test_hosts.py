@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,7 +39,7 @@ from aoi_git.errors import AoiError
 from aoi_git.org.create import init_org
 from aoi_git.org.organisation import load_org
 from aoi_git.org.task_ops import new_task
-from aoi_git.runtime.hosts import host_id
+from aoi_git.runtime.hosts import Hosts, host_id
 from aoi_git.runtime.scheduler import Advance, Dispatch, Plan, SchedState, plan
 from aoi_git.store import remote as rm
 from aoi_git.store.org_store import Store
@@ -172,6 +173,44 @@ def test_changes_to_other_fields_and_journals_are_merged(tmp_path: Path) -> None
     assert (task.priority, task.description) == (7, "from b")
     text = (view.read(journal) or b"").decode()
     assert "from a" in text and "from b" in text
+
+
+def test_a_claim_taken_back_keeps_the_recovery_before_it(tmp_path: Path) -> None:
+    """A claim the remote did not take is taken back with what follows it on its task,
+    not with the unpushed recovery before it: the remote's stale `processing` would stay,
+    held by this host, with no run anywhere."""
+    bare, a, b = two_clones(tmp_path, "t-1")
+    move(b, "t-1", S.PROCESSING, DAEMON_B)
+    rb = remote_of(b, bare, "b")
+    assert rb.push(str(rb.store.head_commit().id), None)[0] is rm.Pushed.OK  # type: ignore[union-attr]
+    move(b, "t-1", S.PENDING, DAEMON_B)  # recovered after a restart (not pushed yet)
+    move(b, "t-1", S.PROCESSING, DAEMON_B)  # claimed again: this push is given up
+    move(b, "t-1", S.COMPLETED, Actor(ActorKind.AGENT, "coo"))
+    rebuilt = rm.rebuild(rb.store, rb.tracked(), drop_claims={"t-1"})
+    assert rebuilt.kept == 1 and len(rebuilt.dropped) == 2
+    assert "its claim was not pushed" in rebuilt.dropped[0]
+    assert status_at(b, str(rebuilt.head), "t-1") is S.PENDING
+
+
+def test_a_host_holds_a_task_until_what_took_it_out_of_its_hands_is_pushed(
+        tmp_path: Path) -> None:
+    bare, a, _ = two_clones(tmp_path, "t-1")
+    move(a, "t-1", S.PROCESSING, DAEMON_A)
+    h = Hosts(Store(a), HostsConfig(), str(bare), "a", time.time, lambda msg: None,
+              threading.Event())
+    assert h.renew(time.time())  # (the lease: what a daemon's start does first)
+    assert h.push_claims({"t-1"}) == {"t-1"}
+    assert h.claimed == {"t-1"}
+    # held, processing, and no run of it here: this host's to put back to pending
+    assert h.lost_here(load_org(Store(a)).tasks, running=()) == ["t-1"]
+    assert h.lost_here(load_org(Store(a)).tasks, running=("t-1",)) == []
+    edit(a, lambda txn: txn.update("t-1", status=S.CANCELLED), PERSON)
+    h.forget(load_org(Store(a)).tasks)
+    assert h.claimed == {"t-1"}  # the remote still says processing: still named
+    h.push(time.time())
+    h.forget(load_org(Store(a)).tasks)
+    assert h.claimed == set()
+    assert status_at(a, "refs/aoi/remote/heads/main", "t-1") is S.CANCELLED
 
 
 def test_a_host_whose_lease_ran_out_keeps_only_what_people_committed(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ its blob on demand, the last few kept.
 from __future__ import annotations
 
 import sys
-from collections import OrderedDict
+from collections import ChainMap, OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import NamedTuple
 
@@ -40,6 +40,7 @@ class TaskRow(NamedTuple):
     about: tuple[str, ...]  # the tasks it is about (a review's subject, a decision's task)
     usd: float
     routed_to: str | None  # the employee a `role:` assignee went to
+    said: bool  # a person wrote in it (feedback from a human, a person's answer)
 
     @property
     def is_terminal(self) -> bool:
@@ -63,7 +64,16 @@ def row_of(task: Task, path: str, blob: str) -> TaskRow:
                    _opt(task.assignee), _opt(task.reviewer), task.parent,
                    tuple(task.depends_on), task.priority,
                    tuple(_intern(x) for x in task.labels), _opt(task.created), about,
-                   float(task.cost.get("usd", 0.0)), _opt(task.bookkeeping.routed_to))
+                   float(task.cost.get("usd", 0.0)), _opt(task.bookkeeping.routed_to),
+                   person_said(task))
+
+
+def person_said(task: Task) -> bool:
+    """Whether a person wrote in `task`: feedback from a human, or a person's answer."""
+    if task.kind is Kind.HUMAN and task.answer:
+        return True
+    return any(isinstance(fb, Mapping) and str(fb.get("from", "")).startswith("human:")
+               for fb in task.feedback)
 
 
 def keeps_record(task: Task) -> bool:
@@ -279,3 +289,16 @@ def open_tasks(tasks: Mapping[str, Task]) -> Iterable[Task]:
     if isinstance(tasks, TaskMap):
         return tasks.open_values()
     return [t for t in tasks.values() if keeps_record(t)]
+
+
+def row_in(tasks: Mapping[str, Task], tid: str) -> TaskRow | None:
+    """The row of `tid` when `tasks` is a `TaskMap` (or a ChainMap ending in one, the
+    task absent from the maps before it): a finished task's title, status or creation
+    without parsing it. None: read `tasks[tid]`."""
+    maps = tasks.maps if isinstance(tasks, ChainMap) else [tasks]
+    for m in maps:
+        if isinstance(m, TaskMap):
+            return m.rows.row(tid)
+        if tid in m:
+            return None
+    return None

@@ -36,6 +36,7 @@ from typing import Any
 
 from aoi_git.domain.graph import TaskLinks
 from aoi_git.domain.model import Kind, Status, Task
+from aoi_git.domain.task_rows import row_in
 from aoi_git.evolution.stats import Acc, fmt_s
 from aoi_git.store.history import Record, body_text, records
 from aoi_git.store.org_store import Store
@@ -205,7 +206,8 @@ def _since(tasks: Mapping[str, Task], members: Iterable[str]) -> str | None:
     """A `git log --since` bound: a day before the earliest creation (clock skew margin)."""
     times = []
     for tid in members:
-        created = tasks[tid].created
+        r = row_in(tasks, tid)
+        created = r.created if r is not None else tasks[tid].created
         if not created:
             return None
         try:
@@ -242,6 +244,10 @@ def collect(store: Store, tasks: Mapping[str, Task], roots: Iterable[str], *,
     members = project_members(tasks, roots, links)
     sig: dict[str, TaskSignals] = {}
     for tid, root in members.items():
+        r = row_in(tasks, tid)  # (a finished project's tasks are rows: none parsed)
+        if r is not None:
+            sig[tid] = TaskSignals(tid, r.title, r.kind, r.parent, r.status, root)
+            continue
         t = tasks[tid]
         sig[tid] = TaskSignals(tid, t.title, t.kind.value, t.parent, t.status.value, root)
     emps: dict[str, EmployeeSignals] = {}
@@ -391,6 +397,9 @@ def _people_said(tasks: Mapping[str, Task], sig: Mapping[str, TaskSignals],
             out.append(s)
 
     for tid in sig:
+        r = row_in(tasks, tid)
+        if r is not None and not r.said:
+            continue  # nothing a person wrote: not parsed
         t = tasks[tid]
         for fb in t.feedback:
             if isinstance(fb, Mapping) and str(fb.get("from", "")).startswith("human:"):

@@ -32,7 +32,7 @@ from aoi_git.domain.task_rows import TaskMap, TaskRow, TaskRows, keeps_record, r
 from aoi_git.errors import AoiError
 from aoi_git.store.head_view import HeadView
 
-CACHE_VERSION = 7  # raise when the parsed form of a task changes (7: compact rows)
+CACHE_VERSION = 8  # raise when the parsed form of a task or a row changes (8: `said`)
 RECENT_KEPT = 1024  # tasks this process wrote, by blob id (a transaction's lookups)
 DELTA_MAX = 2000  # rows changed since the cache file past which it is rewritten whole
 

@@ -1,0 +1,170 @@
+"""Benchmark of the one-shot commands a person types, beside `python -c pass` and `git status`.
+
+    python benchmarks/bench_cli.py [--sizes 1000,100000] [--runs 11] [--baseline-src DIR]
+
+For each size it builds an org (``aoi init`` + every task in one commit through
+``git fast-import``, packed, checked out; see ``_orgs.build_org``) whose tasks are all
+finished except ``--open`` pending ones (an org that has lived: the issue's 102k tasks of
+which ~200 open), runs every command once to warm the caches a person's second command
+would find (``.aoi/cache``), then ``--runs`` times each, and prints the wall-clock p50 and
+p90 of each beside a bare ``python -c pass`` and ``git status`` run in the same org in the
+same loop (the commands take turns, so a burst of load hits all of them), with ratios.
+With ``--baseline-src DIR`` (a folder holding another version's ``aoi_git``, e.g.
+``git archive OLD aoi_git | tar -x -C DIR``) each aoi command also runs from there, in the
+same loop, as the "before" rows.
+
+Targets (issue 19): every aoi command p50 <= 100 ms at 1k tasks and <= 150 ms at 100k;
+``aoi task show`` within 5x of ``python -c pass``; ``aoi status`` within 3x of ``git
+status``; ``aoi --version`` <= 60 ms. Afterwards `git status --porcelain` must be empty
+(the commits of ``aoi task new`` left the checkout clean).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from aoi_git.domain.model import Status
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _orgs import GIT_ENV, bench_parser, build_org, percentile, status_clean  # noqa: E402
+
+TARGET_MS = {1000: 100.0, 100000: 150.0}
+
+
+def aoi_command() -> list[str]:
+    """The installed `aoi` script beside this Python, else `python -m aoi_git`."""
+    script = Path(sys.executable).with_name("aoi")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "aoi_git"]
+
+
+Command = tuple[str, list[str], dict[str, str] | None]  # name, argv, environment
+
+
+def commands(ids: list[str], baseline_src: str | None) -> list[Command]:
+    aoi = aoi_command()
+    one = ids[len(ids) // 2]
+    aoi_cmds = [
+        ("aoi --version", [*aoi, "--version"]),
+        ("aoi task show ID", [*aoi, "task", "show", one]),
+        ("aoi task show PREFIX", [*aoi, "task", "show", one[:6]]),
+        ("aoi task new", [*aoi, "task", "new", "Benchmark task", "--assignee", "coo"]),
+        ("aoi task list --status pending", [*aoi, "task", "list", "--status", "pending"]),
+        ("aoi status", [*aoi, "status"]),
+        ("aoi log ID", [*aoi, "log", one]),
+    ]
+    out: list[Command] = [
+        ("python -c pass", [sys.executable, "-c", "pass"], None),
+        ("git status", ["git", "status"], None),
+    ]
+    for name, argv in aoi_cmds:
+        out.append((name, argv, None))
+        if baseline_src:
+            env = {**os.environ, "PYTHONPATH": baseline_src}
+            out.append((f"{name} (before)", argv, env))
+    return out
+
+
+def run_once(argv: list[str], root: Path, env: dict[str, str] | None = None) -> float:
+    t0 = time.perf_counter()
+    done = subprocess.run(argv, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          env=env)
+    elapsed = (time.perf_counter() - t0) * 1000
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(argv)} failed in {root}: {done.stderr.decode()[-2000:]}")
+    return elapsed
+
+
+def bench_size(n: int, runs: int, open_count: int, workdir: Path,
+               baseline_src: str | None) -> dict[str, list[float]]:
+    root = workdir / f"org-{n}"
+    print(f"size {n}: building", file=sys.stderr)
+    ids = build_org(root, n, status=Status.FINISHED, open_count=min(open_count, n))
+    subprocess.run(["git", "config", "user.name", "Bench Person"], cwd=root, check=True)
+    subprocess.run(["git", "config", "user.email", "bench@aoi.invalid"], cwd=root, check=True)
+    cmds = commands(ids, baseline_src)
+    for _name, argv, env in cmds:  # warm: the caches a person's second command finds
+        run_once(argv, root, env)
+    times: dict[str, list[float]] = {name: [] for name, _, _ in cmds}
+    print(f"size {n}: {runs} runs of {len(cmds)} commands", file=sys.stderr)
+    for _ in range(runs):
+        for name, argv, env in cmds:
+            times[name].append(run_once(argv, root, env))
+    if not status_clean(root):
+        sys.exit(f"size {n}: the checkout is not clean after the runs")
+    return times
+
+
+def compile_bytecode(baseline_src: str | None) -> None:
+    """Byte-compile aoi_git (and the baseline's) as an install does: with
+    PYTHONDONTWRITEBYTECODE set, every run would compile each module from source."""
+    import aoi_git
+
+    folders = [str(Path(aoi_git.__file__).parent)]
+    if baseline_src:
+        folders.append(str(Path(baseline_src) / "aoi_git"))
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *folders], check=True)
+
+
+def main() -> None:
+    ap = bench_parser(__doc__)
+    ap.set_defaults(sizes="1000,100000")
+    ap.add_argument("--runs", type=int, default=11, help="timed runs of each command")
+    ap.add_argument("--baseline-src", metavar="DIR",
+                    help="also run each aoi command with the aoi_git found in DIR (before)")
+    ap.add_argument("--open", type=int, default=200, dest="open_count",
+                    help="pending tasks in each org (the others are finished)")
+    args = ap.parse_args()
+    os.environ.update(GIT_ENV)
+    compile_bytecode(args.baseline_src)
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    workdir = Path(tempfile.mkdtemp(prefix="aoi-bench-cli-", dir=args.dir))
+    load_before = os.getloadavg()[0]
+    results: list[tuple[int, dict[str, list[float]]]] = []
+    try:
+        for n in sizes:
+            results.append((n, bench_size(n, args.runs, args.open_count, workdir,
+                                           args.baseline_src)))
+            if not args.keep:
+                shutil.rmtree(workdir / f"org-{n}", ignore_errors=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"orgs kept in {workdir}", file=sys.stderr)
+    print(f"\n{args.runs} runs per command, wall clock; {args.open_count} pending tasks per org, "
+          f"the rest finished; orgs in {workdir.parent}; {os.cpu_count()} CPUs, load average "
+          f"{load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end\n")
+    print("| tasks | command | p50 ms | p90 ms | x python -c pass | x git status | target |")
+    print("|---|---|---|---|---|---|---|")
+    for n, times in results:
+        py = statistics.median(times["python -c pass"])
+        gs = statistics.median(times["git status"])
+        for name, values in times.items():
+            p50 = statistics.median(values)
+            target = ""
+            if name.endswith("(before)"):
+                target = ""
+            elif name == "aoi --version":
+                target = "<= 60 ms " + ("met" if p50 <= 60 else "NOT met")
+            elif name.startswith("aoi"):
+                limit = TARGET_MS.get(n)
+                goal = f"<= {limit:.0f} ms " + ("met" if p50 <= limit else "NOT met") \
+                    if limit else ""
+                if name.startswith("aoi task show"):
+                    goal += f"; <= 5x python {'met' if p50 <= 5 * py else 'NOT met'}"
+                if name == "aoi status":
+                    goal += f"; <= 3x git status {'met' if p50 <= 3 * gs else 'NOT met'}"
+                target = goal.strip("; ")
+            print(f"| {n:,} | `{name}` | {p50:.0f} | {percentile(values, 90):.0f} "
+                  f"| {p50 / py:.1f} | {p50 / gs:.1f} | {target} |")
+
+
+if __name__ == "__main__":
+    main()

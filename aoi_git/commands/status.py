@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,6 +16,7 @@ from aoi_git.runtime import credentials
 from aoi_git.runtime.scheduler import SchedState, resumable, waits_on_person
 from aoi_git.store.clone_setup import SETUP_FIX, missing_setup
 from aoi_git.store.history import records
+from aoi_git.store.trailers import COST_TRAILERS
 
 
 def _daemon_state(app: App) -> dict[str, Any]:
@@ -53,10 +55,12 @@ def collect(app: App) -> dict[str, Any]:
     for r in running:
         run_by_emp[r["employee"]] = run_by_emp.get(r["employee"], 0) + 1
     queue: dict[str, list[str]] = {}
-    for t in sorted(org.tasks.values(), key=lambda t: (-t.priority, t.created or "", t.id)):
-        if (t.status is Status.PENDING or resumable(t)) and t.kind is not Kind.HUMAN \
-                and t.assignee:  # (a preempted task waits in its queue to resume)
-            queue.setdefault(t.assignee, []).append(t.id)
+    waiting = [t for t in org.tasks.values()  # (a preempted task waits to resume)
+               if (t.status is Status.PENDING or resumable(t)) and t.kind is not Kind.HUMAN
+               and t.assignee]
+    for t in sorted(waiting, key=lambda t: (-t.priority, t.created or "", t.id)):
+        assert t.assignee is not None
+        queue.setdefault(t.assignee, []).append(t.id)
     state = SchedState(org.tasks, org.employees, org.config)
     needs_person = [
         {"id": t.id, "status": t.status.value, "kind": t.kind.value, "title": t.title,
@@ -64,9 +68,11 @@ def collect(app: App) -> dict[str, Any]:
         for t in org.tasks.values()
         if not t.is_terminal and (waits_on_person(t, state) or t.status is Status.FAILED)
     ]
+    by_status = Counter(t.status for t in org.tasks.values())  # one pass, not one per status
     today = dt.date.today().isoformat()
     cost_today = 0.0
-    for rec in records(app.root, since=f"{today} 00:00"):
+    # git reads back to midnight and hands over only the commits that cost money
+    for rec in records(app.root, since=f"{today} 00:00", having=f"{COST_TRAILERS['usd']}: "):
         cost_today += rec.cost.get("usd", 0.0)
     return {
         "org": org.config.name,
@@ -86,7 +92,7 @@ def collect(app: App) -> dict[str, Any]:
         "problems": daemon.get("problems", []),
         "claude_credentials": _claude_missing(org.employees.values()),
         "cost_today_usd": round(cost_today, 6),
-        "counts": {s.value: sum(1 for t in org.tasks.values() if t.status is s) for s in Status},
+        "counts": {s.value: by_status.get(s, 0) for s in Status},
         "setup_missing": missing_setup(app.store.repo),
     }
 

@@ -15,7 +15,6 @@ from aoi_git.domain.model import BAD_VALUE, Employee, OrgConfig, Task
 from aoi_git.org.task_lookup import Files, Found, find
 from aoi_git.store import yamlio
 
-
 _UNREADABLE: tuple[type[Exception], ...] = (yamlio.YamlError, *BAD_VALUE)
 
 

@@ -11,7 +11,7 @@ import click
 
 from aoi_git.commands.cli_context import App
 from aoi_git.domain.model import Employee, Kind, Status
-from aoi_git.org.person_edits import pending_problems
+from aoi_git.org.person_edits import pending_problems, start_changed_org_files
 from aoi_git.runtime import credentials
 from aoi_git.runtime.scheduler import SchedState, resumable, waits_on_person
 from aoi_git.store.clone_setup import SETUP_FIX, missing_setup
@@ -47,6 +47,7 @@ def _claude_missing(employees: Iterable[Employee]) -> str | None:
 
 
 def collect(app: App) -> dict[str, Any]:
+    changed = start_changed_org_files(app.root)  # git stats the files while the org loads
     org = app.org()
     now = time.time()
     daemon = _daemon_state(app)
@@ -88,7 +89,7 @@ def collect(app: App) -> dict[str, Any]:
         "running": [{**r, "elapsed_s": round(now - r["started"], 1)} for r in running],
         "queues_by_role": {k: v for k, v in queue.items() if k.startswith("role:")},
         "needs_person": needs_person,
-        "invalid": pending_problems(app, None, org),
+        "invalid": pending_problems(app, None, org, changed),
         "problems": daemon.get("problems", []),
         "claude_credentials": _claude_missing(org.employees.values()),
         "cost_today_usd": round(cost_today, 6),

@@ -7,7 +7,6 @@ from collections.abc import Iterable
 import click
 
 from aoi_git.commands.cli_context import App
-from aoi_git.domain.graph import children
 from aoi_git.store.history import Record, body_text, records
 
 _GREP_AT_MOST = 200  # task ids git's `--grep` is given at once; more: every commit is read
@@ -31,16 +30,20 @@ def log(app: App, task_id: str | None, as_json: bool) -> None:
     if task_id:
         org = app.org()
         root = org.resolve_id(task_id)
-        kids = children(org.tasks)
+        task_rows = org.rows  # the compact rows: no finished task parsed for its links
+        kids: dict[str, list[str]] = {}
+        for row in task_rows.values():
+            if row.parent:
+                kids.setdefault(row.parent, []).append(row.id)
         wanted, stack = {root}, [root]
         while stack:
             for k in kids.get(stack.pop(), []):
                 if k not in wanted:
                     wanted.add(k)
                     stack.append(k)
-        for t in org.tasks.values():  # review and human tasks about the subtree
-            if t.subject in wanted or t.bookkeeping.about in wanted:
-                wanted.add(t.id)
+        for row in task_rows.values():  # review and human tasks about the subtree
+            if any(a in wanted for a in row.about):
+                wanted.add(row.id)
     rows = []
     for rec in _records(app, wanted):
         trans = rec.transitions if wanted is None else [

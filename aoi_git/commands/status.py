@@ -3,7 +3,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -56,7 +55,8 @@ def collect(app: App) -> dict[str, Any]:
     for r in running:
         run_by_emp[r["employee"]] = run_by_emp.get(r["employee"], 0) + 1
     queue: dict[str, list[str]] = {}
-    waiting = [t for t in org.tasks.values()  # (a preempted task waits to resume)
+    open_tasks = org.open_tasks()
+    waiting = [t for t in open_tasks  # (a preempted task waits in its queue to resume)
                if (t.status is Status.PENDING or resumable(t)) and t.kind is not Kind.HUMAN
                and t.assignee]
     for t in sorted(waiting, key=lambda t: (-t.priority, t.created or "", t.id)):
@@ -66,10 +66,9 @@ def collect(app: App) -> dict[str, Any]:
     needs_person = [
         {"id": t.id, "status": t.status.value, "kind": t.kind.value, "title": t.title,
          "assignee": t.assignee}
-        for t in org.tasks.values()
+        for t in open_tasks
         if not t.is_terminal and (waits_on_person(t, state) or t.status is Status.FAILED)
     ]
-    by_status = Counter(t.status for t in org.tasks.values())  # one pass, not one per status
     today = dt.date.today().isoformat()
     cost_today = 0.0
     # git reads back to midnight and hands over only the commits that cost money
@@ -93,7 +92,7 @@ def collect(app: App) -> dict[str, Any]:
         "problems": daemon.get("problems", []),
         "claude_credentials": _claude_missing(org.employees.values()),
         "cost_today_usd": round(cost_today, 6),
-        "counts": {s.value: by_status.get(s, 0) for s in Status},
+        "counts": org.rows.counts(),
         "setup_missing": missing_setup(app.store.repo),
     }
 

@@ -152,20 +152,18 @@ def list_(app: App, statuses: tuple[str, ...], assignee: str | None, as_json: bo
       aoi task list --status pending
       aoi task list --json | jq '.[].id'
     """
-    from aoi_git.commands.render import task_line
+    from aoi_git.commands.render import row_line
 
     org = app.org()
-    rows = sorted(org.tasks.values(), key=lambda t: (t.created or "", t.id))
-    if statuses:
-        rows = [t for t in rows if t.status.value in statuses]
+    rows = org.rows.by_status(*statuses) if statuses else org.rows.by_status(*Status)
     if assignee:
-        rows = [t for t in rows if t.assignee == assignee]
-    if as_json:
-        click.echo(json.dumps([_as_json(t, org.path_of(t.id)) for t in rows],
+        rows = [r for r in rows if r.assignee == assignee]
+    if as_json:  # the whole records: a finished one is parsed from its blob here
+        click.echo(json.dumps([_as_json(org.tasks[r.id], r.path) for r in rows],
                               indent=2, default=str))
         return
-    for t in rows:
-        click.echo(task_line(t))
+    for r in rows:
+        click.echo(row_line(r))
 
 
 task.add_command(list_, "list")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from aoi_git.domain.model import Kind, Status, Task
+from aoi_git.domain.task_rows import TaskMap
 
 
 def find_cycle(edges: Mapping[str, Iterable[str]]) -> list[str] | None:
@@ -131,20 +132,28 @@ class TaskLinks:
         self.finished_log: list[str] = []  # roots in the order they became finished
         self._parent: dict[str, str] = {}
         self._refs: dict[str, tuple[str, ...]] = {}
+        if isinstance(tasks, TaskMap):  # its rows hold the links: no finished task parsed
+            for r in tasks.rows.values():
+                self._set(r.id, r.parent, r.about, r.parent is None and r.kind == Kind.WORK,
+                          r.status == Status.FINISHED)
+            return
         for t in tasks.values():
             self.update(t)
 
     def update(self, task: Task) -> None:
-        tid = task.id
+        self._set(task.id, task.parent, about_refs(task), is_root(task),
+                  task.status is Status.FINISHED)
+
+    def _set(self, tid: str, parent: str | None, refs: tuple[str, ...], root: bool,
+             finished: bool) -> None:
         old = self._parent.get(tid)
-        if old != task.parent:
+        if old != parent:
             if old is not None:
                 self.children.get(old, {}).pop(tid, None)
                 del self._parent[tid]
-            if task.parent:
-                self.children.setdefault(task.parent, {})[tid] = None
-                self._parent[tid] = task.parent
-        refs = about_refs(task)
+            if parent:
+                self.children.setdefault(parent, {})[tid] = None
+                self._parent[tid] = parent
         old_refs = self._refs.get(tid, ())
         if refs != old_refs:
             for r in old_refs:
@@ -155,12 +164,11 @@ class TaskLinks:
                 self._refs[tid] = refs
             else:
                 self._refs.pop(tid, None)
-        root = is_root(task)
         if root:
             self.roots[tid] = None
         else:
             self.roots.pop(tid, None)
-        if root and task.status is Status.FINISHED:
+        if root and finished:
             if tid not in self.finished_roots:
                 self.finished_roots[tid] = None
                 self.finished_log.append(tid)

@@ -39,6 +39,7 @@ from aoi_git.domain.budget import org_day_spent
 from aoi_git.domain.control import stop_for
 from aoi_git.domain.model import Actor, ActorKind, Employee, Status, Task
 from aoi_git.domain.result import AgentResult, Failure
+from aoi_git.domain.task_rows import open_tasks
 from aoi_git.errors import AoiError, IllegalTransition
 from aoi_git.runtime import agent_run, credentials, hosts, run_unit, sandbox
 from aoi_git.runtime.agent_launch import launch
@@ -619,7 +620,7 @@ class Daemon:
         """Bring every `processing` task whose agent is gone to a consistent state."""
         ex = self.executor
         self.index.finish_interrupted()
-        for task in list(ex.org.tasks.values()):
+        for task in open_tasks(ex.org.tasks):
             if (task.status is S.PROCESSING or keeps_worktree(task)) and \
                     (self.hosts is None or self.hosts.mine(task.id)):
                 with self.problems.guard(f"the recovery of {task.id}"):

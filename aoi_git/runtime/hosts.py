@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from aoi_git.domain.model import HostsConfig, Status, Task
+from aoi_git.domain.task_rows import open_tasks
 from aoi_git.errors import AoiError, IllegalTransition
 from aoi_git.runtime.executor import Executor
 from aoi_git.runtime.runs import Runs
@@ -527,7 +528,7 @@ class Hosts:
                 dead_held |= lease.holds
         out: list[str] = []
         seen: set[str] = set()
-        for t in tasks.values():
+        for t in open_tasks(tasks):
             if t.status is not S.PROCESSING or t.id in live_held:
                 continue
             seen.add(t.id)

@@ -174,7 +174,7 @@ class Store:
 
     # ------------------------------------------------------------ task loading
     def load_tasks(self, view: HeadView | None = None) -> TaskIndex:
-        """All tasks at HEAD, parsing only blobs not seen before (cache under .aoi/)."""
+        """All tasks at HEAD, parsing only files changed since the cached index (.aoi/)."""
         return self.task_cache.load_tasks(view or self.head())
 
     def note_task_written(self, path: str, blob_id: str, task: Task,
@@ -182,9 +182,9 @@ class Store:
         """See `TaskCache.note_task_written`."""
         self.task_cache.note_task_written(path, blob_id, task, replaced)
 
-    def parsed_task(self, blob_id: str) -> Task | None:
-        """The parsed task of a blob this process has already read or written, if any."""
-        return self.task_cache.parsed_task(blob_id)
+    def parsed_task(self, blob_id: str, task_id: str | None = None) -> Task | None:
+        """The parsed task of a blob this process holds already, if any."""
+        return self.task_cache.parsed_task(blob_id, task_id)
 
     def save_cache(self) -> None:
         """Write the parsed-task cache to `.aoi/cache/` if it changed."""

@@ -9,9 +9,10 @@ which ~200 open), runs every command once to warm the caches a person's second c
 would find (``.aoi/cache``), then ``--runs`` times each, and prints the wall-clock p50 and
 p90 of each beside a bare ``python -c pass`` and ``git status`` run in the same org in the
 same loop (the commands take turns, so a burst of load hits all of them), with ratios.
-With ``--baseline-src DIR`` (a folder holding another version's ``aoi_git``, e.g.
-``git archive OLD aoi_git | tar -x -C DIR``) each aoi command also runs from there, in the
-same loop, as the "before" rows.
+With ``--baseline-src DIR`` (a folder holding another version of the repository, e.g.
+``git archive OLD | tar -x -C DIR``) every command first runs, in the same org, with the
+``aoi_git`` found there, as the "before" rows, beside its own ``python -c pass`` and ``git
+status`` runs (the versions do not take turns: their caches under ``.aoi`` may differ).
 
 Targets (issue 19): every aoi command p50 <= 100 ms at 1k tasks and <= 150 ms at 100k;
 ``aoi task show`` within 5x of ``python -c pass``; ``aoi status`` within 3x of ``git
@@ -36,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _orgs import GIT_ENV, bench_parser, build_org, percentile, status_clean  # noqa: E402
 
 TARGET_MS = {1000: 100.0, 100000: 150.0}
+BEFORE = " (before)"
 
 
 def aoi_command() -> list[str]:
@@ -47,7 +49,8 @@ def aoi_command() -> list[str]:
 Command = tuple[str, list[str], dict[str, str] | None]  # name, argv, environment
 
 
-def commands(ids: list[str], baseline_src: str | None) -> list[Command]:
+def commands(ids: list[str], env: dict[str, str] | None, tag: str) -> list[Command]:
+    """The commands of one phase: the two baselines, then each aoi command."""
     aoi = aoi_command()
     one = ids[len(ids) // 2]
     aoi_cmds = [
@@ -59,16 +62,11 @@ def commands(ids: list[str], baseline_src: str | None) -> list[Command]:
         ("aoi status", [*aoi, "status"]),
         ("aoi log ID", [*aoi, "log", one]),
     ]
-    out: list[Command] = [
-        ("python -c pass", [sys.executable, "-c", "pass"], None),
-        ("git status", ["git", "status"], None),
+    return [
+        (f"python -c pass{tag}", [sys.executable, "-c", "pass"], None),
+        (f"git status{tag}", ["git", "status"], None),
+        *((f"{name}{tag}", argv, env) for name, argv in aoi_cmds),
     ]
-    for name, argv in aoi_cmds:
-        out.append((name, argv, None))
-        if baseline_src:
-            env = {**os.environ, "PYTHONPATH": baseline_src}
-            out.append((f"{name} (before)", argv, env))
-    return out
 
 
 def run_once(argv: list[str], root: Path, env: dict[str, str] | None = None) -> float:
@@ -88,14 +86,22 @@ def bench_size(n: int, runs: int, open_count: int, workdir: Path,
     ids = build_org(root, n, status=Status.FINISHED, open_count=min(open_count, n))
     subprocess.run(["git", "config", "user.name", "Bench Person"], cwd=root, check=True)
     subprocess.run(["git", "config", "user.email", "bench@aoi.invalid"], cwd=root, check=True)
-    cmds = commands(ids, baseline_src)
-    for _name, argv, env in cmds:  # warm: the caches a person's second command finds
-        run_once(argv, root, env)
-    times: dict[str, list[float]] = {name: [] for name, _, _ in cmds}
-    print(f"size {n}: {runs} runs of {len(cmds)} commands", file=sys.stderr)
-    for _ in range(runs):
-        for name, argv, env in cmds:
-            times[name].append(run_once(argv, root, env))
+    phases = [(commands(ids, None, ""), "this version")]
+    if baseline_src:  # first, so this version's runs see the caches it writes itself
+        before_env = {**os.environ, "PYTHONPATH": baseline_src}
+        phases.insert(0, (commands(ids, before_env, BEFORE), f"the version in {baseline_src}"))
+    times: dict[str, list[float]] = {}
+    for cmds, what in phases:
+        # warm: the caches a person's second command finds (each version its own: their
+        # cache formats may differ, so the phases do not take turns)
+        for _name, argv, env in cmds:
+            run_once(argv, root, env)
+        print(f"size {n}: {runs} runs of {len(cmds)} commands, {what}", file=sys.stderr)
+        for name, _, _ in cmds:
+            times[name] = []
+        for _ in range(runs):
+            for name, argv, env in cmds:
+                times[name].append(run_once(argv, root, env))
     if not status_clean(root):
         sys.exit(f"size {n}: the checkout is not clean after the runs")
     return times
@@ -144,26 +150,29 @@ def main() -> None:
     print("| tasks | command | p50 ms | p90 ms | x python -c pass | x git status | target |")
     print("|---|---|---|---|---|---|---|")
     for n, times in results:
-        py = statistics.median(times["python -c pass"])
-        gs = statistics.median(times["git status"])
         for name, values in times.items():
+            tag = BEFORE if name.endswith(BEFORE) else ""
+            py = statistics.median(times[f"python -c pass{tag}"])
+            gs = statistics.median(times[f"git status{tag}"])
             p50 = statistics.median(values)
-            target = ""
-            if name.endswith("(before)"):
-                target = ""
-            elif name == "aoi --version":
-                target = "<= 60 ms " + ("met" if p50 <= 60 else "NOT met")
-            elif name.startswith("aoi"):
-                limit = TARGET_MS.get(n)
-                goal = f"<= {limit:.0f} ms " + ("met" if p50 <= limit else "NOT met") \
-                    if limit else ""
-                if name.startswith("aoi task show"):
-                    goal += f"; <= 5x python {'met' if p50 <= 5 * py else 'NOT met'}"
-                if name == "aoi status":
-                    goal += f"; <= 3x git status {'met' if p50 <= 3 * gs else 'NOT met'}"
-                target = goal.strip("; ")
-            print(f"| {n:,} | `{name}` | {p50:.0f} | {percentile(values, 90):.0f} "
-                  f"| {p50 / py:.1f} | {p50 / gs:.1f} | {target} |")
+            print(f"| {n:,} | `{name.removesuffix(BEFORE)}`{tag} | {p50:.0f} "
+                  f"| {percentile(values, 90):.0f} | {p50 / py:.1f} | {p50 / gs:.1f} "
+                  f"| {'' if tag else target_text(name, n, p50, py, gs)} |")
+
+
+def target_text(name: str, n: int, p50: float, py: float, gs: float) -> str:
+    """Issue 19's targets for this command, met or not."""
+    if name == "aoi --version":
+        return "<= 60 ms " + ("met" if p50 <= 60 else "NOT met")
+    if not name.startswith("aoi"):
+        return ""
+    limit = TARGET_MS.get(n)
+    goals = [f"<= {limit:.0f} ms " + ("met" if p50 <= limit else "NOT met")] if limit else []
+    if name.startswith("aoi task show"):
+        goals.append(f"<= 5x python {'met' if p50 <= 5 * py else 'NOT met'}")
+    if name == "aoi status":
+        goals.append(f"<= 3x git status {'met' if p50 <= 3 * gs else 'NOT met'}")
+    return "; ".join(goals)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,11 @@ With ``--baseline-src DIR`` (a folder holding another version of the repository,
 ``aoi_git`` found there, as the "before" rows, beside its own ``python -c pass`` and ``git
 status`` runs (the versions do not take turns: their caches under ``.aoi`` may differ).
 
+Then, in this process, it times the index update of a one-off commit (``flush_index`` after
+a commit of one new task): the entries spliced into the index file (``index_patch``, what
+a CLI commit does now) against libgit2 reading and writing the whole index (what it did,
+and what the daemon's deferred flushes still do), taking turns.
+
 Targets (issue 19): every aoi command p50 <= 100 ms at 1k tasks and <= 150 ms at 100k;
 ``aoi task show`` within 5x of ``python -c pass``; ``aoi status`` within 3x of ``git
 status``; ``aoi --version`` <= 60 ms. Afterwards `git status --porcelain` must be empty
@@ -80,7 +85,7 @@ def run_once(argv: list[str], root: Path, env: dict[str, str] | None = None) -> 
 
 
 def bench_size(n: int, runs: int, open_count: int, workdir: Path,
-               baseline_src: str | None) -> dict[str, list[float]]:
+               baseline_src: str | None, index_count: int) -> dict[str, list[float]]:
     root = workdir / f"org-{n}"
     print(f"size {n}: building", file=sys.stderr)
     ids = build_org(root, n, status=Status.FINISHED, open_count=min(open_count, n))
@@ -102,9 +107,38 @@ def bench_size(n: int, runs: int, open_count: int, workdir: Path,
         for _ in range(runs):
             for name, argv, env in cmds:
                 times[name].append(run_once(argv, root, env))
+    if index_count:
+        print(f"size {n}: {index_count} index updates each way", file=sys.stderr)
+        for mode, values in index_updates(root, index_count).items():
+            times[f"index update of a one-off commit ({mode})"] = values
     if not status_clean(root):
         sys.exit(f"size {n}: the checkout is not clean after the runs")
     return times
+
+
+def index_updates(root: Path, count: int) -> dict[str, list[float]]:
+    """ms of `flush_index` after a one-off commit of a new task: patched vs libgit2."""
+    from aoi_git.domain.model import Actor, ActorKind
+    from aoi_git.org import task_ops
+    from aoi_git.store.org_store import Store
+    from aoi_git.store.txn import Txn, commit
+
+    person = Actor(ActorKind.HUMAN, "Bench Person")
+    out: dict[str, list[float]] = {"patched": [], "libgit2": []}
+    for i in range(2 * count):
+        mode = "patched" if i % 2 else "libgit2"
+        store = Store(root)  # a fresh process's store: no settling entries
+        store.defer_index = True  # the commit journals its move; the flush is timed
+
+        def build(txn: Txn) -> None:
+            task_ops.new_task(txn, {}, "Index benchmark", assignee="coo")
+
+        commit(store, build, person, {})
+        store.defer_index = mode == "libgit2"  # (deferred flushes go through libgit2)
+        t0 = time.perf_counter()
+        assert store.flush_index()
+        out[mode].append((time.perf_counter() - t0) * 1000)
+    return out
 
 
 def compile_bytecode(baseline_src: str | None) -> None:
@@ -124,6 +158,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=11, help="timed runs of each command")
     ap.add_argument("--baseline-src", metavar="DIR",
                     help="also run each aoi command with the aoi_git found in DIR (before)")
+    ap.add_argument("--index-updates", type=int, default=20,
+                    help="one-off commits timed for each way of updating the index")
     ap.add_argument("--open", type=int, default=200, dest="open_count",
                     help="pending tasks in each org (the others are finished)")
     args = ap.parse_args()
@@ -136,7 +172,7 @@ def main() -> None:
     try:
         for n in sizes:
             results.append((n, bench_size(n, args.runs, args.open_count, workdir,
-                                           args.baseline_src)))
+                                           args.baseline_src, args.index_updates)))
             if not args.keep:
                 shutil.rmtree(workdir / f"org-{n}", ignore_errors=True)
     finally:
@@ -151,6 +187,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for n, times in results:
         for name, values in times.items():
+            if name.startswith("index update"):
+                print(f"| {n:,} | {name} | {statistics.median(values):.1f} "
+                      f"| {percentile(values, 90):.1f} | | | |")
+                continue
             tag = BEFORE if name.endswith(BEFORE) else ""
             py = statistics.median(times[f"python -c pass{tag}"])
             gs = statistics.median(times[f"git status{tag}"])

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aoi_git.domain.model import Actor, ActorKind
+from aoi_git.domain.model import Actor
 from aoi_git.store.git import find_org_root, git
 
 if TYPE_CHECKING:
@@ -65,8 +65,11 @@ class App:
 
     @functools.cached_property
     def person(self) -> Actor:
+        """The acting person under their aoi.yaml id (`aoi_git.domain.people`)."""
+        from aoi_git.org.people import acting_person
+
         name = git("config", "user.name", cwd=self.root, check=False).strip()
-        return Actor(ActorKind.HUMAN, name or "unknown")
+        return acting_person(self.store.head(), name, self.email)
 
     @functools.cached_property
     def email(self) -> str:

@@ -138,3 +138,45 @@ def test_task_list_and_status_read_the_rows(org_dir: Path, cli) -> None:  # noqa
                                                     "t-done1": "finished"}
     counts = json.loads(cli(org_dir, "status", "--json").stdout)["counts"]
     assert counts["finished"] == 1 and counts["pending"] == 1
+
+
+def test_a_save_after_a_few_changes_writes_only_those_rows(org_dir: Path) -> None:
+    write_commit(org_dir, {f"tasks/t-many{i}.yaml": task_file(f"t-many{i}", "finished")
+                           for i in range(30)})
+    first = Store(org_dir)
+    first.load_tasks()
+    first.save_cache()
+    base = org_dir / ".aoi" / "cache" / "tasks.pickle"
+    delta = org_dir / ".aoi" / "cache" / "tasks.delta.pickle"
+    written = base.stat().st_mtime_ns
+    assert not delta.exists()
+
+    write_commit(org_dir, {"tasks/t-many3.yaml": task_file("t-many3", "cancelled"),
+                           "tasks/t-many4.yaml": None,
+                           "tasks/t-fresh1.yaml": task_file("t-fresh1")})
+    second = Store(org_dir)
+    second.load_tasks()
+    second.save_cache()
+    assert base.stat().st_mtime_ns == written and delta.is_file()  # the delta only
+    assert delta.stat().st_size < base.stat().st_size / 3
+
+    third = Store(org_dir)
+    index = third.load_tasks()
+    assert third.task_cache.parsed_blobs == 0  # the base and its delta are the head's
+    assert index.rows["t-many3"].status == "cancelled" and "t-many4" not in index.tasks
+    assert set(index.tasks.open) == {"t-fresh1"}
+    old_delta = delta.read_bytes()
+
+    # a delta of another base (the base was rewritten since) is not applied
+    third.task_cache.index.tasks.changed = None  # type: ignore[union-attr]
+    third.task_cache.dirty = True
+    third.save_cache()  # a full rewrite drops the delta
+    assert not delta.exists() and base.stat().st_mtime_ns != written
+    write_commit(org_dir, {"tasks/t-many5.yaml": task_file("t-many5", "cancelled")})
+    delta.write_bytes(old_delta)  # left by a process that had read the older base
+    index = Store(org_dir).load_tasks()
+    assert index.rows["t-many5"].status == "cancelled" and "t-fresh1" in index.tasks
+    delta.write_bytes(b"not a pickle")
+    again = Store(org_dir).load_tasks()
+    same(index, cold(org_dir))
+    same(again, cold(org_dir))

@@ -133,9 +133,8 @@ class TaskLinks:
         self._parent: dict[str, str] = {}
         self._refs: dict[str, tuple[str, ...]] = {}
         if isinstance(tasks, TaskMap):  # its rows hold the links: no finished task parsed
-            for r in tasks.rows.values():
-                self._set(r.id, r.parent, r.about, r.parent is None and r.kind == Kind.WORK,
-                          r.status == Status.FINISHED)
+            for link in tasks.rows.links():
+                self._set(*link)
             return
         for t in tasks.values():
             self.update(t)

@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import NamedTuple
 
+from aoi_git.domain.ids import shard_path
 from aoi_git.domain.model import TERMINAL, Kind, Status, Task
 
 PARSED_KEPT = 4096  # finished tasks parsed on demand and kept (an LRU)
@@ -74,14 +75,27 @@ def keeps_record(task: Task) -> bool:
         and not task.bookkeeping.applied
 
 
+# A row is held as a plain tuple (what the cache file unpickles to, at C speed: a
+# `TaskRow` per row would cost ~1 us each at every start), with the path left empty when
+# it is the task's `shard_path` (nearly always). `TaskRows` hands out `TaskRow`s.
+_ID, _PATH, _BLOB, _STATUS, _KIND = range(5)
+_PARENT, _CREATED, _ABOUT = 8, 12, 13
+
+
+def _stored(row: TaskRow) -> tuple[object, ...]:
+    if row.path == shard_path(row.id):
+        return (row.id, "", *row[2:])
+    return tuple(row)
+
+
 class TaskRows(Mapping[str, TaskRow]):
     """Every task's row by id: the compact index `aoi task list` and `aoi status` read."""
 
-    def __init__(self, rows: dict[str, TaskRow] | None = None) -> None:
-        self._rows: dict[str, TaskRow] = rows if rows is not None else {}
+    def __init__(self, stored: dict[str, tuple[object, ...]] | None = None) -> None:
+        self._rows: dict[str, tuple[object, ...]] = stored if stored is not None else {}
 
     def __getitem__(self, tid: str) -> TaskRow:
-        return self._rows[tid]
+        return _wrap(self._rows[tid])
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._rows)
@@ -93,37 +107,73 @@ class TaskRows(Mapping[str, TaskRow]):
         return tid in self._rows
 
     def row(self, tid: str) -> TaskRow | None:
-        return self._rows.get(tid)
+        found = self._rows.get(tid)
+        return None if found is None else _wrap(found)
+
+    def status_of(self, tid: str) -> str | None:
+        found = self._rows.get(tid)
+        return None if found is None else str(found[_STATUS])
+
+    def path_of(self, tid: str) -> str:
+        path = self._rows[tid][_PATH]
+        return str(path) if path else shard_path(tid)
 
     def by_status(self, *statuses: Status | str) -> list[TaskRow]:
         """The rows in any of `statuses`, oldest first (as `aoi task list` shows them)."""
         wanted = {str(s) for s in statuses}
-        return sorted((r for r in self._rows.values() if r.status in wanted),
-                      key=lambda r: (r.created or "", r.id))
+        picked = [t for t in self._rows.values() if t[_STATUS] in wanted]
+        picked.sort(key=lambda t: (t[_CREATED] or "", t[_ID]))
+        return [_wrap(t) for t in picked]
 
     def counts(self) -> dict[str, int]:
         """Tasks per status value (every status, zeros included)."""
         out = dict.fromkeys((s.value for s in Status), 0)
-        for r in self._rows.values():
-            out[r.status] = out.get(r.status, 0) + 1
+        for t in self._rows.values():
+            status = str(t[_STATUS])
+            out[status] = out.get(status, 0) + 1
         return out
 
-    def open_rows(self) -> Iterator[TaskRow]:
-        return (r for r in self._rows.values() if not r.is_terminal)
+    def open_rows(self) -> list[TaskRow]:
+        return [_wrap(t) for t in self._rows.values() if t[_STATUS] not in _TERMINAL_VALUES]
+
+    def links(self) -> Iterator[tuple[str, str | None, tuple[str, ...], bool, bool]]:
+        """(id, parent, about, is a project, is finished) of every row, for `TaskLinks`."""
+        work, finished = Kind.WORK.value, Status.FINISHED.value
+        for t in self._rows.values():
+            parent = t[_PARENT]
+            yield (t[_ID], parent, t[_ABOUT], parent is None and t[_KIND] == work,  # type: ignore[misc]
+                   t[_STATUS] == finished)
 
     def put(self, row: TaskRow) -> None:
-        self._rows[row.id] = row
+        self._rows[row.id] = _stored(row)
 
     def pop(self, tid: str) -> TaskRow | None:
-        return self._rows.pop(tid, None)
+        found = self._rows.pop(tid, None)
+        return None if found is None else _wrap(found)
+
+    def stored(self, tid: str) -> tuple[object, ...] | None:
+        return self._rows.get(tid)
+
+    def put_stored(self, tid: str, stored: tuple[object, ...] | None) -> None:
+        if stored is None:
+            self._rows.pop(tid, None)
+        else:
+            self._rows[tid] = stored
+
+    def copy(self) -> TaskRows:
+        return TaskRows(dict(self._rows))
 
     def as_tuples(self) -> list[tuple[object, ...]]:
-        return [tuple(r) for r in self._rows.values()]
+        return list(self._rows.values())
 
     @classmethod
     def from_tuples(cls, rows: Iterable[tuple[object, ...]]) -> TaskRows:
-        make = TaskRow._make
-        return cls({r[0]: make(r) for r in rows})  # type: ignore[misc]
+        return cls({str(r[_ID]): r for r in rows})
+
+
+def _wrap(t: tuple[object, ...]) -> TaskRow:
+    row = TaskRow._make(t)
+    return row if row.path else row._replace(path=shard_path(row.id))
 
 
 class _Paths(Mapping[str, str]):
@@ -133,7 +183,7 @@ class _Paths(Mapping[str, str]):
         self._rows = rows
 
     def __getitem__(self, tid: str) -> str:
-        return self._rows[tid].path
+        return self._rows.path_of(tid)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._rows)
@@ -158,6 +208,9 @@ class TaskMap(Mapping[str, Task]):
         self.open = open_tasks
         self._load = load
         self._parsed: OrderedDict[str, Task] = OrderedDict()
+        # ids put or removed since the map was read from its cache file (None: built from
+        # scratch), so saving it writes those rows, not all
+        self.changed: set[str] | None = None
 
     def __getitem__(self, tid: str) -> Task:
         task = self.open.get(tid)
@@ -195,6 +248,8 @@ class TaskMap(Mapping[str, Task]):
     def put(self, task: Task, row: TaskRow) -> None:
         """`task` (stored as `row`) is now the version in this map."""
         self.rows.put(row)
+        if self.changed is not None:
+            self.changed.add(task.id)
         if keeps_record(task):
             self.open[task.id] = task
             self._parsed.pop(task.id, None)
@@ -207,6 +262,8 @@ class TaskMap(Mapping[str, Task]):
 
     def remove(self, tid: str) -> None:
         self.rows.pop(tid)
+        if self.changed is not None:
+            self.changed.add(tid)
         self.open.pop(tid, None)
         self._parsed.pop(tid, None)
 

@@ -322,9 +322,8 @@ def resumable(task: Task) -> bool:
 
 def _deps_finished(task: Task, tasks: Mapping[str, Task]) -> bool:
     if isinstance(tasks, TaskMap):  # the rows know a finished task's status: none parsed
-        rows = tasks.rows
-        return all((r := rows.row(d)) is not None and r.status == S.FINISHED
-                   for d in task.depends_on)
+        status_of = tasks.rows.status_of
+        return all(status_of(d) == S.FINISHED for d in task.depends_on)
     return all(tasks.get(d) is not None and tasks[d].status is S.FINISHED for d in task.depends_on)
 
 

@@ -34,6 +34,7 @@ from aoi_git.store.head_view import HeadView
 
 CACHE_VERSION = 7  # raise when the parsed form of a task changes (7: compact rows)
 RECENT_KEPT = 1024  # tasks this process wrote, by blob id (a transaction's lookups)
+DELTA_MAX = 2000  # rows changed since the cache file past which it is rewritten whole
 
 # Tasks are pickled as `Task(*values)`: the dataclass default for a frozen slotted class
 # (`_dataclass_setstate`, which calls `fields()` per object) made a warm start at 100k tasks
@@ -103,6 +104,8 @@ class TaskCache:
     def __init__(self, repo: pygit2.Repository, aoi_dir: Path) -> None:
         self.repo = repo
         self.file = aoi_dir / "cache" / "tasks.pickle"
+        self.delta_file = aoi_dir / "cache" / "tasks.delta.pickle"  # changes since `file`
+        self._base_root: str | None = None  # the tree `file` was written for
         self.index: TaskIndex | None = None
         self.dirty = False  # changed since the cache file was written
         self.parsed_blobs = 0  # blobs parsed by this process (a warm start parses none)
@@ -232,9 +235,10 @@ class TaskCache:
                 changed.append((new_path, str(delta.new_file.id)))
         duplicated = {msg.split("'")[1] for msg in
                       (m for _line, m in old.errors.values()) if msg.startswith("duplicate")}
-        index = self.new_index(root_tree, TaskRows(dict(old.tasks.rows.items())),
+        index = self.new_index(root_tree, old.tasks.rows.copy(),
                                dict(old.tasks.open))
         index.errors = dict(old.errors)
+        index.tasks.changed = None if old.tasks.changed is None else set(old.tasks.changed)
         rows = index.tasks.rows
         for path, _blob in changed:
             stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
@@ -248,6 +252,9 @@ class TaskCache:
             for path, blob in changed:
                 if blob is not None and path.endswith((".yaml", ".yml")):
                     self._take(index, path, blob, None)
+        if index.tasks.changed is not None:
+            index.tasks.changed.update(p.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+                                       for p, _blob in changed)
         if any(index.errors.get(path, (0, ""))[1].startswith("duplicate")
                for path, _blob in changed):
             return None  # which file keeps the id is the tree order's: a full walk's
@@ -259,48 +266,88 @@ class TaskCache:
         blob = self.repo[oid]
         assert isinstance(blob, pygit2.Blob)
         self.parsed_blobs += 1
+        if self.parsed_blobs % 1000 == 0:  # the collector is paused: the YAML loaders'
+            gc.collect(0)  # cycles of the last 1000 files are freed here, not kept
         return parse_task_bytes(blob.data, path)
 
     # ------------------------------------------------------------- cache file
     def load(self) -> None:
-        """Read the cache file (once; a missing, stale or corrupt one leaves it empty)."""
+        """Read the cache file and its delta (once; a missing, stale or corrupt one leaves
+        it empty)."""
         if self._loaded:
             return
         self._loaded = True
         try:
-            with open(self.file, "rb") as fh:
-                header = pickle.load(fh)
-                if header != _header():
-                    return
-                with gc_paused():  # no cycles in here; collector passes cost ~30%
-                    data = pickle.load(fh)
+            data = _read(self.file)
+            if data is None:
+                return
             index = self.new_index(data["root_tree"], TaskRows.from_tuples(data["rows"]),
                                    {t.id: t for t in data["open"]})
             index.errors = data["errors"]
+            index.tasks.changed = set()
+            self._base_root = index.root_tree
+            delta = _read(self.delta_file)
+            if delta is not None and delta["base_root"] == index.root_tree:
+                rows, held = index.rows, index.tasks.open
+                for tid, stored in delta["rows"].items():
+                    rows.put_stored(tid, stored)
+                    held.pop(tid, None)
+                    index.tasks.changed.add(tid)
+                held.update((t.id, t) for t in delta["open"])
+                index.errors = delta["errors"]
+                index.root_tree = delta["root_tree"]
             self.index = index
-        except FileNotFoundError:
-            return
+            gc.freeze()  # the rows live as long as the process: out of the collector's passes
         except Exception:
             # A stale or corrupt cache is only a cache: start over, it is rebuilt from git.
             self.index = None
 
     def save(self) -> None:
-        """Write the cache file: the rows, the open tasks and the files that failed."""
+        """Write the cache: only the rows changed since the cache file was read (a small
+        delta file beside it) or, after a build or many changes, the whole index."""
         if not self.dirty or self.index is None:
             return
         index = self.index
-        data = {"root_tree": index.root_tree, "rows": index.rows.as_tuples(),
-                "open": list(index.tasks.open.values()), "errors": index.errors}
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.file.with_suffix(f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
-            pickle.dump(_header(), fh, protocol=pickle.HIGHEST_PROTOCOL)
-            pickler = pickle.Pickler(fh, protocol=pickle.HIGHEST_PROTOCOL)
-            if _POSITIONAL:
-                pickler.dispatch_table = {**copyreg.dispatch_table, **_REDUCERS}
-            pickler.dump(data)
-        os.replace(tmp, self.file)
+        changed = index.tasks.changed
+        if changed is not None and self._base_root is not None and len(changed) <= DELTA_MAX:
+            rows, held = index.rows, index.tasks.open
+            _write(self.delta_file, {
+                "base_root": self._base_root, "root_tree": index.root_tree,
+                "rows": {tid: rows.stored(tid) for tid in changed},
+                "open": [held[tid] for tid in changed if tid in held],
+                "errors": index.errors})
+        else:
+            _write(self.file, {"root_tree": index.root_tree, "rows": index.rows.as_tuples(),
+                               "open": list(index.tasks.open.values()),
+                               "errors": index.errors})
+            self.delta_file.unlink(missing_ok=True)
+            self._base_root = index.root_tree
+            index.tasks.changed = set()
         self.dirty = False
+
+
+def _read(path: Path) -> Any:
+    """A cache file's data, None when missing or of another version."""
+    try:
+        with open(path, "rb") as fh:
+            if pickle.load(fh) != _header():
+                return None
+            with gc_paused():  # no cycles in here; collector passes cost ~30%
+                return pickle.load(fh)
+    except FileNotFoundError:
+        return None
+
+
+def _write(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        pickle.dump(_header(), fh, protocol=pickle.HIGHEST_PROTOCOL)
+        pickler = pickle.Pickler(fh, protocol=pickle.HIGHEST_PROTOCOL)
+        if _POSITIONAL:
+            pickler.dispatch_table = {**copyreg.dispatch_table, **_REDUCERS}
+        pickler.dump(data)
+    os.replace(tmp, path)
 
 
 def _header() -> dict[str, object]:

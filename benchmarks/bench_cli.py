@@ -58,10 +58,13 @@ def commands(ids: list[str], env: dict[str, str] | None, tag: str) -> list[Comma
     """The commands of one phase: the two baselines, then each aoi command."""
     aoi = aoi_command()
     one = ids[len(ids) // 2]
+    cut = 6  # the shortest prefix of at least 6 characters that names `one` alone
+    while sum(1 for i in ids if i.startswith(one[:cut])) > 1:
+        cut += 1
     aoi_cmds = [
         ("aoi --version", [*aoi, "--version"]),
         ("aoi task show ID", [*aoi, "task", "show", one]),
-        ("aoi task show PREFIX", [*aoi, "task", "show", one[:6]]),
+        ("aoi task show PREFIX", [*aoi, "task", "show", one[:cut]]),
         ("aoi task new", [*aoi, "task", "new", "Benchmark task", "--assignee", "coo"]),
         ("aoi task list --status pending", [*aoi, "task", "list", "--status", "pending"]),
         ("aoi status", [*aoi, "status"]),

@@ -200,8 +200,10 @@ class Hosts:
 
     # ----------------------------------------------------------------- state
     def may_claim(self, now: float) -> bool:
+        # (not while the server's hook refuses this host's pushes: each claim would be
+        # made, refused and taken back again at once)
         return self.reachable and self.poller.reachable and not self.lost \
-            and self.lease_until - self._margin() > now
+            and self.lease_until - self._margin() > now and now >= self.refused_until
 
     def mine(self, task_id: str) -> bool:
         """Whether a processing task is this host's to recover at start."""

@@ -158,6 +158,7 @@ class Hosts:
         self.renew_failures = 0
         self.claiming: set[str] = set()  # claims being pushed (`push_claims`)
         self.fetched_at = 0.0  # when the last fetch that succeeded began
+        self.push_s = 0.0  # how long this host's pushes take (a moving average)
 
     # ------------------------------------------------------------------ start
     def start(self) -> None:
@@ -264,7 +265,10 @@ class Hosts:
 
     @property
     def steal_after(self) -> float:
-        return max(1.0, 3 * self.cfg.poll_s)
+        # a few of this host's recent pushes: on a slow server (or a loaded machine) the
+        # host whose share it is takes longer to get to it, and a task stolen sooner is
+        # raced for, each loser's push rejected and rebuilt
+        return max(1.0, 3 * self.cfg.poll_s, 4 * self.push_s)
 
     def held_elsewhere(self, now: float) -> set[str]:
         """Tasks the other hosts whose leases live hold."""
@@ -490,8 +494,12 @@ class Hosts:
         self.branches &= set(branches)
         # (not the lease: the poller's thread renews it meanwhile, and a ref that moved
         # since the push began fails the whole atomic push; claims are named in it first)
+        began = self.wall()
         result, why = self.remote.push(head_id, None, branches)
         self.counters.pushes += 1
+        if result is not rm.Pushed.UNREACHABLE:
+            took = max(0.0, self.wall() - began)
+            self.push_s = took if not self.push_s else 0.7 * self.push_s + 0.3 * took
         if result is rm.Pushed.OK:
             self.poller.known = self.remote.tracked()
             self.branches -= set(branches)

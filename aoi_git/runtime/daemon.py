@@ -347,6 +347,10 @@ class Daemon:
                     ex.refresh()
             if self.claims:
                 self._push_claims()
+                # the tick ends here with more hosts: claims another host won count as
+                # acted, and a loop of lost claims (each a push) would hold back the
+                # exits of runs and the push of their results; the next tick plans again
+                return now
             if not acted:
                 # invalid files and actions that keep failing wait for a person: they do
                 # not keep the daemon busy

@@ -200,6 +200,7 @@ class Validator:
         # what review decisions are judged by; without a config they are not judged
         self.config: OrgConfig | None = None
         self.employees: Mapping[str, Employee] = {}
+        self.parsed: dict[str, Task] = {}  # id -> task of the files the last `check` read
 
     @classmethod
     def for_org(cls, org: Any) -> Validator:
@@ -250,6 +251,7 @@ class Validator:
         (a person also known by `email`, for the authority over a review)."""
         problems: list[str] = []
         new: dict[str, Task] = {}
+        self.parsed = new  # for a caller that carries the org along (`org.push_check`)
         # the org with `files` applied, without copying it (only `new` is ever written)
         overlay = ChainMap(new, self.tasks)  # type: ignore[arg-type]
         changed: dict[str, tuple[str, Task]] = {}

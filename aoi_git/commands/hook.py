@@ -12,7 +12,7 @@ from aoi_git.domain.org_paths import is_org_file
 from aoi_git.errors import ValidationFailed
 from aoi_git.org.commit_hooks import BLOCKED, TRAILERS_SKIPPED, add_trailers, pre_commit_problems
 from aoi_git.store.git import git
-from aoi_git.store.trailers import parse_trailers
+from aoi_git.store.trailers import moves, parse_trailers
 
 if TYPE_CHECKING:
     from aoi_git.store.org_store import Store
@@ -143,5 +143,6 @@ def _check_commit(store: Store, rev: str, validate: bool, first_push: bool) -> l
                      sshsig.parse_allowed_signers(listed.decode("utf-8", "replace"))[1]]
     if validate and files:
         problems += [f"{rev[:10]} {p}"
-                     for p in Validator.for_org(org).check(files, actor, commit.author_email)]
+                     for p in Validator.for_org(org).check(files, actor, commit.author_email,
+                                                           moves(commit.message))]
     return problems

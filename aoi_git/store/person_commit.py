@@ -200,15 +200,17 @@ class Watch:
         return (committing_pid(self.git_dir) is not None or _young_index_lock(self.git_dir)
                 or self.git_commit_pid() is not None)
 
-    def wait(self) -> float:
+    def wait(self, last_look_follows: bool = False) -> float:
         """Wait while a person's commit is under way (see the module docstring); the
-        seconds waited."""
+        seconds waited. `last_look_follows`: the caller makes its own `started_since`
+        look right after (a branch move's last look), so this one is not repeated."""
         start = time.monotonic()
         while True:
             waited = time.monotonic() - start
             if (committing_pid(self.git_dir) is None and self.git_commit_pid() is None
                     and (waited >= LOCK_WAIT_S or not _young_index_lock(self.git_dir))
-                    and self.started_since() is None):  # (one started during that look)
+                    and (last_look_follows
+                         or self.started_since() is None)):  # (one started during that look)
                 return waited
             if waited >= WAIT_LIMIT_S:
                 return waited

@@ -4,9 +4,9 @@
 
 The tree of REV (`git archive` into a temp folder, its `aoi_git` package) is put first on
 PYTHONPATH for the baseline run, this checkout (the one holding this script) for the other;
-the benchmark script itself is this checkout's, so both runs measure the same things. The runs alternate, baseline first (`--rounds`, 1), each
-prints its own table under a heading; compare ratios, not absolute figures: the machine's
-load moves both.
+the benchmark script itself is this checkout's, so both runs measure the same things. The
+runs alternate, baseline first (`--rounds`, 1), each prints its own table under a heading;
+compare ratios, not absolute figures: the machine's load moves both.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_daemon.py [--sizes 1000,10000,100000] [--tasks 200] [--saves 50]
                                       [--repeat 3] [--subtasks] [--keep] [--dir DIR]
+    python benchmarks/bench_daemon.py --only-start [--starts 200]
 
 Each org is built fast with pygit2 (see ``_orgs.py``; not timed): its finished tasks form
 projects of 1,000 (a root and its subtasks). It gets one script employee ``bench``
@@ -41,8 +42,9 @@ Measured, per org size:
   on a busy machine; **start in box** isolates it: the no-op agent started by
   ``agent_run.spawn`` and waited for, in a linked worktree, alternately with and without
   its box (the box built for each start: private tmp, the agent's git store, its branch
-  taken back afterwards), 200 times each, medians. ``--no-sandbox`` runs everything
-  unconfined (a machine without bwrap).
+  taken back afterwards), ``--starts`` times each (200), medians; ``--only-start``
+  measures only this (no org is built). ``--no-sandbox`` runs everything unconfined (a
+  machine without bwrap).
 * **commits per task**: the commits the daemon made in an end-to-end run over its tasks
   (a no-op root task: claim, result, accept and finish, its retrospective and
   performance-review commits).
@@ -401,7 +403,13 @@ def main() -> None:
                     "and no performance-review cycle per task (those come with each root)")
     ap.add_argument("--no-sandbox", action="store_true",
                     help="run the agents unconfined (sandbox: {enabled: false})")
+    ap.add_argument("--only-start", action="store_true",
+                    help="measure only the start in box (no org is built)")
+    ap.add_argument("--starts", type=int, default=200,
+                    help="starts of each kind for the start in box")
     args = ap.parse_args()
+    if args.only_start and args.no_sandbox:
+        sys.exit("bench_daemon: --only-start measures the sandbox: not with --no-sandbox")
     SANDBOX[0] = not args.no_sandbox
     os.environ.update(GIT_ENV)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
@@ -410,8 +418,8 @@ def main() -> None:
     rows = []
     try:
         bare_ms = bare_agent_ms(workdir, workdir / "bare-starts")
-        box_ms = start_in_box_ms(workdir) if SANDBOX[0] else None
-        for n in sizes:
+        box_ms = start_in_box_ms(workdir, args.starts) if SANDBOX[0] else None
+        for n in ([] if args.only_start else sizes):
             rows.append(bench_size(n, args.tasks, args.saves, workdir, bare_ms,
                                    args.subtasks, args.repeat))
             if not args.keep:
@@ -421,6 +429,13 @@ def main() -> None:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             print(f"orgs kept in {workdir}", file=sys.stderr)
+    if args.only_start:
+        assert box_ms is not None
+        print(f"start in box: {box_ms[0]:.2f} ms unconfined, {box_ms[1]:.2f} ms in the box "
+              f"(+{box_ms[1] - box_ms[0]:.2f} ms per agent start; medians of {args.starts} "
+              f"each); {os.cpu_count()} CPUs, load average {load_before:.1f} at start, "
+              f"{os.getloadavg()[0]:.1f} at end")
+        return
     kind = "subtasks of a finished project" if args.subtasks else "root tasks"
     print(f"\n{args.tasks} tasks ({kind}) per end-to-end run, {args.saves} saves; no-op agent "
           f"(bash one-liner) runs {bare_ms:.1f} ms alone; {os.cpu_count()} CPUs, load average "
@@ -444,7 +459,8 @@ def main() -> None:
               f"@8 {r['tps_8_runs']} (the table shows the median run)")
     if box_ms is not None:
         print(f"start in box: {box_ms[0]:.2f} ms unconfined, {box_ms[1]:.2f} ms in the box "
-              f"(+{box_ms[1] - box_ms[0]:.2f} ms per agent start; medians of 200 each)")
+              f"(+{box_ms[1] - box_ms[0]:.2f} ms per agent start; medians of {args.starts} "
+              "each)")
     for r in rows:
         if "sandbox_ms" in r:
             print(f"{r['size']:,}: sandbox per agent start {r['sandbox_ms']:+.2f} ms (median "

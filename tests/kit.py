@@ -19,6 +19,10 @@ AOI_BIN = Path(sys.executable).parent / "aoi"
 
 PERSON_NAME = "Test Person"
 PERSON_EMAIL = "test@example.com"
+# `aoi init` makes the founder the CEO (aoi.yaml `humans.ceo` gets their name and e-mail),
+# so the person's commits say `Aoi-Actor: human:ceo` whatever their `user.name`
+PERSON_ID = "ceo"
+PERSON_ACTOR = f"human:{PERSON_ID}"
 
 # `cli(DIR, *args, input=None, env=None)`: see the `cli` fixture.
 CliRun = Callable[..., click.testing.Result]

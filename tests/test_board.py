@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
-from kit import AOI_BIN, PERSON_EMAIL, PERSON_NAME, git, wait_for
+from kit import AOI_BIN, PERSON_ACTOR, PERSON_EMAIL, PERSON_NAME, git, wait_for
 from orgkit import TmpOrg
 
 from aoi_git.domain.ids import shard_path
@@ -258,7 +258,7 @@ def test_deciding_on_the_board_makes_the_same_commit_as_the_cli(tmp_path: Path,
                              capture_output=True, text=True, check=False)
         assert cli.returncode == 0, cli.stderr
         assert on_board == last_commit(twin)
-        assert f"Aoi-Actor: human:{PERSON_NAME}" in on_board["message"]
+        assert f"Aoi-Actor: {PERSON_ACTOR}" in on_board["message"]
         assert "completed->accepted" in on_board["message"]
 
         browser.get(url + "inbox")

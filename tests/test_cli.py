@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 import pytest
-from kit import PERSON_NAME, git, lines
+from kit import PERSON_ACTOR, git, lines
 
 from aoi_git.cli import main
 from aoi_git.domain.ids import ID_RE
@@ -129,7 +129,7 @@ def test_task_new_prints_only_the_id(org_dir: Path, run_aoi) -> None:  # noqa: A
     assert shown["description"] == "All of it."
     assert shown["status"] == "pending"
     trail = git(org_dir, "log", "-1", "--format=%(trailers:key=Aoi-Actor,valueonly)").strip()
-    assert trail == f"human:{PERSON_NAME}"
+    assert trail == PERSON_ACTOR
 
 
 def test_after_records_depends_on_and_parent_is_kept(cli, org_dir: Path) -> None:  # noqa: ANN001
@@ -219,7 +219,7 @@ def test_task_edit_commits_a_valid_save_as_the_person(
     committed = git(org_dir, "show", f"HEAD:{path}")
     assert "# a comment of mine" in committed and "labels: [edited]" in committed
     assert git(org_dir, "log", "-1", "--format=%(trailers:key=Aoi-Actor,valueonly)").strip() == (
-        f"human:{PERSON_NAME}")
+        PERSON_ACTOR)
     assert git(org_dir, "status", "--porcelain") == ""
     assert show_json(cli, org_dir, tid)["labels"] == ["edited"]
 
@@ -315,15 +315,15 @@ def test_log_shows_actor_and_transition(cli, org_dir: Path) -> None:  # noqa: AN
     ok(cli(org_dir, "task", "cancel", a))
     out = ok(cli(org_dir, "log")).stdout.splitlines()
     assert len(out) == 3
-    assert re.match(rf"\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d\s+human:{PERSON_NAME}\s+{a}\s+"
+    assert re.match(rf"\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d\s+{PERSON_ACTOR}\s+{a}\s+"
                     r"new->pending", out[0])
-    assert f"human:{PERSON_NAME}" in out[2] and a in out[2] and "pending->cancelled" in out[2]
+    assert PERSON_ACTOR in out[2] and a in out[2] and "pending->cancelled" in out[2]
     only = ok(cli(org_dir, "log", a)).stdout
     assert b not in only and "pending->cancelled" in only
     data = json.loads(ok(cli(org_dir, "log", "--json")).stdout)
     assert [r["transitions"][0]["transition"] for r in data] == [
         "new->pending", "new->pending", "pending->cancelled"]
-    assert all(r["actor"] == f"human:{PERSON_NAME}" for r in data)
+    assert all(r["actor"] == PERSON_ACTOR for r in data)
 
 
 # ---------------------------------------------------------------- where it runs

@@ -25,7 +25,7 @@ from typing import Any
 import pygit2
 import pytest
 import yaml
-from kit import AOI_BIN, PERSON_NAME, agent_processes, git, wait_for
+from kit import AOI_BIN, PERSON_ACTOR, agent_processes, git, wait_for
 from orgkit import TmpOrg
 
 from aoi_git.domain.model import Actor, ActorKind, Kind, Status
@@ -804,7 +804,7 @@ def test_a_persons_saved_task_files_with_the_watcher(org: Org) -> None:
              what="my-task to run")
     first = git(org.root, "log", "--reverse", "--format=%B%x00", "--", "tasks/my-task.yaml")
     created = first.split("\0")[0]
-    assert f"Aoi-Actor: human:{PERSON_NAME}" in created
+    assert f"Aoi-Actor: {PERSON_ACTOR}" in created
     assert "Aoi-Transition: new->pending" in created
     assert org.runs("my-task") == 1
 

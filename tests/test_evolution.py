@@ -23,7 +23,7 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kit import PERSON_NAME, git
+from kit import PERSON_ACTOR, PERSON_NAME, git
 from orgkit import TmpOrg
 
 from aoi_git.domain.graph import TaskLinks
@@ -404,7 +404,7 @@ def test_what_a_person_wrote_is_quoted_and_attributed(org: Org) -> None:
     org.run()
     assert org.tasks()["p1"].status is S.FINISHED
     text = org.read("retros/p/1/p1.md") or ""
-    assert f"- human:{PERSON_NAME} (accept, `{a.id}`): \"Nice, and well tested\"" in text
+    assert f"- {PERSON_ACTOR} (accept, `{a.id}`): \"Nice, and well tested\"" in text
     assert "No person wrote anything" not in text
 
 

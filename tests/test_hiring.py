@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from kit import PERSON_NAME, CliRun, git
+from kit import PERSON_ACTOR, CliRun, git
 
 from aoi_git.domain.model import EmployeeStatus, Kind, Status, Task
 from aoi_git.org.organisation import load_org
@@ -71,7 +71,7 @@ def test_hire_creates_the_employee_in_one_commit(org_dir: Path, cli: CliRun) -> 
     assert all(f.startswith(("employees/eng-1/", "talents/software-engineer/")) for f in files)
     msg = git(org_dir, "log", "-1", "--format=%B")
     assert msg.startswith("aoi: hire eng-1 (software-engineer, engineer)")
-    assert f"Aoi-Actor: human:{PERSON_NAME}" in msg and "Aoi-Talent: software-engineer" in msg
+    assert f"Aoi-Actor: {PERSON_ACTOR}" in msg and "Aoi-Talent: software-engineer" in msg
     assert git(org_dir, "status", "--porcelain") == ""
     assert cli(org_dir, "validate").exit_code == 0
     emp = load_org(Store(org_dir)).employees["eng-1"]
@@ -154,7 +154,7 @@ def test_fire_offboards_and_hands_open_tasks_to_the_supervisor(org_dir: Path,
     assert all(org.tasks[i].bookkeeping.escalation == h.id for i in ids)
     msg = git(org_dir, "log", "-1", "--format=%B")
     assert msg.startswith("aoi: fire eng-1: offboarded (the project ended)")
-    assert f"Aoi-Actor: human:{PERSON_NAME}" in msg
+    assert f"Aoi-Actor: {PERSON_ACTOR}" in msg
     assert cli(org_dir, "validate").exit_code == 0
     again = cli(org_dir, "fire", "eng-1")
     assert again.exit_code == 1 and "offboarded already" in again.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from kit import PERSON_NAME, CliRun, git
+from kit import PERSON_ACTOR, CliRun, git
 
 from aoi_git.errors import AoiError
 from aoi_git.evolution import market
@@ -138,7 +138,7 @@ def test_cli_import_commits_a_package(org_dir: Path, cli: CliRun, tmp_path: Path
     assert (folder / "prompt.md").read_text().startswith("You are a Rust expert.")
     msg = git(org_dir, "log", "-1", "--format=%B")
     assert msg.startswith("aoi: import talent rust-pro from rust-pro.md")
-    assert f"Aoi-Actor: human:{PERSON_NAME}" in msg
+    assert f"Aoi-Actor: {PERSON_ACTOR}" in msg
     assert git(org_dir, "status", "--porcelain") == ""
     assert cli(org_dir, "validate").exit_code == 0
     again = cli(org_dir, "market", "import", str(persona))

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from kit import PERSON_NAME, CliRun, git
+from kit import PERSON_ACTOR, PERSON_ID, PERSON_NAME, CliRun, git
 
 from aoi_git.evolution.one_on_one import clean_rewrite, split_principles
 from aoi_git.testing.fake_messages_api import (
@@ -62,10 +62,10 @@ def test_script_employee_gets_the_words_verbatim_in_one_commit(org_dir: Path,
     today = dt.date.today().isoformat()
     text = principles(org_dir, "ea")
     assert text.startswith(before_text)  # appended, nothing rewritten
-    assert text.endswith(f"\n## 1:1 with {PERSON_NAME}, {today}\n\n{FEEDBACK}\n")
+    assert text.endswith(f"\n## 1:1 with {PERSON_ID}, {today}\n\n{FEEDBACK}\n")
     msg = head_message(org_dir)
-    assert msg.startswith(f"aoi: 1:1 with ea: feedback from {PERSON_NAME}")
-    assert f"Aoi-Actor: human:{PERSON_NAME}" in msg and "Aoi-Employee: ea" in msg
+    assert msg.startswith(f"aoi: 1:1 with ea: feedback from {PERSON_ID}")
+    assert f"Aoi-Actor: {PERSON_ACTOR}" in msg and "Aoi-Employee: ea" in msg
     assert git(org_dir, "log", "-1", "--format=%an").strip() == PERSON_NAME
     assert git(org_dir, "diff-tree", "--no-commit-id", "-r", "--name-only",
                "HEAD").split() == ["employees/ea/principles.md"]
@@ -123,7 +123,7 @@ def test_claude_employee_rewrites_its_principles_as_a_second_commit(
 
     first, second = git(org_dir, "rev-list", "-2", "HEAD").split()[::-1]
     msg1, msg2 = head_message(org_dir, first), head_message(org_dir, second)
-    assert f"Aoi-Actor: human:{PERSON_NAME}" in msg1
+    assert f"Aoi-Actor: {PERSON_ACTOR}" in msg1
     assert msg2.startswith("aoi: 1:1 with hr: hr rewrote its principles")
     assert "Aoi-Actor: agent:hr" in msg2 and f"Aoi-Reflects-On: {first}" in msg2
     assert "Aoi-Cost-Input-Tokens:" in msg2
@@ -132,7 +132,7 @@ def test_claude_employee_rewrites_its_principles_as_a_second_commit(
     text = principles(org_dir)
     today = dt.date.today().isoformat()
     assert text.startswith(REWRITE)
-    assert text.endswith(f"## 1:1 with {PERSON_NAME}, {today}\n\n{FEEDBACK}\n")  # kept verbatim
+    assert text.endswith(f"## 1:1 with {PERSON_ID}, {today}\n\n{FEEDBACK}\n")  # kept verbatim
     assert "Base every verdict on signals" not in text
 
     # blame: the rewrite is the agent's, the words are the person's
@@ -154,7 +154,7 @@ def test_claude_employee_rewrites_its_principles_as_a_second_commit(
     after_first = git(org_dir, "show", f"{first}:employees/hr/principles.md")
     git(org_dir, "revert", "--no-edit", second)
     assert principles(org_dir) == after_first
-    assert principles(org_dir) == original + f"\n## 1:1 with {PERSON_NAME}, {today}\n\n" \
+    assert principles(org_dir) == original + f"\n## 1:1 with {PERSON_ID}, {today}\n\n" \
                                              f"{FEEDBACK}\n"
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
-from kit import AOI_BIN, PERSON_NAME, git
+from kit import AOI_BIN, PERSON_ACTOR, PERSON_NAME, git
 from orgkit import TmpOrg
 
 from aoi_git.domain.model import Kind, Status, Task
@@ -423,7 +423,7 @@ def test_person_reviewer_with_aoi_review(org: LoopOrg) -> None:
     t = org.task("docs")
     assert t.status is S.PENDING and t.review_rounds == 1
     assert any("marker-4d2" in x for x in t.feedback_texts())
-    assert f"Aoi-Actor: human:{PERSON_NAME}" in commit_of(org, "docs", "completed->pending")
+    assert f"Aoi-Actor: {PERSON_ACTOR}" in commit_of(org, "docs", "completed->pending")
     org.run()
     assert "marker-4d2" in org.context("Write the docs", 2)
     assert org.task("docs").status is S.COMPLETED
@@ -636,7 +636,7 @@ def test_answering_by_editing_the_human_task_file(org: LoopOrg, who_commits: str
     assert org.task(h.id).status is S.FINISHED and org.task(h.id).answer == \
         "Port 9000, marker-file"
     body = commit_of(org, h.id, "pending->finished")
-    assert f"Aoi-Actor: human:{PERSON_NAME}" in body
+    assert f"Aoi-Actor: {PERSON_ACTOR}" in body
     assert git(org.root, "log", "-1", "--format=%an", "--", str(path)).strip() == PERSON_NAME
     serve = org.task("serve")
     assert serve.status is S.FINISHED
@@ -653,7 +653,7 @@ def test_a_persons_plain_git_commit_of_task_files_gets_trailers(org: LoopOrg) ->
     msg = git(org.root, "log", "-1", "--format=%B")
     assert msg.startswith("a task I wrote\n\n")
     assert msg.rstrip().endswith("Aoi-Task: by-hand\nAoi-Transition: new->pending\n"
-                                 f"Aoi-Actor: human:{PERSON_NAME}")
+                                 f"Aoi-Actor: {PERSON_ACTOR}")
     assert org.transitions("by-hand") == ["new->pending"]
     # a merge brings commits that carry their own trailers: the merge gets none
     git(org.root, "checkout", "-q", "-b", "side")

@@ -109,7 +109,7 @@ def test_a_person_finishes_their_own_work_and_it_is_reviewed(org: LoopOrg) -> No
     assert t.status is S.COMPLETED and t.result is not None
     assert t.result["summary"] == "Called Acme; notes in calls/"
     assert org.transitions("call") == ["new->pending", "pending->completed"]
-    assert "Aoi-Actor: human:Ana Lima" in git(org.root, "log", "-1", "--format=%B")
+    assert "Aoi-Actor: human:ana" in git(org.root, "log", "-1", "--format=%B")
     # then it goes through its review like an agent's work: qa accepts, it is merged
     org.ok("daemon", "--until-idle")
     tasks = org.tasks()
@@ -139,3 +139,34 @@ def test_a_person_finishes_their_work_by_editing_its_status(org: LoopOrg) -> Non
         [str(AOI_BIN), "-C", str(org.root), "task", "edit", "bot"], capture_output=True,
         text=True, timeout=60, check=False, env={**os.environ, "EDITOR": add})
     assert out.returncode == 1 and "not to a person" in out.stderr, out.stderr
+
+
+def test_one_person_is_recorded_under_one_name_from_any_machine(org: LoopOrg) -> None:
+    """Three machines with three `user.name`s and one e-mail: the CLI's commit, a hand
+    `git commit` and the daemon's commit of a saved file all say `human:ana`."""
+    org.commit()
+    out = aoi_as(org, "Ana L.", "task", "new", "Call the supplier", "--assignee", "ana")
+    assert out.returncode == 0, out.stderr
+    tid = out.stdout.strip()
+    assert "Aoi-Actor: human:ana" in git(org.root, "log", "-1", "--format=%B")
+    path = org.root / next(p for p in git(org.root, "ls-files", "tasks").split()
+                           if p.endswith(f"/{tid}.yaml"))
+    path.write_text(path.read_text().replace("priority: 0", "priority: 3")
+                    .replace("Call the supplier", "Call the supplier today"))
+    ana = {"GIT_AUTHOR_NAME": "A. Lima", "GIT_AUTHOR_EMAIL": "ana@example.com",
+           "GIT_COMMITTER_NAME": "A. Lima", "GIT_COMMITTER_EMAIL": "ana@example.com",
+           "GIT_CONFIG_COUNT": "2", "GIT_CONFIG_KEY_0": "user.name",
+           "GIT_CONFIG_VALUE_0": "A. Lima", "GIT_CONFIG_KEY_1": "user.email",
+           "GIT_CONFIG_VALUE_1": "ana@example.com"}
+    subprocess.run(["git", "-C", str(org.root), "commit", "-qam", "Sooner"], check=True,
+                   env={**os.environ, **ana}, timeout=60)
+    message = git(org.root, "log", "-1", "--format=%an|%B")
+    assert message.startswith("A. Lima|Sooner") and "Aoi-Actor: human:ana" in message
+    path.write_text(path.read_text().replace("Call the supplier today", "Call them now"))
+    out = aoi_as(org, "Ana (laptop)", "daemon", "--until-idle")
+    assert out.returncode == 0, out.stderr
+    by_daemon = git(org.root, "log", "-1", "--format=%B", "--", str(path))
+    assert "Sooner" not in by_daemon and "Aoi-Actor: human:ana" in by_daemon, by_daemon
+    assert "Call them now" in git(org.root, "show", f"HEAD:{path.relative_to(org.root)}")
+    actors = git(org.root, "log", "--format=%(trailers:key=Aoi-Actor,valueonly)")
+    assert "human:Ana" not in actors and "human:A." not in actors

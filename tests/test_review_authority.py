@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kit import AOI_BIN, PERSON_EMAIL, PERSON_NAME, git
+from kit import AOI_BIN, PERSON_ACTOR, PERSON_EMAIL, PERSON_NAME, git
 from test_org_loop import LoopOrg, commit_of
 
 from aoi_git.domain.bookkeeping import Bookkeeping
@@ -26,10 +26,10 @@ from aoi_git.domain.lifecycle import (
     NO_REVIEWER,
     REVIEWER,
     ReviewRefused,
-    people_named,
     review_authority,
 )
 from aoi_git.domain.model import Actor, Employee, Human, Kind, OrgConfig, Status, Task
+from aoi_git.domain.people import people_named, person_id
 from aoi_git.store.trailers import authorities
 
 pytestmark = pytest.mark.timeout(120)
@@ -119,7 +119,7 @@ def test_the_ceo_decides_anything_and_the_commit_says_so(org: LoopOrg) -> None:
     org.run()
     org.ok("review", "wk", "--accept")  # the suite's person is the CEO
     body = commit_of(org, "wk", "completed->accepted")
-    assert authorities(body) == [CEO] and f"Aoi-Actor: human:{PERSON_NAME}" in body
+    assert authorities(body) == [CEO] and f"Aoi-Actor: {PERSON_ACTOR}" in body
 
 
 def test_an_agent_reviewer_decides_through_its_review_task(org: LoopOrg) -> None:
@@ -259,3 +259,13 @@ def test_people_named_matches_id_name_or_email() -> None:
     assert people_named("BOB", "", CFG.humans) == ["bob"]
     assert people_named("x", "chief@X", CFG.humans) == ["ceo"]
     assert people_named("", "", CFG.humans) == []
+
+
+def test_one_person_goes_by_one_name() -> None:
+    """Whatever `user.name` a machine has, the person is recorded by their aoi.yaml id."""
+    assert person_id("Alice Smith", "A@X", CFG.humans) == "alice"  # by e-mail first
+    assert person_id("Chief", "home@elsewhere", CFG.humans) == "ceo"  # else by name
+    assert person_id("bob", "", CFG.humans) == "bob"  # or id
+    assert person_id("Bob", "a@x", CFG.humans) == "alice"  # the e-mail decides
+    assert person_id("Carol ", "c@x", CFG.humans) == "Carol"  # not listed: git name
+    assert person_id("", "", CFG.humans) == "unknown"

@@ -238,3 +238,75 @@ def test_a_claude_employee_cannot_plant_a_task_in_the_org_checkout(
     assert "planted-by-claude" not in history and "Aoi-Actor: human:" not in history
     assert git(org.root, "status", "--porcelain") == ""
     assert agent_processes(org.root) == []
+
+
+# ------------------------------------------------------------------ the box itself
+def linked_worktree(root: Path, name: str) -> tuple[Path, Path, str]:
+    """A repository at `root` with a linked worktree on `aoi/<name>`: (worktree, run
+    folder, tip)."""
+    root.mkdir(parents=True)
+    git(root, "init", "-q", "-b", "main")
+    (root / "f").write_text("x\n")
+    git(root, "add", "f")
+    git(root, "commit", "-q", "-m", "f")
+    worktree = root / ".aoi" / "worktrees" / name
+    git(root, "worktree", "add", "-q", "-b", f"aoi/{name}", str(worktree))
+    run_folder = root / ".aoi" / "runs" / name
+    run_folder.mkdir(parents=True)
+    return worktree, run_folder, git(root, "rev-parse", "HEAD").strip()
+
+
+def seen_in_box(worktree: Path, run_folder: Path, tip: str, keys: Path) -> list[str]:
+    """What `ls -A` of `keys` shows to a run in its box."""
+    from aoi_git.domain.model import SandboxConfig
+    from aoi_git.runtime import agent_run, sandbox
+
+    bwrap = sandbox.require(SandboxConfig())
+    assert bwrap is not None
+    files = agent_run.prepare(run_folder, {"id": worktree.name}, "", {})
+    box = sandbox.box_for_run(bwrap, worktree, files.folder, (), tip)
+    proc = agent_run.spawn(["/bin/ls", "-A", str(keys)], files=files, cwd=worktree,
+                           env=dict(os.environ), memory_mb=None, box=box)
+    assert proc.wait(30) == 0, files.stderr.read_text()
+    assert json.loads(files.meta.read_text())["sandboxed"]
+    return files.stdout.read_text().split()
+
+
+def test_the_keys_folder_shows_empty_in_the_box_unless_the_run_lives_inside_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aoi_git.store import signing
+
+    keys = signing.keys_dir()
+    keys.mkdir(parents=True)
+    (keys / "host_ed25519").write_text("secret\n")
+    assert seen_in_box(*linked_worktree(tmp_path / "repo", "t-a"), keys) == []
+    # the keys folder named through a symlink, the run's folders inside its real path:
+    # the folder is the run's own
+    (tmp_path / "config-link").symlink_to(keys.parent.parent)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config-link"))
+    assert signing.keys_dir() != keys
+    run = linked_worktree(keys / "org", "t-b")
+    assert seen_in_box(*run, keys) == ["host_ed25519", "org"]
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(keys.parent.parent))
+    assert seen_in_box(*linked_worktree(tmp_path / "repo2", "t-c"), keys) == []
+
+
+def test_the_branch_copies_follow_the_branches_from_run_to_run(tmp_path: Path) -> None:
+    from aoi_git.store import agent_git
+
+    worktree, run_folder, tip = linked_worktree(tmp_path / "repo", "t-a")
+    root = tmp_path / "repo"
+    git(root, "branch", "aoi/t-other")
+    ag = agent_git.prepare(worktree, run_folder, tip)
+    assert ag is not None
+    assert (ag.refs / "t-other").read_text().strip() == tip
+    (root / "g").write_text("y\n")
+    git(root, "add", "g")
+    git(root, "commit", "-q", "-m", "g")
+    moved = git(root, "rev-parse", "HEAD").strip()
+    git(root, "branch", "-f", "aoi/t-other", moved)
+    (ag.refs / "t-a").write_text("0" * 40 + "\n")  # what the last run left of its own
+    again = agent_git.prepare(worktree, run_folder, tip)
+    assert again is not None
+    assert (again.refs / "t-other").read_text().strip() == moved
+    assert (again.refs / "t-a").read_text().strip() == tip

@@ -6,8 +6,9 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from aoi_git.domain.model import Actor, ActorKind
+from aoi_git.domain.model import Actor
 from aoi_git.org.organisation import Org, load_org
+from aoi_git.org.people import acting_person
 from aoi_git.store.git import find_org_root, git
 from aoi_git.store.org_store import Store
 
@@ -31,8 +32,9 @@ class App:
 
     @functools.cached_property
     def person(self) -> Actor:
+        """The acting person under their aoi.yaml id (`aoi_git.domain.people`)."""
         name = git("config", "user.name", cwd=self.root, check=False).strip()
-        return Actor(ActorKind.HUMAN, name or "unknown")
+        return acting_person(self.store.head(), name, self.email)
 
     @functools.cached_property
     def email(self) -> str:

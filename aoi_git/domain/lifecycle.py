@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from aoi_git.domain.model import Actor, ActorKind, Employee, Human, Kind, OrgConfig, Status, Task
+from aoi_git.domain.model import Actor, ActorKind, Employee, Kind, OrgConfig, Status, Task
+from aoi_git.domain.people import people_named
 from aoi_git.domain.reporting import supervisor_chain
 from aoi_git.errors import IllegalTransition
 
@@ -105,15 +106,6 @@ REVIEWER = "reviewer"
 CEO = "ceo"
 NO_REVIEWER = "no-reviewer"
 MANAGER_OF = "manager-of:"  # + the reviewer whose reports_to chain the person is on
-
-
-def people_named(name: str, email: str, humans: Mapping[str, Human]) -> list[str]:
-    """The ids of aoi.yaml's `humans` a git identity is: by id, name or email (the last
-    two case-insensitive)."""
-    name_l, email_l = name.strip().lower(), email.strip().lower()
-    return [hid for hid, h in humans.items()
-            if hid == name or (name_l and h.name.strip().lower() == name_l)
-            or (email_l and h.email.strip().lower() == email_l)]
 
 
 def _managers(reviewer: str, employees: Mapping[str, Employee], config: OrgConfig) -> list[str]:

@@ -6,8 +6,8 @@ every reader (`aoi_git.org.validate`) and by `aoi task done` (`aoi_git.org.perso
 
 from __future__ import annotations
 
-from aoi_git.domain.lifecycle import people_named
 from aoi_git.domain.model import Actor, ActorKind, Kind, OrgConfig, Status, Task
+from aoi_git.domain.people import people_named
 
 
 def done_problem(old: Task | None, new: Task, actor: Actor, config: OrgConfig,

@@ -58,17 +58,18 @@ def pre_commit_problems(root: Path) -> list[str]:
 
 
 def _problems(root: Path, store: Store, theirs: list[Staged]) -> list[str]:
-    from aoi_git.domain.model import Actor, ActorKind
+    from aoi_git.domain.people import person_actor
     from aoi_git.org.organisation import load_org
     from aoi_git.org.validate import Validator
     from aoi_git.store.objects import read_blob
 
     files = {c.path: None if c.staged is None else read_blob(store, c.staged) for c in theirs}
-    name = git("config", "user.name", cwd=root, check=False).strip() or "unknown"
+    name = git("config", "user.name", cwd=root, check=False).strip()
     org = load_org(store)
     store.save_cache()
     email = git("config", "user.email", cwd=root, check=False).strip()
-    return Validator.for_org(org).check(files, Actor(ActorKind.HUMAN, name), email)
+    person = person_actor(name, email, org.config.humans)
+    return Validator.for_org(org).check(files, person, email)
 
 
 def add_trailers(root: Path, message_file: Path) -> None:
@@ -84,7 +85,7 @@ def add_trailers(root: Path, message_file: Path) -> None:
         return
     if git("rev-parse", "-q", "--verify", "MERGE_HEAD", cwd=root, check=False).strip():
         return  # a merge brings others' commits, which carry their own trailers
-    from aoi_git.domain.model import Actor, ActorKind
+    from aoi_git.org.people import acting_person
     from aoi_git.org.validate import full_task_problems, parse_task_bytes
     from aoi_git.store.objects import read_blob
     from aoi_git.store.org_store import Store
@@ -107,13 +108,14 @@ def add_trailers(root: Path, message_file: Path) -> None:
         found.append(Transition(task.id, old_status, task.status.value, task.title))
     if not found:
         return
-    name = git("config", "user.name", cwd=root, check=False).strip() or "unknown"
+    name = git("config", "user.name", cwd=root, check=False).strip()
+    email = git("config", "user.email", cwd=root, check=False).strip()
     lines = []
     for t in found:
         lines.append(f"Aoi-Task: {t.task_id}")
         if t.old != t.new:
             lines.append(f"Aoi-Transition: {t.label}")
-    lines.append(f"Aoi-Actor: {Actor(ActorKind.HUMAN, name)}")
+    lines.append(f"Aoi-Actor: {acting_person(head, name, email)}")
     # before git's comment lines (and a `commit -v` scissors line with the diff below)
     text = message.splitlines(keepends=True)
     cut = next((i for i, ln in enumerate(text) if ln.startswith("#")), len(text))

@@ -120,7 +120,7 @@ class Daemon:
         self.stop_level = 0
         self.stop_since: float | None = None  # when the warm stop began
         self.person_files = PersonFiles(
-            self.root, store.user_name() or "unknown", self._log)
+            self.root, store.user_name() or "unknown", store.user_email(), self._log)
         self.problems = Problems(self._log, self.clock.wall)
         self.spending = DailySpend(self.root, self._log)
         self.observer: Any = None

@@ -13,8 +13,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from aoi_git.domain.model import Actor, ActorKind
 from aoi_git.domain.org_paths import is_task_path
+from aoi_git.domain.people import person_actor
 from aoi_git.org.validate import Validator
 from aoi_git.runtime.executor import Executor
 from aoi_git.store import index_journal
@@ -22,9 +22,9 @@ from aoi_git.store.objects import hash_blob
 
 
 class PersonFiles:
-    def __init__(self, root: Path, person: str, log: Callable[[str], None]) -> None:
+    def __init__(self, root: Path, name: str, email: str, log: Callable[[str], None]) -> None:
         self.root = root
-        self.person = Actor(ActorKind.HUMAN, person)
+        self.name, self.email = name, email  # the checkout's git identity
         self.log = log
         self.rescan = True  # look at every changed org file, not only the reported ones
         self.problems: dict[str, list[str]] = {}  # path -> `path:line: message` lines
@@ -74,8 +74,9 @@ class PersonFiles:
         if not files:
             return
         validator = Validator.for_org(ex.org)
+        person = person_actor(self.name, self.email, ex.org.config.humans)
         for r, data in files.items():
-            problems = validator.check({r: data}, self.person)
+            problems = validator.check({r: data}, person, self.email)
             if problems:
                 if self.problems.get(r) != problems:
                     for line in problems:
@@ -86,6 +87,6 @@ class PersonFiles:
             if not ex.org.config.commit_human_edits:
                 continue
             assert data is not None
-            refused = ex.commit_person_file(r, data, self.person)
+            refused = ex.commit_person_file(r, data, person)
             if refused:
                 self.problems[r] = refused

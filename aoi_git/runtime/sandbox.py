@@ -122,6 +122,24 @@ def tmp_env(tmp: Path) -> dict[str, str]:
     return dict.fromkeys(TMP_NAMES, str(tmp))
 
 
+def _hidden_keys(folders: Sequence[Path]) -> tuple[Path, ...]:
+    """This host's keys folder, which the run must see empty (an agent must not sign as
+    this host), unless one of the run's own folders lies inside it."""
+    keys = signing.keys_dir()
+    if not keys.is_dir():
+        return ()
+    real_keys = _real(str(keys))
+    # the run's folders are made by the daemon in folders agents cannot change: their
+    # parents are resolved once per process (Path.resolve is ~0.1 ms each)
+    inside = any((_real(str(p.parent)) / p.name).is_relative_to(real_keys) for p in folders)
+    return () if inside else (keys,)
+
+
+@functools.lru_cache(maxsize=256)
+def _real(path: str) -> Path:
+    return Path(path).resolve()
+
+
 def box_for_run(bwrap: str, worktree: Path, run_folder: Path, extra: Sequence[Path],
                 tip: str | None, binds: Sequence[tuple[Path, Path]] = ()) -> Box:
     """The box of one run: its worktree at `tip` (its branch's commit before the run), its
@@ -130,11 +148,7 @@ def box_for_run(bwrap: str, worktree: Path, run_folder: Path, extra: Sequence[Pa
     store redirected into the run folder so a resumed run finds its session."""
     tmp = private_tmp(run_folder)
     env = tmp_env(tmp)
-    keys = signing.keys_dir()
-    # an agent must not sign as this host (unless its own folders lie inside the keys')
-    inside = any(p.resolve().is_relative_to(keys.resolve())
-                 for p in (worktree, run_folder, *extra))
-    hidden = (keys,) if keys.is_dir() and not inside else ()
+    hidden = _hidden_keys((worktree, run_folder, *extra))
     ag = agent_git.prepare(worktree, run_folder, tip)
     if ag is None:
         return Box(bwrap, worktree, (worktree, run_folder, *extra), tuple(binds), env=env,

@@ -133,6 +133,10 @@ class Store:
         """The checkout's `user.name` (as git reads it), None when unset."""
         return git("config", "user.name", cwd=self.root, check=False).strip() or None
 
+    def user_email(self) -> str:
+        """The checkout's `user.email`, "" when unset."""
+        return git("config", "user.email", cwd=self.root, check=False).strip()
+
     def head_commit(self) -> pygit2.Commit | None:
         try:
             ref = self.repo.lookup_reference(self.branch_ref)

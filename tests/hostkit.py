@@ -25,6 +25,7 @@ import yaml
 from aoi_git.org.create import init_org
 from aoi_git.resources import resource_dir
 from aoi_git.store.clone_setup import install_hooks
+from aoi_git.store.signing import HOST_KEY_NAME
 
 AOI_BIN = Path(sys.executable).parent / "aoi"
 
@@ -320,7 +321,13 @@ def make_org(base: Path, *, tasks: int, agent_seconds: float = 0.0, concurrency:
 
 
 def make_cluster(base: Path, n_hosts: int, seed: Path, shared: Path,
-                 proxied: tuple[str, ...] = ()) -> Cluster:
+                 proxied: tuple[str, ...] = (),
+                 registered: tuple[str, ...] | None = None) -> Cluster:
+    """The server with `seed`, and `n_hosts` hosts h1, h2, ... as its clones, each wired by
+    `aoi init` (which makes the host's own signing key in its own
+    `$XDG_CONFIG_HOME/aoi/keys/`); the keys of `registered` (default: every host) are added
+    to the org's `keys/allowed_signers` by the org's founder, through the server's hook, as
+    docs/hosts.md says to add a host."""
     server = GitServer(base)
     server.create(seed)
     server.start()
@@ -334,7 +341,8 @@ def make_cluster(base: Path, n_hosts: int, seed: Path, shared: Path,
             f"[user]\n\tname = Host {name}\n\temail = {name}@example.com\n"
             "[init]\n\tdefaultBranch = main\n")
         env = {**os.environ, "HOME": str(home), "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
-               "AOI_HOST_ID": name, "GIT_TERMINAL_PROMPT": "0"}
+               "XDG_CONFIG_HOME": str(home / ".config"), "AOI_HOST_ID": name,
+               "GIT_TERMINAL_PROMPT": "0"}
         for var in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME",
                     "GIT_COMMITTER_EMAIL"):
             env.pop(var, None)
@@ -346,8 +354,43 @@ def make_cluster(base: Path, n_hosts: int, seed: Path, shared: Path,
         url = server.url(port)
         git(hdir, "clone", "-q", server.url(), "org", env=env)
         git(hdir / "org", "config", "user.name", f"Host {name}", env=env)
+        aoi(hdir, "init", "org", env=env)  # this host's key, hooks, merge driver
         cluster.hosts.append(Host(name, hdir, url, env))
+    register_hosts(cluster, [h for h in cluster.hosts
+                             if registered is None or h.name in registered])
     return cluster
+
+
+def aoi(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run([str(AOI_BIN), *args], cwd=cwd, capture_output=True, text=True,
+                          env=env, check=False, timeout=120)
+    if proc.returncode != 0:
+        raise AssertionError(f"aoi {' '.join(args)} exited {proc.returncode}: "
+                             f"{proc.stdout}{proc.stderr}")
+    return proc.stdout
+
+
+def register_hosts(cluster: Cluster, hosts: list[Host]) -> None:
+    """The founder (the key that made the seed, listed in it) adds each host's public key
+    with `aoi keys add host:<id> <key>` in a clone of their own and pushes: the server's
+    hook accepts a change of `keys/` only when a listed key signed it. The hosts then take
+    the new list in (before their daemons start)."""
+    if not hosts:
+        return
+    founder = cluster.base / "founder"
+    git(cluster.base, "clone", "-q", cluster.server.url(), str(founder))
+    for h in hosts:
+        pub = Path(h.env["XDG_CONFIG_HOME"]) / "aoi" / "keys" / f"{HOST_KEY_NAME}.pub"
+        aoi(founder, "keys", "add", f"host:{h.name}", str(pub))
+    git(founder, "push", "-q", "origin", "main")
+    for h in cluster.hosts:
+        git(h.root, "pull", "-q", "--ff-only", "origin", "main", env=h.env)
+
+
+def host_key(h: Host) -> str:
+    """The public key (`ssh-ed25519 AAAA...`) in the host's own keys folder."""
+    pub = Path(h.env["XDG_CONFIG_HOME"]) / "aoi" / "keys" / f"{HOST_KEY_NAME}.pub"
+    return " ".join(pub.read_text().split()[:2])
 
 
 def read_records(shared: Path) -> list[tuple[str, str, float, float, bool]]:
@@ -401,8 +444,9 @@ def remote_tasks(server: GitServer) -> dict[str, str]:
 @contextlib.contextmanager
 def cluster_of(base: Path, n_hosts: int, **org: Any) -> Iterator[Cluster]:
     proxied = org.pop("proxied", ())
+    registered = org.pop("registered", None)
     seed, shared = make_org(base, **org)
-    cluster = make_cluster(base, n_hosts, seed, shared, proxied)
+    cluster = make_cluster(base, n_hosts, seed, shared, proxied, registered)
     try:
         yield cluster
     finally:

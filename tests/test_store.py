@@ -304,22 +304,19 @@ def test_parsed_tasks_are_cached_under_dot_aoi(org_dir: Path) -> None:
     assert "?? .aoi" not in git(org_dir, "status", "--porcelain", "--ignored=no")
 
     second = Store(org_dir)
-    second.task_cache.load()
-    known = second.task_cache.parsed_blob_ids()
-    assert set(index.blobs.values()) <= known
     again = second.load_tasks()
     assert again.tasks == index.tasks
     # nothing parsed
-    assert second.task_cache.parsed_blob_ids() == known and not second.task_cache.dirty
+    assert second.task_cache.parsed_blobs == 0 and not second.task_cache.dirty
 
     # one task changes through another store: a fresh store parses that one blob only
     commit(Store(org_dir), lambda txn: txn.update(ids[0], priority=7), HUMAN)
     third = Store(org_dir)
-    third.task_cache.load()
-    known = third.task_cache.parsed_blob_ids()
     changed = third.load_tasks()
     assert changed.tasks[ids[0]].priority == 7
-    assert third.task_cache.parsed_blob_ids() - known == {changed.blobs[shard_path(ids[0])]}
+    assert changed.rows[ids[0]].priority == 7
+    assert changed.rows[ids[0]].path == shard_path(ids[0])
+    assert third.task_cache.parsed_blobs == 1
 
 
 @pytest.mark.parametrize("garbage", [
@@ -341,9 +338,8 @@ def test_a_corrupt_cache_is_ignored_and_rebuilt(org_dir: Path, garbage: bytes) -
     fresh.save_cache()
     assert cache.read_bytes() != garbage  # rebuilt
     warm = Store(org_dir)
-    warm.task_cache.load()
-    assert set(index.blobs.values()) <= warm.task_cache.parsed_blob_ids()  # and usable again
     assert set(warm.load_tasks().tasks) == ids
+    assert warm.task_cache.parsed_blobs == 0  # and usable again
 
 
 def test_a_cache_from_before_a_plain_git_commit_is_not_trusted(org_dir: Path) -> None:

@@ -118,9 +118,8 @@ class BoardState:
             tid = name.rsplit(".", 1)[0]
             old = index.tasks.get(tid) if index.paths.get(tid) == path else None
             if old is not None:
-                del index.tasks[tid], index.paths[tid]
+                index.remove(tid)
                 removed.append(old)
-            index.blobs.pop(path, None)
             index.errors.pop(path, None)
             if blob is None:
                 continue

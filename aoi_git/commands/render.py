@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from aoi_git.domain.graph import children, oldest_first
 from aoi_git.domain.model import Task
+from aoi_git.domain.task_rows import TaskRow
 
 
 def assignee_text(t: Task) -> str:
@@ -33,6 +34,13 @@ def cost_text(cost: Mapping[str, float]) -> str:
 
 def task_line(t: Task) -> str:
     return f"{t.id}  {t.status.value:<10}  {assignee_text(t):<14}  {t.title}"
+
+
+def row_line(r: TaskRow) -> str:
+    """`task_line` of a task's compact row (the same text)."""
+    who = r.assignee or "-"
+    shown = f"{r.routed_to} ({who})" if r.routed_to and r.routed_to != who else who
+    return f"{r.id}  {r.status:<10}  {shown:<14}  {r.title}"
 
 
 def tree_lines(tasks: Mapping[str, Task], roots: list[str] | None = None) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from aoi_git.domain.model import Kind, Status, Task
+from aoi_git.domain.task_rows import TaskMap
 
 
 def find_cycle(edges: Mapping[str, Iterable[str]]) -> list[str] | None:
@@ -45,8 +46,18 @@ def dependency_edges(tasks: Mapping[str, Task]) -> dict[str, tuple[str, ...]]:
 def would_cycle(
     tasks: Mapping[str, Task], task_id: str, new_deps: Iterable[str]
 ) -> list[str] | None:
-    edges: dict[str, tuple[str, ...]] = dependency_edges(tasks)
-    edges[task_id] = tuple(dict.fromkeys([*edges.get(task_id, ()), *new_deps]))
+    """The cycle `task_id` depending on `new_deps` would close, or None. A cycle it closes
+    goes through it, so only the tasks it reaches are read, not the whole org."""
+    own = tasks[task_id].depends_on if task_id in tasks else ()
+    edges: dict[str, tuple[str, ...]] = {task_id: tuple(dict.fromkeys([*own, *new_deps]))}
+    stack = list(edges[task_id])
+    while stack:
+        tid = stack.pop()
+        if tid in edges:
+            continue
+        found = tasks.get(tid)
+        edges[tid] = found.depends_on if found is not None else ()
+        stack.extend(edges[tid])
     return find_cycle(edges)
 
 
@@ -121,20 +132,27 @@ class TaskLinks:
         self.finished_log: list[str] = []  # roots in the order they became finished
         self._parent: dict[str, str] = {}
         self._refs: dict[str, tuple[str, ...]] = {}
+        if isinstance(tasks, TaskMap):  # its rows hold the links: no finished task parsed
+            for link in tasks.rows.links():
+                self._set(*link)
+            return
         for t in tasks.values():
             self.update(t)
 
     def update(self, task: Task) -> None:
-        tid = task.id
+        self._set(task.id, task.parent, about_refs(task), is_root(task),
+                  task.status is Status.FINISHED)
+
+    def _set(self, tid: str, parent: str | None, refs: tuple[str, ...], root: bool,
+             finished: bool) -> None:
         old = self._parent.get(tid)
-        if old != task.parent:
+        if old != parent:
             if old is not None:
                 self.children.get(old, {}).pop(tid, None)
                 del self._parent[tid]
-            if task.parent:
-                self.children.setdefault(task.parent, {})[tid] = None
-                self._parent[tid] = task.parent
-        refs = about_refs(task)
+            if parent:
+                self.children.setdefault(parent, {})[tid] = None
+                self._parent[tid] = parent
         old_refs = self._refs.get(tid, ())
         if refs != old_refs:
             for r in old_refs:
@@ -145,12 +163,11 @@ class TaskLinks:
                 self._refs[tid] = refs
             else:
                 self._refs.pop(tid, None)
-        root = is_root(task)
         if root:
             self.roots[tid] = None
         else:
             self.roots.pop(tid, None)
-        if root and task.status is Status.FINISHED:
+        if root and finished:
             if tid not in self.finished_roots:
                 self.finished_roots[tid] = None
                 self.finished_log.append(tid)

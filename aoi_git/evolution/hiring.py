@@ -32,6 +32,7 @@ from aoi_git.domain.bookkeeping import Bookkeeping, HireProposal
 from aoi_git.domain.ids import is_valid_id
 from aoi_git.domain.model import Actor, ActorKind, Employee, Kind, OrgConfig, Status, Talent, Task
 from aoi_git.domain.reporting import first_human_up
+from aoi_git.domain.task_rows import open_tasks as open_ones
 from aoi_git.errors import AoiError
 from aoi_git.evolution import market
 from aoi_git.org.organisation import Org
@@ -218,7 +219,7 @@ def fire(txn: Txn, org: Org, employee_id: str, reason: str = "") -> Offboarding:
     if not emp.is_active:
         raise AoiError(f"{employee_id} is offboarded already")
     set_profile_fields(txn, employee_id, status="offboarded")
-    open_tasks = sorted((t for t in org.tasks.values()
+    open_tasks = sorted((t for t in open_ones(org.tasks)
                          if t.assignee == employee_id and not t.is_terminal),
                         key=lambda t: (t.created or "", t.id))
     out = Offboarding(employee_id, [t.id for t in open_tasks], [],
@@ -301,7 +302,7 @@ def propose_hire(txn: Txn, *, proposer: Employee, proposal: Mapping[str, Any], a
         txn.body_lines.append("hire proposal ignored: it names no talent")
         return None
     taken = set(employees) | set(config.humans)
-    for t in [*tasks.values(), *txn.written.values()]:
+    for t in [*open_ones(tasks), *txn.written.values()]:
         prop = t.bookkeeping.hire
         if (prop is not None and not t.is_terminal and t.kind is Kind.HUMAN
                 and prop.talent == talent_id

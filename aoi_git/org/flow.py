@@ -19,6 +19,7 @@ from aoi_git.domain.lifecycle import ReviewRefused, review_authority, reviewer_o
 from aoi_git.domain.model import Actor, ActorKind, Employee, Kind, OrgConfig, Status, Task
 from aoi_git.domain.reporting import first_human_up
 from aoi_git.domain.result import AgentResult, Failure, PlanChoice
+from aoi_git.domain.task_rows import open_tasks
 from aoi_git.errors import AoiError
 from aoi_git.evolution.journal import append_journal, journal_entry
 from aoi_git.org import branch_policy, plan_choice, replanning
@@ -591,7 +592,7 @@ def fold_child_escalations(txn: Txn, parent_id: str, parent_question: str,
     """A person decides once, at the parent: open escalations of its failed subtasks are
     withdrawn, and those subtasks stay failed, decided (`folded_into`); a retry of
     the parent plans anew."""
-    for child in tasks.values():
+    for child in open_tasks(tasks):
         if child.parent != parent_id or child.status is not S.FAILED:
             continue
         hid = child.bookkeeping.escalation

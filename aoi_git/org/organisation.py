@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aoi_git.domain.model import BAD_VALUE, Employee, OrgConfig, Talent, Task
+from aoi_git.domain.task_rows import TaskMap, TaskRows
 from aoi_git.errors import AoiError
 from aoi_git.org.validate import field_line, one_line, other_file_problems
 from aoi_git.store import yamlio
@@ -26,8 +27,19 @@ class Org:
     _sorted_ids: list[str] | None = None
 
     @property
-    def tasks(self) -> dict[str, Task]:
+    def tasks(self) -> TaskMap:
+        """Every task by id; finished ones are parsed when looked up (see `TaskMap`):
+        iterate `open_tasks()` or `rows`, not the values."""
         return self.index.tasks
+
+    @property
+    def rows(self) -> TaskRows:
+        """The compact row of every task (listing, counts, status)."""
+        return self.index.rows
+
+    def open_tasks(self) -> list[Task]:
+        """Every open task, parsed (and persons' hire decisions not applied yet)."""
+        return self.index.tasks.open_values()
 
     def tasks_changed(self, commit: str | None) -> None:
         """Its task index was brought up to `commit` in place (tasks added or changed)."""

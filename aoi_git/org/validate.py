@@ -226,12 +226,15 @@ class Validator:
 
     @classmethod
     def for_org(cls, org: Any) -> Validator:
-        v = cls(
-            org.tasks, org.index.paths, org.employees, {e.role for e in org.employees.values()},
-            org.config.humans,
-        )
+        return cls.for_parts(org.tasks, org.index.paths, org.config, org.employees)
+
+    @classmethod
+    def for_parts(cls, tasks: Mapping[str, Task], paths: Mapping[str, str],
+                  config: OrgConfig, employees: Mapping[str, Employee]) -> Validator:
+        """As `for_org`, from an org's parts (e.g. tasks read one at a time)."""
+        v = cls(tasks, paths, employees, {e.role for e in employees.values()}, config.humans)
         v.paths_named_by_id = True  # the store indexes a file only if its id is its name
-        v.config, v.employees = org.config, org.employees
+        v.config, v.employees = config, employees
         return v
 
     def _authority_problem(self, old: Task, new: Task, actor: Actor, email: str,

@@ -39,6 +39,7 @@ from aoi_git.domain.budget import org_day_spent
 from aoi_git.domain.control import stop_for
 from aoi_git.domain.model import Actor, ActorKind, Employee, Status, Task
 from aoi_git.domain.result import AgentResult, Failure
+from aoi_git.domain.task_rows import open_tasks
 from aoi_git.errors import AoiError, IllegalTransition
 from aoi_git.runtime import agent_run, credentials, hosts, run_unit, sandbox
 from aoi_git.runtime.agent_launch import launch
@@ -347,6 +348,10 @@ class Daemon:
                     ex.refresh()
             if self.claims:
                 self._push_claims()
+                # the tick ends here with more hosts: claims another host won count as
+                # acted, and a loop of lost claims (each a push) would hold back the
+                # exits of runs and the push of their results; the next tick plans again
+                return now
             if not acted:
                 # invalid files and actions that keep failing wait for a person: they do
                 # not keep the daemon busy
@@ -619,7 +624,7 @@ class Daemon:
         """Bring every `processing` task whose agent is gone to a consistent state."""
         ex = self.executor
         self.index.finish_interrupted()
-        for task in list(ex.org.tasks.values()):
+        for task in open_tasks(ex.org.tasks):
             if (task.status is S.PROCESSING or keeps_worktree(task)) and \
                     (self.hosts is None or self.hosts.mine(task.id)):
                 with self.problems.guard(f"the recovery of {task.id}"):

@@ -21,6 +21,7 @@ from aoi_git.domain.budget import over_budget, run_past_budget
 from aoi_git.domain.control import Stop, stop_for
 from aoi_git.domain.model import Actor, Employee, Kind, Status, Task
 from aoi_git.domain.result import AgentResult, Failure
+from aoi_git.domain.task_rows import open_tasks
 from aoi_git.errors import AoiError, IllegalTransition
 from aoi_git.evolution import hiring, performance_reviews, retrospectives
 from aoi_git.evolution.journal import is_journal_file
@@ -273,7 +274,7 @@ class Executor:
             return False
         day = dt.date.fromtimestamp(now).isoformat()
         if a.reason.startswith("daily"):
-            for t in self.org.tasks.values():  # one open request per employee and day
+            for t in open_tasks(self.org.tasks):  # one open request per employee and day
                 if (t.kind is Kind.HUMAN and not t.is_terminal
                         and t.bookkeeping.budget_for == emp.id and t.bookkeeping.day == day):
                     return False
@@ -345,7 +346,7 @@ class Executor:
         """`retros/<root>.md` (and SOP changes) in the commit that finishes the root."""
         try:
             # the links are the head's: the finish being built changes no parent or subject
-            tasks = ChainMap(txn.written, self.org.tasks)
+            tasks = ChainMap(txn.written, self.org.tasks)  # type: ignore[arg-type]
             retrospectives.finish_root(txn, self.store, tasks, self.org.employees,
                                        self.org.config, root_id, self.clock.wall(),
                                        links=self.live_set().links)

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from aoi_git.domain.model import HostsConfig, Status, Task
+from aoi_git.domain.task_rows import open_tasks
 from aoi_git.errors import AoiError, IllegalTransition
 from aoi_git.runtime.executor import Executor
 from aoi_git.runtime.runs import Runs
@@ -86,33 +87,43 @@ class Counters:
 
 class Poller:
     """A thread asking the remote for its branch's commit every `every` seconds; sets
-    `moved` and wakes the daemon when it differs from `known`."""
+    `moved` and wakes the daemon when it differs from `known`. Two more threads: one
+    renews the lease (`renew`, every `renew_every`), one watches it run out (`watch`, a
+    few times a second, no I/O), so that neither a slow remote check nor a renewal stuck
+    in a push that does not answer delays the stop of the runs."""
 
     def __init__(self, remote: rm.Remote, every: float, wake: threading.Event,
-                 renew: Callable[[], None] = lambda: None, renew_every: float = 1.0) -> None:
+                 renew: Callable[[], None] = lambda: None, renew_every: float = 1.0,
+                 watch: Callable[[], None] = lambda: None, watch_every: float = 0.2) -> None:
         self.remote, self.every, self.wake = remote, every, wake
         self.renew, self.renew_every = renew, renew_every
+        self.watch, self.watch_every = watch, watch_every
         self.known: str | None = None  # set by the daemon after each fetch or push
         self.moved = False
         self.reachable = True
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="aoi-remote")
-        # the lease on a thread of its own: a slow answer to a remote check never delays it
-        self._lease = threading.Thread(target=self._renew, daemon=True, name="aoi-lease")
+        self._threads = [threading.Thread(target=self._run, daemon=True, name="aoi-remote"),
+                         threading.Thread(target=self._renew, daemon=True, name="aoi-lease"),
+                         threading.Thread(target=self._watch, daemon=True,
+                                          name="aoi-lease-watch")]
 
     def start(self) -> None:
-        self._thread.start()
-        self._lease.start()
+        for t in self._threads:
+            t.start()
 
     def stop(self) -> None:
         self._stop.set()
-        for t in (self._thread, self._lease):
+        for t in self._threads:
             if t.is_alive():
                 t.join(self.remote.timeout + 1)
 
     def _renew(self) -> None:
         while not self._stop.wait(self.renew_every):
             self.renew()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.watch_every):
+            self.watch()
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):
@@ -137,7 +148,8 @@ class Hosts:
         self.host = host
         self.remote = rm.Remote(store, url, host, cfg.timeout_s)
         self.poller = Poller(self.remote, cfg.poll_s, wake, self._renew_if_due,
-                             min(cfg.poll_s, cfg.renew_s / 4))
+                             min(cfg.poll_s, cfg.renew_s / 4), self._watch_lease,
+                             min(0.2, self._margin() / 4))
         self._holds: frozenset[str] = frozenset()  # `claimed`, for the poller's renewals
         self.on_moved = on_moved
         self.claimed: set[str] = set()  # tasks this host claimed and still holds
@@ -164,11 +176,9 @@ class Hosts:
         """Before the daemon recovers or schedules anything: fetch, take up what this host
         held (or abandon what its daemon committed, when its lease ran out meanwhile),
         renew the lease, and start watching the remote."""
-        now = self.wall()
         if self._fetch():
             own = self.remote.leases().get(self.host)
-            if own is not None and own.expires > now:
-                self._hold(set(own.holds))
+            if own is not None and self._take_up(own):
                 self._integrate()
             else:
                 if own is not None:
@@ -176,8 +186,8 @@ class Hosts:
                              "what its daemon did not push is abandoned")
                     self.orphans = set(own.holds)
                 self._integrate(only_people=own is not None)
-            self.renew(now)
-            self.push(now)
+                self.renew(self.wall())
+            self.push(self.wall())
             head = self.store.head_commit()
             if head is not None:  # what a killed daemon's runs left on replaced history
                 rm.drop_stale_task_branches(self.store, None, str(head.id))
@@ -201,7 +211,7 @@ class Hosts:
     # ----------------------------------------------------------------- state
     def may_claim(self, now: float) -> bool:
         return self.reachable and self.poller.reachable and not self.lost \
-            and self.lease_until - self._margin() > now
+            and self.lease_until - self._margin() > now and now >= self.refused_until
 
     def mine(self, task_id: str) -> bool:
         """Whether a processing task is this host's to recover at start."""
@@ -302,7 +312,7 @@ class Hosts:
             return False
         self.log("hosts: the remote can be reached again")
         own = self.remote.leases().get(self.host)
-        if not self.stopped_runs and own is not None and own.expires > now:
+        if not self.stopped_runs and own is not None and self._take_up(own):
             # not reached at start, within the lease a previous daemon here renewed: its
             # commits are pushed; the tasks it held (their agents died with it) recovered
             self.orphans |= own.holds
@@ -310,9 +320,25 @@ class Hosts:
         else:
             rebuilt = self._integrate(only_people=True)
         self._hold(set())
-        self.lost = self.stopped_runs = self.expired = False
-        self.renew(now)
+        # renewed before the lease's watch may look again: with the old deadline it would
+        # take this host for lost once more
+        if self.renew(self.wall()):
+            self.lost = self.stopped_runs = self.expired = False
         return rebuilt is not None
+
+    def _take_up(self, own: rm.Lease) -> bool:
+        """Whether this host's lease from before (a previous daemon's, or one renewed before
+        the remote was lost) is its own again: renewed, naming the tasks it held, and the
+        renewal on the remote before the lease ran out. Until then no other host may take
+        those tasks over; after it, another may have done so, and what the lease held is
+        abandoned (the caller's part)."""
+        if own.expires <= self.wall():
+            return False
+        self._hold(set(own.holds))
+        if self.renew(self.wall()) and self.wall() < own.expires:
+            return True
+        self._hold(set())
+        return False
 
     def _alive(self, lease: rm.Lease) -> bool:
         """Whether a lease, as last fetched, had not run out when it was fetched: what a
@@ -353,7 +379,7 @@ class Hosts:
         if head is not None and not drop and not only_people and \
                 repo.descendant_of(head.id, repo[onto].id):
             return None  # only ahead: the next push takes it
-        rebuilt = rm.rebuild(self.store, onto, keep_only_people=only_people, drop_tasks=drop)
+        rebuilt = rm.rebuild(self.store, onto, keep_only_people=only_people, drop_claims=drop)
         for line in rebuilt.dropped:
             self.log(f"hosts: left out {line}")
         if rebuilt.head is None or rebuilt.head == head_id:
@@ -397,6 +423,10 @@ class Hosts:
         now = self.wall()
         if not self.lost and now >= self.renew_at:
             self.renew(now)
+
+    def _watch_lease(self) -> None:
+        """On a thread of its own (a renewal may be stuck in a push): once the lease would
+        run out (a margin before the others may take its tasks over), the runs here stop."""
         if not self.lost and self.lease_until - self._margin() <= self.wall():
             # the daemon's thread may be stuck in a slow push: the runs are killed from
             # here, before another host may take their tasks over; nothing is pushed
@@ -527,7 +557,7 @@ class Hosts:
                 dead_held |= lease.holds
         out: list[str] = []
         seen: set[str] = set()
-        for t in tasks.values():
+        for t in open_tasks(tasks):
             if t.status is not S.PROCESSING or t.id in live_held:
                 continue
             seen.add(t.id)
@@ -540,10 +570,26 @@ class Hosts:
         self.orphans &= seen
         return out
 
+    def lost_here(self, tasks: Mapping[str, Task], running: Iterable[str]) -> list[str]:
+        """Tasks this host holds that are `processing` with no run here (a claim whose
+        agent could not be started, an end of a run not recorded, a recovery that a
+        rejected push took back out): no other host takes them over while this host's
+        lease names them, so this host puts them back to pending itself."""
+        if self.lost or not self.reachable:
+            return []
+        idle = self.claimed - set(running) - self.claiming
+        return sorted(t for t in idle
+                      if (task := tasks.get(t)) is not None and task.status is S.PROCESSING)
+
     def forget(self, tasks: Mapping[str, Task]) -> None:
-        """Stop holding the tasks that left this host's hands (pending, finished, gone)."""
+        """Stop holding the tasks that left this host's hands (pending, finished, gone),
+        once the remote says so too: until this host's commits are pushed, the remote
+        still shows them `processing` by this host, and a lease that stopped naming them
+        would let another host take them over (and drop the result committed here)."""
         self.ready_since = {t: at for t, at in self.ready_since.items()
                             if (task := tasks.get(t)) is not None and task.status is S.PENDING}
+        if self._ahead():
+            return
         kept = {t for t in self.claimed
                 if (task := tasks.get(t)) is not None and task.status is not S.PENDING
                 and not task.is_terminal}
@@ -581,13 +627,20 @@ def before_tick(h: Hosts, ex: Executor, runs: Runs, now: float) -> None:
     if h.sync(now) or ex.head_moved():
         ex.refresh()
     for tid in h.recoverable(ex.org.tasks, runs.active, now):
-        try:
-            ex.requeue(tid, "its host is gone (its lease ran out)")
-        except (IllegalTransition, AoiError) as exc:
-            h.log(f"{tid}: not recovered: {exc}")
-            ex.refresh()
-        else:
-            h.log(f"{tid}: recovered to pending (its host's lease ran out)")
+        _requeue(h, ex, tid, "its host is gone (its lease ran out)",
+                 "its host's lease ran out")
+    for tid in h.lost_here(ex.org.tasks, runs.active):
+        _requeue(h, ex, tid, "its run on this host is gone", "no run of it here")
+
+
+def _requeue(h: Hosts, ex: Executor, tid: str, why: str, said: str) -> None:
+    try:
+        ex.requeue(tid, why)
+    except (IllegalTransition, AoiError) as exc:
+        h.log(f"{tid}: not recovered: {exc}")
+        ex.refresh()
+    else:
+        h.log(f"{tid}: recovered to pending ({said})")
 
 
 def stop_lost_runs(h: Hosts, ex: Executor, runs: Runs, wait_s: float = 10.0) -> None:
@@ -608,10 +661,10 @@ def stop_lost_runs(h: Hosts, ex: Executor, runs: Runs, wait_s: float = 10.0) -> 
 
 def after_tick(h: Hosts, ex: Executor, now: float, next_wake: float | None) -> float | None:
     """At the end of a tick: push what it committed; when to wake for the remote."""
-    h.forget(ex.org.tasks)
     h.push(now)
     if ex.head_moved():
         ex.refresh()
+    h.forget(ex.org.tasks)
     mine = h.next_wake(now)
     if mine is None:
         return next_wake

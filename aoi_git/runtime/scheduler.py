@@ -19,6 +19,7 @@ from aoi_git.domain import budget, preemption
 from aoi_git.domain.graph import TaskLinks
 from aoi_git.domain.lifecycle import reviewer_of
 from aoi_git.domain.model import Employee, EmployeeStatus, Kind, OrgConfig, Status, Task
+from aoi_git.domain.task_rows import TaskMap, keeps_record, open_tasks
 
 S = Status
 
@@ -82,9 +83,9 @@ class LiveSet:
         self.live: dict[str, None] = {}
         self._keys: dict[str, tuple[int, str, str]] = {}  # queued id -> its dispatch key
         self._order: list[tuple[int, str, str]] = []  # the keys, sorted
-        self.links = TaskLinks({})
-        for t in tasks.values():
-            self.update(t)
+        self.links = TaskLinks(tasks)  # (from a TaskMap's rows: no finished task parsed)
+        for t in open_tasks(tasks):
+            self._place(t)
 
     @property
     def children(self) -> dict[str, dict[str, None]]:
@@ -96,6 +97,9 @@ class LiveSet:
 
     def update(self, task: Task) -> None:
         self.links.update(task)
+        self._place(task)
+
+    def _place(self, task: Task) -> None:
         old = self._keys.pop(task.id, None)
         if old is not None:
             del self._order[bisect.bisect_left(self._order, old)]
@@ -125,13 +129,9 @@ class _Queue(Collection[str]):
         return tid in self._keys
 
 
-def needs_plan(task: Task) -> bool:
-    """Whether a plan must look at this task: it is open, or it is a person's decision on a
-    proposed hire that has not been applied yet."""
-    if not task.is_terminal:
-        return True
-    return task.kind is Kind.HUMAN and task.bookkeeping.hire is not None \
-        and not task.bookkeeping.applied
+needs_plan = keeps_record
+"""Whether a plan must look at this task: it is open, or it is a person's decision on a
+proposed hire that has not been applied yet (the tasks a `TaskMap` holds parsed)."""
 
 
 class _Kids(Mapping[str, list[Task]]):
@@ -321,6 +321,9 @@ def resumable(task: Task) -> bool:
 
 
 def _deps_finished(task: Task, tasks: Mapping[str, Task]) -> bool:
+    if isinstance(tasks, TaskMap):  # the rows know a finished task's status: none parsed
+        status_of = tasks.rows.status_of
+        return all(status_of(d) == S.FINISHED for d in task.depends_on)
     return all(tasks.get(d) is not None and tasks[d].status is S.FINISHED for d in task.depends_on)
 
 

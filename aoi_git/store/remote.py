@@ -236,7 +236,7 @@ def unpushed(store: Store, onto: str | None) -> list[pygit2.Commit]:
 
 
 def rebuild(store: Store, onto: str | None, *, keep_only_people: bool = False,
-            drop_tasks: Iterable[str] = ()) -> Rebuilt:
+            drop_claims: Iterable[str] = ()) -> Rebuilt:
     """Rebuild the local commits the remote branch `onto` lacks on top of it, one by one.
 
     A file the other side did not change takes ours; a task file both sides changed is
@@ -245,20 +245,27 @@ def rebuild(store: Store, onto: str | None, *, keep_only_people: bool = False,
     table does not allow from there, drops the commit: another host won). A commit is
     kept or dropped whole, and a later commit on a task of a dropped one is dropped too.
     `keep_only_people`: commits by daemons and agents are left out (a host whose lease
-    expired abandons them); `drop_tasks`: commits on these tasks are left out.
+    expired abandons them); `drop_claims`: the last claim (`pending -> processing`) of
+    each of these tasks is left out, with what follows it on the task (what came before,
+    e.g. the recovery that put the task back to pending, stays).
     Returns the new head; the branch is not moved (see `Store.move_head`)."""
     repo = store.repo
     old = store.head_commit()
     commits = unpushed(store, onto)
     tip: pygit2.Commit | None = repo[onto] if onto else None  # type: ignore[assignment]
     out = Rebuilt(onto)
-    tainted = set(drop_tasks)
+    tainted: set[str] = set()
+    wanted = set(drop_claims)
+    last_claim = {t: c.id for c in commits if wanted and _is_claim(c.message)
+                  for t in _task_ids(c.message) & wanted}
     for c in commits:
         actor = _actor_kind(c.message)
         tasks = _task_ids(c.message)
         why: str | None = None
         if keep_only_people and actor is not ActorKind.HUMAN:
             why = "its host's lease expired"
+        elif any(last_claim.get(t) == c.id for t in tasks):
+            why = "its claim was not pushed"
         elif tasks & tainted:
             why = "an earlier commit on its task was left out"
         files: dict[str, bytes | None] = {}
@@ -399,6 +406,11 @@ def _actor_kind(message: str) -> ActorKind | None:
             except ValueError:
                 return None
     return ActorKind.HUMAN  # a person's plain git commit has no trailers
+
+
+def _is_claim(message: str) -> bool:
+    return any(k == "Aoi-Transition" and v.replace(" ", "") == "pending->processing"
+               for k, v in parse_trailers(message))
 
 
 def _task_ids(message: str) -> set[str]:

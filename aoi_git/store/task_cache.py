@@ -1,9 +1,12 @@
-"""Every task file at one commit, parsed once: the task index and its cache under `.aoi/`.
+"""Every task file at one commit: the compact task index and its cache under `.aoi/`.
 
-A blob is parsed only the first time it is seen (by content id), and a tree is listed only
-once; both, with the last index, are kept in `.aoi/cache/tasks.pickle` between runs, so a
-warm start at 100k tasks reads one file instead of parsing 100k. The cache is only a cache:
-a stale or corrupt one is dropped and rebuilt from git.
+The index holds one `TaskRow` per task file and a parsed `Task` only for the open ones
+(`aoi_git.domain.task_rows`); a finished task is parsed from its blob when asked for. It is
+kept in `.aoi/cache/tasks.pickle` between runs, keyed by the id of the `tasks/` tree it
+describes: a warm start reads that one file, and an index of an older tree is brought up
+to HEAD by the files that changed since (a git tree diff: unchanged subtrees are never
+read), so only the first cold build parses every file. The cache is only a cache: a stale
+or corrupt one is dropped and rebuilt from git.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import gc
 import operator
 import os
 import pickle
-from collections.abc import Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,9 +28,13 @@ import pygit2
 
 from aoi_git.domain.bookkeeping import Bookkeeping, HireProposal
 from aoi_git.domain.model import Task
+from aoi_git.domain.task_rows import TaskMap, TaskRow, TaskRows, keeps_record, row_of
+from aoi_git.errors import AoiError
 from aoi_git.store.head_view import HeadView
 
-CACHE_VERSION = 6  # raise when the parsed form of a task changes (6: schema-checked)
+CACHE_VERSION = 7  # raise when the parsed form of a task changes (7: compact rows)
+RECENT_KEPT = 1024  # tasks this process wrote, by blob id (a transaction's lookups)
+DELTA_MAX = 2000  # rows changed since the cache file past which it is rewritten whole
 
 # Tasks are pickled as `Task(*values)`: the dataclass default for a frozen slotted class
 # (`_dataclass_setstate`, which calls `fields()` per object) made a warm start at 100k tasks
@@ -66,45 +74,65 @@ _REDUCERS: dict[type, Callable[[Any], tuple[type, tuple[object, ...]]]] = {
 
 @dataclass
 class TaskIndex:
-    """Every task file at one commit: id -> path, parsed tasks, and files that failed."""
+    """Every task file at one commit: the task map (rows, open tasks) and files that
+    failed to load."""
 
     root_tree: str | None
-    paths: dict[str, str] = field(default_factory=dict)  # id -> path
-    blobs: dict[str, str] = field(default_factory=dict)  # path -> blob id
-    tasks: dict[str, Task] = field(default_factory=dict)  # id -> task
+    tasks: TaskMap
     errors: dict[str, tuple[int, str]] = field(default_factory=dict)  # path -> (line, msg)
 
+    @property
+    def rows(self) -> TaskRows:
+        return self.tasks.rows
+
+    @property
+    def paths(self) -> Mapping[str, str]:
+        """id -> path of every task."""
+        return self.tasks.paths
+
     def record(self, task: Task, path: str, blob_id: str | None) -> None:
-        """`task` is now at `path` (as blob `blob_id`, when known) in this index."""
-        self.paths[task.id] = path
-        self.tasks[task.id] = task
-        if blob_id:
-            self.blobs[path] = blob_id
+        """`task` is now at `path` (as blob `blob_id`) in this index."""
+        self.tasks.put(task, row_of(task, path, blob_id or ""))
+
+    def remove(self, task_id: str) -> None:
+        self.tasks.remove(task_id)
 
 
 class TaskCache:
-    """Parsed tasks by blob id, listed trees by tree id, and the last index built."""
+    """The last task index built, its cache file, and the tasks this process wrote."""
 
     def __init__(self, repo: pygit2.Repository, aoi_dir: Path) -> None:
         self.repo = repo
         self.file = aoi_dir / "cache" / "tasks.pickle"
+        self.delta_file = aoi_dir / "cache" / "tasks.delta.pickle"  # changes since `file`
+        self._base_root: str | None = None  # the tree `file` was written for
         self.index: TaskIndex | None = None
         self.dirty = False  # changed since the cache file was written
-        self._trees: dict[str, list[tuple[str, str, bool]]] = {}
-        self._parsed: dict[str, Task | tuple[int, str]] = {}
+        self.parsed_blobs = 0  # blobs parsed by this process (a warm start parses none)
+        self._recent: OrderedDict[str, Task] = OrderedDict()
         self._loaded = False
 
+    def new_index(self, root_tree: str | None, rows: TaskRows | None = None,
+                  open_tasks: dict[str, Task] | None = None) -> TaskIndex:
+        return TaskIndex(root_tree, TaskMap(rows or TaskRows(), open_tasks or {},
+                                            self._load_row))
+
     def load_tasks(self, view: HeadView) -> TaskIndex:
-        """All tasks at `view`, parsing only blobs not seen before."""
+        """All tasks at `view`: the cached index, brought along by the files changed since
+        its tree, or (no cache) every file parsed."""
         self.load()
         root_tree = view.blob_id("tasks")
         cached = self.index
         if cached is not None and cached.root_tree == root_tree:
             return cached
-        index = TaskIndex(root_tree=root_tree)
-        if root_tree is not None:
-            with gc_paused():  # parsing 100k files: the collector's passes cost ~10%
-                self._walk(root_tree, "tasks", index)
+        index = None
+        if cached is not None and cached.root_tree is not None and root_tree is not None:
+            index = self._advanced(cached, root_tree)
+        if index is None:
+            index = self.new_index(root_tree)
+            if root_tree is not None:
+                with gc_paused():  # parsing 100k files: the collector's passes cost ~10%
+                    self._walk(root_tree, "tasks", index, cached)
         self.adopt(index)
         return index
 
@@ -114,119 +142,212 @@ class TaskCache:
         self.index = index
         self.dirty = True
 
-    def parsed_blob_ids(self) -> set[str]:
-        """Blob ids whose parsed task (or parse error) is known."""
-        return set(self._parsed)
-
     def note_task_written(self, path: str, blob_id: str, task: Task,
                           replaced: str | None = None) -> None:
-        """Record a task just committed so the next load (or transaction) need not parse
-        it; the version it replaced is dropped, so a long-running process's cache stays
-        the size of the org, not of its history."""
-        self._parsed[blob_id] = task
+        """Record a task just committed so the next transaction need not parse it."""
+        recent = self._recent
         if replaced is not None and replaced != blob_id:
-            self._parsed.pop(replaced, None)
+            recent.pop(replaced, None)
+        recent[blob_id] = task
+        if len(recent) > RECENT_KEPT:
+            recent.popitem(last=False)
 
-    def parsed_task(self, blob_id: str) -> Task | None:
-        """The parsed task of a blob this process has already read or written, if any."""
-        found = self._parsed.get(blob_id)
-        return found if isinstance(found, Task) else None
+    def parsed_task(self, blob_id: str, task_id: str | None = None) -> Task | None:
+        """The parsed task of a blob, if this process holds it without parsing: one it
+        wrote, or (given its id) the current version of a task in the index."""
+        found = self._recent.get(blob_id)
+        if found is not None or task_id is None or self.index is None:
+            return found
+        row = self.index.rows.row(task_id)
+        if row is None or row.blob != blob_id:
+            return None
+        return self.index.tasks.held(task_id)
 
-    def _walk(self, tree_id: str, prefix: str, index: TaskIndex) -> None:
-        entries = self._trees.get(tree_id)
-        if entries is None:
-            tree = self.repo[tree_id]
-            assert isinstance(tree, pygit2.Tree)
-            entries = [
-                (e.name or "", str(e.id), e.type_str == "tree") for e in tree
-            ]
-            self._trees[tree_id] = entries
-            self.dirty = True
-        for name, oid, is_tree in entries:
+    # ------------------------------------------------------------- building
+    def _load_row(self, row: TaskRow) -> Task:
+        """The record of a task not held parsed (a finished one), from its blob."""
+        found = self._recent.get(row.blob)
+        if found is not None:
+            return found
+        parsed = self._parse_blob(row.blob, row.path)
+        if isinstance(parsed, Task):
+            return parsed
+        raise AoiError(f"{row.path}:{parsed[0]}: {parsed[1]}")
+
+    def _take(self, index: TaskIndex, path: str, oid: str,
+              old: TaskIndex | None) -> None:
+        """The file `path` (blob `oid`) into `index`: a row (and the task, if open), or
+        the reason it is not a task."""
+        name = path.rsplit("/", 1)[-1]
+        stem = name.rsplit(".", 1)[0]
+        rows = index.tasks.rows
+        task: Task | None = None
+        if old is not None and stem not in rows:  # the same blob at the same path: reuse
+            known = old.tasks.rows.row(stem)
+            if known is not None and known.blob == oid and known.path == path:
+                rows.put(known)
+                held = old.tasks.open.get(stem)
+                if held is not None:
+                    index.tasks.open[stem] = held
+                return
+        parsed = self._recent.get(oid) or self._parse_blob(oid, path)
+        if not isinstance(parsed, Task):
+            index.errors[path] = parsed
+            return
+        task = parsed
+        if task.id != stem:
+            index.errors[path] = (1, f"id {task.id!r} must equal the file name {stem!r}")
+            return
+        if task.id in rows:
+            other = rows[task.id].path
+            index.errors[path] = (1, f"duplicate task id {task.id!r} (also {other})")
+            return
+        rows.put(row_of(task, path, oid))
+        if keeps_record(task):
+            index.tasks.open[task.id] = task
+
+    def _walk(self, tree_id: str, prefix: str, index: TaskIndex,
+              old: TaskIndex | None) -> None:
+        tree = self.repo[tree_id]
+        assert isinstance(tree, pygit2.Tree)
+        for e in tree:
+            name = e.name or ""
             path = f"{prefix}/{name}"
-            if is_tree:
-                self._walk(oid, path, index)
-                continue
-            if not name.endswith((".yaml", ".yml")):
-                continue
-            index.blobs[path] = oid
-            parsed = self._parsed.get(oid)
-            if parsed is None:
-                parsed = self._parse_blob(oid, path)
-                self._parsed[oid] = parsed
-                self.dirty = True
-            if isinstance(parsed, Task):
-                stem = name.rsplit(".", 1)[0]
-                if parsed.id != stem:
-                    index.errors[path] = (1, f"id {parsed.id!r} must equal the file name {stem!r}")
-                    continue
-                if parsed.id in index.paths:
-                    other = index.paths[parsed.id]
-                    index.errors[path] = (1, f"duplicate task id {parsed.id!r} (also {other})")
-                    continue
-                index.paths[parsed.id] = path
-                index.tasks[parsed.id] = parsed
-            else:
-                index.errors[path] = parsed
+            if e.type_str == "tree":
+                self._walk(str(e.id), path, index, old)
+            elif name.endswith((".yaml", ".yml")):
+                self._take(index, path, str(e.id), old)
+
+    def _advanced(self, old: TaskIndex, root_tree: str) -> TaskIndex | None:
+        """`old` brought to `root_tree` by the files that differ (None: rebuild, e.g. when
+        a change involves a duplicated id, whose winner only a full walk decides)."""
+        assert old.root_tree is not None
+        a, b = self.repo[old.root_tree], self.repo[root_tree]
+        assert isinstance(a, pygit2.Tree) and isinstance(b, pygit2.Tree)
+        diff = a.diff_to_tree(b)
+        changed: list[tuple[str, str | None]] = []  # path -> new blob (None: gone)
+        for delta in diff.deltas:
+            old_path = "tasks/" + (delta.old_file.path or "")
+            new_path = "tasks/" + (delta.new_file.path or "")
+            if delta.status_char() in ("D", "R"):
+                changed.append((old_path, None))
+            if delta.status_char() != "D":
+                changed.append((new_path, str(delta.new_file.id)))
+        duplicated = {msg.split("'")[1] for msg in
+                      (m for _line, m in old.errors.values()) if msg.startswith("duplicate")}
+        index = self.new_index(root_tree, old.tasks.rows.copy(),
+                               dict(old.tasks.open))
+        index.errors = dict(old.errors)
+        index.tasks.changed = None if old.tasks.changed is None else set(old.tasks.changed)
+        rows = index.tasks.rows
+        for path, _blob in changed:
+            stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+            if stem in duplicated:
+                return None
+            index.errors.pop(path, None)
+            row = rows.row(stem)
+            if row is not None and row.path == path:
+                index.remove(stem)
+        with gc_paused():
+            for path, blob in changed:
+                if blob is not None and path.endswith((".yaml", ".yml")):
+                    self._take(index, path, blob, None)
+        if index.tasks.changed is not None:
+            index.tasks.changed.update(p.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+                                       for p, _blob in changed)
+        if any(index.errors.get(path, (0, ""))[1].startswith("duplicate")
+               for path, _blob in changed):
+            return None  # which file keeps the id is the tree order's: a full walk's
+        return index
 
     def _parse_blob(self, oid: str, path: str) -> Task | tuple[int, str]:
         from aoi_git.org.validate import parse_task_bytes  # local: validate imports store types
 
         blob = self.repo[oid]
         assert isinstance(blob, pygit2.Blob)
+        self.parsed_blobs += 1
+        if self.parsed_blobs % 1000 == 0:  # the collector is paused: the YAML loaders'
+            gc.collect(0)  # cycles of the last 1000 files are freed here, not kept
         return parse_task_bytes(blob.data, path)
 
     # ------------------------------------------------------------- cache file
     def load(self) -> None:
-        """Read the cache file (once; a missing, stale or corrupt one leaves it empty)."""
+        """Read the cache file and its delta (once; a missing, stale or corrupt one leaves
+        it empty)."""
         if self._loaded:
             return
         self._loaded = True
         try:
-            with open(self.file, "rb") as fh:
-                header = pickle.load(fh)
-                if header != _header():
-                    return
-                with gc_paused():  # no cycles in here; collector passes cost ~30%
-                    data = pickle.load(fh)
-            self._trees = data["trees"]
-            self._parsed = data["parsed"]
-            self.index = data["index"]
-        except FileNotFoundError:
-            return
+            data = _read(self.file)
+            if data is None:
+                return
+            index = self.new_index(data["root_tree"], TaskRows.from_tuples(data["rows"]),
+                                   {t.id: t for t in data["open"]})
+            index.errors = data["errors"]
+            index.tasks.changed = set()
+            self._base_root = index.root_tree
+            delta = _read(self.delta_file)
+            if delta is not None and delta["base_root"] == index.root_tree:
+                rows, held = index.rows, index.tasks.open
+                for tid, stored in delta["rows"].items():
+                    rows.put_stored(tid, stored)
+                    held.pop(tid, None)
+                    index.tasks.changed.add(tid)
+                held.update((t.id, t) for t in delta["open"])
+                index.errors = delta["errors"]
+                index.root_tree = delta["root_tree"]
+            self.index = index
+            gc.freeze()  # the rows live as long as the process: out of the collector's passes
         except Exception:
             # A stale or corrupt cache is only a cache: start over, it is rebuilt from git.
-            self._trees, self._parsed, self.index = {}, {}, None
+            self.index = None
 
     def save(self) -> None:
-        """Write the cache file, keeping only the trees and tasks of the current index."""
+        """Write the cache: only the rows changed since the cache file was read (a small
+        delta file beside it) or, after a build or many changes, the whole index."""
         if not self.dirty or self.index is None:
             return
-        live_trees: dict[str, list[tuple[str, str, bool]]] = {}
-        live_blobs = set(self.index.blobs.values())
-
-        def keep(tree_id: str | None) -> None:
-            if tree_id is None or tree_id not in self._trees:
-                return
-            live_trees[tree_id] = self._trees[tree_id]
-            for _name, oid, is_tree in live_trees[tree_id]:
-                if is_tree:
-                    keep(oid)
-
-        keep(self.index.root_tree)
-        parsed = {k: v for k, v in self._parsed.items() if k in live_blobs}
-        self._trees, self._parsed = live_trees, parsed
-        data = {"trees": live_trees, "parsed": parsed, "index": self.index}
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.file.with_suffix(f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
-            pickle.dump(_header(), fh, protocol=pickle.HIGHEST_PROTOCOL)
-            pickler = pickle.Pickler(fh, protocol=pickle.HIGHEST_PROTOCOL)
-            if _POSITIONAL:
-                pickler.dispatch_table = {**copyreg.dispatch_table, **_REDUCERS}
-            pickler.dump(data)
-        os.replace(tmp, self.file)
+        index = self.index
+        changed = index.tasks.changed
+        if changed is not None and self._base_root is not None and len(changed) <= DELTA_MAX:
+            rows, held = index.rows, index.tasks.open
+            _write(self.delta_file, {
+                "base_root": self._base_root, "root_tree": index.root_tree,
+                "rows": {tid: rows.stored(tid) for tid in changed},
+                "open": [held[tid] for tid in changed if tid in held],
+                "errors": index.errors})
+        else:
+            _write(self.file, {"root_tree": index.root_tree, "rows": index.rows.as_tuples(),
+                               "open": list(index.tasks.open.values()),
+                               "errors": index.errors})
+            self.delta_file.unlink(missing_ok=True)
+            self._base_root = index.root_tree
+            index.tasks.changed = set()
         self.dirty = False
+
+
+def _read(path: Path) -> Any:
+    """A cache file's data, None when missing or of another version."""
+    try:
+        with open(path, "rb") as fh:
+            if pickle.load(fh) != _header():
+                return None
+            with gc_paused():  # no cycles in here; collector passes cost ~30%
+                return pickle.load(fh)
+    except FileNotFoundError:
+        return None
+
+
+def _write(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        pickle.dump(_header(), fh, protocol=pickle.HIGHEST_PROTOCOL)
+        pickler = pickle.Pickler(fh, protocol=pickle.HIGHEST_PROTOCOL)
+        if _POSITIONAL:
+            pickler.dispatch_table = {**copyreg.dispatch_table, **_REDUCERS}
+        pickler.dump(data)
+    os.replace(tmp, path)
 
 
 def _header() -> dict[str, object]:

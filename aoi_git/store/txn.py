@@ -41,9 +41,9 @@ class Txn:
     """One commit's worth of changes, built against one head."""
 
     def __init__(self, view: HeadView, paths: Mapping[str, str], actor: Actor,
-                 known: Callable[[str], Task | None] | None = None) -> None:
+                 known: Callable[[str, str], Task | None] | None = None) -> None:
         self.view = view
-        self.known = known  # blob id -> its task, already parsed (a cache)
+        self.known = known  # (blob id, task id) -> the task, already parsed (a cache)
         self.paths = paths
         self.actor = actor
         self.files: dict[str, bytes | None] = {}
@@ -82,7 +82,7 @@ class Txn:
         path = self.path_of(task_id)
         if self.known is not None:
             blob = self.view.blob_id(path)
-            cached = self.known(blob) if blob is not None else None
+            cached = self.known(blob, task_id) if blob is not None else None
             if cached is not None and cached.id == task_id:
                 self._found[task_id] = cached
                 return cached

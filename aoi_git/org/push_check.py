@@ -165,6 +165,7 @@ class PushCheck:
     def _validate(self, before: HeadView, commit: pygit2.Commit,
                   files: Mapping[str, bytes | None], actor: Actor, email: str) -> list[str]:
         from aoi_git.org.validate import Validator
+        from aoi_git.store.trailers import moves
 
         line = self._line
         if line is None or line.at != before.oid:
@@ -173,7 +174,7 @@ class PushCheck:
                       {e.role for e in line.employees.values()}, line.config.humans)
         v.paths_named_by_id = True  # the store indexes a file only if its id is its name
         v.config, v.employees = line.config, line.employees
-        found = v.check(files, actor, email)
+        found = v.check(files, actor, email, moves(commit.message))
         if found or any(not is_task_path(p) for p in files):
             self._line = None  # (the next commit loads the org again)
         else:

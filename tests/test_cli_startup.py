@@ -60,3 +60,15 @@ def test_task_show_reads_one_file_without_the_store(org_dir: Path) -> None:
                 "aoi_git.org.flow", "aoi_git.store.worktrees", "aoi_git.commands.task_control",
                 "aoi_git.commands.task_done"}
     assert not mods & unwanted
+
+
+def test_the_executable_answers_version_before_building_the_cli() -> None:
+    code = ("import sys\nfrom aoi_git.entry import main\nsys.argv = ['aoi', '--version']\n"
+            "main()\nprint(' '.join(sys.modules))")
+    out, mods = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               check=True).stdout.splitlines()
+    assert not [m for m in mods.split() if m.startswith(("click", "aoi_git.cli", "yaml"))]
+    by_click = subprocess.run(
+        [sys.executable, "-c", "from aoi_git.cli import main; main(['--version'])"],
+        capture_output=True, text=True, check=False).stdout
+    assert out.startswith("aoi, version ") and f"{out}\n" == by_click

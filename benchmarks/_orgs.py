@@ -47,10 +47,11 @@ def git(root: Path, *args: str) -> str:
 
 
 def build_org(root: Path, n: int, seed: int = 1, status: Status = Status.PENDING,
-              project_size: int | None = None) -> list[str]:
+              project_size: int | None = None, open_count: int = 0) -> list[str]:
     """An org with `n` tasks (in `status`) at their `shard_path`, in one commit.
 
-    With `project_size`, tasks form projects of that many: a root and its subtasks."""
+    With `project_size`, tasks form projects of that many: a root and its subtasks. With
+    `open_count`, that many tasks (spread over the ids) are pending whatever `status` is."""
     init_org(root)
     rng = random.Random(seed)
     ids: set[str] = set()
@@ -59,11 +60,13 @@ def build_org(root: Path, n: int, seed: int = 1, status: Status = Status.PENDING
     ordered = sorted(ids)
     stream = bytearray()
     sizes = 0
+    step = max(1, n // open_count) if open_count else 1
     for i, tid in enumerate(ordered):
         parent = None
         if project_size and i % project_size:
             parent = ordered[i - i % project_size]
-        data = dump_task(make_task(tid, rng, i, status, parent))
+        pending = open_count and i % step == 0 and i // step < open_count
+        data = dump_task(make_task(tid, rng, i, Status.PENDING if pending else status, parent))
         sizes += len(data)
         stream += b"blob\nmark :%d\ndata %d\n%s\n" % (i + 1, len(data), data)
     message = f"bench: {n} tasks".encode()

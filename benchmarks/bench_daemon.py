@@ -45,6 +45,9 @@ Measured, per org size:
   taken back afterwards), ``--starts`` times each (200), medians; ``--only-start``
   measures only this (no org is built). ``--no-sandbox`` runs everything unconfined (a
   machine without bwrap).
+* **commits per task**: the commits the daemon made in an end-to-end run over its tasks
+  (a no-op root task: claim, result, accept and finish, its retrospective and
+  performance-review commits).
 * **RSS**: peak resident memory of the daemon process over all runs (sampled every 20 ms).
 
 Targets (2 cores): save->start p50 <= 50 ms; overhead <= 25 ms per task, flat from 1k to
@@ -181,6 +184,12 @@ def run_until_idle(root: Path, rss: RssPeak, *args: str) -> float:
     if p.returncode != 0:
         sys.exit(f"aoi daemon failed ({p.returncode}):\n{out.decode(errors='replace')[-3000:]}")
     return wall
+
+
+def commit_count(root: Path) -> int:
+    """Commits on the org's branch (first-parent and merged alike)."""
+    return int(subprocess.run(["git", "rev-list", "--count", "HEAD"], cwd=root, check=True,
+                              capture_output=True, text=True).stdout)
 
 
 def head_status(repo: pygit2.Repository, path: str) -> str | None:
@@ -340,7 +349,9 @@ def bench_size(n: int, tasks: int, saves: int, workdir: Path, bare_ms: float,
             if m == 1 and SANDBOX[0]:  # the same run without the sandbox, side by side
                 unconfined.append(one_at_a_time_ms(root, starts, rss, tasks, parent))
             ids = create_tasks(root, tasks, parent)
+            before = commit_count(root)
             wall = run_until_idle(root, rss, "--max-agents", str(m))
+            res[f"commits_per_task_{m}"] = (commit_count(root) - before) / tasks
             org = load_org(Store(root))
             done = sum(1 for t in ids if org.tasks[t].status is Status.FINISHED)
             assert done == tasks, f"only {done} of {tasks} finished"
@@ -441,6 +452,9 @@ def main() -> None:
               f"| {r['rss_mb']:.0f} | {r['idle_cpu_ms']:.0f} |")
     print()
     for r in rows:
+        print(f"{r['size']:,}: commits per task (the daemon's, of the last run) "
+              f"@1 {r['commits_per_task_1']:.2f}, @2 {r['commits_per_task_2']:.2f}, "
+              f"@8 {r['commits_per_task_8']:.2f}")
         print(f"{r['size']:,}: tasks/s of each run @1 {r['tps_1_runs']}, @2 {r['tps_2_runs']}, "
               f"@8 {r['tps_8_runs']} (the table shows the median run)")
     if box_ms is not None:

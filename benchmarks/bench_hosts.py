@@ -43,6 +43,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import hostkit  # noqa: E402  (the tests' git server, shared with them)
+from kit import wait_for  # noqa: E402
+
+import aoi_git  # noqa: E402
 
 AGENT = ('echo "$AOI_TASK_ID ${{AOI_ORG_DIR%/org}} $EPOCHREALTIME" >> {starts}; '
          'echo \'{{"outcome":"completed","summary":"ok"}}\' > "$AOI_RESULT_FILE"')
@@ -91,7 +94,7 @@ def run_hosts(base: Path, n: int, tasks: int, max_agents: int, hook: bool) -> di
             st = hostkit.remote_tasks(cluster.server)
             return all(s == "finished" for t, s in st.items() if t.startswith("t-0"))
 
-        hostkit.wait_for(done, 900, "every task finished", interval=0.5)
+        wait_for(done, 900, 0.5, "every task finished")
         wall = time.time() - t0
         for h in cluster.hosts:
             h.stop(60)
@@ -146,6 +149,13 @@ def main() -> None:
     args = ap.parse_args()
     work = args.dir or Path(tempfile.mkdtemp(prefix="aoi-bench-hosts-"))
     work.mkdir(parents=True, exist_ok=True)
+    # as installed by pip, with bytecode: where PYTHONDONTWRITEBYTECODE is set, every
+    # daemon and hook process would otherwise compile aoi from source at each start
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(aoi_git.__file__).parent)],
+                   check=True, capture_output=True)
+    # the org's founding key (and every host's, unless hostkit gives each its own) lives
+    # in the run's folder, never in the real home
+    os.environ["XDG_CONFIG_HOME"] = str(work / "config")
     rows = []
     try:
         base = run_baseline(work / "baseline", args.tasks, args.max_agents)

@@ -10,6 +10,8 @@ with pygit2 in one commit, packed like ``git gc`` would leave it, checked out wi
   pending task to processing as the daemon), with the index update deferred and flushed
   every 100 commits (the daemon's mode; the flush is spread over its 100 commits) and with
   the index updated after every commit (the CLI's mode);
+* transitions/s sustained by that one writer: the deferred-mode commits over the time they
+  took, their index flushes included;
 * KB of new objects per commit (growth of ``.git/objects`` / commits);
 * load time of every task: cold (no ``.aoi`` cache, in a fresh process, whose peak RSS is
   reported), warm (a new Store after ``save_cache()``: a restart) and warm after one task
@@ -140,6 +142,7 @@ def bench_size(n: int, commits: int, workdir: Path) -> dict[str, float]:
     res["def_p50"] = statistics.median(deferred)
     res["def_p99"] = percentile(deferred, 99)
     res["def_mean"] = statistics.fmean(deferred)
+    res["tps"] = len(deferred) / (sum(deferred) / 1000)  # one writer, flushes included
     immediate = run_commits(root, pool, commits, deferred=False)
     res["imm_p50"] = statistics.median(immediate)
     res["imm_p99"] = percentile(immediate, 99)
@@ -195,11 +198,13 @@ def main() -> None:
           f"commits (flush time spread over them); orgs in {workdir.parent}; "
           f"{os.cpu_count()} CPUs, load average {load_before:.1f} at start, "
           f"{os.getloadavg()[0]:.1f} at end\n")
-    print("| size | commit p50 ms (deferred index) | p99 | commit p50 ms (immediate index) "
+    print("| size | commit p50 ms (deferred index) | p99 | transitions/s (one writer) "
+          "| commit p50 ms (immediate index) "
           "| KB/commit | cold load s | warm load s | warm+1 change s | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['size']:,} | {r['def_p50']:.2f} | {r['def_p99']:.2f} | {r['imm_p50']:.2f} "
+        print(f"| {r['size']:,} | {r['def_p50']:.2f} | {r['def_p99']:.2f} | {r['tps']:.0f} "
+              f"| {r['imm_p50']:.2f} "
               f"| {r['kb_per_commit']:.1f} | {r['cold_s']:.2f} | {r['warm_s']:.3f} "
               f"| {r['warm1_s']:.3f} | {r['rss_mb']:.0f} |")
     print()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 HEAVY = ("pygit2", "jsonschema", "yaml", "watchdog", "filelock", "asyncio", "aoi_git.store",
          "aoi_git.org", "aoi_git.runtime", "aoi_git.evolution")
@@ -39,3 +40,35 @@ def test_one_subcommand_imports_its_own_module_only() -> None:
     assert "aoi_git.commands.graph" in mods
     assert not mods & others
     assert load("no-such-command") is None
+
+
+def test_task_show_reads_one_file_without_the_store(org_dir: Path) -> None:
+    """`aoi task show` reads its one file through git: no pygit2, no org load, and none of
+    `aoi task`'s other subcommands (the daemon's flow, worktrees) imported."""
+    from aoi_git.org.task_lookup import candidate_paths
+
+    made = subprocess.run([sys.executable, "-m", "aoi_git", "-C", str(org_dir), "task", "new",
+                           "Shown alone", "--assignee", "coo"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    code = ("import sys\nfrom aoi_git.cli import main\n"
+            f"sys.argv = ['aoi', '-C', {str(org_dir)!r}, 'task', 'show', {made[:6]!r}]\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code")
+    mods = _imported_after(code)
+    assert f"# {candidate_paths(made)[0]}" in subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    unwanted = {"pygit2", "aoi_git.store.org_store", "aoi_git.org.organisation",
+                "aoi_git.org.flow", "aoi_git.store.worktrees", "aoi_git.commands.task_control",
+                "aoi_git.commands.task_done"}
+    assert not mods & unwanted
+
+
+def test_the_executable_answers_version_before_building_the_cli() -> None:
+    code = ("import sys\nfrom aoi_git.entry import main\nsys.argv = ['aoi', '--version']\n"
+            "main()\nprint(' '.join(sys.modules))")
+    out, mods = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               check=True).stdout.splitlines()
+    assert not [m for m in mods.split() if m.startswith(("click", "aoi_git.cli", "yaml"))]
+    by_click = subprocess.run(
+        [sys.executable, "-c", "from aoi_git.cli import main; main(['--version'])"],
+        capture_output=True, text=True, check=False).stdout
+    assert out.startswith("aoi, version ") and f"{out}\n" == by_click

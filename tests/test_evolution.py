@@ -220,8 +220,8 @@ def test_retro_when_a_root_finishes(org: Org) -> None:
     a, b = kids["Part A [reject-once]"], kids["Part B"]
     text = org.read("retros/p/1/p1.md")
     assert text is not None
-    # written in the commit of the root's accepted -> finished
-    sha = commit_of(org.root, "aoi: p1 accepted -> finished")
+    # written in the commit of the root's finish (accepted at once: one commit, two moves)
+    sha = commit_of(org.root, "aoi: p1 completed -> accepted -> finished")
     assert "retros/p/1/p1.md" in git(org.root, "show", "--name-only", "--format=", sha).split()
     assert "Aoi-Retro: p1" in git(org.root, "show", "-s", "--format=%B", sha)
 
@@ -339,7 +339,7 @@ def test_sop_from_a_rejection_is_committed_and_reaches_a_later_context(org: Org)
     org.run()
     sop = org.read("sops/retro-engineer.md")
     assert sop is not None
-    sha = commit_of(org.root, "aoi: p1 accepted -> finished")
+    sha = commit_of(org.root, "aoi: p1 completed -> accepted -> finished")
     assert "sops/retro-engineer.md" in git(org.root, "show", "--name-only", "--format=",
                                            sha).split()
     meta = yaml.safe_load(sop.split("---")[1])

@@ -408,7 +408,8 @@ def test_chaos_kills_and_a_partition_lose_nothing_and_run_nothing_twice(
         log = git(c.server.repo, "log", "--format=%s", "main")
         for i in range(n):  # no transition lost: each finished task was claimed and ended
             tid = f"t-{i:04d}"
-            assert f"{tid} accepted -> finished" in log
+            assert any(line.startswith(f"aoi: {tid} ") and "accepted -> finished" in line
+                       for line in log.splitlines())
             assert f"{tid} pending -> processing" in log
             assert f"{tid} processing -> completed" in log
 

@@ -375,3 +375,33 @@ def test_pre_receive_accepts_a_valid_push_and_refuses_an_invalid_one(
     assert push.returncode != 0
     assert "pending -> processing" in push.stderr
     assert git(bare, "rev-parse", "main") == before
+
+
+def test_pre_receive_checks_each_commit_of_a_push_against_the_ones_before_it(
+    tmp_path: Path, org_dir: Path
+) -> None:
+    """One push, many commits (a host's batch): each is judged by the org as its parent
+    left it, not as the push found it: a task a commit adds may be named by the next one,
+    and a move is judged from the status the commit before it set."""
+    bare, clone = _server(tmp_path, org_dir)
+    write(clone, "tasks/first.yaml", "title: First\nassignee: coo\n")
+    git(clone, "add", "tasks/first.yaml")
+    git(clone, "commit", "-q", "-m", "first")
+    write(clone, "tasks/second.yaml", "title: Second\nassignee: coo\ndepends_on: [first]\n")
+    git(clone, "add", "tasks/second.yaml")
+    git(clone, "commit", "-q", "-m", "second, after first")
+    push = _push(clone)
+    assert push.returncode == 0, push.stderr
+    assert git(bare, "rev-parse", "main") == git(clone, "rev-parse", "HEAD")
+
+    before = git(bare, "rev-parse", "main")
+    path = clone / "tasks" / "first.yaml"
+    path.write_text(path.read_text() + "status: cancelled\n")
+    git(clone, "commit", "-qam", "cancel first")
+    path.write_text(path.read_text().replace("status: cancelled", "status: pending"))
+    git(clone, "commit", "-q", "--no-verify", "-am", "and back, by hand")
+    push = _push(clone)
+    assert push.returncode != 0
+    assert "cancelled -> pending" in push.stderr
+    assert "Traceback" not in push.stderr
+    assert git(bare, "rev-parse", "main") == before

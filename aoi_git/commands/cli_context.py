@@ -1,16 +1,22 @@
-"""What every command needs: the org root, its store, the acting person."""
+"""What every command needs: the org root, its store, the acting person.
+
+Its imports are the ones every command pays for, so the store and the org are imported
+when a command first asks for them."""
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aoi_git.domain.model import Actor
-from aoi_git.org.organisation import Org, load_org
-from aoi_git.org.people import acting_person
 from aoi_git.store.git import find_org_root, git
-from aoi_git.store.org_store import Store
+
+if TYPE_CHECKING:
+    from aoi_git.org.organisation import Org
+    from aoi_git.org.task_lookup import Files, Found
+    from aoi_git.store.org_store import Store
 
 
 @dataclass
@@ -23,16 +29,45 @@ class App:
 
     @functools.cached_property
     def store(self) -> Store:
+        from aoi_git.store.org_store import Store
+
         return Store(self.root)
 
     def org(self) -> Org:
+        from aoi_git.org.organisation import load_org
+
         org = load_org(self.store)
         self.store.save_cache()
         return org
 
+    def task(self, prefix: str, view: Files | None = None) -> Found:
+        """The task an id or a unique prefix names at HEAD (or in `view`), and the path of
+        its file: its one file read where aoi saves it (see `task_lookup`), the org loaded
+        only when that cannot tell (as `Org.task` answers, errors included)."""
+        from aoi_git.org.task_lookup import Found, resolve
+
+        if view is not None:
+            found = resolve(view, prefix)
+        else:  # git's cat-file: no pygit2 to import for one file
+            from aoi_git.store.cat_view import CatFileView
+
+            cat = CatFileView(self.root)
+            try:
+                found = resolve(cat, prefix)
+            finally:
+                cat.close()
+        if found is not None:
+            return found
+        org = self.org()
+        t = org.task(prefix)
+        path = org.path_of(t.id)
+        return Found(t, path, self.store.read(path) or b"")
+
     @functools.cached_property
     def person(self) -> Actor:
         """The acting person under their aoi.yaml id (`aoi_git.domain.people`)."""
+        from aoi_git.org.people import acting_person
+
         name = git("config", "user.name", cwd=self.root, check=False).strip()
         return acting_person(self.store.head(), name, self.email)
 

@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable
 
 import click
 
 from aoi_git.commands.cli_context import App
-from aoi_git.domain.graph import children
-from aoi_git.store.history import body_text, records
+from aoi_git.store.history import Record, body_text, records
+
+_GREP_AT_MOST = 200  # task ids git's `--grep` is given at once; more: every commit is read
 
 
 @click.command()
@@ -28,18 +30,22 @@ def log(app: App, task_id: str | None, as_json: bool) -> None:
     if task_id:
         org = app.org()
         root = org.resolve_id(task_id)
-        kids = children(org.tasks)
+        task_rows = org.rows  # the compact rows: no finished task parsed for its links
+        kids: dict[str, list[str]] = {}
+        for row in task_rows.values():
+            if row.parent:
+                kids.setdefault(row.parent, []).append(row.id)
         wanted, stack = {root}, [root]
         while stack:
             for k in kids.get(stack.pop(), []):
                 if k not in wanted:
                     wanted.add(k)
                     stack.append(k)
-        for t in org.tasks.values():  # review and human tasks about the subtree
-            if t.subject in wanted or t.bookkeeping.about in wanted:
-                wanted.add(t.id)
+        for row in task_rows.values():  # review and human tasks about the subtree
+            if any(a in wanted for a in row.about):
+                wanted.add(row.id)
     rows = []
-    for rec in records(app.root):
+    for rec in _records(app, wanted):
         trans = rec.transitions if wanted is None else [
             (t, tr) for t, tr in rec.transitions if t in wanted]
         if not trans:
@@ -61,3 +67,16 @@ def log(app: App, task_id: str | None, as_json: bool) -> None:
         if note:
             for line in note.splitlines()[:3]:
                 click.echo(f"{'':21}  {line}")
+
+
+def _records(app: App, wanted: set[str] | None) -> Iterable[Record]:
+    """The aoi commits naming a task in `wanted` (all of them for None), oldest first: from
+    the history index when one was built (`.aoi/cache/history.sqlite`: the commits of these
+    tasks alone), else from git, which reads only the commits that name them."""
+    if wanted is None:
+        return records(app.root)
+    if app.store.history.path.exists():
+        found = app.store.history.records("HEAD", wanted)
+        if found is not None:
+            return found
+    return records(app.root, tasks=sorted(wanted) if len(wanted) <= _GREP_AT_MOST else ())

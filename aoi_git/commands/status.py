@@ -10,11 +10,12 @@ import click
 
 from aoi_git.commands.cli_context import App
 from aoi_git.domain.model import Employee, Kind, Status
-from aoi_git.org.person_edits import pending_problems
+from aoi_git.org.person_edits import pending_problems, start_changed_org_files
 from aoi_git.runtime import credentials
 from aoi_git.runtime.scheduler import SchedState, resumable, waits_on_person
 from aoi_git.store.clone_setup import SETUP_FIX, missing_setup
 from aoi_git.store.history import records
+from aoi_git.store.trailers import COST_TRAILERS
 
 
 def _daemon_state(app: App) -> dict[str, Any]:
@@ -45,6 +46,7 @@ def _claude_missing(employees: Iterable[Employee]) -> str | None:
 
 
 def collect(app: App) -> dict[str, Any]:
+    changed = start_changed_org_files(app.root)  # git stats the files while the org loads
     org = app.org()
     now = time.time()
     daemon = _daemon_state(app)
@@ -54,10 +56,12 @@ def collect(app: App) -> dict[str, Any]:
         run_by_emp[r["employee"]] = run_by_emp.get(r["employee"], 0) + 1
     queue: dict[str, list[str]] = {}
     open_tasks = org.open_tasks()
-    for t in sorted(open_tasks, key=lambda t: (-t.priority, t.created or "", t.id)):
-        if (t.status is Status.PENDING or resumable(t)) and t.kind is not Kind.HUMAN \
-                and t.assignee:  # (a preempted task waits in its queue to resume)
-            queue.setdefault(t.assignee, []).append(t.id)
+    waiting = [t for t in open_tasks  # (a preempted task waits in its queue to resume)
+               if (t.status is Status.PENDING or resumable(t)) and t.kind is not Kind.HUMAN
+               and t.assignee]
+    for t in sorted(waiting, key=lambda t: (-t.priority, t.created or "", t.id)):
+        assert t.assignee is not None
+        queue.setdefault(t.assignee, []).append(t.id)
     state = SchedState(org.tasks, org.employees, org.config)
     needs_person = [
         {"id": t.id, "status": t.status.value, "kind": t.kind.value, "title": t.title,
@@ -67,7 +71,8 @@ def collect(app: App) -> dict[str, Any]:
     ]
     today = dt.date.today().isoformat()
     cost_today = 0.0
-    for rec in records(app.root, since=f"{today} 00:00"):
+    # git reads back to midnight and hands over only the commits that cost money
+    for rec in records(app.root, since=f"{today} 00:00", having=f"{COST_TRAILERS['usd']}: "):
         cost_today += rec.cost.get("usd", 0.0)
     return {
         "org": org.config.name,
@@ -83,7 +88,7 @@ def collect(app: App) -> dict[str, Any]:
         "running": [{**r, "elapsed_s": round(now - r["started"], 1)} for r in running],
         "queues_by_role": {k: v for k, v in queue.items() if k.startswith("role:")},
         "needs_person": needs_person,
-        "invalid": pending_problems(app, None, org),
+        "invalid": pending_problems(app, None, org, changed),
         "problems": daemon.get("problems", []),
         "claude_credentials": _claude_missing(org.employees.values()),
         "cost_today_usd": round(cost_today, 6),

@@ -1,22 +1,49 @@
 from __future__ import annotations
 
+import functools
+import importlib
 import json
 import os
 import shlex
 import subprocess
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import click
 
 from aoi_git.commands.cli_context import App
-from aoi_git.commands.render import row_line
 from aoi_git.domain.model import Status, Task
 from aoi_git.errors import AoiError, ValidationFailed
-from aoi_git.org import task_ops
-from aoi_git.org.validate import Validator, full_task_problems
-from aoi_git.store.txn import Txn, commit
+
+if TYPE_CHECKING:
+    from aoi_git.store.txn import Txn
+
+# subcommands kept in modules of their own: imported when they run (or for help)
+_ELSEWHERE: dict[str, tuple[str, str]] = {
+    "done": ("task_done", "done"),
+    "pause": ("task_control", "pause"),
+    "resume": ("task_control", "resume"),
+    "reassign": ("task_control", "reassign"),
+}
 
 
-@click.group()
+class TaskGroup(click.Group):
+    """`aoi task`: `show`, `new` and `list` import neither the daemon's flow nor the
+    transaction code they do not use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *_ELSEWHERE})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands or cmd_name not in _ELSEWHERE:
+            return self.commands.get(cmd_name)
+        module, attr = _ELSEWHERE[cmd_name]
+        command = getattr(importlib.import_module(f"aoi_git.commands.{module}"), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=TaskGroup)
 def task() -> None:
     """Create, show, list, edit, cancel, finish, pause, resume and reassign tasks.
 
@@ -53,22 +80,41 @@ def new(app: App, title: str, assignee: str | None, reviewer: str | None, after:
       aoi task new "Write the docs" --assignee coo
       id=$(aoi task new "Ship it" --after t-4k2m --priority 5)
     """
-    org = app.org()
-    deps = tuple(org.resolve_id(a) for a in after)
-    parent_id = org.resolve_id(parent) if parent else None
+    from aoi_git.org import task_ops
+    from aoi_git.org.validate import Validator
+    from aoi_git.store.txn import commit
+
+    tasks: Mapping[str, Task]
+    paths: Mapping[str, str]
+    if task_id is not None:  # a chosen id may be taken by a file anywhere under tasks/
+        org = app.org()
+        tasks, paths, validator = org.tasks, org.index.paths, Validator.for_org(org)
+        deps = tuple(org.resolve_id(a) for a in after)
+        parent_id = org.resolve_id(parent) if parent else None
+    else:  # the few tasks it names, read one by one (see `few_tasks`)
+        from aoi_git.org.few_tasks import HeadPaths, HeadTasks, load_people
+
+        view = app.store.head()
+        whole = functools.cache(app.org)
+        head_tasks = HeadTasks(view, lambda: whole().tasks)
+        tasks, paths = head_tasks, HeadPaths(head_tasks, lambda: whole().index.paths)
+        people = load_people(view)
+        validator = Validator.for_parts(tasks, paths, people.config, people.employees)
+        deps = tuple(app.task(a, view).task.id for a in after)
+        parent_id = app.task(parent, view).task.id if parent else None
 
     def build(txn: Txn) -> None:
         created = task_ops.new_task(
-            txn, org.tasks, title, task_id=task_id, assignee=assignee, reviewer=reviewer,
+            txn, tasks, title, task_id=task_id, assignee=assignee, reviewer=reviewer,
             depends_on=list(deps), parent=parent_id, description=description,
             labels=list(labels), priority=priority,
         )
-        problems = Validator.for_org(org).check(dict(txn.files), app.person)
+        problems = validator.check(dict(txn.files), app.person)
         if problems:
             raise ValidationFailed(problems)
         assert created.id in txn.written
 
-    _, txn = commit(app.store, build, app.person, org.index.paths)
+    _, txn = commit(app.store, build, app.person, paths)
     click.echo(next(iter(txn.written)))
 
 
@@ -83,15 +129,13 @@ def show(app: App, task_id: str, as_json: bool) -> None:
     Example:
       aoi task show t-4k2m
     """
-    org = app.org()
-    t = org.task(task_id)
-    path = org.path_of(t.id)
+    found = app.task(task_id)
+    t, path = found.task, found.path
     if as_json:
         click.echo(json.dumps(_as_json(t, path), indent=2, default=str))
         return
     click.echo(f"# {path}")
-    data = app.store.read(path) or b""
-    click.echo(data.decode("utf-8", "replace").rstrip("\n"))
+    click.echo(found.data.decode("utf-8", "replace").rstrip("\n"))
 
 
 @task.command("list")
@@ -108,6 +152,8 @@ def list_(app: App, statuses: tuple[str, ...], assignee: str | None, as_json: bo
       aoi task list --status pending
       aoi task list --json | jq '.[].id'
     """
+    from aoi_git.commands.render import row_line
+
     org = app.org()
     rows = org.rows.by_status(*statuses) if statuses else org.rows.by_status(*Status)
     if assignee:
@@ -135,6 +181,9 @@ def edit(app: App, task_id: str) -> None:
     Example:
       EDITOR=nano aoi task edit t-4k2m
     """
+    from aoi_git.org.validate import Validator, full_task_problems
+    from aoi_git.store.txn import commit
+
     org = app.org()
     t = org.task(task_id)
     path = org.path_of(t.id)
@@ -179,6 +228,9 @@ def cancel(app: App, task_id: str, reason: str) -> None:
     Example:
       aoi task cancel t-4k2m -m "superseded by t-9xy2"
     """
+    from aoi_git.org import task_ops
+    from aoi_git.store.txn import commit
+
     org = app.org()
     tid = org.resolve_id(task_id)
     result: list[str] = []
@@ -190,13 +242,3 @@ def cancel(app: App, task_id: str, reason: str) -> None:
     for c in result:
         click.echo(f"cancelled {c}")
 
-
-def _register() -> None:
-    from aoi_git.commands.task_control import pause, reassign, resume
-    from aoi_git.commands.task_done import done
-
-    for command in (done, pause, resume, reassign):
-        task.add_command(command)
-
-
-_register()

@@ -46,8 +46,18 @@ def dependency_edges(tasks: Mapping[str, Task]) -> dict[str, tuple[str, ...]]:
 def would_cycle(
     tasks: Mapping[str, Task], task_id: str, new_deps: Iterable[str]
 ) -> list[str] | None:
-    edges: dict[str, tuple[str, ...]] = dependency_edges(tasks)
-    edges[task_id] = tuple(dict.fromkeys([*edges.get(task_id, ()), *new_deps]))
+    """The cycle `task_id` depending on `new_deps` would close, or None. A cycle it closes
+    goes through it, so only the tasks it reaches are read, not the whole org."""
+    own = tasks[task_id].depends_on if task_id in tasks else ()
+    edges: dict[str, tuple[str, ...]] = {task_id: tuple(dict.fromkeys([*own, *new_deps]))}
+    stack = list(edges[task_id])
+    while stack:
+        tid = stack.pop()
+        if tid in edges:
+            continue
+        found = tasks.get(tid)
+        edges[tid] = found.depends_on if found is not None else ()
+        stack.extend(edges[tid])
     return find_cycle(edges)
 
 

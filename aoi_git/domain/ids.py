@@ -13,7 +13,6 @@ per root finish at 1,800 retrospectives, against 0.6 ms for a task's commit).
 from __future__ import annotations
 
 import re
-import secrets
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,63}$")
 _ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # 32 symbols: no l, o, 0, 1
@@ -21,6 +20,8 @@ ID_BITS = 50
 
 
 def new_task_id() -> str:
+    import secrets  # (here: a command that only reads tasks starts ~8 ms quicker without it)
+
     n = secrets.randbits(ID_BITS)
     chars = []
     for _ in range(ID_BITS // 5):

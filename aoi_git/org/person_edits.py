@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from aoi_git.commands.cli_context import App
@@ -10,14 +11,26 @@ from aoi_git.errors import AoiError
 from aoi_git.org.organisation import Org
 from aoi_git.org.validate import Validator, one_line
 from aoi_git.store import index_journal
-from aoi_git.store.git import git
+from aoi_git.store.git import git, git_start
 from aoi_git.store.objects import hash_blob
+
+_STATUS_ARGS = ("status", "--porcelain=v1", "-z", "-uall", "--no-renames", "--",
+                "tasks", "employees", "talents", "aoi.yaml")
 
 
 def changed_org_files(root: Path) -> list[str]:
     """Org files that differ from HEAD in the work tree (modified, new or deleted)."""
-    out = git("status", "--porcelain=v1", "-z", "-uall", "--no-renames", "--",
-              "tasks", "employees", "talents", "aoi.yaml", cwd=root)
+    return _org_files_in(git(*_STATUS_ARGS, cwd=root))
+
+
+def start_changed_org_files(root: Path) -> Callable[[], list[str]]:
+    """`changed_org_files` with git started now: call the result for its answer (git
+    stats every task file meanwhile, while this process does other work)."""
+    proc = git_start(*_STATUS_ARGS, cwd=root)
+    return lambda: _org_files_in(proc.wait())
+
+
+def _org_files_in(out: str) -> list[str]:
     paths = []
     for item in out.split("\0"):
         if len(item) > 3:
@@ -56,10 +69,13 @@ def to_repo_paths(app: App, paths: list[Path]) -> list[str]:
     return out
 
 
-def pending_problems(app: App, paths: list[Path] | None, org: Org | None = None) -> list[str]:
+def pending_problems(app: App, paths: list[Path] | None, org: Org | None = None,
+                     changed: Callable[[], list[str]] | None = None) -> list[str]:
+    """Problems of the org files a person changed (`paths`, or every changed one: from
+    `changed`, when given, as `start_changed_org_files` answers)."""
     org = org or app.org()
     if paths is None:
-        rel = changed_org_files(app.root)
+        rel = changed() if changed is not None else changed_org_files(app.root)
         problems = list(org.problems)
     else:
         rel = to_repo_paths(app, paths)

@@ -33,13 +33,14 @@ def send_back_for_conflict(txn: Txn, task_id: str, text: str, actor: Actor,
                              feedback=(*cur.feedback, flow.fb(actor, "conflict", text, now))))
 
 
-def finish(txn: Txn, task_id: str, merged: str | None) -> Task:
-    """Accepted -> finished; `merged`: the merge commit in the org, recorded in its result."""
+def finish(txn: Txn, task_id: str, merged: str | None, then: bool = False) -> Task:
+    """Accepted -> finished; `merged`: the merge commit in the org, recorded in its result.
+    `then`: the accept is in this commit too (see `Txn.put`)."""
     cur = txn.get(task_id)
     res = dict(cur.result or {})
     if merged:
         res["merged"] = merged
-    return txn.put(cur.with_changes(status=S.FINISHED, result=res or None))
+    return txn.put(cur.with_changes(status=S.FINISHED, result=res or None), then=then)
 
 
 def advance(txn: Txn, task_id: str, to: Status, reason: str, tasks: Mapping[str, Task],

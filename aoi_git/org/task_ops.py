@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import ChainMap
 from collections.abc import Mapping
 
 from aoi_git.domain.bookkeeping import NO_BOOKKEEPING, Bookkeeping
@@ -48,8 +49,8 @@ def new_task(
             raise AoiError(f"--after {dep}: no such task")
     if task.parent and task.parent not in tasks and task.parent not in txn.written:
         raise AoiError(f"--parent {task.parent}: no such task")
-    merged = {**tasks, **txn.written}
-    cycle = would_cycle(merged, task_id, task.depends_on)
+    merged = ChainMap(txn.written, tasks)  # type: ignore[arg-type]
+    cycle = would_cycle(merged, task_id, task.depends_on) if task.depends_on else None
     if cycle:
         raise AoiError(f"that dependency would close a cycle: {' -> '.join(cycle)}")
     return txn.put(task, new=True, path=path)

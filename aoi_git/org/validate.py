@@ -10,10 +10,11 @@ the authority of who made it (`aoi_git.domain.lifecycle.review_authority`).
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import re
 from collections import ChainMap
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,28 @@ def _fast_validator(name: str) -> jsonschema_rs.Validator:
     import jsonschema_rs
     schema = json.loads((resource_dir("schemas") / f"{name}.schema.json").read_text())
     return jsonschema_rs.validator_for(schema, validate_formats=False)
+
+
+_STATUSES = frozenset(s.value for s in Status)
+
+
+def _steps(old: Task | None, new: Task,
+           declared: Sequence[str]) -> list[tuple[Task | None, Task]]:
+    """The moves from `old` to `new` to check: the successive ones a commit declares when
+    they lead from one to the other (`completed->accepted`, `accepted->finished`), else
+    the one from `old` to `new`."""
+    start = old.status.value if old is not None else "new"
+    stops: list[str] = []
+    for label in declared:
+        frm, _, to = label.partition("->")
+        if frm != (stops[-1] if stops else start) or not to:
+            break
+        stops.append(to)
+    if len(stops) < 2 or old is None or stops[-1] != new.status.value \
+            or not all(s in _STATUSES for s in stops):
+        return [(old, new)]
+    versions = [old, *(new.with_changes(status=Status(s)) for s in stops[:-1]), new]
+    return list(itertools.pairwise(versions))
 
 
 def _line_for(lines: Mapping[tuple[str, ...], int], path: Iterable[Any]) -> int:
@@ -200,15 +223,19 @@ class Validator:
         # what review decisions are judged by; without a config they are not judged
         self.config: OrgConfig | None = None
         self.employees: Mapping[str, Employee] = {}
+        self.parsed: dict[str, Task] = {}  # id -> task of the files the last `check` read
 
     @classmethod
     def for_org(cls, org: Any) -> Validator:
-        v = cls(
-            org.tasks, org.index.paths, org.employees, {e.role for e in org.employees.values()},
-            org.config.humans,
-        )
+        return cls.for_parts(org.tasks, org.index.paths, org.config, org.employees)
+
+    @classmethod
+    def for_parts(cls, tasks: Mapping[str, Task], paths: Mapping[str, str],
+                  config: OrgConfig, employees: Mapping[str, Employee]) -> Validator:
+        """As `for_org`, from an org's parts (e.g. tasks read one at a time)."""
+        v = cls(tasks, paths, employees, {e.role for e in employees.values()}, config.humans)
         v.paths_named_by_id = True  # the store indexes a file only if its id is its name
-        v.config, v.employees = org.config, org.employees
+        v.config, v.employees = config, employees
         return v
 
     def _authority_problem(self, old: Task, new: Task, actor: Actor, email: str,
@@ -242,11 +269,14 @@ class Validator:
         return id_at
 
     def check(self, files: Mapping[str, bytes | None], actor: Actor,
-              email: str = "") -> list[str]:
+              email: str = "", moves: Mapping[str, Sequence[str]] | None = None) -> list[str]:
         """Problems with changing `files` (path -> new bytes, None = deleted) as `actor`
-        (a person also known by `email`, for the authority over a review)."""
+        (a person also known by `email`, for the authority over a review). `moves`: task
+        id -> the `Aoi-Transition`s a commit declares for it (`trailers.moves`); a task it
+        moves several times (accepted, then finished) is checked move by move."""
         problems: list[str] = []
         new: dict[str, Task] = {}
+        self.parsed = new  # for a caller that carries the org along (`org.push_check`)
         # the org with `files` applied, without copying it (only `new` is ever written)
         overlay = ChainMap(new, self.tasks)  # type: ignore[arg-type]
         changed: dict[str, tuple[str, Task]] = {}
@@ -282,19 +312,22 @@ class Validator:
         for tid, (path, task) in changed.items():
             problems += self._ref_problems(task, path, overlay, files[path] or b"")
             old = self.tasks.get(tid)
-            try:
-                check_transition(old.status if old else None, task.status, actor.kind, task.kind)
-            except IllegalTransition as exc:
-                line = yamlio.key_lines(files[path] or b"").get(("status",), 1)
-                problems.append(f"{path}:{line}: {exc}")
-                continue
-            refused = None if old is None else \
-                self._authority_problem(old, task, actor, email, new)
-            if refused is None and self.config is not None:
-                refused = done_problem(old, task, actor, self.config, email)
-            if refused:
-                line = yamlio.key_lines(files[path] or b"").get(("status",), 1)
-                problems.append(f"{path}:{line}: {refused}")
+            steps = _steps(old, task, (moves or {}).get(tid, ()))
+            for before, after in steps:
+                try:
+                    check_transition(before.status if before else None, after.status,
+                                     actor.kind, task.kind)
+                except IllegalTransition as exc:
+                    refused: str | None = str(exc)
+                else:
+                    refused = None if before is None else \
+                        self._authority_problem(before, after, actor, email, new)
+                    if refused is None and self.config is not None:
+                        refused = done_problem(before, after, actor, self.config, email)
+                if refused:
+                    line = yamlio.key_lines(files[path] or b"").get(("status",), 1)
+                    problems.append(f"{path}:{line}: {refused}")
+                    break
         if changed:
             # A cycle these files make goes through one of them: search what they reach
             # (their dependencies, their ancestors), not the whole org (~0.1 s at 100k).

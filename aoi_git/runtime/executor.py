@@ -209,6 +209,11 @@ class Executor:
             return False
         if a.to is S.FINISHED:  # (after an accept in the same plan: if that was made)
             return t.status is S.ACCEPTED and self._merge_and_finish(t, now)
+        if a.to is S.ACCEPTED and t.status is S.COMPLETED and self._nothing_to_merge(t):
+            # accepted at once and nothing to merge: nobody can act between the accept and
+            # the finish, so one commit makes both moves (the plan's finish is then moot)
+            self._finish(t, None, accept=a.reason)
+            return True
         if a.to is S.FAILED:  # deadlock or a failed subtask: straight to a person
             was_waiting = t.status is S.WAITING
             self.commit(lambda txn: progress.fail_for_good(
@@ -295,17 +300,29 @@ class Executor:
                 archive_branch(ws, task.id)
                 return True
             merged_sha = self.known_head if ws.is_org else None
+        self._finish(task, merged_sha)
+        return True
+
+    def _nothing_to_merge(self, task: Task) -> bool:
+        """The task has no branch, or its branch is in the workspace base already."""
+        return self.workspace.is_merged(task.id)
+
+    def _finish(self, task: Task, merged_sha: str | None, accept: str | None = None) -> None:
+        """Commit the finish of `task` (with its retrospective if it is a root); `accept`:
+        the reason it is accepted first, in the same commit (a transition of its own)."""
 
         def build(txn: Txn) -> None:
-            cur = progress.finish(txn, task.id, merged_sha)
+            if accept is not None:
+                progress.advance(txn, task.id, S.ACCEPTED, accept, self.org.tasks,
+                                 self.org.employees, self.org.config)
+            cur = progress.finish(txn, task.id, merged_sha, then=accept is not None)
             if cur.parent is None and cur.kind is Kind.WORK:  # a root: its retrospective
                 self._retro_into(txn, cur.id)
 
         self.commit(build)
-        ws.remove(task.id)
+        self.workspace.remove(task.id)
         if task.parent is None and task.kind is Kind.WORK:
             self.review_performance()
-        return True
 
     def _merge_branch(self, task: Task, tip: str) -> str | None:
         """Merge `aoi/<id>` into the workspace base as one commit; a conflict's text or None."""

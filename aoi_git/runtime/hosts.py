@@ -23,6 +23,7 @@ this module keeps the clone and the shared remote together (see docs/hosts.md):
 from __future__ import annotations
 
 import json
+import random
 import re
 import socket
 import threading
@@ -52,6 +53,7 @@ from aoi_git.store.org_store import Store
 S = Status
 CLAIM_ATTEMPTS = 4  # rejected pushes of one batch of claims before it is given up
 PUSH_ATTEMPTS = 3  # of other commits, in one tick (the next tick tries again)
+MAX_PUSH_WAIT = 2.0  # s: the longest other commits wait after a push for the next
 MAX_SAMPLES = 100_000  # claim times kept for `.aoi/daemon/hosts.json`
 HOST_ENV = "AOI_HOST_ID"
 
@@ -170,6 +172,8 @@ class Hosts:
         self.renew_failures = 0
         self.claiming: set[str] = set()  # claims being pushed (`push_claims`)
         self.fetched_at = 0.0  # when the last fetch that succeeded began
+        self.push_s = 0.0  # how long this host's pushes take (a moving average)
+        self.push_after = 0.0  # `push` waits until then (see there)
 
     # ------------------------------------------------------------------ start
     def start(self) -> None:
@@ -201,6 +205,7 @@ class Hosts:
     def stop(self) -> None:
         self.poller.stop()
         if not self.lost:
+            self.push_after = 0.0  # (what is left goes now)
             self.push(self.wall())
         path = self.store.aoi_dir / "daemon" / "hosts.json"  # what the benchmark reads
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -210,6 +215,8 @@ class Hosts:
 
     # ----------------------------------------------------------------- state
     def may_claim(self, now: float) -> bool:
+        # (not while the server's hook refuses this host's pushes: each claim would be
+        # made, refused and taken back again at once)
         return self.reachable and self.poller.reachable and not self.lost \
             and self.lease_until - self._margin() > now and now >= self.refused_until
 
@@ -272,7 +279,10 @@ class Hosts:
 
     @property
     def steal_after(self) -> float:
-        return max(1.0, 3 * self.cfg.poll_s)
+        # a few of this host's recent pushes: on a slow server (or a loaded machine) the
+        # host whose share it is takes longer to get to it, and a task stolen sooner is
+        # raced for, each loser's push rejected and rebuilt
+        return max(1.0, 3 * self.cfg.poll_s, 4 * self.push_s)
 
     def held_elsewhere(self, now: float) -> set[str]:
         """Tasks the other hosts whose leases live hold."""
@@ -287,7 +297,7 @@ class Hosts:
             return now + self.cfg.poll_s
         wake = self.check_at
         if self._ahead():
-            wake = min(wake, now + min(0.05, self.cfg.poll_s))
+            wake = min(wake, max(now + min(0.05, self.cfg.poll_s), self.push_after))
         return wake
 
     # ------------------------------------------------------------------- sync
@@ -495,16 +505,23 @@ class Hosts:
     def push(self, now: float) -> None:
         """Push what the local branch has that the remote's lacks (at the end of a tick:
         every commit since the last push in one), rebuilding on a moved remote."""
-        if self.lost or now < self.refused_until:
+        if self.lost or now < self.refused_until or now < self.push_after:
             return
         for _ in range(PUSH_ATTEMPTS):
             if not self._ahead() and not self.branches:
                 return
             result, _ = self._push_head(now)
+            if result is rm.Pushed.OK:
+                # the commits of the next ticks wait for about one push's time and go in
+                # one push (or with the next claims): each push holds the server's branch
+                self.push_after = self.wall() + min(self.push_s, MAX_PUSH_WAIT)
             if result is not rm.Pushed.REJECTED or not self._fetch():
                 return
             self._integrate()
             now = self.wall()
+        # rejected each time: the hosts pushing at once are spread out before the next try
+        self.push_after = self.wall() + random.uniform(0.5, 1.5) * min(self.push_s,
+                                                                       MAX_PUSH_WAIT)
 
     def _push_head(self, now: float) -> tuple[rm.Pushed, str]:
         head = self.store.head_commit()
@@ -518,8 +535,12 @@ class Hosts:
         self.branches &= set(branches)
         # (not the lease: the poller's thread renews it meanwhile, and a ref that moved
         # since the push began fails the whole atomic push; claims are named in it first)
+        began = self.wall()
         result, why = self.remote.push(head_id, None, branches)
         self.counters.pushes += 1
+        if result is not rm.Pushed.UNREACHABLE:
+            took = max(0.0, self.wall() - began)
+            self.push_s = took if not self.push_s else 0.7 * self.push_s + 0.3 * took
         if result is rm.Pushed.OK:
             self.poller.known = self.remote.tracked()
             self.branches -= set(branches)

@@ -149,3 +149,55 @@ def find_org_root(start: Path) -> Path:
         f"{start} is not inside an aoi organisation (no aoi.yaml at a git top level); "
         "run `aoi init DIR` or pass -C DIR"
     )
+
+
+class CatFile:
+    """One `git cat-file --batch` process answering object requests one by one (`HEAD:path`,
+    an object id): for a command that reads a few files of a commit, cheaper than importing
+    pygit2. `close()` (or the end of a `with` block) ends it."""
+
+    def __init__(self, cwd: Path | str) -> None:
+        self.cmd = ["git", "cat-file", "--batch"]
+        try:
+            self.proc = subprocess.Popen(self.cmd, cwd=cwd, stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as exc:
+            raise _not_started(self.cmd, exc) from exc
+
+    def get(self, spec: str) -> tuple[str, bytes] | None:
+        """(type, content) of the object `spec` names, None when there is none."""
+        if "\n" in spec:
+            return None  # (one request per line)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write(spec.encode() + b"\n")
+            self.proc.stdin.flush()
+            header = self.proc.stdout.readline()
+        except OSError:
+            header = b""
+        if not header:
+            self.close()
+            raise GitError(self.cmd, self.proc.returncode or 1, "",
+                           (self.proc.stderr.read() if self.proc.stderr else b"").decode(
+                               "utf-8", "replace"))
+        parts = header.split()
+        if len(parts) != 3:  # `<spec> missing` / `ambiguous`
+            return None
+        size = int(parts[2])
+        data = self.proc.stdout.read(size)
+        self.proc.stdout.read(1)  # the newline after the content
+        return parts[1].decode(), data
+
+    def close(self) -> None:
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            self.proc.stdin.close()
+        self.proc.wait()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+    def __enter__(self) -> CatFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

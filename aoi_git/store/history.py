@@ -30,17 +30,20 @@ class Record:
 
 
 def records(root: Path, rev: str = "HEAD", since: str | None = None,
-            tasks: Sequence[str] = ()) -> Iterator[Record]:
+            tasks: Sequence[str] = (), having: str | None = None) -> Iterator[Record]:
     """aoi commits, oldest first, parsed from trailers (one `git log` process, streamed).
 
     `tasks`: only commits with an `Aoi-Task:` trailer naming one of these (git filters,
-    so a short list costs little however long the history is)."""
+    so a short list costs little however long the history is). `having`: only commits
+    whose message holds this text (e.g. a trailer's name), also filtered by git."""
     args = ["log", "--reverse", "--date-order",  # children after parents, always
             "--format=%H%x1f%ct%x1f%s%x1f%B%x1e", rev]
     if since:
         args.insert(2, f"--since={since}")
     if tasks:
         args[2:2] = ["--fixed-strings", *(f"--grep=Aoi-Task: {t}" for t in tasks)]
+    elif having:
+        args[2:2] = ["--fixed-strings", f"--grep={having}"]
     try:
         for item in git_stream(*args, cwd=root):
             rec = _parse(item)

@@ -32,7 +32,14 @@ except ImportError:  # pragma: no cover - not POSIX
 
 from aoi_git.domain.model import Task
 from aoi_git.errors import AoiError, ConcurrentUpdate
-from aoi_git.store import index_journal, index_lock, person_commit, ref_move, signing
+from aoi_git.store import (
+    index_journal,
+    index_lock,
+    index_patch,
+    person_commit,
+    ref_move,
+    signing,
+)
 from aoi_git.store.git import git, git_detached
 from aoi_git.store.head_view import HeadView, remember_blob
 from aoi_git.store.history_index import HistoryIndex
@@ -54,6 +61,7 @@ FILEMODE_TREE = pygit2.enums.FileMode.TREE if hasattr(pygit2, "enums") else 0o04
 pygit2.settings.cache_object_limit(pygit2.enums.ObjectType.TREE, 1 << 20)
 
 GC_EVERY_COMMITS = 2000
+
 GIT_GC_AUTO_DEFAULT = 6700  # git's gc.auto when unset
 
 
@@ -260,7 +268,7 @@ class Store:
                     new_id = self.create_commit(  # the object only; then the branch
                         author, committer, change.message, tree_id, parents, actor)
                     if not self.repo.is_bare:  # a person's `git commit` under way: let it end
-                        self._person.wait()
+                        self._person.wait(last_look_follows=head is not None)
                     self._move_branch(head, new_id, change.message)
                 except (pygit2.GitError, ValueError, OSError) as exc:  # ref lock: OSError
                     last_error = str(exc)
@@ -500,23 +508,10 @@ class Store:
             now = {path: head.blob_id(path) for path in moves}
             on_disk = {path: self._move_file(path, move.file_old, now[path])
                        for path, move in moves.items()}
-            index = self.repo.index
             try:
-                index.read(False)
-                changed = False
-                for path, lost in self._settling.lost(index_blobs(index, self._settling.moves),
-                                                      time.monotonic()).items():
-                    # a person's git wrote back the entry we had moved: move it again
-                    changed |= self._move_entry(index, path, lost.index_olds, lost.new,
-                                                index_journal.KEEP)
-                for path, move in moves.items():
-                    changed |= self._move_entry(index, path, move.index_olds, now[path],
-                                                on_disk[path])
-                if changed:
-                    self._write_index(index)
+                if not self._patch_entries(moves, now, on_disk):
+                    self._move_entries(moves, now, on_disk)
             except (pygit2.GitError, OSError):  # index.lock: a person's git is writing it
-                with contextlib.suppress(pygit2.GitError, OSError):
-                    index.read(True)  # drop what was changed in memory only
                 # the files are done; the entries are not
                 self.resume_moves({path: dataclasses.replace(move, file_old=on_disk[path])
                                    for path, move in moves.items()})
@@ -524,6 +519,61 @@ class Store:
             self._settling.add({path: dataclasses.replace(move, new=now[path],
                                                           file_old=on_disk[path])
                                 for path, move in moves.items()}, time.monotonic())
+        return True
+
+    def _move_entries(self, moves: Mapping[str, index_journal.Move],
+                      now: Mapping[str, str | None], on_disk: Mapping[str, str | None]) -> None:
+        """The index half of `flush_index` through libgit2 (the whole index read and
+        written), with the settling entries a person's git put back moved again."""
+        index = self.repo.index
+        try:
+            index.read(False)
+            changed = False
+            for path, lost in self._settling.lost(index_blobs(index, self._settling.moves),
+                                                  time.monotonic()).items():
+                # a person's git wrote back the entry we had moved: move it again
+                changed |= self._move_entry(index, path, lost.index_olds, lost.new,
+                                            index_journal.KEEP)
+            for path, move in moves.items():
+                changed |= self._move_entry(index, path, move.index_olds, now[path],
+                                            on_disk[path])
+            if changed:
+                self._write_index(index)
+        except (pygit2.GitError, OSError):
+            with contextlib.suppress(pygit2.GitError, OSError):
+                index.read(True)  # drop what was changed in memory only
+            raise
+
+    def _patch_entries(self, moves: Mapping[str, index_journal.Move],
+                       now: Mapping[str, str | None], on_disk: Mapping[str, str | None],
+                       ) -> bool:
+        """The index half of a one-off commit's `flush_index` through `index_patch`: the
+        moved entries alone spliced into the index file, under the marker a kill leaves
+        behind (`index_lock`). False when this is left to libgit2: the daemon's deferred
+        flushes (settling entries to watch), an index in a form `index_patch` leaves alone.
+        Raises OSError when a git holds the index lock."""
+        if self.defer_index or self._settling.moves:
+            return False
+        changed = False
+        with index_lock.writing(self.aoi_dir):
+            started = time.perf_counter()
+            try:
+                index = index_patch.PatchedIndex.load(Path(self.repo.path) / "index")
+                if index is None:
+                    return False
+                try:
+                    for path, move in moves.items():
+                        changed |= self._move_entry(index, path, move.index_olds, now[path],
+                                                    on_disk[path])
+                    if changed:
+                        index.write()
+                finally:
+                    index.close()
+            finally:
+                self.index_lock_s += time.perf_counter() - started
+        if changed:
+            self.index_writes += 1
+            self._person.wrote_index()
         return True
 
     def _move_files_only(self) -> None:
@@ -607,8 +657,9 @@ class Store:
             commit = commit.parents[0] if commit.parents else None
         return False
 
-    def _move_entry(self, index: pygit2.Index, path: str, old_blobs: frozenset[str | None],
-                    new_blob: str | None, file_blob: str | None) -> bool:
+    def _move_entry(self, index: pygit2.Index | index_patch.PatchedIndex, path: str,
+                    old_blobs: frozenset[str | None], new_blob: str | None,
+                    file_blob: str | None) -> bool:
         """Move the index entry from one of `old_blobs` to `new_blob` unless a person staged
         their own; `file_blob`: what `_move_file` left in the work tree (KEEP: not known)."""
         try:
@@ -628,7 +679,14 @@ class Store:
                 on_disk = str(pygit2.hash((self.root / path).read_bytes()))
             except OSError:
                 on_disk = None
-        if on_disk == new_blob:
+        if isinstance(index, index_patch.PatchedIndex):
+            mode = FILEMODE_BLOB if entry_id is None else index[path].mode
+            stat = None
+            if on_disk == new_blob:
+                with contextlib.suppress(OSError):
+                    stat = os.stat(self.root / path)
+            index.add_blob(path, new_blob, stat, int(mode))
+        elif on_disk == new_blob:
             index.add(path)  # records stat data, so `git status` stays quick and clean
         else:
             index.add(pygit2.IndexEntry(path, pygit2.Oid(hex=new_blob),

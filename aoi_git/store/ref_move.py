@@ -59,8 +59,10 @@ def move(git_dir: Path, common_dir: Path, ref: str, old: str, new: str, who: str
         raise ValueError(LOCKED) from None  # (retried: the folder is there now)
     renamed = False
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(new + "\n")
+        try:
+            os.write(fd, (new + "\n").encode())
+        finally:
+            os.close(fd)
         if _current(common_dir, ref) != old:
             raise ValueError(MOVED)
         if not last_look():

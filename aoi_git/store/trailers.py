@@ -58,9 +58,12 @@ class Message:
         elif first.old == first.new:
             subject = f"aoi: {first.task_id} edit: {first.title}"
         else:
-            subject = f"aoi: {first.task_id} {first.old or 'new'} -> {first.new}: {first.title}"
-        if len(self.transitions) > 1 and not self.subject:
-            subject += f" (+{len(self.transitions) - 1} more)"
+            chain = successive_moves(self.transitions)
+            stops = " -> ".join([first.old or "new", *(t.new for t in chain)])
+            subject = f"aoi: {first.task_id} {stops}: {chain[-1].title}"
+        rest = len(self.transitions) - (len(successive_moves(self.transitions)) or 1)
+        if rest and not self.subject:
+            subject += f" (+{rest} more)"
         subject, whole = fit_subject(subject)
         lines = [subject, ""]
         if whole is not None:
@@ -79,6 +82,33 @@ class Message:
         for k, v in self.extra:
             lines.append(f"{k}: {v}".replace("\n", " "))
         return "\n".join(lines) + "\n"
+
+
+def successive_moves(transitions: Sequence[Transition]) -> list[Transition]:
+    """The leading moves of one task, each from where the one before left it (a commit
+    that accepts and finishes a task names both)."""
+    if not transitions or transitions[0].old == transitions[0].new:
+        return []
+    chain = [transitions[0]]
+    for t in transitions[1:]:
+        if t.task_id != chain[-1].task_id or t.old != chain[-1].new or t.old == t.new:
+            break
+        chain.append(t)
+    return chain
+
+
+def moves(message: str) -> dict[str, list[str]]:
+    """task id -> its `Aoi-Transition` values in a commit message, in order: a commit may
+    move one task several times (completed->accepted, then accepted->finished)."""
+    out: dict[str, list[str]] = {}
+    task: str | None = None
+    for k, v in parse_trailers(message):
+        if k == "Aoi-Task":
+            task = v
+        elif k == "Aoi-Transition" and task is not None:
+            out.setdefault(task, []).append(v)
+            task = None
+    return out
 
 
 def agent_work_message(title: str, summary: str, task_id: str, employee: str) -> str:

@@ -96,27 +96,35 @@ class Txn:
         self._found[task_id] = parsed
         return parsed
 
-    def put(self, task: Task, *, new: bool = False, path: str | None = None) -> Task:
-        """Write `task`; its status change is checked against the version at this head."""
+    def put(self, task: Task, *, new: bool = False, path: str | None = None,
+            then: bool = False) -> Task:
+        """Write `task`; its status change is checked against the version at this head.
+
+        `then`: a further move of a task this commit has already moved (e.g. accepted,
+        then finished), checked against the version written here and recorded as a
+        transition of its own, so the commit carries one `Aoi-Transition` per move."""
         old = None if new else self.find(task.id)
         if new and self.find(task.id) is not None:
             raise AoiError(f"task {task.id!r} already exists")
         if not new and old is None:
             raise AoiError(f"no task {task.id!r} to change")
         base_status = old.status if old is not None else None
-        # the first version in this commit is what the transition is checked against
-        first = next((t for t in self.transitions if t.task_id == task.id), None)
-        if first is not None:
-            base_status = Status(first.old) if first.old else None
+        # the move this commit is making of the task: what the change is checked against
+        last = next((t for t in reversed(self.transitions) if t.task_id == task.id), None)
+        if then and last is not None and last.old != last.new:
+            base_status = Status(last.new)
+            last = None  # a move of its own
+        elif last is not None:
+            base_status = Status(last.old) if last.old else None
         check_transition(base_status, task.status, self.actor.kind, task.kind)
         target = path or self.path_of(task.id)
         if path is not None:
             self._written_paths[task.id] = path
         self.files[target] = dump_task(task, target)
         self.written[task.id] = task
-        if first is not None:
-            first.new = task.status.value
-            first.title = task.title
+        if last is not None:
+            last.new = task.status.value
+            last.title = task.title
         else:
             self.transitions.append(
                 Transition(task.id, base_status.value if base_status else None,

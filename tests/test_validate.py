@@ -230,6 +230,7 @@ def test_a_person_may_answer_a_human_task_and_cancel(org_dir: Path, cli) -> None
 @pytest.mark.parametrize("garbage", [b"\x80\x04garbage", b"", b"\x00" * 100])
 def test_a_stale_or_corrupt_cache_is_harmless(org_dir: Path, cli, garbage: bytes) -> None:  # noqa: ANN001
     tid = cli(org_dir, "task", "new", "cached").stdout.strip()
+    assert tid in cli(org_dir, "task", "list").stdout  # (`task new` reads no index)
     cache = org_dir / ".aoi" / "cache" / "tasks.pickle"
     assert cache.is_file()
     cache.write_bytes(garbage)

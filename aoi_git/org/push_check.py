@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-
-import pygit2
 
 from aoi_git.domain.model import BAD_VALUE, Actor, ActorKind, Employee, OrgConfig, Task
 from aoi_git.domain.org_paths import is_org_file, is_task_path
 from aoi_git.store import signing, sshsig
 from aoi_git.store.head_view import HeadView
+from aoi_git.store.pushed import PushedCommit, PushedHistory
 from aoi_git.store.task_cache import TaskCache
 from aoi_git.store.trailers import parse_trailers
 
@@ -48,24 +47,16 @@ class _Line:
 
 
 class PushCheck:
-    """The checks of one push to the repository of `store` (its refs not yet moved)."""
+    """The checks of one push to `history`'s repository (its refs not yet moved)."""
 
-    def __init__(self, repo: pygit2.Repository, tasks: TaskCache) -> None:
-        self.repo = repo
+    def __init__(self, history: PushedHistory, tasks: TaskCache) -> None:
+        self.history = history
         self.task_cache = tasks
-        self.first_push = not any(True for _ in self.repo.references)
+        self.first_push = history.first_push
         self._signers: dict[str | None, list[sshsig.AllowedSigner]] = {}
         self._configs: dict[str | None, OrgConfig] = {}
         self._line: _Line | None = None
-        self._checked: set[pygit2.Oid] = set()
-        self._hidden = [oid for ref in self.repo.references.iterator()
-                        if (oid := self._peel(ref)) is not None]
-
-    def _peel(self, ref: pygit2.Reference) -> pygit2.Oid | None:
-        try:
-            return ref.peel(pygit2.Commit).id
-        except (pygit2.GitError, ValueError, KeyError):
-            return None  # (a ref to a tree or a blob: nothing it hides)
+        self._checked: set[str] = set()
 
     # ---------------------------------------------------------------- the push
     def problems(self, lines: Iterable[str]) -> list[str]:
@@ -78,54 +69,30 @@ class PushCheck:
             _, new, ref = parts
             if new == ZERO or not ref.startswith("refs/heads/"):
                 continue
-            line_of = set(self._first_parents(pygit2.Oid(hex=new)))
-            for commit in self._new_commits(pygit2.Oid(hex=new)):
+            for commit in self.history.new_commits(new):
                 if commit.id not in self._checked:
                     self._checked.add(commit.id)
-                    out += self.check(commit, commit.id in line_of)
+                    out += self.check(commit)
         return out
 
-    def _walker(self, new: pygit2.Oid, sort: pygit2.enums.SortMode) -> pygit2.Walker:
-        walker = self.repo.walk(new, sort)
-        for oid in self._hidden:
-            walker.hide(oid)
-        return walker
-
-    def _new_commits(self, new: pygit2.Oid) -> Iterator[pygit2.Commit]:
-        """What `git rev-list --reverse --topo-order new --not --all` lists."""
-        sort = pygit2.enums.SortMode
-        yield from self._walker(new, sort.TOPOLOGICAL | sort.REVERSE)
-
-    def _first_parents(self, new: pygit2.Oid) -> Iterator[pygit2.Oid]:
-        walker = self._walker(new, pygit2.enums.SortMode.NONE)
-        walker.simplify_first_parent()
-        for commit in walker:
-            yield commit.id
-
     # ------------------------------------------------------------- one commit
-    def check(self, commit: pygit2.Commit, on_line: bool) -> list[str]:
-        rev = str(commit.id)[:10]
-        parent = commit.parents[0] if commit.parents else None
-        if parent is None:
-            diff = commit.tree.diff_to_tree(swap=True)
-        else:
-            diff = self.repo.diff(parent, commit)
-        paths = [d.new_file.path or d.old_file.path for d in diff.deltas]
-        before, after = HeadView(self.repo, parent), HeadView(self.repo, commit)
+    def check(self, commit: PushedCommit) -> list[str]:
+        rev = commit.id[:10]
+        paths, before, after = commit.paths, commit.before, commit.after
         org_paths = [p for p in paths if is_org_file(p)]
         keys = any(p.split("/", 1)[0] == KEYS for p in paths)
         message = commit.message
         trailers = dict(parse_trailers(message))
         if not org_paths and not keys and not any(k.startswith("Aoi-") for k in trailers):
             return []  # work product: nobody's state, no one's word
-        author_email = commit.author.email
+        author_email = commit.author_email
         try:
             actor = Actor.parse(trailers["Aoi-Actor"]) if "Aoi-Actor" in trailers else Actor(
-                ActorKind.HUMAN, commit.author.name)
+                ActorKind.HUMAN, commit.author_name)
         except ValueError:
             return [f"{rev} Aoi-Actor {trailers['Aoi-Actor']!r} is not agent:, human: or "
                     "daemon:<name>"]
-        if parent is None and not self.first_push:
+        if commit.is_root and not self.first_push:
             return [f"{rev} is a new root commit: an organisation's history has one root, "
                     "its founding commit"]
         from aoi_git.org.signatures import SignedCommit, signature_problem
@@ -133,8 +100,7 @@ class PushCheck:
         problems: list[str] = []
         # who may sign: as of the parent; the org's first list of keys trusts itself
         allowed = self._allowed(before) or self._allowed(after)
-        signature, payload = commit.gpg_signature
-        signer = signing.signer_of(signature, payload, allowed)
+        signer = signing.signer_of(commit.signature, commit.payload, allowed)
         why = signature_problem(SignedCommit(actor, author_email, signer, keys),
                                 self._config(before).require_person_signatures)
         if why is not None:
@@ -143,7 +109,7 @@ class PushCheck:
         if listed is not None:
             problems += [f"{rev} {signing.ALLOWED_SIGNERS}:{n}: {why}" for n, why in
                          sshsig.parse_allowed_signers(listed.decode("utf-8", "replace"))[1]]
-        if on_line and org_paths:
+        if commit.on_line and org_paths:
             files = {p: after.read(p) for p in org_paths}
             found = self._validate(before, commit, files, actor, author_email)
             problems += [f"{rev} {p}" for p in found]
@@ -162,7 +128,7 @@ class PushCheck:
         return self._configs[blob]
 
     # -------------------------------------------------------------- validation
-    def _validate(self, before: HeadView, commit: pygit2.Commit,
+    def _validate(self, before: HeadView, commit: PushedCommit,
                   files: Mapping[str, bytes | None], actor: Actor, email: str) -> list[str]:
         from aoi_git.org.validate import Validator
         from aoi_git.store.trailers import moves
@@ -243,13 +209,9 @@ def check_push(git_dir: Path, lines: Iterable[str],
     """The problems of a push to the repository at `git_dir` (empty: accept it; else
     `REFUSED` goes after them). The tasks it parsed are kept for the next push in
     `<git_dir>/.aoi/cache/` (by blob id: a push refused leaves nothing wrong there)."""
-    repo = pygit2.Repository(str(git_dir))
-    # Pushed objects wait in a quarantine folder that git, but not libgit2, reads.
-    for var in ("GIT_QUARANTINE_PATH", "GIT_OBJECT_DIRECTORY"):
-        if env.get(var):
-            repo.odb.add_disk_alternate(env[var])
-    cache = TaskCache(repo, git_dir / ".aoi")
-    problems = PushCheck(repo, cache).problems(lines)
+    history = PushedHistory(git_dir, env)
+    cache = TaskCache(history.repo, git_dir / ".aoi")
+    problems = PushCheck(history, cache).problems(lines)
     with contextlib.suppress(OSError):  # only a cache
         cache.save()
     return problems

@@ -547,21 +547,30 @@ class Store:
     def _patch_entries(self, moves: Mapping[str, index_journal.Move],
                        now: Mapping[str, str | None], on_disk: Mapping[str, str | None],
                        ) -> bool:
-        """The index half of a one-off commit's `flush_index` through `index_patch`: the
-        moved entries alone spliced into the index file, under the marker a kill leaves
-        behind (`index_lock`). False when this is left to libgit2: the daemon's deferred
-        flushes (settling entries to watch), an index in a form `index_patch` leaves alone.
-        Raises OSError when a git holds the index lock."""
-        if self.defer_index or self._settling.moves:
-            return False
+        """The index half of `flush_index` through `index_patch`: the moved entries (and
+        the settling ones a person's git put back) spliced into the index file, read only
+        once `index.lock` is held, so a `git add` that ends between aoi's read and its
+        write cannot be undone by it; under the marker a kill leaves behind
+        (`index_lock`). False when this is left to libgit2: an index in a form
+        `index_patch` leaves alone. Raises OSError when a git holds the index lock."""
+        git_dir = Path(self.repo.path)
+        if (git_dir / "index.lock").exists():
+            done = index_lock.clear_if_stale(git_dir, self.aoi_dir)
+            if done is not None and self.on_notice is not None:
+                self.on_notice(done)
         changed = False
         with index_lock.writing(self.aoi_dir):
             started = time.perf_counter()
             try:
-                index = index_patch.PatchedIndex.load(Path(self.repo.path) / "index")
+                index = index_patch.PatchedIndex.load(git_dir / "index")
                 if index is None:
                     return False
                 try:
+                    for path, lost in self._settling.lost(
+                            index_blobs(index, self._settling.moves), time.monotonic()).items():
+                        # a person's git wrote back the entry we had moved: move it again
+                        changed |= self._move_entry(index, path, lost.index_olds, lost.new,
+                                                    index_journal.KEEP)
                     for path, move in moves.items():
                         changed |= self._move_entry(index, path, move.index_olds, now[path],
                                                     on_disk[path])
@@ -714,7 +723,8 @@ class Store:
         git_detached(*args, cwd=self.root)
 
 
-def index_blobs(index: pygit2.Index, paths: Iterable[str]) -> dict[str, str | None]:
+def index_blobs(index: pygit2.Index | index_patch.PatchedIndex,
+                paths: Iterable[str]) -> dict[str, str | None]:
     """The blob id of each path's index entry (None: no entry)."""
     out: dict[str, str | None] = {}
     for path in paths:

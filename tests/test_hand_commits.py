@@ -91,8 +91,9 @@ def test_a_persons_git_commits_go_through_while_the_daemon_commits(
     # The daemon keeps the branch still while it sees a person's `git commit` and leaves
     # the index alone while their git is at work; what is left is the moment between its
     # last look and its branch update or index write, longer the busier the machine
-    # (bench_hand_commits.py measures the rate; here a bound that holds under load).
-    assert tally.attempted - tally.first_try <= max(2, 0.05 * tally.attempted)
+    # (bench_hand_commits.py measures the rate; here a bound that holds under load: with
+    # the whole suite running beside it on 2 cores, 3-6% of the commits took a retry).
+    assert tally.attempted - tally.first_try <= max(2, 0.10 * tally.attempted)
 
     # 0 lost edits: every content the person committed is in history, the last one of
     # each file at HEAD ...

@@ -268,7 +268,7 @@ class Store:
                     new_id = self.create_commit(  # the object only; then the branch
                         author, committer, change.message, tree_id, parents, actor)
                     if not self.repo.is_bare:  # a person's `git commit` under way: let it end
-                        self._person.wait(last_look_follows=head is not None)
+                        self._person.wait()
                     self._move_branch(head, new_id, change.message)
                 except (pygit2.GitError, ValueError, OSError) as exc:  # ref lock: OSError
                     last_error = str(exc)

@@ -79,14 +79,6 @@ def _young_index_lock(git_dir: Path) -> bool:
         return False
 
 
-def _read(path: str) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        return os.read(fd, 65536)
-    finally:
-        os.close(fd)
-
-
 class GitKind(enum.Enum):
     COMMIT = "commit"
     OTHER = "other"
@@ -105,8 +97,6 @@ class Watch:
     def __init__(self, root: Path, git_dir: Path) -> None:
         self.root = root
         self.git_dir = git_dir
-        self._root_s = str(root)
-        self._aoi_s = str(root / ".aoi")
         self._proc = PROC.is_dir()
         self._settled: set[str] = set()  # pids known not to be a commit here
         self._first_seen: dict[str, float] = {}
@@ -164,21 +154,20 @@ class Watch:
     def _git_kind(self, pid: str) -> GitKind | None:
         """What process `pid` is: a `git commit` or another git working in the checkout
         (not this process's child, not in an agent's worktree), or None."""
-        # plain string paths, the cheapest test first: on a busy machine many processes
-        # start between two commits, and most of the gits among them work elsewhere
-        base = f"{PROC}/{pid}/"
+        base = PROC / pid
         try:
-            if _read(base + "comm") != b"git\n":
+            if (base / "comm").read_bytes() != b"git\n":
                 return None
-            cwd = os.readlink(base + "cwd")
-            if not (cwd == self._root_s or cwd.startswith(self._root_s + "/")) or \
-                    cwd == self._aoi_s or cwd.startswith(self._aoi_s + "/"):
-                return None  # elsewhere, or in an agent's worktree (not the person's checkout)
-            if _read(base + "stat").rsplit(b")", 1)[1].split()[1] == str(
+            argv = (base / "cmdline").read_bytes().split(b"\0")
+            if (base / "stat").read_bytes().rsplit(b")", 1)[1].split()[1] == str(
                     os.getpid()).encode():
                 return None  # aoi's own git (e.g. a merge in a task's worktree)
-            argv = _read(base + "cmdline").split(b"\0")
+            cwd = Path(os.readlink(base / "cwd"))
         except (OSError, IndexError):
+            return None
+        if self.root / ".aoi" in (cwd, *cwd.parents):
+            return None  # an agent's worktree, not the person's checkout
+        if not (cwd == self.root or self.root in cwd.parents):
             return None
         return GitKind.COMMIT if b"commit" in argv else GitKind.OTHER
 
@@ -211,17 +200,15 @@ class Watch:
         return (committing_pid(self.git_dir) is not None or _young_index_lock(self.git_dir)
                 or self.git_commit_pid() is not None)
 
-    def wait(self, last_look_follows: bool = False) -> float:
+    def wait(self) -> float:
         """Wait while a person's commit is under way (see the module docstring); the
-        seconds waited. `last_look_follows`: the caller makes its own `started_since`
-        look right after (a branch move's last look), so this one is not repeated."""
+        seconds waited."""
         start = time.monotonic()
         while True:
             waited = time.monotonic() - start
             if (committing_pid(self.git_dir) is None and self.git_commit_pid() is None
                     and (waited >= LOCK_WAIT_S or not _young_index_lock(self.git_dir))
-                    and (last_look_follows
-                         or self.started_since() is None)):  # (one started during that look)
+                    and self.started_since() is None):  # (one started during that look)
                 return waited
             if waited >= WAIT_LIMIT_S:
                 return waited

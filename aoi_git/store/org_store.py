@@ -528,12 +528,7 @@ class Store:
         index = self.repo.index
         try:
             index.read(False)
-            changed = False
-            for path, lost in self._settling.lost(index_blobs(index, self._settling.moves),
-                                                  time.monotonic()).items():
-                # a person's git wrote back the entry we had moved: move it again
-                changed |= self._move_entry(index, path, lost.index_olds, lost.new,
-                                            index_journal.KEEP)
+            changed = self._move_lost_entries(index)
             for path, move in moves.items():
                 changed |= self._move_entry(index, path, move.index_olds, now[path],
                                             on_disk[path])
@@ -543,6 +538,15 @@ class Store:
             with contextlib.suppress(pygit2.GitError, OSError):
                 index.read(True)  # drop what was changed in memory only
             raise
+
+    def _move_lost_entries(self, index: pygit2.Index | index_patch.PatchedIndex) -> bool:
+        """Move again the settling entries a person's git wrote back (True: one moved)."""
+        changed = False
+        for path, lost in self._settling.lost(index_blobs(index, self._settling.moves),
+                                              time.monotonic()).items():
+            changed |= self._move_entry(index, path, lost.index_olds, lost.new,
+                                        index_journal.KEEP)
+        return changed
 
     def _patch_entries(self, moves: Mapping[str, index_journal.Move],
                        now: Mapping[str, str | None], on_disk: Mapping[str, str | None],
@@ -566,11 +570,7 @@ class Store:
                 if index is None:
                     return False
                 try:
-                    for path, lost in self._settling.lost(
-                            index_blobs(index, self._settling.moves), time.monotonic()).items():
-                        # a person's git wrote back the entry we had moved: move it again
-                        changed |= self._move_entry(index, path, lost.index_olds, lost.new,
-                                                    index_journal.KEEP)
+                    changed = self._move_lost_entries(index)
                     for path, move in moves.items():
                         changed |= self._move_entry(index, path, move.index_olds, now[path],
                                                     on_disk[path])

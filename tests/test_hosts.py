@@ -337,6 +337,15 @@ def test_three_hosts_share_one_remote(tmp_path: Path) -> None:
         assert sorted(leases.split()) == [f"refs/aoi/leases/h{i}" for i in (1, 2, 3)]
 
 
+def wait_or_dump(c: Any, cond: Any, **how: Any) -> Any:
+    """`wait_for(cond, **how)`; on a timeout the assertion says what the server and each
+    host say (`dump`)."""
+    try:
+        return wait_for(cond, **how)
+    except AssertionError:
+        raise AssertionError(dump(c)) from None
+
+
 def dump(c: Any) -> str:
     """What the server and each host say, for a failing assertion."""
     return f"{remote_tasks(c.server)}\n" + "\n".join(
@@ -393,10 +402,7 @@ def test_chaos_kills_and_a_partition_lose_nothing_and_run_nothing_twice(
             tasks = remote_tasks(c.server)
             return all_terminal({t: s for t, s in tasks.items() if t.startswith("t-0")})
 
-        try:
-            wait_for(done, timeout=120, interval=0.3, what="every task terminal on the server")
-        except AssertionError:
-            raise AssertionError(dump(c)) from None
+        wait_or_dump(c, done, timeout=120, interval=0.3, what="every task terminal on the server")
         for h in c.hosts:
             h.stop()
         records = read_records(c.shared)
@@ -424,12 +430,9 @@ def test_four_hosts_racing_for_one_queue_never_start_a_task_twice(tmp_path: Path
                     max_agents=1, concurrency=1, sandbox=False) as c:
         for h in c.hosts:
             h.start()
-        try:
-            wait_for(lambda: all_terminal(
-                {t: s for t, s in remote_tasks(c.server).items() if t.startswith("t-0")}),
-                timeout=300, interval=0.3, what="every task finished on the server")
-        except AssertionError:
-            raise AssertionError(dump(c)) from None
+        wait_or_dump(c, lambda: all_terminal(
+            {t: s for t, s in remote_tasks(c.server).items() if t.startswith("t-0")}),
+            timeout=300, interval=0.3, what="every task finished on the server")
         for h in c.hosts:
             assert h.stop() == 0, h.output()
         records = read_records(c.shared)
@@ -455,10 +458,7 @@ def _wait_running(c: Any, host: str) -> str:
             if h == host and not ended:
                 return task
         return None
-    try:
-        return str(wait_for(found, timeout=90, interval=0.1, what=f"an agent on {host}"))
-    except AssertionError:
-        raise AssertionError(dump(c)) from None
+    return str(wait_or_dump(c, found, timeout=90, interval=0.1, what=f"an agent on {host}"))
 
 
 @pytest.mark.timeout(240)
@@ -475,11 +475,8 @@ def test_a_host_cut_off_within_its_lease_claims_nothing_and_pushes_its_result_af
         time.sleep(4)  # h2's run ends meanwhile; the lease (8 s) still holds
         restored = time.time()
         c.proxies["h2"].restore()
-        try:
-            wait_for(lambda: all_terminal(remote_tasks(c.server)), timeout=120,
+        wait_or_dump(c, lambda: all_terminal(remote_tasks(c.server)), timeout=120,
                      interval=0.3, what="every task finished")
-        except AssertionError:
-            raise AssertionError(dump(c)) from None
         for h in c.hosts:
             h.stop()
         records = read_records(c.shared)
@@ -507,18 +504,12 @@ def test_a_host_cut_off_past_its_lease_stops_its_run_first_and_abandons_it(
         c.proxies["h2"].cut()
         h1.start()
         # h2 stops its run before its lease runs out; then h1 recovers the task, runs it
-        try:
-            wait_for(lambda: any(r[0] == tid and r[1] == "h1" for r in read_records(c.shared)),
+        wait_or_dump(c, lambda: any(r[0] == tid and r[1] == "h1" for r in read_records(c.shared)),
                      timeout=90, interval=0.2, what="h1 runs the task again")
-        except AssertionError:
-            raise AssertionError(dump(c)) from None
         restored = time.time()
         c.proxies["h2"].restore()
-        try:
-            wait_for(lambda: all_terminal(remote_tasks(c.server)), timeout=120,
+        wait_or_dump(c, lambda: all_terminal(remote_tasks(c.server)), timeout=120,
                      interval=0.3, what="the task finished")
-        except AssertionError:
-            raise AssertionError(dump(c)) from None
         for h in c.hosts:
             h.stop()
         records = read_records(c.shared)
@@ -546,17 +537,11 @@ def test_a_host_restarted_after_its_lease_ran_out_abandons_what_it_had(
         h2.kill()  # its agent dies with it; its lease runs out
         killed = time.time()
         h1.start()
-        try:
-            wait_for(lambda: "recovered to pending (its host's lease ran out)" in h1.log(),
+        wait_or_dump(c, lambda: "recovered to pending (its host's lease ran out)" in h1.log(),
                      timeout=90, interval=0.2, what="h1 recovers the task")
-        except AssertionError:
-            raise AssertionError(dump(c)) from None
         h2.start()
-        try:
-            wait_for(lambda: all_terminal(remote_tasks(c.server)), timeout=120,
+        wait_or_dump(c, lambda: all_terminal(remote_tasks(c.server)), timeout=120,
                      interval=0.3, what="the task finished")
-        except AssertionError:
-            raise AssertionError(dump(c)) from None
         for h in c.hosts:
             h.stop()
         records = read_records(c.shared)
@@ -581,19 +566,13 @@ def test_each_host_signs_with_its_own_key_and_an_unlisted_one_is_refused(
         assert f"host:h1 namespaces=\"git\" {host_key(h1)}" in listed
         assert host_key(h2) not in listed
         h2.start()
-        try:
-            wait_for(lambda: "the remote refused" in h2.log(), timeout=90, interval=0.2,
+        wait_or_dump(c, lambda: "the remote refused" in h2.log(), timeout=90, interval=0.2,
                      what="the server refuses h2's claim")
-        except AssertionError:
-            raise AssertionError(dump(c)) from None
         assert "must be signed by a host key" in h2.log()
         assert set(remote_tasks(c.server).values()) == {"pending"}
         h1.start()
-        try:
-            wait_for(lambda: all_terminal(remote_tasks(c.server)), timeout=150,
+        wait_or_dump(c, lambda: all_terminal(remote_tasks(c.server)), timeout=150,
                      interval=0.3, what="h1 finishes every task")
-        except AssertionError:
-            raise AssertionError(dump(c)) from None
         for h in c.hosts:
             h.stop()
         assert {r[1] for r in read_records(c.shared)} == {"h1"}

@@ -9,8 +9,12 @@ is recomputed. Anything this does not know for sure (index version 4, a split or
 index, an extension it does not know, a path found twice) makes `load` return None, and
 the caller uses libgit2 as before.
 
-The lock is taken before the index is read, so a person's git cannot write between the
-read and the write (it would fail on `index.lock`, as with any git).
+`load` takes the lock before it reads, so a person's git cannot write between the read
+and the write (it would fail on `index.lock`, as with any git). `load(locked=False)` reads
+without it and `write` takes the lock only to check that the index is still byte for byte
+what was read, then writes: the lock is held for the write alone, not for the caller's
+work on the entries, so a person's `git add` or `git commit` meets it far more rarely. An
+index written meanwhile raises `IndexChanged` and nothing is written.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +32,10 @@ _NAME_MASK = 0x0FFF
 _KNOWN = {b"TREE", b"REUC", b"UNTR", b"FSMN"}  # kept (TREE updated); others: use libgit2
 _DROPPABLE = {b"EOIE", b"IEOT"}  # offsets into the entries: optional, dropped when changed
 _MODES = {0o100644, 0o100755, 0o120000, 0o160000}
+
+
+class IndexChanged(OSError):
+    """Another git wrote the index after an unlocked `load`: nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -40,12 +49,15 @@ class Entry:
 class PatchedIndex:
     """The index of one work tree, held under `index.lock` from `load` to `write`/`close`."""
 
-    def __init__(self, index_path: Path, lock_fd: int, data: bytes, version: int,
+    def __init__(self, index_path: Path, lock_fd: int | None, data: bytes, version: int,
                  entries_end: int, extensions: list[tuple[bytes, bytes]],
                  skip_hash: bool) -> None:
         self.path = index_path
         self.lock = index_path.with_name(index_path.name + ".lock")
-        self._fd: int | None = lock_fd
+        self._fd = lock_fd
+        self._read = None if lock_fd is not None else data  # unlocked: checked at `write`
+        self.locked_s = 0.0  # how long `index.lock` was held by this object
+        self._locked_at = time.perf_counter()
         self._entries = bytearray(data[12:entries_end])
         self._count = struct.unpack(">I", data[8:12])[0]
         self._version = version
@@ -55,24 +67,24 @@ class PatchedIndex:
 
     # ------------------------------------------------------------- reading
     @classmethod
-    def load(cls, index_path: Path) -> PatchedIndex | None:
-        """The index, locked; None when it is in a form only libgit2 should write (the
-        lock is then released). Raises OSError when the lock is held (a git at work)."""
+    def load(cls, index_path: Path, locked: bool = True) -> PatchedIndex | None:
+        """The index, locked (unless `locked=False`, see the module docstring); None when
+        it is in a form only libgit2 should write (the lock is then released). Raises
+        OSError when the lock is held (a git at work)."""
         lock = index_path.with_name(index_path.name + ".lock")
-        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644) if locked else None
         try:
-            try:
-                data = index_path.read_bytes()
-            except FileNotFoundError:
-                data = b""
+            data = _read(index_path)
             found = _parse(data)
         except BaseException:
-            os.close(fd)
-            os.unlink(lock)
+            if fd is not None:
+                os.close(fd)
+                os.unlink(lock)
             raise
         if found is None:
-            os.close(fd)
-            os.unlink(lock)
+            if fd is not None:
+                os.close(fd)
+                os.unlink(lock)
             return None
         version, entries_end, extensions, skip_hash = found
         return cls(index_path, fd, data, version, entries_end, extensions, skip_hash)
@@ -179,8 +191,9 @@ class PatchedIndex:
 
     # ------------------------------------------------------------- writing
     def write(self) -> None:
-        """Write the index (through `index.lock`, renamed over it) and release the lock."""
-        assert self._fd is not None
+        """Write the index (through `index.lock`, renamed over it) and release the lock.
+        Unlocked: raises OSError when a git holds the lock, `IndexChanged` when one wrote
+        the index since `load`."""
         out = bytearray(b"DIRC" + struct.pack(">II", self._version, self._count))
         out += self._entries
         for sig, payload in self._extensions:
@@ -190,6 +203,14 @@ class PatchedIndex:
                 payload = _invalidate(payload, self._changed)
             out += sig + struct.pack(">I", len(payload)) + payload
         out += b"\0" * 20 if self._skip_hash else hashlib.sha1(out).digest()
+        if self._fd is None:
+            assert self._read is not None, "written twice"
+            self._fd = os.open(self.lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            self._locked_at = time.perf_counter()
+            if _read(self.path) != self._read:
+                self.close()
+                raise IndexChanged(f"{self.path} was written by another git meanwhile")
+            self._read = None
         fd, self._fd = self._fd, None
         try:
             view = memoryview(out)
@@ -201,6 +222,7 @@ class PatchedIndex:
             raise
         os.close(fd)
         os.replace(self.lock, self.path)
+        self.locked_s += time.perf_counter() - self._locked_at
 
     def close(self) -> None:
         """Release the lock without writing (nothing changed, or a failure)."""
@@ -208,6 +230,14 @@ class PatchedIndex:
             os.close(self._fd)
             self._fd = None
             os.unlink(self.lock)
+            self.locked_s += time.perf_counter() - self._locked_at
+
+
+def _read(index_path: Path) -> bytes:
+    try:
+        return index_path.read_bytes()
+    except FileNotFoundError:
+        return b""
 
 
 def _entry_size(name_len: int, extra: int) -> int:

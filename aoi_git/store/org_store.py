@@ -556,7 +556,8 @@ class Store:
         once `index.lock` is held, so a `git add` that ends between aoi's read and its
         write cannot be undone by it; under the marker a kill leaves behind
         (`index_lock`). False when this is left to libgit2: an index in a form
-        `index_patch` leaves alone. Raises OSError when a git holds the index lock."""
+        `index_patch` leaves alone. Raises OSError when a git holds the index lock or
+        wrote the index meanwhile (read without the lock, checked under it at the write)."""
         git_dir = Path(self.repo.path)
         if (git_dir / "index.lock").exists():
             done = index_lock.clear_if_stale(git_dir, self.aoi_dir)
@@ -564,22 +565,19 @@ class Store:
                 self.on_notice(done)
         changed = False
         with index_lock.writing(self.aoi_dir):
-            started = time.perf_counter()
+            index = index_patch.PatchedIndex.load(git_dir / "index", locked=False)
+            if index is None:
+                return False
             try:
-                index = index_patch.PatchedIndex.load(git_dir / "index")
-                if index is None:
-                    return False
-                try:
-                    changed = self._move_lost_entries(index)
-                    for path, move in moves.items():
-                        changed |= self._move_entry(index, path, move.index_olds, now[path],
-                                                    on_disk[path])
-                    if changed:
-                        index.write()
-                finally:
-                    index.close()
+                changed = self._move_lost_entries(index)
+                for path, move in moves.items():
+                    changed |= self._move_entry(index, path, move.index_olds, now[path],
+                                                on_disk[path])
+                if changed:
+                    index.write()
             finally:
-                self.index_lock_s += time.perf_counter() - started
+                index.close()
+                self.index_lock_s += index.locked_s
         if changed:
             self.index_writes += 1
             self._person.wrote_index()

@@ -149,7 +149,9 @@ class Watch:
             pids = {n for n in os.listdir(PROC) if n.isdigit()}
         except OSError:
             return None
-        return self._look(pids - self._listed, pids, time.monotonic())
+        # (and those seen before as something else: a fork that has exec'd git since)
+        young = {pid for pid in self._first_seen if pid in pids}
+        return self._look((pids - self._listed) | young, pids, time.monotonic())
 
     def _git_kind(self, pid: str) -> GitKind | None:
         """What process `pid` is: a `git commit` or another git working in the checkout
@@ -159,6 +161,8 @@ class Watch:
             if (base / "comm").read_bytes() != b"git\n":
                 return None
             argv = (base / "cmdline").read_bytes().split(b"\0")
+            if len(argv) < 2:  # mid-exec: comm is git's, its arguments not yet in place
+                return None
             if (base / "stat").read_bytes().rsplit(b")", 1)[1].split()[1] == str(
                     os.getpid()).encode():
                 return None  # aoi's own git (e.g. a merge in a task's worktree)
@@ -196,9 +200,10 @@ class Watch:
         self.own_write = self._written_seen = _mtimes(self.git_dir)
 
     def under_way(self) -> bool:
-        """A person's commit is under way, or some git holds the index lock right now."""
+        """A person's commit is under way, some git holds the index lock right now, or a
+        person's git is running in the checkout (a `git add` may take the lock next)."""
         return (committing_pid(self.git_dir) is not None or _young_index_lock(self.git_dir)
-                or self.git_commit_pid() is not None)
+                or self.git_commit_pid() is not None or bool(self._git_here))
 
     def wait(self) -> float:
         """Wait while a person's commit is under way (see the module docstring); the

@@ -47,7 +47,8 @@ class Entry:
 
 
 class PatchedIndex:
-    """The index of one work tree, held under `index.lock` from `load` to `write`/`close`."""
+    """The index of one work tree, held under `index.lock` from `load` to `write`/`close`
+    (unlocked: from the check in `write` to the rename)."""
 
     def __init__(self, index_path: Path, lock_fd: int | None, data: bytes, version: int,
                  entries_end: int, extensions: list[tuple[bytes, bytes]],
@@ -77,14 +78,10 @@ class PatchedIndex:
             data = _read(index_path)
             found = _parse(data)
         except BaseException:
-            if fd is not None:
-                os.close(fd)
-                os.unlink(lock)
+            _release(fd, lock)
             raise
         if found is None:
-            if fd is not None:
-                os.close(fd)
-                os.unlink(lock)
+            _release(fd, lock)
             return None
         version, entries_end, extensions, skip_hash = found
         return cls(index_path, fd, data, version, entries_end, extensions, skip_hash)
@@ -231,6 +228,12 @@ class PatchedIndex:
             self._fd = None
             os.unlink(self.lock)
             self.locked_s += time.perf_counter() - self._locked_at
+
+
+def _release(fd: int | None, lock: Path) -> None:
+    if fd is not None:
+        os.close(fd)
+        os.unlink(lock)
 
 
 def _read(index_path: Path) -> bytes:

@@ -552,9 +552,10 @@ class Store:
                        now: Mapping[str, str | None], on_disk: Mapping[str, str | None],
                        ) -> bool:
         """The index half of `flush_index` through `index_patch`: the moved entries (and
-        the settling ones a person's git put back) spliced into the index file, read only
-        once `index.lock` is held, so a `git add` that ends between aoi's read and its
-        write cannot be undone by it; under the marker a kill leaves behind
+        the settling ones a person's git put back) spliced into the index file, read
+        without `index.lock` and written only if it is unchanged under it, so a `git add`
+        that ends between aoi's read and its write cannot be undone by it; under the
+        marker a kill leaves behind
         (`index_lock`). False when this is left to libgit2: an index in a form
         `index_patch` leaves alone. Raises OSError when a git holds the index lock or
         wrote the index meanwhile (read without the lock, checked under it at the write)."""

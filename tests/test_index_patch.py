@@ -13,7 +13,7 @@ from kit import PERSON_NAME, git
 from aoi_git.domain.ids import shard_path
 from aoi_git.domain.model import Actor, ActorKind, Status
 from aoi_git.org import task_ops
-from aoi_git.store.index_patch import PatchedIndex
+from aoi_git.store.index_patch import IndexChanged, PatchedIndex
 from aoi_git.store.org_store import Store
 from aoi_git.store.txn import Txn, commit
 
@@ -101,3 +101,52 @@ def test_lock_held_by_git_is_respected(org_dir: Path) -> None:
         assert lock.exists()
     finally:
         lock.unlink()
+
+
+def test_unlocked_load_writes_only_an_unchanged_index(org_dir: Path) -> None:
+    """Read without `index.lock`, written under it only if no git wrote the index since:
+    a `git add` that ends between aoi's read and its write is kept, not undone."""
+    store = Store(org_dir)
+    tid = new_task(store, "Entry to drop")
+    path = shard_path(tid)
+    index_file = org_dir / ".git" / "index"
+    lock = org_dir / ".git" / "index.lock"
+
+    patched = PatchedIndex.load(index_file, locked=False)
+    assert patched is not None
+    assert not lock.exists(), "an unlocked load took the lock"
+    (org_dir / "notes.txt").write_text("a person's file\n")
+    git(org_dir, "add", "notes.txt")  # a person's git writes the index meanwhile
+    written_by_git = index_file.read_bytes()
+    patched.remove(path)
+    with pytest.raises(IndexChanged):
+        patched.write()
+    patched.close()
+    assert not lock.exists(), "the lock was left behind"
+    assert index_file.read_bytes() == written_by_git, "git's index was overwritten"
+    assert git(org_dir, "status", "--porcelain", "--untracked-files=no") == "A  notes.txt\n"
+
+    # a git holding the lock at the write: its lock is left alone, nothing written
+    patched = PatchedIndex.load(index_file, locked=False)
+    assert patched is not None
+    patched.remove(path)
+    lock.write_text("")
+    try:
+        with pytest.raises(FileExistsError):
+            patched.write()
+        assert lock.exists()
+    finally:
+        lock.unlink()
+    patched.close()
+    assert index_file.read_bytes() == written_by_git
+
+    # unchanged since the read: written, and the lock released
+    patched = PatchedIndex.load(index_file, locked=False)
+    assert patched is not None
+    patched.remove(path)
+    patched.write()
+    patched.close()
+    assert not lock.exists()
+    assert path not in git(org_dir, "ls-files", "tasks").split()
+    assert "notes.txt" in git(org_dir, "ls-files").split()
+    assert patched.locked_s > 0

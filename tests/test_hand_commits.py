@@ -15,7 +15,9 @@ created and for one it deleted.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -251,6 +253,72 @@ def test_the_index_waits_while_a_persons_git_is_at_work(tmp_path: Path) -> None:
     flush.when_due(time.time(), busy=True)
     assert git(root, "rev-parse", f":{path}").strip() == new
     assert git(root, "status", "--porcelain") == "M  notes/n.txt\n"
+
+
+def _git_of_others(root: Path, command: str) -> subprocess.Popen[bytes]:
+    """`command` (a git fed by a `sleep`) left running in the checkout by a shell that
+    exits, as a person's background git or a detached `git gc` is: not this process's
+    child."""
+    sh = subprocess.Popen(["sh", "-c", f"{command} & echo $!"], cwd=root,
+                          stdout=subprocess.PIPE, start_new_session=True)
+    assert sh.stdout is not None
+    pid = sh.stdout.readline().strip().decode()
+    sh.wait(10)
+    deadline = time.monotonic() + 10
+    while b"git" not in Path(f"/proc/{pid}/cmdline").read_bytes() \
+            or len(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")) < 3:
+        assert time.monotonic() < deadline, "the git did not start"
+        time.sleep(0.01)
+    return sh
+
+
+def _deferred_retitle(root: Path, before: bytes, after: bytes
+                      ) -> tuple[Store, IndexFlush, str, str, str, list[str]]:
+    path = next(p for p in git(root, "ls-files", "tasks").split() if p.endswith(".yaml"))
+    store = Store(root)
+    store.defer_index = True
+    said: list[str] = []
+    flush = IndexFlush(store, root / ".aoi" / "daemon" / "index-pending.jsonl", Clock(),
+                       said.append)
+    store.person_quiet_for()  # (the daemon's first look)
+    old = git(root, "rev-parse", f":{path}").strip()
+    store.transact(lambda view: Change({path: view.read(path).replace(  # type: ignore[union-attr]
+        before, after)}, "daemon: retitle"))
+    return store, flush, path, old, git(root, "rev-parse", f"HEAD:{path}").strip(), said
+
+
+@pytest.mark.timeout(60)
+def test_a_git_that_never_writes_the_index_does_not_hold_it_back(tmp_path: Path) -> None:
+    """A long-running reader (or a detached `git gc`, an fsmonitor) in the checkout does
+    not keep aoi's index entries lagging; a git that may write the index does, and the
+    daemon's last flush at its exit waits for it to end."""
+    org, _tid = _org_with_task(tmp_path)
+    root = org.root
+    reader = _git_of_others(root, "sleep 30 | git cat-file --batch")
+    try:
+        store, flush, path, _old, new, _said = _deferred_retitle(
+            root, b"Made by the daemon", b"Retitled")
+        time.sleep(PERSON_QUIET_S + 0.3)
+        flush.when_due(time.time(), busy=True)
+        assert git(root, "rev-parse", f":{path}").strip() == new
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(reader.pid, signal.SIGKILL)
+
+    writer = _git_of_others(root, "sleep 2 | git hash-object --stdin")  # ends in 2 s
+    try:
+        store, flush, path, old, new, said = _deferred_retitle(root, b"Retitled", b"Again")
+        time.sleep(PERSON_QUIET_S + 0.3)
+        flush.when_due(time.time(), busy=True)
+        assert git(root, "rev-parse", f":{path}").strip() == old, "written under its feet"
+        assert store.pending_moves
+        flush.finish()  # at exit: waits for it (at most EXIT_WAIT_S), then writes
+        assert git(root, "rev-parse", f":{path}").strip() == new
+        assert not store.pending_moves and said == []
+        assert git(root, "status", "--porcelain", "--untracked-files=no") == ""
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(writer.pid, signal.SIGKILL)
 
 
 def test_the_branch_moves_under_gits_own_lock(tmp_path: Path) -> None:

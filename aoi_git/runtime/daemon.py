@@ -221,7 +221,7 @@ class Daemon:
             if self.hosts is not None:
                 self.hosts.stop()
             self.runs.close()
-            self.flush_index()
+            self.index.finish()
             self.index.writer.close()
             self._log_index_share()
             self.store.save_cache()

@@ -15,6 +15,7 @@ pre-commit hook moves it, see `aoi_git.org.commit_hooks`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +27,8 @@ INDEX_FLUSH_S = 0.5
 INDEX_FLUSH_SHARE = 50  # while busy, flush at most every 50x the last flush took (<= 2%)
 PERSON_QUIET_S = 1.0
 INDEX_LAG_S = 10.0
+EXIT_WAIT_S = 5.0  # at exit, how long the last index write waits for another git
+EXIT_POLL_S = 0.05
 
 
 class IndexFlush:
@@ -41,9 +44,9 @@ class IndexFlush:
         self.every = INDEX_FLUSH_S  # longer in a big org: its index write costs more
         self.behind_since: float | None = None  # (monotonic) index entries left pending
 
-    def flush(self, with_index: bool = True) -> None:
+    def flush(self, with_index: bool = True, quiet: bool = False) -> None:
         """Move what is pending now (later, when another git process holds the index);
-        `with_index=False`: the work-tree files only."""
+        `with_index=False`: the work-tree files only. `quiet`: no log line when later."""
         started = self.clock.monotonic()
         done = self.store.flush_index(with_index)
         if self.store.pending_moves:
@@ -51,7 +54,8 @@ class IndexFlush:
         else:
             self.behind_since = None
         if not done:
-            self.log("index locked by another git process: updating it later")
+            if not quiet:
+                self.log("index locked by another git process: updating it later")
             return
         if not with_index:
             return
@@ -60,6 +64,21 @@ class IndexFlush:
         # ~40 ms at 100k tasks (the whole index is rewritten): every 2 s, not every 0.5 s
         took = self.clock.monotonic() - started
         self.every = max(INDEX_FLUSH_S, min(5.0, INDEX_FLUSH_SHARE * took))
+
+    def finish(self, sleep: Callable[[float], None] = time.sleep) -> None:
+        """At exit: the last flush, tried again for up to EXIT_WAIT_S while another git
+        (a person's commit under way) holds the index back. What is still pending then
+        stays journaled: the next start finishes it (and a person's commit meanwhile
+        takes HEAD's version of those entries, see the module docstring)."""
+        deadline = self.clock.monotonic() + EXIT_WAIT_S
+        self.flush(quiet=True)
+        while self.store.pending_moves and self.clock.monotonic() < deadline:
+            sleep(EXIT_POLL_S)
+            self.flush(quiet=True)
+        if self.store.pending_moves:
+            self.log(f"index entries of {len(self.store.pending_moves)} path(s) not updated "
+                     f"at exit: another git held the index for {EXIT_WAIT_S:.0f} s; the next "
+                     "start updates them")
 
     def when_due(self, now: float, busy: bool) -> float | None:
         """Flush if it is time (always when not `busy`); when to come back, if pending."""

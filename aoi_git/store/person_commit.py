@@ -79,6 +79,32 @@ def _young_index_lock(git_dir: Path) -> bool:
         return False
 
 
+# git commands that never write the index, so need not hold aoi's index write back: a
+# background `git gc --auto` (a person's commit, or aoi's own, detaches one that repacks
+# for seconds) and what it runs, a long-lived `git fsmonitor--daemon`, and readers
+NO_INDEX_WRITE = frozenset({
+    b"gc", b"maintenance", b"repack", b"pack-objects", b"prune", b"prune-packed",
+    b"reflog", b"pack-refs", b"multi-pack-index", b"commit-graph", b"fsmonitor--daemon",
+    b"cat-file", b"log", b"show", b"rev-list", b"rev-parse", b"for-each-ref", b"ls-tree",
+    b"ls-files", b"fetch", b"push", b"send-pack", b"fetch-pack", b"index-pack",
+    b"upload-pack", b"receive-pack", b"remote-http", b"remote-https", b"count-objects",
+    b"config", b"credential", b"blame", b"grep", b"shortlog", b"whatchanged", b"fsck",
+})
+_VALUE_OPTIONS = frozenset({b"-c", b"-C", b"--git-dir", b"--work-tree", b"--namespace",
+                            b"--exec-path", b"--config-env", b"--super-prefix"})
+
+
+def _subcommand(argv: list[bytes]) -> bytes | None:
+    """The git command of `git [options] COMMAND ...` (None: none found)."""
+    args = iter(argv[1:])
+    for arg in args:
+        if arg in _VALUE_OPTIONS:
+            next(args, None)
+        elif not arg.startswith(b"-"):
+            return arg
+    return None
+
+
 class GitKind(enum.Enum):
     COMMIT = "commit"
     OTHER = "other"
@@ -173,7 +199,9 @@ class Watch:
             return None  # an agent's worktree, not the person's checkout
         if not (cwd == self.root or self.root in cwd.parents):
             return None
-        return GitKind.COMMIT if b"commit" in argv else GitKind.OTHER
+        if b"commit" in argv:
+            return GitKind.COMMIT
+        return None if _subcommand(argv) in NO_INDEX_WRITE else GitKind.OTHER
 
     def active_lately(self) -> bool:
         """A person's git was seen at work in the last `ACTIVE_S` (by the looks made)."""

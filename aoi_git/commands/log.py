@@ -30,20 +30,23 @@ def log(app: App, task_id: str | None, as_json: bool) -> None:
     if task_id:
         org = app.org()
         root = org.resolve_id(task_id)
-        task_rows = org.rows  # the compact rows: no finished task parsed for its links
+        # the compact rows' links, read in place: no row built, no finished task parsed
         kids: dict[str, list[str]] = {}
-        for row in task_rows.values():
-            if row.parent:
-                kids.setdefault(row.parent, []).append(row.id)
+        abouts: list[tuple[str, tuple[str, ...]]] = []
+        for tid, parent, about, _project, _finished in org.rows.links():
+            if parent:
+                kids.setdefault(parent, []).append(tid)
+            if about:
+                abouts.append((tid, about))
         wanted, stack = {root}, [root]
         while stack:
             for k in kids.get(stack.pop(), []):
                 if k not in wanted:
                     wanted.add(k)
                     stack.append(k)
-        for row in task_rows.values():  # review and human tasks about the subtree
-            if any(a in wanted for a in row.about):
-                wanted.add(row.id)
+        for tid, about in abouts:  # review and human tasks about the subtree
+            if any(a in wanted for a in about):
+                wanted.add(tid)
     rows = []
     for rec in _records(app, wanted):
         trans = rec.transitions if wanted is None else [

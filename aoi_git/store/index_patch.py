@@ -54,7 +54,7 @@ class PatchedIndex:
                  entries_end: int, extensions: list[tuple[bytes, bytes]],
                  skip_hash: bool) -> None:
         self.path = index_path
-        self.lock = index_path.with_name(index_path.name + ".lock")
+        self.lock = _lock_path(index_path)
         self._fd = lock_fd
         self._read = None if lock_fd is not None else data  # unlocked: checked at `write`
         self.locked_s = 0.0  # how long `index.lock` was held by this object
@@ -72,8 +72,8 @@ class PatchedIndex:
         """The index, locked (unless `locked=False`, see the module docstring); None when
         it is in a form only libgit2 should write (the lock is then released). Raises
         OSError when the lock is held (a git at work)."""
-        lock = index_path.with_name(index_path.name + ".lock")
-        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644) if locked else None
+        lock = _lock_path(index_path)
+        fd = _take(lock) if locked else None
         try:
             data = _read(index_path)
             found = _parse(data)
@@ -202,7 +202,7 @@ class PatchedIndex:
         out += b"\0" * 20 if self._skip_hash else hashlib.sha1(out).digest()
         if self._fd is None:
             assert self._read is not None, "written twice"
-            self._fd = os.open(self.lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            self._fd = _take(self.lock)
             self._locked_at = time.perf_counter()
             if _read(self.path) != self._read:
                 self.close()
@@ -228,6 +228,15 @@ class PatchedIndex:
             self._fd = None
             os.unlink(self.lock)
             self.locked_s += time.perf_counter() - self._locked_at
+
+
+def _lock_path(index_path: Path) -> Path:
+    return index_path.with_name(index_path.name + ".lock")
+
+
+def _take(lock: Path) -> int:
+    """`index.lock`, made as git makes it (fails when it exists: a git at work)."""
+    return os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
 
 
 def _release(fd: int | None, lock: Path) -> None:

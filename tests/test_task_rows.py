@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 from kit import git
 
 from aoi_git.domain.model import Status
@@ -180,3 +181,55 @@ def test_a_save_after_a_few_changes_writes_only_those_rows(org_dir: Path) -> Non
     again = Store(org_dir).load_tasks()
     same(index, cold(org_dir))
     same(again, cold(org_dir))
+
+
+def test_a_warm_load_reads_the_finished_rows_only_when_a_question_needs_them(
+        org_dir: Path) -> None:
+    write_commit(org_dir, {f"tasks/t-old{i}.yaml": task_file(f"t-old{i}", "finished")
+                           for i in range(10)}
+                 | {"tasks/t-live1.yaml": task_file("t-live1", "blocked"),
+                    "tasks/t-live2.yaml": task_file("t-live2")})
+    first = Store(org_dir)
+    first.load_tasks()
+    first.save_cache()
+    # a delta on top: a finished one removed, one changed, an open one finished, one added
+    write_commit(org_dir, {"tasks/t-old0.yaml": None,
+                           "tasks/t-old1.yaml": task_file("t-old1", "cancelled"),
+                           "tasks/t-live2.yaml": task_file("t-live2", "finished"),
+                           "tasks/t-new1.yaml": task_file("t-new1")})
+    second = Store(org_dir)
+    second.load_tasks()
+    second.save_cache()
+
+    rows = Store(org_dir).load_tasks().rows
+    assert rows.partial
+    assert [r.id for r in rows.by_status("pending", "blocked")] == ["t-live1", "t-new1"]
+    assert rows.counts()["finished"] == 9 and rows.counts()["cancelled"] == 1
+    assert len(rows) == 12 and {r.id for r in rows.open_rows()} == {"t-live1", "t-new1"}
+    assert rows.status_of("t-live2") == "finished"  # changed in the delta: held
+    assert rows.partial  # nothing above needed the finished rows
+    assert rows.status_of("t-old5") == "finished"  # this does
+    assert not rows.partial
+    assert "t-old0" not in rows and rows.status_of("t-old1") == "cancelled"
+    warm = Store(org_dir).load_tasks()
+    assert warm.rows.by_status("finished")[0].id == "t-live2" and not warm.rows.partial
+    same(Store(org_dir).load_tasks(), cold(org_dir))
+
+
+def test_an_unreadable_second_part_is_a_clear_error_and_the_cache_goes(
+        org_dir: Path) -> None:
+    from aoi_git.errors import AoiError
+
+    write_commit(org_dir, {"tasks/t-old1.yaml": task_file("t-old1", "finished"),
+                           "tasks/t-live1.yaml": task_file("t-live1")})
+    first = Store(org_dir)
+    first.load_tasks()
+    first.save_cache()
+    base = org_dir / ".aoi" / "cache" / "tasks.pickle"
+    base.write_bytes(base.read_bytes()[:-20])  # its end cut off
+    rows = Store(org_dir).load_tasks().rows
+    assert [r.id for r in rows.by_status("pending")] == ["t-live1"]
+    with pytest.raises(AoiError, match="could not be read.*rebuilt from git"):
+        rows.status_of("t-old1")
+    assert not base.exists()
+    same(Store(org_dir).load_tasks(), cold(org_dir))

@@ -99,46 +99,95 @@ def _stored(row: TaskRow) -> tuple[object, ...]:
 
 
 class TaskRows(Mapping[str, TaskRow]):
-    """Every task's row by id: the compact index `aoi task list` and `aoi status` read."""
+    """Every task's row by id: the compact index `aoi task list` and `aoi status` read.
 
-    def __init__(self, stored: dict[str, tuple[object, ...]] | None = None) -> None:
+    Read from the cache file it may start partial: only the rows of open tasks (and of
+    tasks changed since the file's full version) are held, with the counts per status of
+    all of them; the rest, nearly all finished, are read from the file the first time a
+    question needs them (`rest`). Listing open tasks and counting cost the open rows,
+    not 100k. Any change first reads the rest, so a partial map is only ever read."""
+
+    def __init__(self, stored: dict[str, tuple[object, ...]] | None = None,
+                 rest: Callable[[], Iterable[tuple[object, ...]]] | None = None,
+                 counts: dict[str, int] | None = None,
+                 gone: frozenset[str] = frozenset()) -> None:
+        # partial (`rest` set): every open row is in `_rows`, and a row in `_rows` wins
+        # over the rest's; `gone` are ids removed since the rest was written
         self._rows: dict[str, tuple[object, ...]] = stored if stored is not None else {}
+        self._rest = rest
+        self._counts = counts
+        self._gone = gone
+
+    def _whole(self) -> dict[str, tuple[object, ...]]:
+        """Every row (the rest read in first, once, when partial)."""
+        rest = self._rest
+        if rest is not None:
+            self._rest = None
+            held, gone = self._rows, self._gone
+            rows = {str(t[_ID]): t for t in rest() if t[_ID] not in gone}
+            rows.update(held)
+            self._rows = rows
+            self._counts = None
+        return self._rows
+
+    def _found(self, tid: str) -> tuple[object, ...] | None:
+        found = self._rows.get(tid)
+        if found is None and self._rest is not None:
+            found = self._whole().get(tid)
+        return found
+
+    @property
+    def partial(self) -> bool:
+        """Only the open rows are read so far (see the class)."""
+        return self._rest is not None
 
     def __getitem__(self, tid: str) -> TaskRow:
-        return _wrap(self._rows[tid])
+        found = self._found(tid)
+        if found is None:
+            raise KeyError(tid)
+        return _wrap(found)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._rows)
+        return iter(self._whole())
 
     def __len__(self) -> int:
-        return len(self._rows)
+        if self._rest is not None and self._counts is not None:
+            return sum(self._counts.values())
+        return len(self._whole())
 
     def __contains__(self, tid: object) -> bool:
-        return tid in self._rows
+        return isinstance(tid, str) and self._found(tid) is not None
 
     def row(self, tid: str) -> TaskRow | None:
-        found = self._rows.get(tid)
+        found = self._found(tid)
         return None if found is None else _wrap(found)
 
     def status_of(self, tid: str) -> str | None:
-        found = self._rows.get(tid)
+        found = self._found(tid)
         return None if found is None else str(found[_STATUS])
 
     def path_of(self, tid: str) -> str:
-        path = self._rows[tid][_PATH]
+        found = self._found(tid)
+        if found is None:
+            raise KeyError(tid)
+        path = found[_PATH]
         return str(path) if path else shard_path(tid)
 
     def by_status(self, *statuses: Status | str) -> list[TaskRow]:
         """The rows in any of `statuses`, oldest first (as `aoi task list` shows them)."""
         wanted = {str(s) for s in statuses}
-        picked = [t for t in self._rows.values() if t[_STATUS] in wanted]
+        rows = self._rows if wanted.isdisjoint(_TERMINAL_VALUES) else self._whole()
+        picked = [t for t in rows.values() if t[_STATUS] in wanted]
         picked.sort(key=lambda t: (t[_CREATED] or "", t[_ID]))
         return [_wrap(t) for t in picked]
 
     def counts(self) -> dict[str, int]:
         """Tasks per status value (every status, zeros included)."""
         out = dict.fromkeys((s.value for s in Status), 0)
-        for t in self._rows.values():
+        if self._rest is not None and self._counts is not None:
+            out.update(self._counts)
+            return out
+        for t in self._whole().values():
             status = str(t[_STATUS])
             out[status] = out.get(status, 0) + 1
         return out
@@ -149,32 +198,41 @@ class TaskRows(Mapping[str, TaskRow]):
     def links(self) -> Iterator[tuple[str, str | None, tuple[str, ...], bool, bool]]:
         """(id, parent, about, is a project, is finished) of every row, for `TaskLinks`."""
         work, finished = Kind.WORK.value, Status.FINISHED.value
-        for t in self._rows.values():
+        for t in self._whole().values():
             parent = t[_PARENT]
             yield (t[_ID], parent, t[_ABOUT], parent is None and t[_KIND] == work,  # type: ignore[misc]
                    t[_STATUS] == finished)
 
     def put(self, row: TaskRow) -> None:
-        self._rows[row.id] = _stored(row)
+        self._whole()[row.id] = _stored(row)
 
     def pop(self, tid: str) -> TaskRow | None:
-        found = self._rows.pop(tid, None)
+        found = self._whole().pop(tid, None)
         return None if found is None else _wrap(found)
 
     def stored(self, tid: str) -> tuple[object, ...] | None:
-        return self._rows.get(tid)
+        return self._found(tid)
 
     def put_stored(self, tid: str, stored: tuple[object, ...] | None) -> None:
+        rows = self._whole()
         if stored is None:
-            self._rows.pop(tid, None)
+            rows.pop(tid, None)
         else:
-            self._rows[tid] = stored
+            rows[tid] = stored
 
     def copy(self) -> TaskRows:
-        return TaskRows(dict(self._rows))
+        return TaskRows(dict(self._whole()))
 
     def as_tuples(self) -> list[tuple[object, ...]]:
-        return list(self._rows.values())
+        return list(self._whole().values())
+
+    def split_tuples(self) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+        """(open rows, the others): the two parts of the cache file."""
+        open_part: list[tuple[object, ...]] = []
+        rest: list[tuple[object, ...]] = []
+        for t in self._whole().values():
+            (rest if t[_STATUS] in _TERMINAL_VALUES else open_part).append(t)
+        return open_part, rest
 
     @classmethod
     def from_tuples(cls, rows: Iterable[tuple[object, ...]]) -> TaskRows:

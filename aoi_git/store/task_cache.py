@@ -32,7 +32,7 @@ from aoi_git.domain.task_rows import TaskMap, TaskRow, TaskRows, keeps_record, r
 from aoi_git.errors import AoiError
 from aoi_git.store.head_view import HeadView
 
-CACHE_VERSION = 8  # raise when the parsed form of a task or a row changes (8: `said`)
+CACHE_VERSION = 9  # raise when the parsed form of a task or a row changes (9: two parts)
 RECENT_KEPT = 1024  # tasks this process wrote, by blob id (a transaction's lookups)
 DELTA_MAX = 2000  # rows changed since the cache file past which it is rewritten whole
 
@@ -277,30 +277,39 @@ class TaskCache:
 
     # ------------------------------------------------------------- cache file
     def load(self) -> None:
-        """Read the cache file and its delta (once; a missing, stale or corrupt one leaves
-        it empty)."""
+        """Read the cache file's open part and its delta (once; a missing, stale or
+        corrupt one leaves it empty). The rows of finished tasks, the file's second part,
+        are read when a question first needs them (`TaskRows`)."""
         if self._loaded:
             return
         self._loaded = True
         try:
-            data = _read(self.file)
-            if data is None:
+            opened = _open(self.file)
+            if opened is None:
                 return
-            index = self.new_index(data["root_tree"], TaskRows.from_tuples(data["rows"]),
-                                   {t.id: t for t in data["open"]})
-            index.errors = data["errors"]
-            index.tasks.changed = set()
-            self._base_root = index.root_tree
+            data, rest = opened
+            stored = {str(t[0]): t for t in data["open_rows"]}
+            held: dict[str, Task] = {t.id: t for t in data["open"]}
+            root_tree, errors, counts = data["root_tree"], data["errors"], data["counts"]
+            changed: set[str] = set()
+            gone: set[str] = set()
+            self._base_root = root_tree
             delta = _read(self.delta_file)
-            if delta is not None and delta["base_root"] == index.root_tree:
-                rows, held = index.rows, index.tasks.open
-                for tid, stored in delta["rows"].items():
-                    rows.put_stored(tid, stored)
+            if delta is not None and delta["base_root"] == root_tree:
+                for tid, row in delta["rows"].items():
                     held.pop(tid, None)
-                    index.tasks.changed.add(tid)
+                    changed.add(tid)
+                    if row is None:
+                        stored.pop(tid, None)
+                        gone.add(tid)
+                    else:
+                        stored[tid] = row
                 held.update((t.id, t) for t in delta["open"])
-                index.errors = delta["errors"]
-                index.root_tree = delta["root_tree"]
+                root_tree, errors, counts = delta["root_tree"], delta["errors"], delta["counts"]
+            index = self.new_index(root_tree, TaskRows(stored, rest, counts, frozenset(gone)),
+                                   held)
+            index.errors = errors
+            index.tasks.changed = changed
             self.index = index
             gc.freeze()  # the rows live as long as the process: out of the collector's passes
         except Exception:
@@ -320,11 +329,13 @@ class TaskCache:
                 "base_root": self._base_root, "root_tree": index.root_tree,
                 "rows": {tid: rows.stored(tid) for tid in changed},
                 "open": [held[tid] for tid in changed if tid in held],
-                "errors": index.errors})
+                "errors": index.errors, "counts": rows.counts()})
         else:
-            _write(self.file, {"root_tree": index.root_tree, "rows": index.rows.as_tuples(),
+            open_rows, rest = index.rows.split_tuples()
+            _write(self.file, {"root_tree": index.root_tree, "open_rows": open_rows,
+                               "counts": index.rows.counts(),
                                "open": list(index.tasks.open.values()),
-                               "errors": index.errors})
+                               "errors": index.errors}, rest)
             self.delta_file.unlink(missing_ok=True)
             self._base_root = index.root_tree
             index.tasks.changed = set()
@@ -343,7 +354,38 @@ def _read(path: Path) -> Any:
         return None
 
 
-def _write(path: Path, data: object) -> None:
+def _open(path: Path) -> tuple[Any, Callable[[], list[tuple[object, ...]]]] | None:
+    """A cache file's first part, and how to read its second (the rows of finished
+    tasks) later from the same file, even if it has been replaced since. None when it is
+    missing or of another version."""
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 (kept open: the second part is read later)
+    except FileNotFoundError:
+        return None
+    try:
+        if pickle.load(fh) != _header():
+            fh.close()
+            return None
+        with gc_paused(freeze=True):
+            first = pickle.load(fh)
+    except BaseException:
+        fh.close()
+        raise
+
+    def rest() -> list[tuple[object, ...]]:
+        with fh, gc_paused(freeze=True):
+            try:
+                rows: list[tuple[object, ...]] = pickle.load(fh)
+            except Exception as exc:  # a cache is only a cache: the next run rebuilds it
+                path.unlink(missing_ok=True)
+                raise AoiError(f"the task cache {path} could not be read ({exc}); it is "
+                               "removed and rebuilt from git: run the command again") from exc
+            return rows
+
+    return first, rest
+
+
+def _write(path: Path, data: object, *more: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     with open(tmp, "wb") as fh:
@@ -351,7 +393,9 @@ def _write(path: Path, data: object) -> None:
         pickler = pickle.Pickler(fh, protocol=pickle.HIGHEST_PROTOCOL)
         if _POSITIONAL:
             pickler.dispatch_table = {**copyreg.dispatch_table, **_REDUCERS}
-        pickler.dump(data)
+        for part in (data, *more):
+            pickler.dump(part)
+            pickler.clear_memo()
     os.replace(tmp, path)
 
 

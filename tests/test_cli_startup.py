@@ -72,3 +72,33 @@ def test_the_executable_answers_version_before_building_the_cli() -> None:
         [sys.executable, "-c", "from aoi_git.cli import main; main(['--version'])"],
         capture_output=True, text=True, check=False).stdout
     assert out.startswith("aoi, version ") and f"{out}\n" == by_click
+
+
+def test_task_list_of_open_tasks_reads_the_cache_without_the_store(org_dir: Path) -> None:
+    """Once the task cache describes HEAD's tasks, `aoi task list --status pending` reads
+    its open part: no pygit2, no org load; a commit the cache has not seen (a person's
+    own `git commit`) sends it through the org, which brings the cache along."""
+    def aoi(*args: str) -> str:
+        return subprocess.run([sys.executable, "-m", "aoi_git", "-C", str(org_dir), *args],
+                              capture_output=True, text=True, check=True).stdout
+
+    first = aoi("task", "new", "Listed first", "--assignee", "coo").strip()
+    code = ("import sys\nfrom aoi_git.cli import main\n"
+            f"sys.argv = ['aoi', '-C', {str(org_dir)!r}, 'task', 'list', '--status', "
+            "'pending']\ntry:\n    main()\nexcept SystemExit as e:\n    assert not e.code")
+    assert first in aoi("task", "list", "--status", "pending")  # (the cache is written)
+    mods = _imported_after(code)
+    assert not mods & {"pygit2", "aoi_git.store.org_store", "aoi_git.org.organisation"}
+
+    tasks = org_dir / "tasks"
+    by_hand = "t-byhand01"
+    (tasks / f"{by_hand}.yaml").write_text(
+        f"id: {by_hand}\ntitle: Written by hand\nstatus: pending\nassignee: coo\n")
+    subprocess.run(["git", "-C", str(org_dir), "add", "tasks"], check=True)
+    subprocess.run(["git", "-C", str(org_dir), "commit", "-qm", "a task by hand"],
+                   check=True)
+    assert "pygit2" in _imported_after(code)  # the cache was behind HEAD
+    listed = aoi("task", "list", "--status", "pending")
+    assert first in listed and by_hand in listed
+    assert "pygit2" not in _imported_after(code)  # ... and is HEAD's again
+    assert by_hand not in aoi("task", "list", "--status", "finished")

@@ -14,6 +14,7 @@ from aoi_git.domain.model import Actor
 from aoi_git.store.git import find_org_root, git
 
 if TYPE_CHECKING:
+    from aoi_git.domain.task_rows import TaskRows
     from aoi_git.org.organisation import Org
     from aoi_git.org.task_lookup import Files, Found
     from aoi_git.store.org_store import Store
@@ -39,6 +40,23 @@ class App:
         org = load_org(self.store)
         self.store.save_cache()
         return org
+
+    def open_rows(self) -> TaskRows:
+        """The task rows at HEAD for a question about open tasks: read from the task
+        cache without pygit2 or the org when the cache describes HEAD's `tasks/` (git
+        names that tree), else those of the loaded org (which brings the cache along)."""
+        from aoi_git.store.task_cache_file import read_index
+
+        tree = git("rev-parse", "-q", "--verify", "HEAD:tasks", cwd=self.root,
+                   check=False).strip()
+        cache = self.root / ".aoi" / "cache"
+        try:
+            read = read_index(cache / "tasks.pickle", cache / "tasks.delta.pickle")
+        except Exception:  # a corrupt cache: the org's load rebuilds it
+            read = None
+        if tree and read is not None and read.root_tree == tree:
+            return read.rows
+        return self.org().rows
 
     def task(self, prefix: str, view: Files | None = None) -> Found:
         """The task an id or a unique prefix names at HEAD (or in `view`), and the path of

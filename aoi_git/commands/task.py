@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from aoi_git.commands.cli_context import App
-from aoi_git.domain.model import Status, Task
+from aoi_git.domain.model import TERMINAL, Status, Task
 from aoi_git.errors import AoiError, ValidationFailed
 
 if TYPE_CHECKING:
@@ -154,14 +154,20 @@ def list_(app: App, statuses: tuple[str, ...], assignee: str | None, as_json: bo
     """
     from aoi_git.commands.render import row_line
 
-    org = app.org()
-    rows = org.rows.by_status(*statuses) if statuses else org.rows.by_status(*Status)
-    if assignee:
-        rows = [r for r in rows if r.assignee == assignee]
     if as_json:  # the whole records: a finished one is parsed from its blob here
+        org = app.org()
+        rows = org.rows.by_status(*(statuses or Status))
+        if assignee:
+            rows = [r for r in rows if r.assignee == assignee]
         click.echo(json.dumps([_as_json(org.tasks[r.id], r.path) for r in rows],
                               indent=2, default=str))
         return
+    # the rows only: of open tasks, read from the task cache when it is HEAD's
+    every = app.open_rows() if statuses and not TERMINAL.intersection(statuses) \
+        else app.org().rows
+    rows = every.by_status(*(statuses or Status))
+    if assignee:
+        rows = [r for r in rows if r.assignee == assignee]
     for r in rows:
         click.echo(row_line(r))
 

@@ -11,70 +11,23 @@ or corrupt one is dropped and rebuilt from git.
 
 from __future__ import annotations
 
-import contextlib
-import copyreg
-import dataclasses
 import gc
-import operator
-import os
-import pickle
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pygit2
 
-from aoi_git.domain.bookkeeping import Bookkeeping, HireProposal
 from aoi_git.domain.model import Task
 from aoi_git.domain.task_rows import TaskMap, TaskRow, TaskRows, keeps_record, row_of
 from aoi_git.errors import AoiError
 from aoi_git.store.head_view import HeadView
+from aoi_git.store.task_cache_file import CACHE_VERSION, gc_paused, read_index, write_parts
 
-CACHE_VERSION = 9  # raise when the parsed form of a task or a row changes (9: two parts)
+__all__ = ["CACHE_VERSION", "TaskCache", "TaskIndex"]
 RECENT_KEPT = 1024  # tasks this process wrote, by blob id (a transaction's lookups)
 DELTA_MAX = 2000  # rows changed since the cache file past which it is rewritten whole
-
-# Tasks are pickled as `Task(*values)`: the dataclass default for a frozen slotted class
-# (`_dataclass_setstate`, which calls `fields()` per object) made a warm start at 100k tasks
-# take ~1.5 s instead of ~0.5 s. The cache header records the fields it was made with.
-_PICKLED_POSITIONALLY: tuple[type, ...] = (Task, HireProposal)
-_FIELDS: dict[type, tuple[str, ...]] = {
-    cls: tuple(f.name for f in dataclasses.fields(cls))
-    for cls in (*_PICKLED_POSITIONALLY, Bookkeeping)}
-_POSITIONAL = all(f.init and f.kw_only is not True
-                  for cls in _PICKLED_POSITIONALLY for f in dataclasses.fields(cls))
-
-
-@contextlib.contextmanager
-def gc_paused(freeze: bool = False) -> Iterator[None]:
-    """No cyclic-GC passes while building many acyclic objects at once. `freeze`: they
-    live as long as the process, so they go out of the collector's reach before it is
-    enabled again (else the first allocation after it traverses them all in a full pass:
-    ~50 ms for a cache of 100k rows)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if freeze:
-            gc.freeze()
-        if enabled:
-            gc.enable()
-
-
-def _positional_reducer(cls: type) -> Callable[[object], tuple[type, tuple[object, ...]]]:
-    values = operator.attrgetter(*_FIELDS[cls])
-
-    def reduce(record: object) -> tuple[type, tuple[object, ...]]:
-        return cls, values(record)
-
-    return reduce
-
-
-_REDUCERS: dict[type, Callable[[Any], tuple[type, tuple[object, ...]]]] = {
-    cls: _positional_reducer(cls) for cls in _PICKLED_POSITIONALLY}
 
 
 @dataclass
@@ -284,37 +237,18 @@ class TaskCache:
             return
         self._loaded = True
         try:
-            opened = _open(self.file)
-            if opened is None:
-                return
-            data, rest = opened
-            stored = {str(t[0]): t for t in data["open_rows"]}
-            held: dict[str, Task] = {t.id: t for t in data["open"]}
-            root_tree, errors, counts = data["root_tree"], data["errors"], data["counts"]
-            changed: set[str] = set()
-            gone: set[str] = set()
-            self._base_root = root_tree
-            delta = _read(self.delta_file)
-            if delta is not None and delta["base_root"] == root_tree:
-                for tid, row in delta["rows"].items():
-                    held.pop(tid, None)
-                    changed.add(tid)
-                    if row is None:
-                        stored.pop(tid, None)
-                        gone.add(tid)
-                    else:
-                        stored[tid] = row
-                held.update((t.id, t) for t in delta["open"])
-                root_tree, errors, counts = delta["root_tree"], delta["errors"], delta["counts"]
-            index = self.new_index(root_tree, TaskRows(stored, rest, counts, frozenset(gone)),
-                                   held)
-            index.errors = errors
-            index.tasks.changed = changed
-            self.index = index
-            gc.freeze()  # the rows live as long as the process: out of the collector's passes
+            read = read_index(self.file, self.delta_file)
         except Exception:
             # A stale or corrupt cache is only a cache: start over, it is rebuilt from git.
-            self.index = None
+            read = None
+        if read is None:
+            return
+        index = self.new_index(read.root_tree, read.rows, read.open)
+        index.errors = read.errors
+        index.tasks.changed = read.changed
+        self._base_root = read.base_root
+        self.index = index
+        gc.freeze()  # the rows live as long as the process: out of the collector's passes
 
     def save(self) -> None:
         """Write the cache: only the rows changed since the cache file was read (a small
@@ -325,14 +259,14 @@ class TaskCache:
         changed = index.tasks.changed
         if changed is not None and self._base_root is not None and len(changed) <= DELTA_MAX:
             rows, held = index.rows, index.tasks.open
-            _write(self.delta_file, {
+            write_parts(self.delta_file, {
                 "base_root": self._base_root, "root_tree": index.root_tree,
                 "rows": {tid: rows.stored(tid) for tid in changed},
                 "open": [held[tid] for tid in changed if tid in held],
                 "errors": index.errors, "counts": rows.counts()})
         else:
             open_rows, rest = index.rows.split_tuples()
-            _write(self.file, {"root_tree": index.root_tree, "open_rows": open_rows,
+            write_parts(self.file, {"root_tree": index.root_tree, "open_rows": open_rows,
                                "counts": index.rows.counts(),
                                "open": list(index.tasks.open.values()),
                                "errors": index.errors}, rest)
@@ -340,65 +274,3 @@ class TaskCache:
             self._base_root = index.root_tree
             index.tasks.changed = set()
         self.dirty = False
-
-
-def _read(path: Path) -> Any:
-    """A cache file's data, None when missing or of another version."""
-    try:
-        with open(path, "rb") as fh:
-            if pickle.load(fh) != _header():
-                return None
-            with gc_paused(freeze=True):  # no cycles in here; collector passes cost ~30%
-                return pickle.load(fh)
-    except FileNotFoundError:
-        return None
-
-
-def _open(path: Path) -> tuple[Any, Callable[[], list[tuple[object, ...]]]] | None:
-    """A cache file's first part, and how to read its second (the rows of finished
-    tasks) later from the same file, even if it has been replaced since. None when it is
-    missing or of another version."""
-    try:
-        fh = open(path, "rb")  # noqa: SIM115 (kept open: the second part is read later)
-    except FileNotFoundError:
-        return None
-    try:
-        if pickle.load(fh) != _header():
-            fh.close()
-            return None
-        with gc_paused(freeze=True):
-            first = pickle.load(fh)
-    except BaseException:
-        fh.close()
-        raise
-
-    def rest() -> list[tuple[object, ...]]:
-        with fh, gc_paused(freeze=True):
-            try:
-                rows: list[tuple[object, ...]] = pickle.load(fh)
-            except Exception as exc:  # a cache is only a cache: the next run rebuilds it
-                path.unlink(missing_ok=True)
-                raise AoiError(f"the task cache {path} could not be read ({exc}); it is "
-                               "removed and rebuilt from git: run the command again") from exc
-            return rows
-
-    return first, rest
-
-
-def _write(path: Path, data: object, *more: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        pickle.dump(_header(), fh, protocol=pickle.HIGHEST_PROTOCOL)
-        pickler = pickle.Pickler(fh, protocol=pickle.HIGHEST_PROTOCOL)
-        if _POSITIONAL:
-            pickler.dispatch_table = {**copyreg.dispatch_table, **_REDUCERS}
-        for part in (data, *more):
-            pickler.dump(part)
-            pickler.clear_memo()
-    os.replace(tmp, path)
-
-
-def _header() -> dict[str, object]:
-    return {"version": CACHE_VERSION,
-            "fields": {cls.__name__: names for cls, names in _FIELDS.items()}}

@@ -5,6 +5,7 @@ index in a form the patch leaves alone (version 4) is written by libgit2 as befo
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,60 @@ def test_unlocked_load_writes_only_an_unchanged_index(org_dir: Path) -> None:
     assert path not in git(org_dir, "ls-files", "tasks").split()
     assert "notes.txt" in git(org_dir, "ls-files").split()
     assert patched.locked_s > 0
+
+
+def _walked_end(index: bytes) -> int:
+    """Where the entries end, by walking every one of them (what `_entries_end` avoids)."""
+    import struct
+
+    version, count = struct.unpack(">II", index[4:12])
+    pos = 12
+    for _ in range(count):
+        (flags,) = struct.unpack_from(">H", index, pos + 60)
+        extra = 2 if version >= 3 and flags & 0x4000 else 0
+        length = flags & 0x0FFF
+        if length == 0x0FFF:
+            length = index.index(b"\0", pos + 62 + extra) - pos - 62 - extra
+        pos += (62 + extra + length + 8) & ~7
+    return pos
+
+
+def test_the_entries_end_is_found_from_the_tail_as_a_walk_finds_it(tmp_path: Path) -> None:
+    """Indexes git writes: a cache tree bigger than the first window looked at, v3 entries
+    with extended flags, the end-of-entries and offset-table extensions, an untracked
+    cache, no extension at all, and a path longer than the flags can say."""
+    from aoi_git.store.index_patch import _entries_end
+
+    repo = tmp_path / "r"
+    git(tmp_path, "init", "-q", str(repo))
+    (repo / "x.txt").write_text("x\n")
+    blob = git(repo, "hash-object", "-w", "x.txt").strip()
+    index_file = repo / ".git" / "index"
+
+    def end_is_walked() -> None:
+        body = index_file.read_bytes()[:-20]
+        assert _entries_end(body) == _walked_end(body)
+
+    git(repo, "update-index", "--add", "--cacheinfo", f"100644,{blob},only.txt")
+    end_is_walked()  # no extension
+    lines = "".join(f"100644 {blob}\tfolder-{i:05d}/file.txt\n" for i in range(3000))
+    subprocess.run(["git", "update-index", "--index-info"], cwd=repo, input=lines, text=True,
+                   check=True)
+    git(repo, "write-tree")  # a cache tree of 3,000 folders (~100 KB)
+    assert b"TREE" in index_file.read_bytes()
+    end_is_walked()
+    git(repo, "update-index", "--skip-worktree", "folder-00007/file.txt")  # version 3
+    assert index_file.read_bytes()[4:8] == b"\0\0\0\3"
+    end_is_walked()
+    long_path = "deep/" + "d" * 4200 + ".txt"
+    git(repo, "update-index", "--add", "--cacheinfo", f"100644,{blob},{long_path}")
+    git(repo, "write-tree")
+    end_is_walked()
+    git(repo, "-c", "index.recordEndOfIndexEntries=true", "-c", "index.recordOffsetTable=true",
+        "-c", "index.threads=2", "update-index", "--force-write-index")
+    assert b"EOIE" in index_file.read_bytes()
+    end_is_walked()
+    git(repo, "config", "core.untrackedCache", "true")
+    git(repo, "update-index", "--untracked-cache")
+    git(repo, "status", "--porcelain")
+    end_is_walked()

@@ -23,7 +23,7 @@ from aoi_git.domain.model import Actor, Employee, Kind, Status, Task
 from aoi_git.domain.result import AgentResult, Failure
 from aoi_git.domain.task_rows import open_tasks
 from aoi_git.errors import AoiError, IllegalTransition
-from aoi_git.evolution import hiring, performance_reviews, retrospectives
+from aoi_git.evolution import hiring, passed_over, performance_reviews, retrospectives
 from aoi_git.evolution.journal import is_journal_file
 from aoi_git.org import branch_policy, control, flow, progress, routing
 from aoi_git.org.organisation import Org, load_org
@@ -86,7 +86,9 @@ class Executor:
         self.known_head = self.org.commit
         self.workspace = self._open_workspace()
         self._live: LiveSet | None = None  # open tasks for the scheduler (see live_set)
-        self.unreviewable_roots: set[str] = set()  # see performance_reviews.run_cycle
+        self.passed_over_file = store.aoi_dir / "cache" / "passed-over.json"
+        # see performance_reviews.run_cycle; kept across restarts (`passed_over`)
+        self.unreviewable_roots = passed_over.load(self.passed_over_file, self.org.rows)
         self.unreviewed_roots = performance_reviews.Uncovered()
 
     # ------------------------------------------------------------ the org state
@@ -355,6 +357,7 @@ class Executor:
 
     def review_performance(self) -> None:
         """HR's review cycle when `evolution.review_every` roots finished since the last."""
+        known = len(self.unreviewable_roots)
         try:
             self.commit(lambda txn: performance_reviews.run_cycle(
                 txn, store=self.store, tasks=self.org.tasks,
@@ -364,6 +367,8 @@ class Executor:
                 performance_reviews.reviewer(self.org.employees, self.actor))
         except Exception as exc:
             self.log(f"performance reviews not written: {exc!r}")
+        if len(self.unreviewable_roots) != known:
+            passed_over.save(self.passed_over_file, self.unreviewable_roots, self.org.rows)
 
     # --------------------------------------------------------------------- runs
     def claim(self, task_id: str, emp: Employee, note: str | None = None) -> None:

@@ -18,7 +18,9 @@ from aoi_git.domain.graph import (
     root_of,
     would_cycle,
 )
+from aoi_git.domain.ids import shard_path
 from aoi_git.domain.model import Kind, Status, Task
+from aoi_git.domain.task_rows import TaskMap, TaskRows, row_of
 
 NODES = [f"n{i}" for i in range(7)]
 
@@ -195,7 +197,16 @@ def test_task_links_updated_one_task_at_a_time_match_a_scan(
     assert set(links.finished_roots) == {t.id for t in tasks.values()
                                          if is_root(t) and t.status is Status.FINISHED}
     fresh = TaskLinks(tasks)
-    for got, want in ((links.children, fresh.children), (links.about, fresh.about)):
-        assert {k: set(v) for k, v in got.items() if v} == {k: set(v) for k, v in want.items() if v}
+    rows = TaskRows()
+    for t in tasks.values():
+        rows.put(row_of(t, shard_path(t.id), ""))
+    from_rows = TaskLinks(TaskMap(rows, {}, lambda row: tasks[row.id]))  # (the daemon's)
+    for other in (fresh, from_rows):
+        for got, want in ((links.children, other.children), (links.about, other.about)):
+            assert {k: set(v) for k, v in got.items() if v} == \
+                {k: set(v) for k, v in want.items() if v}
+        assert set(other.roots) == set(links.roots)
+        assert set(other.finished_roots) == set(links.finished_roots)
+    assert from_rows._parent == fresh._parent and from_rows._refs == fresh._refs
     roots = sorted(links.roots)
     assert links.members(tasks, roots) == members_by_scan(tasks, roots)

@@ -133,11 +133,33 @@ class TaskLinks:
         self._parent: dict[str, str] = {}
         self._refs: dict[str, tuple[str, ...]] = {}
         if isinstance(tasks, TaskMap):  # its rows hold the links: no finished task parsed
-            for link in tasks.rows.links():
-                self._set(*link)
+            self._from_rows(tasks.rows.links())
             return
         for t in tasks.values():
             self.update(t)
+
+    def _from_rows(self, links: Iterable[tuple[str, str | None, tuple[str, ...], bool, bool]]
+                   ) -> None:
+        """The links of every row at once, as `_set` would leave them one by one on empty
+        maps (each id once): at 100k rows, a third of the time."""
+        children, about, parent_of, refs_of = self.children, self.about, self._parent, self._refs
+        roots, finished_roots, log = self.roots, self.finished_roots, self.finished_log
+        for tid, parent, refs, root, finished in links:
+            if parent:
+                kids = children.get(parent)
+                if kids is None:
+                    children[parent] = kids = {}
+                kids[tid] = None
+                parent_of[tid] = parent
+            if refs:
+                for r in refs:
+                    about.setdefault(r, {})[tid] = None
+                refs_of[tid] = refs
+            if root:
+                roots[tid] = None
+                if finished:
+                    finished_roots[tid] = None
+                    log.append(tid)
 
     def update(self, task: Task) -> None:
         self._set(task.id, task.parent, about_refs(task), is_root(task),

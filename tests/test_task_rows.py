@@ -233,3 +233,29 @@ def test_an_unreadable_second_part_is_a_clear_error_and_the_cache_goes(
         rows.status_of("t-old1")
     assert not base.exists()
     same(Store(org_dir).load_tasks(), cold(org_dir))
+
+
+def test_a_one_off_task_new_brings_the_cache_along_to_its_commit(org_dir: Path,
+                                                                  cli) -> None:  # noqa: ANN001
+    write_commit(org_dir, {f"tasks/t-past{i}.yaml": task_file(f"t-past{i}", "finished")
+                           for i in range(5)} | {"tasks/t-open1.yaml": task_file("t-open1")})
+    first = Store(org_dir)
+    first.load_tasks()
+    first.save_cache()
+    made = [cli(org_dir, "task", "new", f"Made {i}", "--assignee", "coo").stdout.strip()
+            for i in range(2)]
+    warm = Store(org_dir)
+    index = warm.load_tasks()
+    assert warm.task_cache.parsed_blobs == 0  # the cache is HEAD's: nothing parsed
+    assert index.rows.partial and index.rows.counts()["pending"] == 3
+    assert {r.id for r in index.rows.by_status("pending")} == {"t-open1", *made}
+    same(index, cold(org_dir))
+    # a person's commit the cache has not seen: the next one-off commit leaves it as is
+    second = Store(org_dir)
+    second.load_tasks()
+    second.save_cache()
+    write_commit(org_dir, {"tasks/t-hand1.yaml": task_file("t-hand1")})
+    later = cli(org_dir, "task", "new", "Made later", "--assignee", "coo").stdout.strip()
+    index = Store(org_dir).load_tasks()
+    assert {"t-hand1", later} <= set(index.rows)
+    same(index, cold(org_dir))

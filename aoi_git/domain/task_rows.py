@@ -223,6 +223,26 @@ class TaskRows(Mapping[str, TaskRow]):
     def copy(self) -> TaskRows:
         return TaskRows(dict(self._whole()))
 
+    def held_stored(self, tid: str) -> tuple[bool, tuple[object, ...] | None]:
+        """(whether this map can say, the stored row): a partial map knows the rows it
+        holds and the ids removed since its rest was written, not what the rest holds."""
+        found = self._rows.get(tid)
+        if found is not None or self._rest is None or tid in self._gone:
+            return True, found
+        return False, None
+
+    def moved(self, row: TaskRow, was: tuple[object, ...] | None) -> None:
+        """`row` replaces `was` (None: a new task), without reading the rest: the counts
+        follow. Only for a row whose earlier state the caller knows (`held_stored`)."""
+        if self._rest is None:
+            self.put(row)
+            return
+        if self._counts is not None:
+            if was is not None:
+                self._counts[str(was[_STATUS])] -= 1
+            self._counts[row.status] = self._counts.get(row.status, 0) + 1
+        self._rows[row.id] = _stored(row)
+
     def as_tuples(self) -> list[tuple[object, ...]]:
         return list(self._whole().values())
 

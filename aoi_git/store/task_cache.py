@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import gc
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +23,13 @@ from aoi_git.domain.model import Task
 from aoi_git.domain.task_rows import TaskMap, TaskRow, TaskRows, keeps_record, row_of
 from aoi_git.errors import AoiError
 from aoi_git.store.head_view import HeadView
-from aoi_git.store.task_cache_file import CACHE_VERSION, gc_paused, read_index, write_parts
+from aoi_git.store.task_cache_file import (
+    CACHE_VERSION,
+    follow_commit,
+    gc_paused,
+    read_index,
+    write_parts,
+)
 
 __all__ = ["CACHE_VERSION", "TaskCache", "TaskIndex"]
 RECENT_KEPT = 1024  # tasks this process wrote, by blob id (a transaction's lookups)
@@ -99,6 +105,27 @@ class TaskCache:
         itself): the next load at its tree returns it, and the cache file is rewritten."""
         self.index = index
         self.dirty = True
+
+    def follow_commit(self, before: HeadView, after: HeadView, written: Mapping[str, Task],
+                      path_of: Callable[[str], str], files: Mapping[str, object]) -> None:
+        """A commit from `before` to `after` that wrote `written` (`files`: every file it
+        wrote): when this process has no index of its own (a one-off command that read
+        only the tasks it changed), the cache file follows it (`follow_commit` of
+        `task_cache_file`), so the next command finds it at HEAD."""
+        if self.index is not None:
+            return  # (its index is saved by its owner, brought along at its next load)
+        paths = {path_of(tid): tid for tid in written}
+        if any(p.startswith("tasks/") and p not in paths for p in files):
+            return  # a task file removed or written raw: the next load's tree diff decides
+        rows = []
+        for path, tid in paths.items():
+            blob = after.blob_id(path)
+            if blob is None:
+                return
+            rows.append((written[tid], row_of(written[tid], path, blob),
+                         before.blob_id(path) is None))
+        follow_commit(self.file, self.delta_file, before.blob_id("tasks"),
+                      after.blob_id("tasks"), rows)
 
     def note_task_written(self, path: str, blob_id: str, task: Task,
                           replaced: str | None = None) -> None:

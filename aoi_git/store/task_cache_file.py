@@ -24,7 +24,7 @@ from typing import Any
 
 from aoi_git.domain.bookkeeping import Bookkeeping, HireProposal
 from aoi_git.domain.model import Task
-from aoi_git.domain.task_rows import TaskRows
+from aoi_git.domain.task_rows import TaskRow, TaskRows, keeps_record
 from aoi_git.errors import AoiError
 
 CACHE_VERSION = 9  # raise when the parsed form of a task or a row changes (9: two parts)
@@ -174,3 +174,40 @@ def read_index(file: Path, delta_file: Path) -> CachedIndex | None:
         root_tree, errors, counts = delta["root_tree"], delta["errors"], delta["counts"]
     return CachedIndex(root_tree, base_root, TaskRows(stored, rest, counts, frozenset(gone)),
                        held, errors, changed)
+
+
+def follow_commit(file: Path, delta_file: Path, old_root: str | None, new_root: str | None,
+                  written: list[tuple[Task, TaskRow, bool]]) -> bool:
+    """Bring a cache of `old_root` to `new_root`, a commit that wrote only `written` among
+    the task files (each task, its new row, and whether its file is new), by a delta:
+    what a one-off command that never loads the org (`aoi task new`) does, so the next
+    `aoi task list` or `aoi status` finds the cache at HEAD. False (the cache left as it
+    is, to be brought along at the next load) when the cache is of another tree, or
+    cannot tell a task's earlier state without reading its finished rows."""
+    if old_root is None or new_root is None:
+        return False
+    try:
+        read = read_index(file, delta_file)
+    except Exception:
+        return False
+    if read is None or read.root_tree != old_root or read.base_root is None:
+        return False
+    rows = read.rows
+    for task, row, new_file in written:
+        known, was = rows.held_stored(task.id)
+        if not (new_file if was is None else known) or row.path in read.errors:
+            return False  # (a finished task: its earlier row is in the part not read)
+        if was is not None and rows.path_of(task.id) != row.path:
+            return False  # moved to another file: the next load's tree diff decides
+        rows.moved(row, was)
+        read.changed.add(task.id)
+        if keeps_record(task):
+            read.open[task.id] = task
+        else:
+            read.open.pop(task.id, None)
+    write_parts(delta_file, {
+        "base_root": read.base_root, "root_tree": new_root,
+        "rows": {tid: rows.held_stored(tid)[1] for tid in read.changed},
+        "open": [read.open[tid] for tid in read.changed if tid in read.open],
+        "errors": read.errors, "counts": rows.counts()})
+    return True

@@ -188,4 +188,5 @@ def commit(
             blob = head.blob_id(path)
             if blob is not None:
                 store.note_task_written(path, blob, task, txn.view.blob_id(path))
+        store.task_cache.follow_commit(txn.view, head, txn.written, txn.path_of, txn.files)
     return oid, txn

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from aoi_git.domain.budget import org_day_spent
 from aoi_git.domain.control import stop_for
@@ -63,6 +63,9 @@ from aoi_git.store.org_store import Store
 from aoi_git.store.trash import Trash
 from aoi_git.store.txn import now_iso
 from aoi_git.store.worktrees import NewWorktree
+
+if TYPE_CHECKING:
+    from aoi_git.runtime.watcher import WatcherStart
 
 S = Status
 # `git gc --auto` (see Daemon._pack): a long-running daemon runs it when it goes idle after
@@ -124,7 +127,7 @@ class Daemon:
             self.root, store.user_name() or "unknown", store.user_email(), self._log)
         self.problems = Problems(self._log, self.clock.wall)
         self.spending = DailySpend(self.root, self._log)
-        self.observer: Any = None
+        self.observer: WatcherStart | None = None  # (the file watcher, once started)
         self.lock = DaemonLock(self.common_dir, self.root)
         self.started = self.clock.wall()
         self.idle = False
@@ -155,9 +158,9 @@ class Daemon:
         self._log("reloaded: aoi.yaml and the org read again (SIGHUP)")
 
     def _start_watcher(self) -> None:
-        from aoi_git.runtime.watcher import start_watcher
+        from aoi_git.runtime.watcher import WatcherStart
 
-        self.observer = start_watcher(self.root, self._on_fs_event, self._on_overflow)
+        self.observer = WatcherStart(self.root, self._on_fs_event, self._on_overflow)
 
     def _on_fs_event(self, path: str) -> None:
         self.person_files.saw(path)
@@ -179,11 +182,13 @@ class Daemon:
             if self.hosts is not None:
                 self.hosts.start()
                 self.executor.refresh()
+            if self.opts.watch:
+                self._start_watcher()  # (on a thread: ready before the first tick)
             self._check_claude(at_start=True)
             self.recover()
             freeze_heap()
-            if self.opts.watch:
-                self._start_watcher()
+            if self.observer is not None:
+                self.observer.observer()
             while True:
                 now = self.clock.wall()
                 try:

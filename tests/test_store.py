@@ -309,14 +309,23 @@ def test_parsed_tasks_are_cached_under_dot_aoi(org_dir: Path) -> None:
     # nothing parsed
     assert second.task_cache.parsed_blobs == 0 and not second.task_cache.dirty
 
-    # one task changes through another store: a fresh store parses that one blob only
-    commit(Store(org_dir), lambda txn: txn.update(ids[0], priority=7), HUMAN)
+    # one task changes through another store with its own index (whose cache its owner
+    # saves): a fresh store parses that one blob only
+    other = Store(org_dir)
+    other.load_tasks()
+    commit(other, lambda txn: txn.update(ids[0], priority=7), HUMAN)
     third = Store(org_dir)
     changed = third.load_tasks()
     assert changed.tasks[ids[0]].priority == 7
     assert changed.rows[ids[0]].priority == 7
     assert changed.rows[ids[0]].path == shard_path(ids[0])
     assert third.task_cache.parsed_blobs == 1
+    third.save_cache()
+    # ... and through a store that read no index (a one-off command): the cache follows
+    commit(Store(org_dir), lambda txn: txn.update(ids[1], priority=5), HUMAN)
+    fourth = Store(org_dir)
+    assert fourth.load_tasks().rows[ids[1]].priority == 5
+    assert fourth.task_cache.parsed_blobs == 0
 
 
 @pytest.mark.parametrize("garbage", [

@@ -834,6 +834,36 @@ def test_a_persons_saved_task_files_with_the_watcher(org: Org) -> None:
     org.assert_clean()
 
 
+def test_a_running_daemon_keeps_the_task_cache_at_head_for_one_shot_commands(
+        org: Org) -> None:
+    """While the daemon commits, its task cache's delta follows within a few seconds, so
+    `aoi task list --status pending` beside it reads the cache, not the whole org."""
+    from aoi_git.store.task_cache_file import read_index
+
+    org.agent("ok", OK_AGENT)
+    org.employee("eng-1", "ok")
+    org.commit()
+    daemon = org.start()
+    save(org.root / "tasks" / "my-task.yaml",
+         "title: My task\nassignee: eng-1\nreviewer: none\n")
+    cache = org.root / ".aoi" / "cache"
+
+    def at_head() -> bool:
+        head = git(org.root, "show", "HEAD:tasks/my-task.yaml", check=False)
+        if "status: finished" not in head:
+            return False
+        read = read_index(cache / "tasks.pickle", cache / "tasks.delta.pickle")
+        tree = git(org.root, "rev-parse", "HEAD:tasks").strip()
+        return read is not None and read.root_tree == tree
+
+    wait_for(at_head, timeout=30, what="the cache to be HEAD's while the daemon runs")
+    assert daemon.poll() is None
+    read = read_index(cache / "tasks.pickle", cache / "tasks.delta.pickle")
+    assert read is not None and read.rows.status_of("my-task") == "finished"
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(20) == 0
+
+
 # ------------------------------------------------------------- until-idle and status
 
 def test_until_idle_and_status(org: Org) -> None:

@@ -190,9 +190,10 @@ class Store:
         """The parsed task of a blob this process holds already, if any."""
         return self.task_cache.parsed_task(blob_id, task_id)
 
-    def save_cache(self) -> None:
-        """Write the parsed-task cache to `.aoi/cache/` if it changed."""
-        self.task_cache.save()
+    def save_cache(self, whole: bool = True) -> None:
+        """Write the parsed-task cache to `.aoi/cache/` if it changed (`whole=False`: only
+        if a small delta file says it, see `TaskCache.save`)."""
+        self.task_cache.save(whole)
 
     # ------------------------------------------------------------------ writing
     def signature(self, actor: str | None = None) -> tuple[pygit2.Signature, pygit2.Signature]:

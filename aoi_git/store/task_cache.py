@@ -277,14 +277,21 @@ class TaskCache:
         self.index = index
         gc.freeze()  # the rows live as long as the process: out of the collector's passes
 
-    def save(self) -> None:
+    def save(self, whole: bool = True) -> None:
         """Write the cache: only the rows changed since the cache file was read (a small
-        delta file beside it) or, after a build or many changes, the whole index."""
+        delta file beside it) or, after a build or many changes, the whole index (not
+        with `whole=False`: a running daemon's saves between commits, which must stay
+        small; it writes the whole index at its exit)."""
         if not self.dirty or self.index is None:
             return
         index = self.index
         changed = index.tasks.changed
-        if changed is not None and self._base_root is not None and len(changed) <= DELTA_MAX:
+        small = changed is not None and self._base_root is not None and \
+            len(changed) <= DELTA_MAX
+        if not small and not whole:
+            return
+        if small:
+            assert changed is not None
             rows, held = index.rows, index.tasks.open
             write_parts(self.delta_file, {
                 "base_root": self._base_root, "root_tree": index.root_tree,

@@ -105,7 +105,8 @@ class TaskRows(Mapping[str, TaskRow]):
     tasks changed since the file's full version) are held, with the counts per status of
     all of them; the rest, nearly all finished, are read from the file the first time a
     question needs them (`rest`). Listing open tasks and counting cost the open rows,
-    not 100k. Any change first reads the rest, so a partial map is only ever read."""
+    not 100k. Any change first reads the rest, but `moved`: a row whose earlier state
+    the map holds (`held_stored`), which keeps the counts right without the rest."""
 
     def __init__(self, stored: dict[str, tuple[object, ...]] | None = None,
                  rest: Callable[[], Iterable[tuple[object, ...]]] | None = None,
@@ -132,7 +133,7 @@ class TaskRows(Mapping[str, TaskRow]):
 
     def _found(self, tid: str) -> tuple[object, ...] | None:
         found = self._rows.get(tid)
-        if found is None and self._rest is not None:
+        if found is None and self._rest is not None and tid not in self._gone:
             found = self._whole().get(tid)
         return found
 

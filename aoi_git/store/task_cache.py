@@ -28,7 +28,8 @@ from aoi_git.store.task_cache_file import (
     follow_commit,
     gc_paused,
     read_index,
-    write_parts,
+    write_delta,
+    write_whole,
 )
 
 __all__ = ["CACHE_VERSION", "TaskCache", "TaskIndex"]
@@ -291,19 +292,12 @@ class TaskCache:
         if not small and not whole:
             return
         if small:
-            assert changed is not None
-            rows, held = index.rows, index.tasks.open
-            write_parts(self.delta_file, {
-                "base_root": self._base_root, "root_tree": index.root_tree,
-                "rows": {tid: rows.stored(tid) for tid in changed},
-                "open": [held[tid] for tid in changed if tid in held],
-                "errors": index.errors, "counts": rows.counts()})
+            assert changed is not None and self._base_root is not None
+            write_delta(self.delta_file, self._base_root, index.root_tree, index.rows,
+                        changed, index.tasks.open, index.errors)
         else:
-            open_rows, rest = index.rows.split_tuples()
-            write_parts(self.file, {"root_tree": index.root_tree, "open_rows": open_rows,
-                               "counts": index.rows.counts(),
-                               "open": list(index.tasks.open.values()),
-                               "errors": index.errors}, rest)
+            write_whole(self.file, index.root_tree, index.rows, index.tasks.open,
+                        index.errors)
             self.delta_file.unlink(missing_ok=True)
             self._base_root = index.root_tree
             index.tasks.changed = set()

@@ -70,7 +70,6 @@ _REDUCERS: dict[type, Callable[[Any], tuple[type, tuple[object, ...]]]] = {
     cls: _positional_reducer(cls) for cls in _PICKLED_POSITIONALLY}
 
 
-
 def _read(path: Path) -> Any:
     """A cache file's data, None when missing or of another version."""
     try:
@@ -114,7 +113,28 @@ def _open(path: Path) -> tuple[Any, Callable[[], list[tuple[object, ...]]]] | No
     return first, rest
 
 
-def write_parts(path: Path, data: object, *more: object) -> None:
+def write_whole(file: Path, root_tree: str | None, rows: TaskRows,
+                open_tasks: dict[str, Task], errors: dict[str, tuple[int, str]]) -> None:
+    """Write the cache file of an index: its open part, then its finished rows."""
+    open_rows, rest = rows.split_tuples()
+    _write_parts(file, {"root_tree": root_tree, "open_rows": open_rows,
+                        "counts": rows.counts(), "open": list(open_tasks.values()),
+                        "errors": errors}, rest)
+
+
+def write_delta(delta_file: Path, base_root: str, root_tree: str | None, rows: TaskRows,
+                changed: set[str], open_tasks: dict[str, Task],
+                errors: dict[str, tuple[int, str]]) -> None:
+    """Write the delta of an index on the cache file of `base_root`: the rows of the ids
+    `changed` since (None: removed), their open tasks, the counts and the errors."""
+    _write_parts(delta_file, {
+        "base_root": base_root, "root_tree": root_tree,
+        "rows": {tid: rows.stored(tid) for tid in changed},
+        "open": [open_tasks[tid] for tid in changed if tid in open_tasks],
+        "errors": errors, "counts": rows.counts()})
+
+
+def _write_parts(path: Path, data: object, *more: object) -> None:
     """Write a cache file (atomically): the header, then each part as a pickle of its own."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -205,9 +225,6 @@ def follow_commit(file: Path, delta_file: Path, old_root: str | None, new_root: 
             read.open[task.id] = task
         else:
             read.open.pop(task.id, None)
-    write_parts(delta_file, {
-        "base_root": read.base_root, "root_tree": new_root,
-        "rows": {tid: rows.held_stored(tid)[1] for tid in read.changed},
-        "open": [read.open[tid] for tid in read.changed if tid in read.open],
-        "errors": read.errors, "counts": rows.counts()})
+    write_delta(delta_file, read.base_root, new_root, rows, read.changed, read.open,
+                read.errors)
     return True

@@ -793,13 +793,20 @@ def save(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def test_a_persons_saved_task_files_with_the_watcher(org: Org) -> None:
+def _daemon_given_my_task(org: Org) -> subprocess.Popen[bytes]:
+    """A real daemon (watcher on) with one script employee, and a person's saved task
+    file for it (`my-task`, no reviewer)."""
     org.agent("ok", OK_AGENT)
     org.employee("eng-1", "ok")
     org.commit()
     daemon = org.start()
     save(org.root / "tasks" / "my-task.yaml",
          "title: My task\nassignee: eng-1\nreviewer: none\n")
+    return daemon
+
+
+def test_a_persons_saved_task_files_with_the_watcher(org: Org) -> None:
+    daemon = _daemon_given_my_task(org)
     wait_for(lambda: org.tasks().get("my-task") and org.task("my-task").status is S.FINISHED,
              what="my-task to run")
     first = git(org.root, "log", "--reverse", "--format=%B%x00", "--", "tasks/my-task.yaml")
@@ -840,12 +847,7 @@ def test_a_running_daemon_keeps_the_task_cache_at_head_for_one_shot_commands(
     `aoi task list --status pending` beside it reads the cache, not the whole org."""
     from aoi_git.store.task_cache_file import read_index
 
-    org.agent("ok", OK_AGENT)
-    org.employee("eng-1", "ok")
-    org.commit()
-    daemon = org.start()
-    save(org.root / "tasks" / "my-task.yaml",
-         "title: My task\nassignee: eng-1\nreviewer: none\n")
+    daemon = _daemon_given_my_task(org)
     cache = org.root / ".aoi" / "cache"
 
     def at_head() -> bool:
